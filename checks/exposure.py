@@ -1,0 +1,7 @@
+"""exposure checks (placeholder until the family lands)."""
+
+from __future__ import annotations
+
+from scanner.plugins import Check
+
+CHECKS: list[Check] = []

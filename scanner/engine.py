@@ -1,0 +1,266 @@
+"""Runs a scan: collect once per target (bounded by the deadline), analyse with every check, map and
+score with the baseline. No rendering here, no storage: the CLI composes those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from scanner import __version__
+from scanner.baseline import Baseline, load_baseline
+from scanner.collectors import COLLECTORS, FAMILY_EVIDENCE
+from scanner.evidence import Snapshot
+from scanner.models import (
+    BaselineRef,
+    Finding,
+    Report,
+    Status,
+    Target,
+    TargetResult,
+    ToolInfo,
+)
+from scanner.net import ResolutionError, ScanContext
+from scanner.plugins import Check, Registry, load_checks
+from scanner.settings import Settings
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = "1.0"
+
+ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
+
+
+class SelectionError(ValueError):
+    """``--only`` / ``--skip`` named an ID that is neither a check nor a control."""
+
+
+class Selection:
+    """Which checks run and which controls are reported, from ``--only`` and ``--skip``."""
+
+    def __init__(self, registry: Registry, baseline: Baseline, only: Iterable[str] = (),
+                 skip: Iterable[str] = ()) -> None:
+        self.baseline = baseline
+        ids = registry.by_id()
+        controls = {c.id for c in baseline.controls}
+        only_s, skip_s = set(only), set(skip)
+        for name in only_s | skip_s:
+            if name not in ids and name not in controls:
+                raise SelectionError(f"unknown check or control ID: {name}")
+
+        def wanted(chk: Check) -> bool:
+            if chk.id in skip_s or any(a in skip_s for a in chk.meta.aliases):
+                return False
+            if not only_s:
+                return True
+            return chk.id in only_s or any(c in only_s for c in chk.meta.controls)
+
+        self.checks: list[Check] = [c for c in registry.checks if wanted(c)]
+        if only_s:
+            self.controls = {c for c in controls if c in only_s}
+            self.controls |= {ctl for chk in self.checks if chk.id in only_s for ctl in chk.meta.controls}
+        else:
+            self.controls = set(controls)
+        self.controls -= skip_s
+        fed = {ctl for chk in self.checks for ctl in chk.meta.controls}
+        # A control whose every check was skipped by name is not reported.
+        self.controls = {c for c in self.controls
+                         if c in fed or not any(x in skip_s for x in baseline.control(c).checks)}
+        self.loaded_ids = {c.id for c in registry.checks}
+
+    def families(self, kind: str) -> set[str]:
+        """Evidence families the selected checks of this kind of target need."""
+        fams = set()
+        for chk in self.checks:
+            if chk.meta.target_kind == kind:
+                fams.add(FAMILY_EVIDENCE.get(chk.family, chk.family))
+        return fams
+
+
+class Scanner:
+    """One scan over many targets, with the settings' concurrency and per-target deadline."""
+
+    def __init__(self, settings: Settings, baseline: Baseline | None = None,
+                 registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.baseline = baseline or load_baseline()
+        self.registry = registry or load_checks(c.id for c in self.baseline.controls)
+        self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
+
+    async def run(self, targets: list[Target], on_result: ResultCallback | None = None,
+                  on_start: Callable[[Target], None] | None = None) -> Report:
+        """Scan every target; results are handed to ``on_result`` as each target finishes."""
+        started = datetime.now(UTC)
+        ctx = ScanContext.create(self.settings)
+        sem = asyncio.Semaphore(max(1, self.settings.concurrency))
+        results: dict[str, TargetResult] = {}
+        t0 = time.monotonic()
+
+        async def one(target: Target) -> None:
+            async with sem:
+                if on_start:
+                    on_start(target)
+                result, snap = await self.scan_target(target, ctx)
+                results[target.key] = result
+                if on_result:
+                    maybe = on_result(result, snap)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+
+        try:
+            # Targets' own addresses are in scope even when internal (a testbed, an intranet audit).
+            for t in targets:
+                if t.kind == "endpoint":
+                    forced = ctx.resolver.override(t.host, t.port)
+                    if forced:
+                        ctx.target_addresses.add(forced)
+            await asyncio.gather(*(one(t) for t in targets))
+        finally:
+            await ctx.aclose()
+        ordered = tuple(results[t.key] for t in targets if t.key in results)
+        stats = {
+            "duration_s": round(time.monotonic() - t0, 3),
+            "targets": len(ordered),
+            "http_requests": sum(ctx.stats.http_requests.values()),
+            "http_requests_per_host": dict(ctx.stats.http_requests),
+            "tls_connections": sum(ctx.stats.tls_connections.values()),
+            "blocked_requests": list(ctx.stats.blocked)[:100],
+            "refused_plugins": list(self.registry.refused),
+        }
+        return Report(
+            schema_version=SCHEMA_VERSION,
+            tool=ToolInfo(version=__version__),
+            baseline=BaselineRef(id=self.baseline.id, version=self.baseline.version),
+            generated_at=started,
+            targets=ordered,
+            stats=stats,
+        )
+
+    async def scan_target(self, target: Target, ctx: ScanContext) -> tuple[TargetResult, Snapshot]:
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        snapshot = await self.collect(target, ctx)
+        findings = self.analyse(snapshot)
+        result = self.assess(target, snapshot, findings, started, time.monotonic() - t0)
+        return result, snapshot
+
+    async def collect(self, target: Target, ctx: ScanContext) -> Snapshot:
+        """Collect every needed evidence family within the target deadline."""
+        deadline = time.monotonic() + self.settings.target_deadline
+        addresses: tuple[str, ...] = ()
+        resolution_error = None
+        families = self.selection.families(target.kind)
+        evidence: dict[str, Any] = {}
+        if target.kind == "endpoint":
+            try:
+                addrs = await asyncio.wait_for(ctx.resolver.resolve(target.host, target.port),
+                                               timeout=max(0.1, deadline - time.monotonic()))
+                addresses = tuple(addrs)
+                ctx.target_addresses.update(addresses)
+            except ResolutionError as exc:
+                resolution_error = exc.reason
+            except TimeoutError:
+                resolution_error = "name resolution exceeded the target deadline"
+        specs = [s for s in COLLECTORS if s.kind == target.kind and s.family in families]
+        for stage in sorted({s.stage for s in specs}):
+            batch = [s for s in specs if s.stage == stage]
+            if resolution_error:
+                for s in batch:
+                    evidence[s.family] = _evidence_error(s.family, f"host not resolved: {resolution_error}")
+                continue
+            tasks = {s.family: asyncio.create_task(self._run_collector(s, target, ctx, addresses, evidence))
+                     for s in batch}
+            remaining = max(0.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(tasks.values(), timeout=remaining)
+            for fam, task in tasks.items():
+                if task in pending:
+                    task.cancel()
+                    evidence[fam] = _evidence_error(
+                        fam, f"target deadline of {self.settings.target_deadline:g}s exceeded")
+                else:
+                    evidence[fam] = task.result()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        return Snapshot(target=target, addresses=addresses, resolution_error=resolution_error, **evidence)
+
+    async def _run_collector(self, spec: Any, target: Target, ctx: ScanContext,
+                             addresses: tuple[str, ...], prior: dict[str, Any]) -> Any:
+        try:
+            return await spec.load()(target, ctx, addresses, dict(prior))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a collector bug must become an error result, not a crash
+            log.exception("collector %s crashed on %s", spec.family, target.target)
+            return _evidence_error(spec.family, f"internal error in the {spec.family} collector: {exc}")
+
+    def analyse(self, snapshot: Snapshot) -> list[Finding]:
+        """Run every selected check of the target's kind over the snapshot (pure, no I/O)."""
+        findings: list[Finding] = []
+        for chk in self.selection.checks:
+            if chk.meta.target_kind != snapshot.target.kind:
+                continue
+            try:
+                findings.extend(chk.run(snapshot))
+            except Exception as exc:  # a check bug is an error result for its controls
+                log.exception("check %s crashed on %s", chk.id, snapshot.target.target)
+                findings.extend(chk.meta.errors(f"internal error in check {chk.id}: {exc}"))
+        return findings
+
+    def assess(self, target: Target, snapshot: Snapshot, findings: list[Finding],
+               started: datetime | None = None, duration: float | None = None) -> TargetResult:
+        """Map findings onto the baseline's controls and grade the target."""
+        by_control: dict[str, list[Finding]] = {}
+        for f in findings:
+            by_control.setdefault(f.control, []).append(f)
+        controls = []
+        for control in self.baseline.controls_for(target.kind):
+            if control.id not in self.selection.controls:
+                continue
+            unavailable = None
+            if not any(c in self.selection.loaded_ids for c in control.checks):
+                unavailable = "no installed check assesses this control yet"
+            controls.append(self.baseline.control_result(control, by_control.get(control.id, []),
+                                                         unavailable))
+        grade, score, decided, applicable = self.baseline.grade(controls)
+        errors = []
+        if snapshot.resolution_error:
+            errors.append(f"{target.host}: {snapshot.resolution_error}")
+        for fam in ("tls", "http", "exposure", "dns"):
+            ev = getattr(snapshot, fam)
+            if ev is not None and ev.error:
+                errors.append(f"{fam}: {ev.error}")
+        all_findings = tuple(f for c in controls for f in c.findings)
+        return TargetResult(
+            member=target.member,
+            member_name=target.member_name,
+            kind=target.kind,
+            target=target.target,
+            addresses=snapshot.addresses,
+            grade=grade,
+            score=score,
+            decided=decided,
+            applicable=applicable,
+            controls=tuple(controls),
+            findings=all_findings,
+            errors=tuple(errors),
+            started_at=started,
+            duration_s=round(duration, 3) if duration is not None else None,
+        )
+
+
+def _evidence_error(family: str, reason: str) -> Any:
+    from scanner.evidence import DNSEvidence, ExposureEvidence, HTTPEvidence, TLSEvidence
+
+    cls = {"tls": TLSEvidence, "http": HTTPEvidence, "exposure": ExposureEvidence, "dns": DNSEvidence}
+    return cls[family](error=reason)
+
+
+def run_scan(targets: list[Target], settings: Settings, **kwargs: Any) -> Report:
+    """Synchronous convenience wrapper around ``Scanner.run``."""
+    return asyncio.run(Scanner(settings).run(targets, **kwargs))
+
+
+__all__ = ["Scanner", "Selection", "SelectionError", "run_scan", "SCHEMA_VERSION", "Status"]

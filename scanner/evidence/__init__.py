@@ -1,0 +1,29 @@
+"""The evidence model: what collectors record and checks read. One module per family.
+
+A ``Snapshot`` is everything collected about one target, immutable and JSON-serialisable, so a scan can
+be re-analysed later from stored evidence. Checks import only this package and ``scanner.models``.
+"""
+
+from __future__ import annotations
+
+from scanner.evidence.base import Evidence
+from scanner.evidence.dns import DNSEvidence
+from scanner.evidence.exposure import ExposureEvidence
+from scanner.evidence.http import HTTPEvidence
+from scanner.evidence.tls import TLSEvidence
+from scanner.models import Frozen, Target
+
+
+class Snapshot(Frozen):
+    """All evidence about one target. A family is None when its collector did not run (skipped)."""
+
+    target: Target
+    addresses: tuple[str, ...] = ()
+    resolution_error: str | None = None  # the target's host name could not be resolved
+    tls: TLSEvidence | None = None
+    http: HTTPEvidence | None = None
+    exposure: ExposureEvidence | None = None
+    dns: DNSEvidence | None = None
+
+
+__all__ = ["Evidence", "Snapshot", "TLSEvidence", "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]

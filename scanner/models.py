@@ -1,0 +1,143 @@
+"""Typed, immutable records that flow through a scan: targets, findings, results, reports.
+
+Data flows one way: ``Target`` -> (collectors) ``Snapshot`` -> (checks) ``Finding`` ->
+(baseline) ``ControlResult`` / ``TargetResult`` -> ``Report`` -> reporters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    """Base of every record: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Status(str, Enum):
+    """Outcome of a finding or a control, per the baseline spec."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+    NOT_APPLICABLE = "not_applicable"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Severity(str, Enum):
+    """Weight of a failure. Ordered: ``Severity.rank``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+TargetKind = Literal["endpoint", "domain"]
+
+
+class Target(Frozen):
+    """One thing to scan: a web endpoint (URL) or a domain, optionally tied to a member."""
+
+    kind: TargetKind
+    target: str  # normalised URL for endpoints, lower-case domain name for domains
+    host: str  # host name (endpoint) or the domain itself
+    port: int | None = None  # HTTPS port for endpoints
+    member: str | None = None  # member id
+    member_name: str | None = None
+    scope: tuple[str, ...] = ()  # registrable domains this target may lead the scanner to
+    related_hosts: tuple[str, ...] = ()  # domain targets: endpoint host names of the scan under it
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+
+class Finding(Frozen):
+    """One observation by one check. ``evidence`` is plain JSON data, already bounded."""
+
+    check: str
+    control: str
+    status: Status
+    severity: Severity | None = None  # weight if this is a fail/warn; defaults to the control's
+    title: str
+    detail: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    remediation: str | None = None
+
+
+class ControlResult(Frozen):
+    """The status of one baseline control on one target."""
+
+    id: str
+    title: str
+    area: str
+    status: Status
+    severity: Severity
+    findings: tuple[Finding, ...] = ()
+
+
+class TargetResult(Frozen):
+    """Everything decided about one target."""
+
+    member: str | None
+    member_name: str | None = None
+    kind: TargetKind
+    target: str
+    addresses: tuple[str, ...] = ()
+    grade: str
+    score: int
+    decided: int  # controls that could be decided (not error, not n/a)
+    applicable: int  # controls that apply (not n/a)
+    controls: tuple[ControlResult, ...]
+    findings: tuple[Finding, ...]
+    errors: tuple[str, ...] = ()
+    started_at: datetime | None = None
+    duration_s: float | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolInfo(Frozen):
+    name: str = "pledgescan"
+    version: str
+
+
+class BaselineRef(Frozen):
+    id: str
+    version: str
+
+
+class Report(Frozen):
+    """One scan run: what reporters render."""
+
+    schema_version: str
+    tool: ToolInfo
+    baseline: BaselineRef
+    generated_at: datetime
+    targets: tuple[TargetResult, ...]
+    run_id: str | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)
