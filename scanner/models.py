@@ -7,7 +7,7 @@ Data flows one way: ``Target`` -> (collectors) ``Snapshot`` -> (checks) ``Findin
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +19,7 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of a finding or a control, per the baseline spec."""
 
     PASS = "pass"
@@ -32,7 +32,7 @@ class Status(str, Enum):
         return self.value
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Weight of a failure. Ordered: ``Severity.rank``."""
 
     INFO = "info"

@@ -1,0 +1,32 @@
+# pledgescan developer tasks. `make test` is the README's test command and what .ci/run runs.
+PY ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: install test lint demo testbed testbed-deps bench clean
+
+install:  ## editable install with the test tools
+	$(PY) -m pip install -q -e '.[test]'
+
+test: install  ## the whole suite (tests needing Debian servers skip locally when absent; never in CI)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint:
+	$(PY) -m ruff check scanner checks templates tests bench
+
+demo: install
+	pledgescan demo -o report.html
+
+testbed-deps:  ## Debian packages the integration tests use (root)
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    nginx-light knot knot-dnsutils apache2 libapache2-mod-php phpmyadmin adminer
+
+testbed: install  ## start the test servers by hand (Ctrl-C stops them)
+	$(PY) -m tests.testbed.run
+
+bench: install
+	$(PY) bench/bench_tls.py
+	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache report.html pledgescan-report*

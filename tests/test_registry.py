@@ -1,0 +1,109 @@
+"""Meta-tests over the check registry and the baseline: IDs, metadata, coverage, plugin refusal."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from scanner.baseline import load_baseline
+from scanner.plugins import CHECK_GROUP, CheckMeta, load_checks
+
+BASELINE = load_baseline()
+CONTROL_IDS = [c.id for c in BASELINE.controls]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_checks(CONTROL_IDS)
+
+
+def test_spec_control_ids_are_exactly_the_baselines():
+    expected = (
+        [f"T{i}" for i in range(1, 7)] + [f"H{i}" for i in range(1, 12)] + [f"C{i}" for i in range(1, 5)]
+        + [f"E{i}" for i in range(1, 5)] + [f"D{i}" for i in range(1, 7)]
+    )
+    assert expected == CONTROL_IDS
+
+
+def test_every_family_loads_without_refusals(registry):
+    assert registry.refused == []
+    families = {ep.name for ep in entry_points(group=CHECK_GROUP)}
+    assert {"tls", "http", "cookies", "exposure", "dns"} <= families
+
+
+def test_check_ids_and_aliases_are_unique(registry):
+    names = [c.id for c in registry.checks] + [a for c in registry.checks for a in c.meta.aliases]
+    assert len(names) == len(set(names))
+
+
+def test_every_check_feeds_a_control_that_lists_it(registry):
+    for chk in registry.checks:
+        assert chk.meta.controls, chk.id
+        for cid in chk.meta.controls:
+            assert chk.id in BASELINE.control(cid).checks, f"{chk.id} feeds {cid} but {cid} does not list it"
+
+
+def test_every_baseline_control_has_a_loaded_check(registry):
+    loaded = {c.id for c in registry.checks}
+    missing = [c.id for c in BASELINE.controls if not set(c.checks) & loaded]
+    assert missing == []
+
+
+def test_check_kind_matches_control_scope(registry):
+    for chk in registry.checks:
+        for cid in chk.meta.controls:
+            assert BASELINE.control(cid).scope == chk.meta.target_kind, chk.id
+
+
+def test_metadata_is_complete(registry):
+    for chk in registry.checks:
+        m = chk.meta
+        assert m.title and m.description and m.risk and m.remediation, m.id
+        assert m.references, f"{m.id} has no references"
+
+
+def test_invalid_metadata_is_rejected():
+    with pytest.raises(ValueError):
+        CheckMeta(id="Bad ID", title="x", severity="high", controls=("T1",), target_kind="endpoint",
+                  description="d" * 20, risk="r" * 20, remediation="m" * 20)
+    with pytest.raises(ValueError):
+        CheckMeta(id="tls-x", title="xyz", severity="high", controls=("Z9",), target_kind="endpoint",
+                  description="d" * 20, risk="r" * 20, remediation="m" * 20)
+
+
+def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path, monkeypatch):
+    """Install a fake distribution on sys.path whose checks are broken; the registry refuses them."""
+    pkg = tmp_path / "evilplug.py"
+    pkg.write_text(textwrap.dedent('''
+        from scanner.models import Severity
+        from scanner.plugins import Check, CheckMeta
+        META = CheckMeta.model_construct(id="NOT VALID", title="t", severity=Severity.HIGH, controls=("T1",),
+                                         target_kind="endpoint", description="", risk="", remediation="")
+        CHECKS = [Check(META, lambda snap: [])]
+        DUP = [Check(CheckMeta(id="tls-handshake", title="dup!", severity="low", controls=("T1",),
+                               target_kind="endpoint", description="duplicate id plugin",
+                               risk="none whatsoever", remediation="nothing to do here"),
+                     lambda snap: [])]
+        def _boom():
+            raise RuntimeError("x")
+    '''))
+    dist = tmp_path / "evilplug-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evilplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[pledgescan.checks]\nbad = evilplug:CHECKS\ndup = evilplug:DUP\nmissing = evilplug:NOPE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("evilplug", None)
+    reg = load_checks(CONTROL_IDS)
+    refused = "\n".join(reg.refused)
+    assert "'bad'" in refused and "invalid metadata" in refused
+    assert "'dup'" in refused and "duplicate check ID" in refused
+    assert "'missing'" in refused and "failed to load" in refused
+    ids = [c.id for c in reg.checks]
+    assert "NOT VALID" not in ids
+    assert ids.count("tls-handshake") == 1
+    assert [c for c in reg.checks if c.id == "tls-handshake"][0].meta.title != "dup!"
