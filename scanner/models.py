@@ -67,6 +67,7 @@ class Target(Frozen):
     target: str  # normalised URL for endpoints, lower-case domain name for domains
     host: str  # host name (endpoint) or the domain itself
     port: int | None = None  # HTTPS port for endpoints
+    http_port: int = 80  # where the endpoint's plain-HTTP URL is probed (H1); 80 unless told otherwise
     member: str | None = None  # member id
     member_name: str | None = None
     scope: tuple[str, ...] = ()  # registrable domains this target may lead the scanner to
