@@ -1,0 +1,83 @@
+"""The command line as a user meets it: one-line errors, exit codes, listings, unreachable targets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLEDGESCAN = [sys.executable, "-m", "scanner"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PLEDGESCAN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "nothing to scan"),
+    (("http://exa mple.org/",), "not a valid host name"),
+    (("ftp://example.org/",), "only http and https"),
+    (("https://example.org:99999/",), "malformed URL"),
+    (("example.org", "--resolve", "nonsense"), "--resolve"),
+    (("example.org", "--resolve", "example.org:443:not-an-ip"), "not an IP address"),
+    (("example.org", "--nameserver", "dns.example"), "--nameserver"),
+    (("example.org", "--only", "Z99"), "unknown check or control ID"),
+    (("example.org", "--format", "pdf"), "pdf"),
+    (("example.org", "--ca-bundle", "/nonexistent.pem"), "does not exist"),
+])
+def test_bad_input_is_one_line_exit_2(args, message):
+    r = run("scan", *args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("pledgescan: error:")
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_checks_lists_every_check_with_its_controls():
+    r = run("checks")
+    assert r.returncode == 0
+    for cid in ("tls-handshake", "http-hsts", "cookie-secure", "exposure-source-secrets", "dns-spf"):
+        assert cid in r.stdout
+
+
+def test_baseline_lists_all_controls():
+    r = run("baseline")
+    assert r.returncode == 0
+    for cid in ("T1", "T6", "H11", "C4", "E4", "D6"):
+        assert f" {cid} " in r.stdout
+
+
+def test_unresolvable_target_gives_error_statuses_not_fail(tmp_path: Path):
+    out = tmp_path / "r.json"
+    r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53",
+            "--timeout", "1", "--format", "json", "-o", str(out), "--fail-on", "low", "-q")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    (t,) = data["targets"]
+    assert t["kind"] == "endpoint" and t["grade"] == "?"
+    statuses = {c["status"] for c in t["controls"]}
+    assert statuses == {"error"}
+    assert t["errors"] and "nowhere.pledgescan.test" in t["errors"][0]
+
+
+def test_bare_host_means_endpoint_and_domain(tmp_path: Path):
+    out = tmp_path / "r.json"
+    r = run("scan", "nowhere.pledgescan.test", "--nameserver", "127.0.60.250:53", "--timeout", "1",
+            "--format", "json", "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    kinds = sorted((t["kind"], t["target"]) for t in json.loads(out.read_text())["targets"])
+    assert kinds == [("domain", "nowhere.pledgescan.test"), ("endpoint", "https://nowhere.pledgescan.test/")]
+
+
+def test_several_formats_go_to_a_directory(tmp_path: Path):
+    out = tmp_path / "reports"
+    r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1",
+            "--format", "json", "--format", "csv", "--format", "sarif", "--format", "html", "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["report.csv", "report.html", "report.json", "report.sarif"]

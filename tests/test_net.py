@@ -1,0 +1,133 @@
+"""The shared network plumbing against real local servers: trust, caps, blocking, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from scanner.net import Fetcher, HostLimiter, RateLimiter, ResolutionError, Resolver, ScanStats, is_internal_address
+from scanner.settings import Settings
+from scanner.testbed.certs import TestPKI
+from scanner.testbed.tls_servers import (
+    HttpResponseSpec,
+    start_http_server,
+    start_https_server,
+    start_stalling_server,
+)
+
+ADDR = "127.0.60.1"
+NAME = "site.net.test"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> tuple[TestPKI, Path]:
+    p = TestPKI.create("net tests")
+    return p, p.write_ca_bundle(tmp_path_factory.mktemp("ca") / "ca.pem")
+
+
+@pytest.fixture(scope="module")
+def servers(pki):
+    p, _ = pki
+    good = p.leaf([NAME])
+    big = HttpResponseSpec(headers=[("Content-Type", "text/plain"), ("X-Test", "a"), ("X-Test", "b")],
+                           body=b"x" * 200_000)
+    selfsigned = p.leaf([NAME], self_signed=True)
+    started = [
+        start_https_server(ADDR, 18443, good.chain_pem, good.key_pem, response=big),
+        start_https_server(ADDR, 18444, selfsigned.chain_pem, selfsigned.key_pem),
+        start_http_server(ADDR, 18080),
+        start_stalling_server(ADDR, 18445),
+    ]
+    yield
+    for s in started:
+        s.stop()
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    return Fetcher(settings, Resolver(settings), HostLimiter(2), RateLimiter(0), ScanStats())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def fetch(settings: Settings, url: str, **kw):
+    async def go():
+        f = make_fetcher(settings)
+        try:
+            return await f.fetch(url, **kw)
+        finally:
+            await f.aclose()
+
+    return run(go())
+
+
+def test_https_fetch_validates_with_ca_bundle_and_keeps_duplicate_headers(servers, pki):
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR}, ca_bundle=ca, max_body_bytes=1000)
+    r = fetch(s, f"https://{NAME}:18443/")
+    assert r.error is None and r.status == 200
+    assert r.tls_verified is True
+    assert r.header_all("x-test") == ["a", "b"]
+    assert r.address == ADDR
+    assert len(r.body) == 1000 and r.body_truncated
+
+
+def test_untrusted_certificate_is_recorded_and_page_still_fetched(servers, pki):
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18444): ADDR}, ca_bundle=ca)
+    r = fetch(s, f"https://{NAME}:18444/")
+    assert r.status == 200
+    assert r.tls_verified is False
+    assert r.tls_error
+
+
+def test_without_ca_bundle_private_ca_is_not_trusted(servers):
+    s = Settings(resolve={(NAME, 18443): ADDR})
+    r = fetch(s, f"https://{NAME}:18443/")
+    assert r.tls_verified is False and r.status == 200
+
+
+def test_internal_address_not_in_scope_is_refused(servers):
+    r = fetch(Settings(), f"http://{ADDR}:18080/")
+    assert r.status is None and r.error_kind == "blocked"
+
+
+def test_operator_mapped_address_is_allowed(servers):
+    r = fetch(Settings(resolve={(NAME, 18080): ADDR}), f"http://{NAME}:18080/")
+    assert r.status == 200
+
+
+def test_closed_port_is_connect_error(servers):
+    r = fetch(Settings(resolve={(NAME, 18999): ADDR}), f"http://{NAME}:18999/")
+    assert r.status is None and r.error_kind == "connect"
+
+
+def test_stalled_server_times_out(servers):
+    r = fetch(Settings(resolve={(NAME, 18445): ADDR}, timeout=0.5), f"https://{NAME}:18445/")
+    assert r.status is None and r.error_kind in ("timeout", "tls")
+
+
+def test_only_get_and_head():
+    with pytest.raises(ValueError):
+        fetch(Settings(), "https://example.org/", method="POST")
+
+
+def test_unreachable_nameserver_gives_resolution_error():
+    s = Settings(nameservers=(("127.0.60.250", 53),), timeout=1.0)
+
+    async def go():
+        return await Resolver(s).resolve("nowhere.example")
+
+    with pytest.raises(ResolutionError):
+        run(go())
+
+
+def test_internal_address_classification():
+    for a in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0",
+              "::ffff:127.0.0.1"):
+        assert is_internal_address(a), a
+    for a in ("8.8.8.8", "2001:4860:4860::8888"):
+        assert not is_internal_address(a), a
