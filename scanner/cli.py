@@ -163,14 +163,15 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
                  default_name: str = "pledgescan-report") -> tuple[Report, list[Path]]:
     """Run the scan with a progress display, write the reports, print the summary."""
     from scanner.engine import Scanner, SelectionError
-    from scanner.progress import ScanProgress
-    from scanner.reporters import render_all
-    from scanner.reporters.terminal import print_summary
 
     try:
         scanner = Scanner(settings)
     except SelectionError as exc:
         raise InputProblem(str(exc)) from None
+    from scanner.progress import ScanProgress
+    from scanner.reporters import render_all
+    from scanner.reporters.terminal import print_summary
+
     progress = ScanProgress(len(targets), enabled=not quiet)
 
     async def result_cb(result: Any, snap: Any) -> None:
@@ -290,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("pledgescan: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # never a traceback for users; -vv shows it
+        logging.getLogger("pledgescan").debug("internal error", exc_info=True)
+        click.echo(f"pledgescan: internal error: {type(exc).__name__}: {exc} (run with -vv for details)",
+                   err=True)
+        sys.exit(3)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
