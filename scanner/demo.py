@@ -107,7 +107,7 @@ def start_demo_sites(stack: ExitStack, workdir: Path) -> tuple[list[DemoSite], P
     site("expired", "a certificate that expired 10 days ago",
          pki.leaf([expired], days=(-100, -10)), {}, None,
          HttpResponseSpec(headers=GOOD_HEADERS, body=GOOD_BODY))
-    wrong = f"wronghost.{DEMO_DOMAIN}"
+
     site("wronghost", "a self-signed certificate for another name",
          pki.leaf([f"elsewhere.{DEMO_DOMAIN}"], self_signed=True), {}, None,
          HttpResponseSpec(headers=GOOD_HEADERS[:3], body=GOOD_BODY))

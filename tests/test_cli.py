@@ -77,7 +77,8 @@ def test_bare_host_means_endpoint_and_domain(tmp_path: Path):
 def test_several_formats_go_to_a_directory(tmp_path: Path):
     out = tmp_path / "reports"
     r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1",
-            "--format", "json", "--format", "csv", "--format", "sarif", "--format", "html", "-o", str(out), "-q")
+            "--format", "json", "--format", "csv", "--format", "sarif", "--format", "html",
+            "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == ["report.csv", "report.html", "report.json", "report.sarif"]

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from scanner.net import Fetcher, HostLimiter, RateLimiter, ResolutionError, Resolver, ScanStats, is_internal_address
+from scanner.net import (
+    Fetcher,
+    HostLimiter,
+    RateLimiter,
+    ResolutionError,
+    Resolver,
+    ScanStats,
+    is_internal_address,
+)
 from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (
