@@ -1,0 +1,358 @@
+"""Members file: the secretariat's inventory (YAML or CSV) turned into typed ``Target`` records.
+
+YAML::
+
+    members:
+      - name: Good School Network
+        id: good-school              # optional; derived from the name when absent
+        contact: security@good.example
+        domains: [good.example]
+        endpoints: [https://good.example/, https://learn.good.example/]
+        exclude: [https://good.example/legacy/]   # optional
+
+CSV: columns ``member,contact,kind,target`` (``kind`` is ``endpoint`` or ``domain``; optional ``id``).
+
+Every problem names the file, the line and the field. PyYAML's composed nodes carry their positions
+(``start_mark``), which is all the line-awareness needed, so no extra YAML library.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from scanner.models import Frozen, Target
+from scanner.net import in_scope, registrable_domain
+from scanner.targets import InputError, dedupe, domain, endpoint, link_related
+
+MEMBER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+MEMBER_KEYS = ("name", "id", "contact", "domains", "endpoints", "exclude")
+MAX_MEMBERS = 10_000
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a members file."""
+
+    path: str
+    line: int
+    field: str
+    message: str
+    level: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        fld = f" {self.field}:" if self.field else ""
+        return f"{where}:{fld} {self.message}" if self.level == "error" else \
+            f"{where}:{fld} warning: {self.message}"
+
+
+class MembersError(InputError):
+    """The members file is invalid; ``issues`` lists every error (one line each)."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = sorted(issues, key=lambda i: i.line)
+        issues = self.issues
+        first = str(issues[0]) if issues else "invalid members file"
+        more = f" (and {len(issues) - 1} more error(s))" if len(issues) > 1 else ""
+        super().__init__(first + more)
+
+
+class Member(Frozen):
+    """A member of the coalition as listed in the members file."""
+
+    id: str
+    name: str
+    contact: str | None = None
+    domains: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()  # normalised URLs
+    line: int = 0
+
+
+@dataclass
+class Inventory:
+    """The parsed file: members, their targets (in file order) and non-fatal warnings."""
+
+    members: list[Member] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    def member(self, member_id: str) -> Member | None:
+        return next((m for m in self.members if m.id == member_id), None)
+
+
+def slugify(name: str) -> str:
+    """A member ID from a name: ASCII, lower case, dashes (``Good School`` -> ``good-school``)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:64].rstrip("-")
+
+
+# -- raw entries ------------------------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    """One member as read from either format, with the line of each field for error messages."""
+
+    index: int
+    line: int
+    lines: dict[str, int] = field(default_factory=dict)
+    name: str | None = None
+    id: str | None = None
+    contact: str | None = None
+    domains: list[tuple[str, int]] = field(default_factory=list)
+    endpoints: list[tuple[str, int]] = field(default_factory=list)
+    exclude: list[tuple[str, int]] = field(default_factory=list)
+    broken: bool = False  # a field was already reported: no follow-on "nothing to scan" error
+
+
+def load_members(path: str | Path) -> Inventory:
+    """Read and validate a members file (``.csv`` is CSV, anything else YAML); raise ``MembersError``."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise MembersError([Issue(str(p), 0, "", "not UTF-8 text")]) from None
+    except OSError as exc:
+        raise MembersError([Issue(str(p), 0, "", f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_members(text, str(p), fmt="csv" if p.suffix.lower() == ".csv" else "yaml")
+
+
+def parse_members(text: str, source: str = "<members>", fmt: Literal["yaml", "csv"] = "yaml") -> Inventory:
+    """Parse members from text; every error names the line and field."""
+    issues: list[Issue] = []
+    entries = _read_csv(text, source, issues) if fmt == "csv" else _read_yaml(text, source, issues)
+    return _validate(entries, source, fmt, issues)
+
+
+def _read_yaml(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        issues.append(Issue(source, line, "", f"not valid YAML: {problem}"))
+        return []
+    if root is None:
+        issues.append(Issue(source, 0, "members", "the file is empty: expected a 'members:' list"))
+        return []
+    seq = root
+    if isinstance(root, yaml.MappingNode):
+        found = None
+        for k, v in root.value:
+            key = _scalar(k)
+            if key == "members":
+                found = v
+            else:
+                issues.append(Issue(source, _line(k), str(key), "unknown top-level key (expected 'members')"))
+        if found is None:
+            issues.append(Issue(source, _line(root), "members", "missing 'members:' list"))
+            return []
+        seq = found
+    if not isinstance(seq, yaml.SequenceNode):
+        issues.append(Issue(source, _line(seq), "members", "must be a list of members"))
+        return []
+    if len(seq.value) > MAX_MEMBERS:
+        issues.append(Issue(source, _line(seq), "members", f"more than {MAX_MEMBERS} members"))
+        return []
+    entries = []
+    for i, node in enumerate(seq.value):
+        where = f"members[{i}]"
+        if not isinstance(node, yaml.MappingNode):
+            issues.append(Issue(source, _line(node), where,
+                                "each member must be a mapping (name:, domains:, ...)"))
+            continue
+        e = _Entry(index=i, line=_line(node))
+        for k, v in node.value:
+            key = _scalar(k)
+            fld = f"{where}.{key}"
+            if key not in MEMBER_KEYS:
+                e.broken = True
+                issues.append(Issue(source, _line(k), fld,
+                                    f"unknown field (expected one of: {', '.join(MEMBER_KEYS)})"))
+                continue
+            e.lines[key] = _line(v)
+            if key in ("name", "id", "contact"):
+                val = _scalar(v)
+                if not isinstance(val, str | int) or isinstance(val, bool) or str(val).strip() == "":
+                    e.broken = True
+                    issues.append(Issue(source, _line(v), fld, "must be a non-empty text value"))
+                    continue
+                setattr(e, key, str(val).strip())
+            else:
+                items = [v] if isinstance(v, yaml.ScalarNode) and _scalar(v) is not None else \
+                    v.value if isinstance(v, yaml.SequenceNode) else None
+                if items is None and _scalar(v) is None:
+                    items = []
+                if items is None:
+                    e.broken = True
+                    issues.append(Issue(source, _line(v), fld, "must be a list of text values"))
+                    continue
+                for j, item in enumerate(items):
+                    val = _scalar(item) if isinstance(item, yaml.ScalarNode) else None
+                    if not isinstance(val, str) or not val.strip():
+                        e.broken = True
+                        issues.append(Issue(source, _line(item), f"{fld}[{j}]", "must be a text value"))
+                        continue
+                    getattr(e, key).append((val.strip(), _line(item)))
+        entries.append(e)
+    return entries
+
+
+def _scalar(node: Any) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return ...  # sentinel: not a scalar
+    return _CONSTRUCTOR.construct_object(node)
+
+
+def _line(node: Any) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in ("member", "kind", "target") if c not in header]
+    if missing:
+        issues.append(Issue(source, 1, ",".join(missing),
+                            "missing CSV column(s); expected header: member,contact,kind,target"))
+        return []
+    reader.fieldnames = header
+    by_name: dict[str, _Entry] = {}
+    for row in reader:
+        line = reader.line_num
+        name = (row.get("member") or "").strip()
+        kind = (row.get("kind") or "").strip().lower()
+        target = (row.get("target") or "").strip()
+        if not name:
+            issues.append(Issue(source, line, "member", "empty member name"))
+            continue
+        e = by_name.get(name)
+        if e is None:
+            e = by_name[name] = _Entry(index=len(by_name), line=line, name=name)
+            e.lines["name"] = line
+        for col in ("contact", "id"):
+            val = (row.get(col) or "").strip()
+            if val and getattr(e, col) not in (None, val):
+                issues.append(Issue(source, line, col, f"member {name!r} already has {col} "
+                                    f"{getattr(e, col)!r} (line {e.lines[col]})"))
+            elif val and getattr(e, col) is None:
+                setattr(e, col, val)
+                e.lines[col] = line
+        if kind == "endpoint":
+            e.endpoints.append((target, line))
+        elif kind == "domain":
+            e.domains.append((target, line))
+        elif kind in ("exclude", "exclusion"):
+            e.exclude.append((target, line))
+        else:
+            issues.append(Issue(source, line, "kind", f"{kind!r} is not one of: endpoint, domain, exclude"))
+            continue
+        if not target:
+            issues.append(Issue(source, line, "target", "empty target"))
+    return list(by_name.values())
+
+
+# -- validation -------------------------------------------------------------------------------------------
+def _validate(entries: list[_Entry], source: str, fmt: str, issues: list[Issue]) -> Inventory:
+    inv = Inventory()
+    ids: dict[str, int] = {}
+    owner: dict[str, tuple[str, int]] = {}  # target key -> (member id, line)
+
+    def fld(e: _Entry, name: str, j: int | None = None) -> str:
+        if fmt == "csv":
+            return {"domains": "target", "endpoints": "target", "exclude": "target", "name": "member"}.get(
+                name, name)
+        return f"members[{e.index}].{name}" + (f"[{j}]" if j is not None else "")
+
+    for e in entries:
+        if not e.name:
+            if e.broken:
+                continue
+            issues.append(Issue(source, e.line, fld(e, "name"), "missing (every member needs a name)"))
+            continue
+        mid = e.id if e.id is not None else slugify(e.name)
+        if not MEMBER_ID.match(mid):
+            what = "id" if e.id is not None else "name"
+            issues.append(Issue(source, e.lines.get(what, e.line), fld(e, what),
+                                f"{mid!r} is not a valid member ID (lower-case letters, digits, "
+                                "'.', '_', '-'; at most 64 characters)" if e.id is not None else
+                                f"cannot derive a member ID from {e.name!r}: add an 'id:'"))
+            continue
+        if mid in ids:
+            what = "id" if e.id is not None else "name"
+            issues.append(Issue(source, e.lines.get(what, e.line), fld(e, what),
+                                f"duplicate member ID {mid!r} (first used on line {ids[mid]})"))
+            continue
+        ids[mid] = e.lines.get("id", e.line)
+        if not e.domains and not e.endpoints and not e.broken:
+            issues.append(Issue(source, e.line, fld(e, "endpoints"),
+                                f"member {mid!r} lists no domains and no endpoints: nothing to scan"))
+            continue
+        targets: list[Target] = []
+        doms: list[str] = []
+        for j, (name, line) in enumerate(e.domains):
+            try:
+                t = domain(name, member=mid, member_name=e.name)
+            except InputError as exc:
+                issues.append(Issue(source, line, fld(e, "domains", j), str(exc)))
+                continue
+            doms.append(t.target)
+            targets.append(t)
+        scope = tuple(dict.fromkeys(registrable_domain(d) for d in doms))
+        excluded: set[str] = set()
+        for j, (name, line) in enumerate(e.exclude):
+            try:
+                excluded.add(endpoint(name).target if "/" in name else domain(name).target)
+            except InputError as exc:
+                issues.append(Issue(source, line, fld(e, "exclude", j), str(exc)))
+        urls: list[str] = []
+        for j, (url, line) in enumerate(e.endpoints):
+            try:
+                t = endpoint(url, member=mid, member_name=e.name)
+            except InputError as exc:
+                issues.append(Issue(source, line, fld(e, "endpoints", j), str(exc)))
+                continue
+            if t.target in excluded or t.host in excluded:
+                continue
+            own = registrable_domain(t.host)
+            t = t.model_copy(update={"scope": tuple(dict.fromkeys((own, *scope)))})
+            if doms and not any(in_scope(t.host, (d,)) for d in doms):
+                inv.warnings.append(Issue(source, line, fld(e, "endpoints", j),
+                                          f"{t.host} is outside the member's domains ({', '.join(doms)})",
+                                          level="warning"))
+            urls.append(t.target)
+            targets.append(t)
+        for t in targets:
+            prev = owner.get(t.key)
+            if prev and prev[0] != mid:
+                what = "endpoints" if t.kind == "endpoint" else "domains"
+                issues.append(Issue(source, e.line, fld(e, what),
+                                    f"{t.target} is already listed by member {prev[0]!r} (line {prev[1]})"))
+            owner.setdefault(t.key, (mid, e.line))
+        targets = [t for t in targets if t.kind == "endpoint" or t.target not in excluded]
+        inv.members.append(Member(id=mid, name=e.name, contact=e.contact, domains=tuple(dict.fromkeys(doms)),
+                                  endpoints=tuple(dict.fromkeys(urls)), line=e.line))
+        inv.targets.extend(targets)
+    if not entries and not issues:
+        issues.append(Issue(source, 0, "members", "no members listed"))
+    if issues:
+        raise MembersError(issues)
+    inv.targets = link_related(dedupe(inv.targets))
+    return inv
+
+
+def combine(inventory: Inventory | None, cli_targets: list[Target]) -> list[Target]:
+    """Members' targets plus command-line targets (not tied to a member); a target listed by a member
+    keeps its member."""
+    own = inventory.targets if inventory else []
+    keys = {t.key for t in own}
+    return link_related(dedupe([*own, *(t for t in cli_targets if t.key not in keys)]))

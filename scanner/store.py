@@ -1,0 +1,638 @@
+"""History store (SQLAlchemy 2.x): runs, per-target results and snapshots, and a run lock.
+
+SQLite by default (``platformdirs.user_data_dir("pledgescan")/history.sqlite3``); any SQLAlchemy URL
+via ``--store`` or ``PLEDGESCAN_STORE`` (PostgreSQL is tested). Results are written as each target
+finishes, so an interrupted run keeps what it finished and ``--resume`` completes it. A row in the
+``locks`` table, kept alive by a heartbeat thread, makes sure only one scan writes a store at a time;
+a lock whose owner died (same host, dead pid) or stopped heart-beating is taken over.
+
+SQLite transactions are started with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe) so
+that two processes queue on the busy timeout instead of failing with "database is locked" on a
+read-to-write upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from scanner.models import Target, TargetResult
+from scanner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "PLEDGESCAN_STORE"
+LOCK_NAME = "scan"
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class StoreError(Exception):
+    """A history-store problem the user can act on (one line)."""
+
+
+class StoreBusy(StoreError):
+    """Another run holds the store's lock."""
+
+
+# -- schema -----------------------------------------------------------------------------------------------
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | complete | incomplete
+    baseline_id: Mapped[str] = mapped_column(String(64))
+    baseline_version: Mapped[str] = mapped_column(String(32))
+    tool_version: Mapped[str] = mapped_column(String(32))
+    inventory_key: Mapped[str] = mapped_column(String(64), index=True)
+    targets_total: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[list[Any]] = mapped_column(JSONType)  # the targets, as JSON, in scan order
+    members: Mapped[list[Any]] = mapped_column(JSONType)  # members file entries (id, name, contact...)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType)  # settings, to resume with the same ones
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class ResultRow(Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("run_id", "target_key", name="uq_results_run_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    target_key: Mapped[str] = mapped_column(Text)
+    member: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    grade: Mapped[str] = mapped_column(String(4))
+    score: Mapped[int] = mapped_column(Integer)
+    decided: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    controls: Mapped[dict[str, Any]] = mapped_column(JSONType)  # {control: [status, severity]}
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType)  # TargetResult, JSON mode
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class LockRow(Base):
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- records handed to callers ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # complete | incomplete | running
+    baseline_id: str
+    baseline_version: str
+    tool_version: str
+    inventory_key: str
+    targets_total: int
+    targets_done: int
+    members: list[dict[str, Any]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str:
+        return f"{self.baseline_id}-v{self.baseline_version}"
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """A stored result without its findings and evidence (cheap to load for a whole run)."""
+
+    member: str | None
+    target_key: str
+    kind: str
+    target: str
+    grade: str
+    score: int
+    decided: int
+    controls: dict[str, tuple[str, str]]  # control -> (status, severity)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+def default_url() -> str:
+    """``PLEDGESCAN_STORE`` or SQLite in the user's data directory."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('pledgescan')) / 'history.sqlite3'}"
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def inventory_key(targets: Iterable[Target]) -> str:
+    """Same set of targets (and members) => same key: how runs of 'the same inventory' are matched."""
+    lines = sorted(f"{t.member or ''}|{t.key}" for t in targets)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+
+
+def settings_to_json(settings: Settings) -> dict[str, Any]:
+    """The scan settings as JSON, stored with the run so ``--resume`` scans the rest the same way."""
+    return {
+        "timeout": settings.timeout,
+        "target_deadline": settings.target_deadline,
+        "concurrency": settings.concurrency,
+        "per_host_connections": settings.per_host_connections,
+        "rate_limit": settings.rate_limit,
+        "contact_url": settings.contact_url,
+        "ca_bundle": str(settings.ca_bundle) if settings.ca_bundle else None,
+        "resolve": [[h, p, a] for (h, p), a in settings.resolve.items()],
+        "nameservers": [list(ns) for ns in settings.nameservers],
+        "trust_anchors": [str(p) for p in settings.trust_anchors],
+        "only": sorted(settings.only),
+        "skip": sorted(settings.skip),
+    }
+
+
+def settings_from_json(data: dict[str, Any]) -> Settings:
+    d = dict(data)
+    return Settings(
+        timeout=d.get("timeout", 10.0),
+        target_deadline=d.get("target_deadline", 120.0),
+        concurrency=d.get("concurrency", 8),
+        per_host_connections=d.get("per_host_connections", 4),
+        rate_limit=d.get("rate_limit", 20.0),
+        contact_url=d.get("contact_url"),
+        ca_bundle=Path(d["ca_bundle"]) if d.get("ca_bundle") else None,
+        resolve={(h, int(p)): a for h, p, a in d.get("resolve", [])},
+        nameservers=tuple((a, int(p)) for a, p in d.get("nameservers", [])),
+        trust_anchors=tuple(Path(p) for p in d.get("trust_anchors", [])),
+        only=frozenset(d.get("only", [])),
+        skip=frozenset(d.get("skip", [])),
+    )
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the URL; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions."""
+    if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        db = make_url(url).database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            readonly = conn.get_execution_options().get("pledgescan_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # bad URL or missing driver: one clear line
+        raise StoreError(f"cannot open the history store {redact(url)}: {exc}") from None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<store URL>"
+
+
+# -- the store --------------------------------------------------------------------------------------------
+class Store:
+    """The history store. Every method uses its own short transaction."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = make_engine(self.url)
+        try:
+            self._create_schema()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the history store {redact(self.url)}: "
+                             f"{str(exc.orig).splitlines()[0]}") from None
+
+    def _create_schema(self) -> None:
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError):  # another process created it at the same time
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self) -> Connection:
+        return self.engine.connect().execution_options(pledgescan_readonly=True)
+
+    # -- writing a run ----------------------------------------------------------------------------------
+    def start_run(self, targets: list[Target], *, baseline_id: str, baseline_version: str,
+                  tool_version: str, settings: Settings | None = None,
+                  members: list[dict[str, Any]] | None = None, wait: float = 0.0) -> RunRecorder:
+        """Take the run lock (waiting up to ``wait`` seconds), create a run, return its recorder."""
+        lock = RunLock(self)
+        lock.acquire(wait)
+        try:
+            with self.engine.begin() as c:
+                run_id = c.execute(insert(RunRow).values(
+                    started_at=_now(), status="running", baseline_id=baseline_id,
+                    baseline_version=baseline_version, tool_version=tool_version,
+                    inventory_key=inventory_key(targets), targets_total=len(targets),
+                    plan=[t.model_dump(mode="json") for t in targets], members=members or [],
+                    options=settings_to_json(settings) if settings else {}, stats={},
+                ).returning(RunRow.id)).scalar_one()
+            lock.set_run(run_id)
+        except BaseException:
+            lock.release()
+            raise
+        return RunRecorder(self, run_id, list(targets), set(), lock)
+
+    def resume_run(self, run_id: int | None = None, wait: float = 0.0) -> RunRecorder:
+        """Take the lock and reopen an unfinished run (default: the latest one)."""
+        lock = RunLock(self)
+        lock.acquire(wait)
+        try:
+            if run_id is None:
+                with self._read() as c:
+                    run_id = c.execute(select(func.max(RunRow.id)).where(RunRow.status != "complete")
+                                       ).scalar_one_or_none()
+                if run_id is None:
+                    raise StoreError("nothing to resume: every run in the store is complete")
+            run = self.run(run_id)
+            if run.status == "complete":
+                raise StoreError(f"run {run_id} is already complete")
+            plan = [Target.model_validate(t) for t in self._plan(run_id)]
+            with self._read() as c:
+                done = set(c.execute(select(ResultRow.target_key)
+                                     .where(ResultRow.run_id == run_id)).scalars())
+            with self.engine.begin() as c:
+                c.execute(update(RunRow).where(RunRow.id == run_id).values(status="running"))
+            lock.set_run(run_id)
+        except BaseException:
+            lock.release()
+            raise
+        return RunRecorder(self, run_id, plan, done, lock)
+
+    def add_result(self, run_id: int, result: TargetResult, snapshot: Any | None = None) -> None:
+        """Store one finished target (replacing an earlier result for it in the same run)."""
+        key = f"{result.kind}:{result.target}"
+        snap = snapshot.model_dump(mode="json") if hasattr(snapshot, "model_dump") else snapshot
+        controls = {c.id: [c.status.value, c.severity.value] for c in result.controls}
+        with self.engine.begin() as c:
+            c.execute(delete(ResultRow).where(ResultRow.run_id == run_id, ResultRow.target_key == key))
+            c.execute(insert(ResultRow).values(
+                run_id=run_id, target_key=key, member=result.member, kind=result.kind,
+                target=result.target, grade=result.grade, score=result.score, decided=result.decided,
+                finished_at=_now(), controls=controls, result=result.model_dump(mode="json"), snapshot=snap))
+
+    def finish_run(self, run_id: int, *, complete: bool, stats: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"status": "complete" if complete else "incomplete"}
+        if complete:
+            values["finished_at"] = _now()
+        if stats is not None:
+            values["stats"] = stats
+        with self.engine.begin() as c:
+            c.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _plan(self, run_id: int) -> list[Any]:
+        with self._read() as c:
+            return list(c.execute(select(RunRow.plan).where(RunRow.id == run_id)).scalar_one())
+
+    def _info(self, row: Any, done: int, live_run: int | None) -> RunInfo:
+        status = row.status
+        if status == "running" and row.id != live_run:
+            status = "incomplete"  # its process died without marking it
+        return RunInfo(id=row.id, started_at=_utc(row.started_at) or _now(),
+                       finished_at=_utc(row.finished_at), status=status, baseline_id=row.baseline_id,
+                       baseline_version=row.baseline_version, tool_version=row.tool_version,
+                       inventory_key=row.inventory_key, targets_total=row.targets_total,
+                       targets_done=done, members=list(row.members or []), options=dict(row.options or {}),
+                       stats=dict(row.stats or {}))
+
+    def _live_run(self, c: Connection) -> int | None:
+        row = c.execute(select(LockRow.__table__).where(LockRow.name == LOCK_NAME)).first()
+        if row is None or RunLock.is_stale(row):
+            return None
+        return row.run_id
+
+    def runs(self, member: str | None = None, limit: int = 50) -> list[RunInfo]:
+        """Past runs, newest first (only those that scanned ``member`` when given)."""
+        cols = [RunRow.id, RunRow.started_at, RunRow.finished_at, RunRow.status, RunRow.baseline_id,
+                RunRow.baseline_version, RunRow.tool_version, RunRow.inventory_key, RunRow.targets_total,
+                RunRow.members, RunRow.options, RunRow.stats]
+        with self._read() as c:
+            q = select(*cols).order_by(RunRow.id.desc()).limit(limit)
+            if member:
+                q = q.where(RunRow.id.in_(select(ResultRow.run_id).where(ResultRow.member == member)))
+            rows = c.execute(q).all()
+            counts = dict(c.execute(select(ResultRow.run_id, func.count()).where(
+                ResultRow.run_id.in_([r.id for r in rows])).group_by(ResultRow.run_id)).all())
+            live = self._live_run(c)
+        return [self._info(r, counts.get(r.id, 0), live) for r in rows]
+
+    def run(self, ref: int | str) -> RunInfo:
+        """A run by ID, or ``latest`` / ``previous``; ``StoreError`` when absent."""
+        if isinstance(ref, str) and ref in ("latest", "last", "previous"):
+            runs = self.runs(limit=2)
+            idx = 0 if ref != "previous" else 1
+            if len(runs) <= idx:
+                raise StoreError(f"no {ref} run in the store {redact(self.url)}")
+            return runs[idx]
+        try:
+            run_id = int(ref)
+        except ValueError:
+            raise StoreError(f"{ref!r} is not a run ID (a number, 'latest' or 'previous')") from None
+        with self._read() as c:
+            row = c.execute(select(RunRow.__table__).where(RunRow.id == run_id)).first()
+            if row is None:
+                latest = c.execute(select(func.max(RunRow.id))).scalar_one_or_none()
+                hint = f" (latest is {latest})" if latest else " (the store has no runs yet)"
+                raise StoreError(f"no run {run_id} in the store{hint}")
+            done = c.execute(select(func.count()).where(ResultRow.run_id == run_id)).scalar_one()
+            live = self._live_run(c)
+        return self._info(row, done, live)
+
+    def previous_run(self, run_id: int, same_inventory: bool = True) -> RunInfo | None:
+        """The latest complete run before ``run_id`` (of the same inventory, by default)."""
+        with self._read() as c:
+            q = select(func.max(RunRow.id)).where(RunRow.id < run_id, RunRow.status == "complete")
+            if same_inventory:
+                key = c.execute(select(RunRow.inventory_key).where(RunRow.id == run_id)).scalar_one()
+                q = q.where(RunRow.inventory_key == key)
+            prev = c.execute(q).scalar_one_or_none()
+        return self.run(prev) if prev is not None else None
+
+    def summaries(self, run_id: int, member: str | None = None) -> list[ResultSummary]:
+        """Grades and control statuses of a run's targets, in scan order, without findings."""
+        with self._read() as c:
+            q = select(ResultRow.member, ResultRow.target_key, ResultRow.kind, ResultRow.target,
+                       ResultRow.grade, ResultRow.score, ResultRow.decided, ResultRow.controls
+                       ).where(ResultRow.run_id == run_id).order_by(ResultRow.id)
+            if member is not None:
+                q = q.where(ResultRow.member == member)
+            rows = c.execute(q).all()
+        return [ResultSummary(member=r.member, target_key=r.target_key, kind=r.kind, target=r.target,
+                              grade=r.grade, score=r.score, decided=r.decided,
+                              controls={k: (v[0], v[1]) for k, v in (r.controls or {}).items()})
+                for r in rows]
+
+    def results(self, run_id: int, member: str | None = None, batch: int = 50) -> Iterator[TargetResult]:
+        """Full results of a run, streamed in batches (each batch its own short read)."""
+        last = 0
+        while True:
+            with self._read() as c:
+                q = select(ResultRow.id, ResultRow.result).where(
+                    ResultRow.run_id == run_id, ResultRow.id > last).order_by(ResultRow.id).limit(batch)
+                if member is not None:
+                    q = q.where(ResultRow.member == member)
+                rows = c.execute(q).all()
+            if not rows:
+                return
+            for r in rows:
+                yield TargetResult.model_validate(r.result)
+            last = rows[-1].id
+
+    def snapshot(self, run_id: int, target_key: str) -> dict[str, Any] | None:
+        """The stored evidence of one target (JSON), for re-analysis."""
+        with self._read() as c:
+            return c.execute(select(ResultRow.snapshot).where(
+                ResultRow.run_id == run_id, ResultRow.target_key == target_key)).scalar_one_or_none()
+
+    def member_scores(self, run_ids: list[int]) -> dict[int, dict[str | None, tuple[str, float | None]]]:
+        """For each run: member -> (worst grade, mean score of its decided targets)."""
+        from scanner.baseline import Baseline
+
+        out: dict[int, dict[str | None, tuple[str, float | None]]] = {r: {} for r in run_ids}
+        if not run_ids:
+            return out
+        with self._read() as c:
+            rows = c.execute(select(ResultRow.run_id, ResultRow.member, ResultRow.grade, ResultRow.score,
+                                    ResultRow.decided).where(ResultRow.run_id.in_(run_ids))).all()
+        acc: dict[tuple[int, str | None], list[Any]] = {}
+        for r in rows:
+            acc.setdefault((r.run_id, r.member), []).append(r)
+        for (run_id, member), rs in acc.items():
+            scores = [r.score for r in rs if r.decided]
+            out[run_id][member] = (Baseline.worst_grade(r.grade for r in rs),
+                                   round(sum(scores) / len(scores), 1) if scores else None)
+        return out
+
+
+# -- a run in progress ------------------------------------------------------------------------------------
+class RunRecorder:
+    """Writes one run's results as targets finish; a context manager that marks the run at the end."""
+
+    def __init__(self, store: Store, run_id: int, plan: list[Target], done: set[str], lock: RunLock) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.plan = plan
+        self.done = set(done)
+        self.lock = lock
+
+    @property
+    def pending(self) -> list[Target]:
+        """Targets of the plan that have no stored result yet."""
+        return [t for t in self.plan if t.key not in self.done]
+
+    def on_result(self, result: TargetResult, snapshot: Any = None) -> None:
+        """The engine's ``on_result`` callback: store the target's result and evidence."""
+        self.store.add_result(self.run_id, result, snapshot)
+        self.done.add(f"{result.kind}:{result.target}")
+
+    def finish(self, stats: dict[str, Any] | None = None) -> RunInfo:
+        complete = not self.pending
+        self.store.finish_run(self.run_id, complete=complete, stats=stats)
+        self.lock.release()
+        return self.store.run(self.run_id)
+
+    def __enter__(self) -> RunRecorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.lock.held:
+            if exc_type is not None:
+                try:
+                    self.store.finish_run(self.run_id, complete=False)
+                finally:
+                    self.lock.release()
+            else:
+                self.finish()
+
+
+class RunLock:
+    """One writer per store: a ``locks`` row with an owner and a heartbeat kept by a thread."""
+
+    HEARTBEAT_S = 10.0
+    STALE_AFTER_S = 90.0
+
+    def __init__(self, store: Store, name: str = LOCK_NAME) -> None:
+        self.store = store
+        self.name = name
+        self.host = socket.gethostname()[:100]
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.held = False
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def is_stale(cls, row: Any) -> bool:
+        beat = _utc(row.heartbeat_at)
+        if beat is None or (_now() - beat).total_seconds() > cls.STALE_AFTER_S:
+            return True
+        host, _, rest = str(row.owner).partition(":")
+        pid_s = rest.partition(":")[0]
+        if host == socket.gethostname()[:100] and pid_s.isdigit():
+            try:
+                os.kill(int(pid_s), 0)
+            except ProcessLookupError:
+                return True  # its process is gone (killed, crashed)
+            except PermissionError:
+                return False
+        return False
+
+    def _try(self) -> Any:
+        """Acquire once; return None on success, else the holder's row."""
+        now = _now()
+        try:
+            with self.store.engine.begin() as c:
+                row = c.execute(select(LockRow.__table__).where(LockRow.name == self.name)).first()
+                if row is None:
+                    c.execute(insert(LockRow).values(name=self.name, owner=self.owner, run_id=None,
+                                                     acquired_at=now, heartbeat_at=now))
+                    return None
+                if not self.is_stale(row):
+                    return row
+                taken = c.execute(update(LockRow).where(LockRow.name == self.name,
+                                                        LockRow.owner == row.owner)
+                                  .values(owner=self.owner, run_id=None, acquired_at=now, heartbeat_at=now))
+                if taken.rowcount == 1:
+                    log.warning("took over the store lock of a dead run (%s)", row.owner)
+                    return None
+                return row
+        except IntegrityError:  # someone inserted the row between our read and our insert
+            return False
+
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; raise ``StoreBusy`` with who holds it."""
+        end = time.monotonic() + max(0.0, wait)
+        while True:
+            holder = self._try()
+            if holder is None:
+                break
+            if time.monotonic() >= end:
+                if holder is False:
+                    raise StoreBusy("another pledgescan run is starting on this history store; try again")
+                beat = _utc(holder.heartbeat_at)
+                age = f"{(_now() - beat).total_seconds():.0f}s ago" if beat else "never"
+                run = f"run {holder.run_id}" if holder.run_id is not None else "a run"
+                raise StoreBusy(
+                    f"the history store is busy: {run} is in progress "
+                    f"(owner {holder.owner.rsplit(':', 1)[0]}, "
+                    f"since {_utc(holder.acquired_at):%Y-%m-%d %H:%M:%S}Z, last heartbeat {age}); "
+                    f"waited {wait:g}s. Retry later, or pass --lock-wait SECONDS to wait longer.")
+            time.sleep(min(0.5, max(0.05, end - time.monotonic())))
+        self.held = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="pledgescan-lock", daemon=True)
+        self._thread.start()
+
+    def set_run(self, run_id: int) -> None:
+        with self.store.engine.begin() as c:
+            c.execute(update(LockRow).where(LockRow.name == self.name, LockRow.owner == self.owner)
+                      .values(run_id=run_id))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.HEARTBEAT_S):
+            try:
+                with self.store.engine.begin() as c:
+                    n = c.execute(update(LockRow)
+                                  .where(LockRow.name == self.name, LockRow.owner == self.owner)
+                                  .values(heartbeat_at=_now())).rowcount
+                if n != 1 and not self.lost:
+                    self.lost = True
+                    log.error("the history store lock was taken over by another run")
+            except Exception as exc:  # a transient store error must not kill the scan
+                log.warning("store lock heartbeat failed: %s", exc)
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self.store.engine.begin() as c:
+            c.execute(delete(LockRow).where(LockRow.name == self.name, LockRow.owner == self.owner))
+        self.held = False
+
+
+__all__ = ["Store", "StoreError", "StoreBusy", "RunInfo", "RunRecorder", "RunLock", "ResultSummary",
+           "default_url", "inventory_key", "settings_to_json", "settings_from_json"]
