@@ -1,0 +1,240 @@
+"""Small pure-Python test servers (``ssl`` + threads): HTTPS, plain HTTP, and hostile ones.
+
+They serve one fixed HTTP response to every request, which is all the scanner's testbed and
+``pledgescan demo`` need; no nginx, no root (on high ports)::
+
+    srv = start_https_server("127.0.10.1", 18443, chain_pem, key_pem,
+                             response=HttpResponseSpec(headers=[("Server", "test")]))
+    ...
+    srv.stop()
+
+``start_http_server`` serves plain HTTP (e.g. a redirect to https://); ``start_stalling_server`` accepts
+and never answers; ``start_garbage_server`` answers any connection with bytes that are not TLS.
+Every ``start_*`` returns a ``RunningServer`` (also a context manager) once the port is listening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_REQUEST_HEAD = 16_384
+
+
+@dataclass(frozen=True)
+class HttpResponseSpec:
+    """The fixed response a test server sends: status, headers in order (duplicates allowed), body."""
+
+    status: int = 200
+    reason: str = "OK"
+    headers: list[tuple[str, str]] = field(
+        default_factory=lambda: [("Content-Type", "text/html; charset=utf-8")]
+    )
+    body: bytes = b"<!doctype html><title>pledgescan testbed</title><p>hello</p>\n"
+
+    def to_bytes(self, head_only: bool = False) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {self.reason}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        if not any(k.lower() == "content-length" for k, _ in self.headers):
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head if head_only else head + self.body
+
+
+def redirect_response(location: str, status: int = 301) -> HttpResponseSpec:
+    """A redirect (e.g. the port-80 server of an HTTPS site)."""
+    return HttpResponseSpec(
+        status=status,
+        reason="Moved Permanently" if status == 301 else "Redirect",
+        headers=[("Location", location), ("Content-Type", "text/plain")],
+        body=b"",
+    )
+
+
+class RunningServer:
+    """A listening server run by a background thread; ``stop()`` closes it and every connection."""
+
+    def __init__(self, address: str, port: int, handler: object, name: str) -> None:
+        self.address = address
+        self.port = port
+        self.name = name
+        self._handler = handler
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((address, port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name=f"testbed-{name}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            self._handler(conn, self._stop)  # type: ignore[operator]
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def stop(self) -> None:
+        """Stop accepting, close open connections, wait for the accept thread."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        with self._lock:
+            for c in list(self._conns):
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    c.close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url_port(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def _read_head(conn: socket.socket, timeout: float = 10.0) -> bytes:
+    conn.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < MAX_REQUEST_HEAD:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _http_handler(response: HttpResponseSpec) -> object:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        head = _read_head(conn)
+        if not head:
+            return
+        conn.sendall(response.to_bytes(head_only=head.startswith(b"HEAD ")))
+
+    return handle
+
+
+def make_server_context(
+    cert_chain_pem: bytes,
+    key_pem: bytes,
+    *,
+    tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    tls_max: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+    ciphers: str | None = None,
+    weak: bool = False,
+) -> ssl.SSLContext:
+    """A server ``SSLContext``. ``weak=True`` (or a minimum below TLS 1.2) drops OpenSSL's security level
+    to 0 so that RSA-1024, SHA-1 certificates and TLS 1.0/1.1 load; ``ciphers`` is an OpenSSL TLS 1.2
+    cipher string."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if weak or tls_min < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers((ciphers or "DEFAULT") + ":@SECLEVEL=0")
+    elif ciphers:
+        ctx.set_ciphers(ciphers)
+    ctx.minimum_version = tls_min
+    ctx.maximum_version = tls_max
+    # ssl.load_cert_chain only reads files: write them to a private temporary directory.
+    with tempfile.TemporaryDirectory(prefix="pledgescan-tls-") as tmp:
+        chain, key = Path(tmp) / "chain.pem", Path(tmp) / "key.pem"
+        chain.write_bytes(cert_chain_pem)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_pem)
+        ctx.load_cert_chain(chain, key)
+    return ctx
+
+
+def start_https_server(
+    address: str,
+    port: int,
+    cert_chain_pem: bytes,
+    key_pem: bytes,
+    *,
+    tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    tls_max: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+    ciphers: str | None = None,
+    weak: bool = False,
+    response: HttpResponseSpec | None = None,
+    handshake_timeout: float = 10.0,
+) -> RunningServer:
+    """An HTTPS server with the given chain (leaf first) and key, serving ``response`` to every request."""
+    ctx = make_server_context(
+        cert_chain_pem, key_pem, tls_min=tls_min, tls_max=tls_max, ciphers=ciphers, weak=weak
+    )
+    inner = _http_handler(response or HttpResponseSpec())
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(handshake_timeout)
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            inner(tls, stop)  # type: ignore[operator]
+
+    return RunningServer(address, port, handle, f"https-{address}-{port}")
+
+
+def start_http_server(address: str, port: int, response: HttpResponseSpec | None = None) -> RunningServer:
+    """A plain-HTTP server answering every request with ``response`` (see ``redirect_response``)."""
+    return RunningServer(
+        address, port, _http_handler(response or HttpResponseSpec()), f"http-{address}-{port}"
+    )
+
+
+def start_stalling_server(address: str, port: int) -> RunningServer:
+    """Accepts connections and never sends a byte (a handshake that stalls) until stopped."""
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                if not conn.recv(4096):
+                    return
+            except TimeoutError:
+                continue
+
+    return RunningServer(address, port, handle, f"stall-{address}-{port}")
+
+
+GARBAGE = b"\x00\xffNOT TLS AT ALL\r\n" + bytes(range(256)) * 4
+
+
+def start_garbage_server(address: str, port: int, payload: bytes = GARBAGE) -> RunningServer:
+    """Answers any connection with bytes that are not TLS, then closes it."""
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        conn.settimeout(5)
+        with contextlib.suppress(OSError):
+            conn.recv(4096)
+        conn.sendall(payload)
+
+    return RunningServer(address, port, handle, f"garbage-{address}-{port}")
