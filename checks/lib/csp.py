@@ -1,0 +1,345 @@
+"""Content-Security-Policy parser and evaluator (CSP Level 3), pure code.
+
+Written by hand because no maintained Python library parses CSP3 and evaluates the effective script
+policy of several policies combined (Google's CSP Evaluator is TypeScript). It follows the CSP3
+algorithms "parse a serialized CSP (list)" and "does a source list allow all inline behavior", and
+reports the problems Google's CSP Evaluator reports, each as its own ``Problem``.
+
+Several enforced policies combine as browsers apply them: a resource must pass *every* policy, so a
+permissive source is a problem only when every policy permits it, and a restriction (object-src 'none',
+base-uri) holds when any policy has it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_POLICY_CHARS = 16_384
+MAX_TOKENS = 500
+
+KNOWN_DIRECTIVES = frozenset({
+    "child-src", "connect-src", "default-src", "font-src", "frame-src", "img-src", "manifest-src",
+    "media-src", "object-src", "script-src", "script-src-elem", "script-src-attr", "style-src",
+    "style-src-elem", "style-src-attr", "worker-src", "webrtc", "base-uri", "sandbox", "form-action",
+    "frame-ancestors", "report-uri", "report-to", "upgrade-insecure-requests",
+    "require-trusted-types-for", "trusted-types", "fenced-frame-src",
+    # deprecated, still recognised so they are reported as deprecated rather than unknown
+    "reflected-xss", "referrer", "plugin-types", "block-all-mixed-content", "require-sri-for",
+    "prefetch-src", "disown-opener", "navigate-to",
+})
+DEPRECATED = {
+    "reflected-xss": "removed from CSP; rely on a strict script-src",
+    "referrer": "removed from CSP; use the Referrer-Policy header",
+    "plugin-types": "removed from CSP3; use object-src 'none'",
+    "block-all-mixed-content": "obsolete: browsers block mixed content; use upgrade-insecure-requests",
+    "require-sri-for": "never shipped by browsers and removed",
+    "prefetch-src": "removed from CSP3",
+    "disown-opener": "never shipped; use Cross-Origin-Opener-Policy",
+    "navigate-to": "removed from CSP3",
+}
+IGNORED_IN_META = ("frame-ancestors", "report-uri", "sandbox")
+KEYWORDS = frozenset({
+    "'self'", "'unsafe-inline'", "'unsafe-eval'", "'strict-dynamic'", "'unsafe-hashes'",
+    "'report-sample'", "'unsafe-allow-redirects'", "'wasm-unsafe-eval'", "'none'",
+    "'inline-speculation-rules'", "'trusted-types-eval'", "'report-sha256'", "'report-sha384'",
+    "'report-sha512'",
+})
+SOURCE_DIRECTIVES = frozenset({
+    "child-src", "connect-src", "default-src", "font-src", "frame-src", "img-src", "manifest-src",
+    "media-src", "object-src", "script-src", "script-src-elem", "script-src-attr", "style-src",
+    "style-src-elem", "style-src-attr", "worker-src", "base-uri", "form-action", "frame-ancestors",
+    "fenced-frame-src", "prefetch-src", "navigate-to",
+})
+RISKY_SOURCES = ("*", "http:", "https:", "data:")
+_NONCE = re.compile(r"^'nonce-[A-Za-z0-9+/_=-]+'$", re.I)
+_HASH = re.compile(r"^'(sha256|sha384|sha512)-[A-Za-z0-9+/_=-]+'$", re.I)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:$", re.I)
+_HOST = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://)?(?:\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])"
+    r"(?::(?:\d{1,5}|\*))?(?:/[^\s;,]*)?$", re.I)
+_DIRECTIVE_NAME = re.compile(r"^[a-z0-9-]+$")
+_UNQUOTED = re.compile(r"^(self|none|unsafe-inline|unsafe-eval|strict-dynamic|unsafe-hashes|"
+                       r"nonce-.+|sha(256|384|512)-.+)$", re.I)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A syntax or deprecation problem of one policy."""
+
+    kind: str  # syntax | deprecated | ignored
+    directive: str
+    message: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One parsed policy. Directive names lower-case; source tokens as sent (compared lower-case)."""
+
+    raw: str
+    origin: str = "header"  # header | meta | report-only
+    directives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    issues: tuple[Issue, ...] = ()
+
+    def get(self, name: str) -> tuple[str, ...] | None:
+        return self.directives.get(name)
+
+    def has(self, name: str) -> bool:
+        return name in self.directives
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the evaluator: ``status`` is fail or warn."""
+
+    code: str
+    status: str
+    title: str
+    detail: str
+    directive: str = ""
+    values: tuple[str, ...] = ()
+
+
+def parse_policy(text: str, origin: str = "header") -> Policy:
+    """Parse one serialized policy (CSP3 section 2.2.1). Never raises."""
+    raw = text[:MAX_POLICY_CHARS]
+    directives: dict[str, tuple[str, ...]] = {}
+    issues: list[Issue] = []
+    count = 0
+    for token in raw.split(";"):
+        token = token.strip(" \t\n\r\f")
+        if not token:
+            continue
+        parts = token.split()
+        name, values = parts[0].lower(), parts[1:MAX_TOKENS]
+        count += len(values)
+        if count > MAX_TOKENS:
+            issues.append(Issue("syntax", name, "policy too long: the rest was not analysed"))
+            break
+        if not _DIRECTIVE_NAME.match(name):
+            issues.append(Issue("syntax", name[:100], "invalid directive name"))
+            continue
+        if name in directives:
+            issues.append(Issue("syntax", name, "duplicate directive: browsers ignore all but the first"))
+            continue
+        if origin == "meta" and name in IGNORED_IN_META:
+            issues.append(Issue("ignored", name, "ignored when the policy is delivered in a <meta> element"))
+            continue
+        directives[name] = tuple(values)
+        if name not in KNOWN_DIRECTIVES:
+            issues.append(Issue("syntax", name[:100], "unknown directive"))
+        elif name in DEPRECATED:
+            issues.append(Issue("deprecated", name, f"deprecated directive: {DEPRECATED[name]}"))
+        if name in SOURCE_DIRECTIVES:
+            issues.extend(_source_issues(name, values))
+    return Policy(raw=raw, origin=origin, directives=directives, issues=tuple(issues))
+
+
+def _source_issues(name: str, values: list[str]) -> list[Issue]:
+    out: list[Issue] = []
+    lowered = [v.lower() for v in values]
+    if "'none'" in lowered and len(values) > 1:
+        out.append(Issue("syntax", name, "'none' combined with other sources is ignored", " ".join(values)))
+    for v in values:
+        low = v.lower()
+        if low in KEYWORDS or _NONCE.match(v) or _HASH.match(v) or _SCHEME.match(v):
+            continue
+        if _UNQUOTED.match(v):
+            out.append(Issue("syntax", name, f"did you forget to quote {v!r}? Unquoted it is a host name",
+                             v[:200]))
+        elif v.startswith("'"):
+            out.append(Issue("syntax", name, "unknown keyword", v[:200]))
+        elif not _HOST.match(v):
+            out.append(Issue("syntax", name, "invalid source expression", v[:200]))
+    return out
+
+
+def parse_header(values: list[str] | tuple[str, ...], origin: str = "header") -> list[Policy]:
+    """Parse every header value as a serialized CSP list (policies separated by commas)."""
+    out: list[Policy] = []
+    for value in values[:20]:
+        for part in value[:MAX_POLICY_CHARS].split(","):
+            if part.strip():
+                out.append(parse_policy(part, origin))
+    return out
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+def _first(policy: Policy, *names: str) -> tuple[str, tuple[str, ...]] | None:
+    """The first directive of ``names`` present in the policy (CSP3 fallback lists)."""
+    for n in names:
+        v = policy.get(n)
+        if v is not None:
+            return n, v
+    return None
+
+
+def _lower(values: tuple[str, ...]) -> list[str]:
+    return [v.lower() for v in values]
+
+
+def neutralises_inline(values: tuple[str, ...]) -> bool:
+    """Nonces, hashes and 'strict-dynamic' make browsers ignore 'unsafe-inline' (CSP3 6.7.3.3)."""
+    return any(_NONCE.match(v) or _HASH.match(v) or v.lower() == "'strict-dynamic'" for v in values)
+
+
+def allows_inline(values: tuple[str, ...] | None) -> bool:
+    if values is None:
+        return True
+    return "'unsafe-inline'" in _lower(values) and not neutralises_inline(values)
+
+
+def risky_script_sources(values: tuple[str, ...] | None) -> set[str] | None:
+    """Wildcard and scheme sources that stay effective (None: unrestricted, everything allowed)."""
+    if values is None:
+        return None
+    low = _lower(values)
+    if "'strict-dynamic'" in low:
+        return set()  # host and scheme sources and 'self' are dropped
+    found = {v for v in low if v in RISKY_SOURCES}
+    # What each source also permits, so several policies intersect correctly ('*' covers http(s):,
+    # and since CSP3 'http:' also matches https: URLs).
+    if "*" in found:
+        found |= {"http:", "https:"}
+    if "http:" in found:
+        found.add("https:")
+    return found
+
+
+def _minimal(risky: set[str]) -> set[str]:
+    """Report the broadest source only ('*' rather than '*', 'http:' and 'https:')."""
+    if "*" in risky:
+        risky = risky - {"http:", "https:"}
+    if "http:" in risky:
+        risky = risky - {"https:"}
+    return risky
+
+
+def http_host_sources(values: tuple[str, ...] | None) -> set[str]:
+    if not values or "'strict-dynamic'" in _lower(values):
+        return set()
+    return {v for v in values if v.lower().startswith("http://")}
+
+
+def _intersect(sets: list[set[str] | None]) -> set[str] | None:
+    """Intersection where None is the universal set."""
+    out: set[str] | None = None
+    for s in sets:
+        if s is None:
+            continue
+        out = set(s) if out is None else out & s
+    return out
+
+
+def script_policy(policy: Policy) -> dict[str, tuple[str, tuple[str, ...]] | None]:
+    """The effective lists of one policy for script elements, attributes and eval (CSP3 fallbacks)."""
+    return {
+        "elem": _first(policy, "script-src-elem", "script-src", "default-src"),
+        "attr": _first(policy, "script-src-attr", "script-src", "default-src"),
+        "eval": _first(policy, "script-src", "default-src"),
+    }
+
+
+def blocks_objects(policy: Policy) -> bool:
+    found = _first(policy, "object-src", "default-src")
+    return found is not None and _lower(found[1]) == ["'none'"]
+
+
+def evaluate(policies: list[Policy]) -> list[Problem]:
+    """Problems of the combined enforced policies (empty list: scripts are restricted as H3 asks)."""
+    if not policies:
+        return [Problem("missing", "fail", "No Content-Security-Policy", "no enforced policy")]
+    problems: list[Problem] = []
+    eff = [script_policy(p) for p in policies]
+    if all(e["elem"] is None for e in eff):
+        problems.append(Problem(
+            "no-script-restriction", "fail", "CSP does not restrict scripts",
+            "no policy has script-src, script-src-elem or default-src, so any script may run"))
+    else:
+        elem_lists = [e["elem"][1] if e["elem"] else None for e in eff]
+        attr_lists = [e["attr"][1] if e["attr"] else None for e in eff]
+        eval_lists = [e["eval"][1] if e["eval"] else None for e in eff]
+        names = sorted({e["elem"][0] for e in eff if e["elem"]})
+        where = "/".join(names)
+        if all(allows_inline(v) for v in elem_lists):
+            problems.append(Problem(
+                "unsafe-inline", "fail", "CSP allows inline scripts ('unsafe-inline')",
+                f"{where} allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic': injected "
+                "inline scripts run", where, ("'unsafe-inline'",)))
+        elif all(allows_inline(v) for v in attr_lists):
+            problems.append(Problem(
+                "unsafe-inline-attr", "fail", "CSP allows inline event handlers ('unsafe-inline')",
+                "script-src-attr (or its fallback) allows 'unsafe-inline' without a nonce or hash",
+                "script-src-attr", ("'unsafe-inline'",)))
+        if all(v is None or "'unsafe-eval'" in _lower(v) for v in eval_lists):
+            problems.append(Problem(
+                "unsafe-eval", "fail", "CSP allows eval() ('unsafe-eval')",
+                "script-src (or default-src) allows 'unsafe-eval': strings can be run as code",
+                "script-src", ("'unsafe-eval'",)))
+        risky = _minimal(_intersect([risky_script_sources(v) for v in elem_lists]) or set())
+        for src in sorted(risky):
+            label = "wildcard" if src == "*" else f"scheme source {src}"
+            problems.append(Problem(
+                f"script-{src.strip(':*') or 'wildcard'}", "fail",
+                f"CSP allows scripts from any host ({src})",
+                f"{where} contains the {label}: scripts may load from any host, which defeats the policy",
+                where, (src,)))
+        http_sets = [http_host_sources(v) for v in elem_lists]
+        if all(http_sets):
+            srcs = sorted(set().union(*http_sets))[:10]
+            problems.append(Problem(
+                "script-http-host", "warn", "CSP allows scripts over plain HTTP",
+                "script sources with http:// can be replaced by a network attacker", where, tuple(srcs)))
+    if not any(blocks_objects(p) for p in policies):
+        found = [f for f in (_first(p, "object-src", "default-src") for p in policies) if f]
+        if found:
+            detail = "object-src (or default-src) is " + "; ".join(
+                f"{n} {' '.join(v)[:200]}" for n, v in found[:3]) + ", not 'none': plugins can run script"
+        else:
+            detail = "no object-src or default-src: <object>/<embed> may load plugin content from anywhere"
+        problems.append(Problem("object-src", "fail", "CSP does not set object-src 'none'", detail,
+                                "object-src"))
+    base = [p.get("base-uri") for p in policies if p.has("base-uri")]
+    if not base:
+        problems.append(Problem(
+            "missing-base-uri", "fail", "CSP does not set base-uri",
+            "without base-uri an injected <base> tag can redirect relative script URLs "
+            "(set base-uri 'none' or 'self')", "base-uri"))
+    else:
+        risky_base = _intersect([{v for v in _lower(b or ()) if v in RISKY_SOURCES} for b in base])
+        if risky_base:
+            problems.append(Problem(
+                "base-uri-wildcard", "fail", "CSP base-uri allows any host",
+                f"base-uri contains {', '.join(sorted(risky_base))}", "base-uri", tuple(sorted(risky_base))))
+    for p in policies:
+        for issue in p.issues:
+            problems.append(Problem(
+                f"{issue.kind}", "warn",
+                {"syntax": "CSP syntax error", "deprecated": "Deprecated CSP directive",
+                 "ignored": "CSP directive ignored"}.get(issue.kind, "CSP issue")
+                + f": {issue.directive}", issue.message, issue.directive,
+                (issue.value,) if issue.value else ()))
+    return problems
+
+
+def neutralised_notes(policies: list[Policy]) -> list[str]:
+    """Informational: 'unsafe-inline' present but neutralised by a nonce, hash or 'strict-dynamic'."""
+    notes = []
+    for p in policies:
+        found = script_policy(p)["elem"]
+        if found and "'unsafe-inline'" in _lower(found[1]) and neutralises_inline(found[1]):
+            notes.append(f"{found[0]}: 'unsafe-inline' is ignored by CSP3 browsers because of a nonce, "
+                         "hash or 'strict-dynamic' (kept for old browsers)")
+    return notes
+
+
+def frame_ancestors(policies: list[Policy]) -> list[tuple[str, ...]]:
+    """frame-ancestors lists of header policies (meta policies cannot set it)."""
+    return [p.directives["frame-ancestors"] for p in policies
+            if p.origin == "header" and "frame-ancestors" in p.directives]
+
+
+def upgrades_insecure(policies: list[Policy]) -> bool:
+    return any(p.has("upgrade-insecure-requests") for p in policies)
