@@ -1,0 +1,164 @@
+"""Reporters: turn a finished ``Report`` into documents (HTML, JSON, CSV, SARIF) and a terminal summary.
+
+Reporters read ``scanner.models.Report`` (and the baseline data for requirement texts and area names);
+they never import checks or collectors. Formats are published under the ``pledgescan.reporters``
+entry-point group; ``render_all`` is what the CLI calls to write them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from scanner.models import ControlResult, Finding, Report, Severity, Status
+
+#: File name (without extension) of every report written by ``render_all``.
+REPORT_STEM = "report"
+
+
+class ReporterError(ValueError):
+    """An unknown format or an unusable output path (the CLI turns it into a usage error)."""
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory and
+    ``os.replace``, so a reader never sees a half-written report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def builtin_reporters() -> dict[str, Any]:
+    """The reporters shipped with pledgescan, by format (used when entry points are not installed)."""
+    from scanner.reporters.csv_report import CsvReporter
+    from scanner.reporters.html import HtmlReporter
+    from scanner.reporters.json_report import JsonReporter
+    from scanner.reporters.sarif import SarifReporter
+
+    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter())}
+
+
+def available_reporters() -> dict[str, Any]:
+    """Built-in reporters plus any published under ``pledgescan.reporters`` (plugins win)."""
+    from scanner.plugins import load_reporters
+
+    out = builtin_reporters()
+    out.update(load_reporters())
+    return out
+
+
+def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike[str] | None = None
+               ) -> list[Path]:
+    """Render ``report`` in each format and write it; return the paths written.
+
+    With one format, ``output`` is the file to write (an existing directory gets ``report.<ext>``
+    inside it); with several, ``output`` is a directory that receives ``report.<ext>`` per format.
+    ``None`` means the current directory.
+    """
+    wanted = list(dict.fromkeys(f.strip().lower() for f in formats if f and f.strip()))
+    if not wanted:
+        return []
+    reporters = available_reporters()
+    unknown = [f for f in wanted if f not in reporters]
+    if unknown:
+        raise ReporterError(f"unknown report format(s): {', '.join(unknown)} "
+                            f"(available: {', '.join(sorted(reporters))})")
+    out = Path(output) if output is not None else Path.cwd()
+    paths: list[Path] = []
+    if len(wanted) == 1:
+        rep = reporters[wanted[0]]
+        dest = out / f"{REPORT_STEM}.{rep.extension}" if out.is_dir() or output is None else out
+        paths.append(write_atomic(dest, rep.render(report)))
+        return paths
+    if out.exists() and not out.is_dir():
+        raise ReporterError(f"{out} is a file; with several formats --output must be a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in wanted:
+        rep = reporters[fmt]
+        paths.append(write_atomic(out / f"{REPORT_STEM}.{rep.extension}", rep.render(report)))
+    return paths
+
+
+# -- helpers shared by the reporters ------------------------------------------------------------
+
+STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.NOT_APPLICABLE)
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """Plain JSON data from anything a record may hold: bytes become text (invalid UTF-8 replaced),
+    enums their value, dates ISO 8601, tuples/sets lists, NaN/inf ``None``, keys strings."""
+    if _depth > 64:
+        return "…"
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Enum):
+        return jsonable(value.value, _depth + 1)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(jsonable(k, _depth + 1)): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [jsonable(v, _depth + 1) for v in items]
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump(mode="python"), _depth + 1)
+    return str(value)
+
+
+def finding_severity(finding: Finding, control: ControlResult | None) -> Severity | None:
+    """A finding's weight: its own, else its control's."""
+    if finding.severity is not None:
+        return finding.severity
+    return control.severity if control is not None else None
+
+
+def top_finding(control: ControlResult) -> Finding | None:
+    """The finding that explains a control's status: same status, heaviest severity first."""
+    same = [f for f in control.findings if f.status == control.status]
+    if not same:
+        return control.findings[0] if control.findings else None
+    return max(same, key=lambda f: (finding_severity(f, control) or Severity.INFO).rank)
+
+
+def severity_counts(controls: Iterable[ControlResult], status: Status = Status.FAIL) -> dict[str, int]:
+    """How many controls have ``status``, per severity (critical first)."""
+    counts = {s.value: 0 for s in sorted(Severity, key=lambda s: -s.rank)}
+    for c in controls:
+        if c.status == status:
+            counts[c.severity.value] += 1
+    return counts
+
+
+__all__ = [
+    "REPORT_STEM",
+    "ReporterError",
+    "available_reporters",
+    "builtin_reporters",
+    "finding_severity",
+    "jsonable",
+    "render_all",
+    "severity_counts",
+    "top_finding",
+    "write_atomic",
+]
