@@ -188,7 +188,7 @@ def dnssec(snap: Snapshot) -> list[Finding]:
         return meta.errors(d.error or d.reason or "DNSSEC could not be assessed", evidence)
     if d.status == "secure":
         return [meta.finding(Status.PASS, "DNSSEC chain of trust validates",
-                             f"Validated from the {d.anchor_source} anchor at {d.anchor} down to {d.zone}.",
+                             f"Validated from the {d.anchor_source} anchor at {d.anchor} down to {d.zone}",
                              evidence=evidence)]
     if d.status == "insecure":
         return [meta.finding(Status.FAIL, "Zone is not signed (insecure delegation)", d.reason,
