@@ -1,0 +1,330 @@
+"""The secretariat's portfolio: scans with history (members file, store, resume, regression) and the
+reports of a stored run: ``index.html`` (one row per member, trend and grade distribution as inline
+SVG, a sortable/filterable table), ``<member-id>.html`` per member, ``scan.json`` and ``scan.csv``.
+
+Pages are rendered one member at a time from the store, so memory stays bounded with hundreds of
+members; every file is written atomically (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from scanner.baseline import Baseline, load_baseline
+from scanner.diff import GRADES, MemberDiff, RunDiff, compare_summaries, diff_runs
+from scanner.models import BaselineRef, Report, Status, ToolInfo
+from scanner.store import ResultSummary, RunInfo, Store
+
+NO_MEMBER_PAGE = "_unassigned"
+TREND_RUNS = 20
+
+# Sorting and filtering of the portfolio table. Written by hand: a dozen lines, no library needed, and
+# the page must stay one self-contained file. Allowed by a CSP hash, so no other script can run.
+TABLE_JS = """
+(function () {
+  var table = document.getElementById('members');
+  if (!table) return;
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var q = document.getElementById('filter'), g = document.getElementById('grade-filter');
+  function apply() {
+    var text = q.value.toLowerCase(), grade = g.value;
+    rows.forEach(function (r) {
+      var ok = r.textContent.toLowerCase().indexOf(text) >= 0 && (!grade || r.dataset.grade === grade);
+      r.hidden = !ok;
+    });
+  }
+  q.addEventListener('input', apply); g.addEventListener('change', apply);
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
+    var btn = th.querySelector('button');
+    if (!btn) return;
+    btn.addEventListener('click', function () {
+      var asc = th.getAttribute('aria-sort') !== 'ascending';
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) {
+        c.removeAttribute('aria-sort');
+      });
+      th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+      rows.sort(function (a, b) {
+        var x = a.cells[i].dataset.sort, y = b.cells[i].dataset.sort;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+})();
+"""
+TABLE_JS_HASH = "sha256-" + base64.b64encode(hashlib.sha256(TABLE_JS.encode()).digest()).decode()
+
+
+# -- view data --------------------------------------------------------------------------------------------
+@dataclass
+class MemberRow:
+    id: str | None
+    page: str
+    name: str
+    contact: str | None
+    grade: str
+    score: float | None
+    targets: int
+    failing_by_area: dict[str, int]
+    warnings: int
+    not_assessed: int
+    change: MemberDiff | None = None
+    trend: list[float | None] = field(default_factory=list)
+
+    @property
+    def grade_rank(self) -> int:
+        return GRADES.index(self.grade) if self.grade in GRADES else len(GRADES)
+
+
+@dataclass
+class TrendPoint:
+    run_id: int
+    when: datetime
+    score: float | None
+    x: float = 0.0
+    y: float = 0.0
+
+
+def page_name(member: str | None) -> str:
+    return f"{member or NO_MEMBER_PAGE}.html"
+
+
+def _rows(summaries: list[ResultSummary], run: RunInfo, areas: list[str]) -> dict[str | None, MemberRow]:
+    info = {m.get("id"): m for m in run.members}
+    out: dict[str | None, MemberRow] = {}
+    acc: dict[str | None, list[ResultSummary]] = {}
+    for s in summaries:
+        acc.setdefault(s.member, []).append(s)
+    for mid, rows in acc.items():
+        m = info.get(mid, {})
+        scores = [r.score for r in rows if r.decided]
+        failing = dict.fromkeys(areas, 0)
+        warns = errors = 0
+        for r in rows:
+            for cid, (status, _sev) in r.controls.items():
+                if status == Status.FAIL.value:
+                    failing[cid.rstrip("0123456789")] = failing.get(cid.rstrip("0123456789"), 0) + 1
+                warns += status == Status.WARN.value
+                errors += status == Status.ERROR.value
+        out[mid] = MemberRow(
+            id=mid, page=page_name(mid), name=m.get("name") or mid or "(no member)", contact=m.get("contact"),
+            grade=Baseline.worst_grade(r.grade for r in rows),
+            score=round(sum(scores) / len(scores), 1) if scores else None, targets=len(rows),
+            failing_by_area=failing, warnings=warns, not_assessed=errors)
+    return out
+
+
+def _trend(store: Store, run: RunInfo, member: str | None = None, all_members: bool = True
+           ) -> list[TrendPoint]:
+    """Mean score (portfolio, or one member) of the last complete runs of the same inventory."""
+    runs = [r for r in store.runs(limit=200) if r.inventory_key == run.inventory_key and r.id <= run.id
+            and (r.status == "complete" or r.id == run.id)][:TREND_RUNS]
+    runs.reverse()
+    scores = store.member_scores([r.id for r in runs])
+    points = []
+    for r in runs:
+        per = scores.get(r.id, {})
+        if all_members:
+            vals = [s for _, s in per.values() if s is not None]
+            val = round(sum(vals) / len(vals), 1) if vals else None
+        else:
+            val = per.get(member, ("?", None))[1]
+        points.append(TrendPoint(r.id, r.started_at, val))
+    return _place(points)
+
+
+def _place(points: list[TrendPoint], width: float = 560, height: float = 140) -> list[TrendPoint]:
+    """SVG coordinates: x spread over the runs, y from score 0 (bottom) to 100 (top)."""
+    n = len(points)
+    for i, p in enumerate(points):
+        p.x = round(40 + (width - 60) * (i / (n - 1) if n > 1 else 0.5), 1)
+        p.y = round(10 + (height - 30) * (1 - (p.score or 0) / 100), 1)
+    return points
+
+
+def _footer_report(run: RunInfo) -> Report:
+    return Report(schema_version="1.0", tool=ToolInfo(version=run.tool_version),
+                  baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
+                  generated_at=run.started_at, targets=(), run_id=str(run.id))
+
+
+def _baseline(run: RunInfo) -> Baseline | None:
+    try:
+        return load_baseline(run.baseline)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def run_report(store: Store, run: RunInfo) -> Report:
+    """A stored run as a ``Report`` (what the JSON/CSV/HTML reporters take)."""
+    return Report(schema_version="1.0", tool=ToolInfo(version=run.tool_version),
+                  baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
+                  generated_at=run.started_at, targets=tuple(store.results(run.id)), run_id=str(run.id),
+                  stats={**run.stats, "run_status": run.status})
+
+
+# -- rendering --------------------------------------------------------------------------------------------
+def _env() -> Any:
+    from scanner.reporters.html import make_environment
+
+    env = make_environment()
+    env.globals["GRADES"] = GRADES
+    return env
+
+
+def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str, list[MemberRow]]:
+    baseline = _baseline(run)
+    areas = list(baseline.areas) if baseline else ["T", "H", "C", "E", "D"]
+    after = store.summaries(run.id)
+    rows = _rows(after, run, areas)
+    if prev is not None:
+        names = {m.id: m.name for m in rows.values()}
+        titles = {c.id: c.title for c in baseline.controls} if baseline else {}
+        for md in compare_summaries(store.summaries(prev.id), after, names, titles):
+            if md.member in rows:
+                rows[md.member].change = md
+    del after
+    members = sorted(rows.values(), key=lambda r: (-r.grade_rank, r.score or 0, r.name.lower()))
+    dist = {g: 0 for g in [*GRADES, "?"]}
+    for m in members:
+        dist[m.grade if m.grade in dist else "?"] += 1
+    top = max(dist.values()) or 1
+    bars = [{"grade": g, "count": n, "height": round(100 * n / top, 1)} for g, n in dist.items()]
+    trend = _trend(store, run)
+    html = _env().get_template("portfolio.html").render(
+        run=run, prev=prev, members=members, areas=areas,
+        area_names=dict(baseline.areas) if baseline else {}, bars=bars, trend=trend,
+        report=_footer_report(run), script=Markup(TABLE_JS), script_hash=TABLE_JS_HASH,
+        now=datetime.now(UTC))
+    return html, members
+
+
+def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
+    from scanner.reporters.html import target_view
+
+    baseline = _baseline(run)
+    views = [target_view(t, i, baseline) for i, t in enumerate(store.results(run.id, member=row.id), 1)
+             if t.member == row.id]
+    trend = _trend(store, run, member=row.id, all_members=False)
+    return _env().get_template("member.html").render(
+        run=run, member=row, targets=views, change=row.change, trend=trend, report=_footer_report(run))
+
+
+def render_diff(diff: RunDiff) -> str:
+    return _env().get_template("diff.html").render(diff=diff, counts=diff.counts(),
+                                                   report=_footer_report(diff.run_b))
+
+
+def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
+                    formats: tuple[str, ...] = ("json", "csv")) -> list[Path]:
+    """Write the portfolio of a stored run into ``outdir``; return the paths written."""
+    from scanner.reporters import builtin_reporters, write_atomic
+
+    run = store.run(run_ref)
+    prev = store.previous_run(run.id)
+    outdir.mkdir(parents=True, exist_ok=True)
+    index, members = render_index(store, run, prev)
+    paths = []
+    for row in members:  # one member in memory at a time
+        paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
+    paths.append(write_atomic(outdir / "index.html", index))
+    if formats:
+        reporters = builtin_reporters()
+        report = run_report(store, run)
+        for fmt in formats:
+            rep = reporters[fmt]
+            paths.append(write_atomic(outdir / f"scan.{rep.extension}", rep.render(report)))
+    return paths
+
+
+def write_diff(diff: RunDiff, path: Path) -> Path:
+    from scanner.reporters import write_atomic
+
+    return write_atomic(path, render_diff(diff))
+
+
+# -- scanning with history --------------------------------------------------------------------------------
+class StoredScan:
+    """The store side of ``pledgescan scan``: lock, run record, resume, regression check.
+
+    ``targets`` and ``settings`` are what to scan now (the rest of the run when resuming);
+    ``on_result`` is the engine callback that stores each finished target.
+    """
+
+    def __init__(self, store: Store, recorder: Any, settings: Any, inventory: Any = None) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.settings = settings
+        self.inventory = inventory
+
+    @property
+    def run_id(self) -> int:
+        return int(self.recorder.run_id)
+
+    @property
+    def targets(self) -> list[Any]:
+        return list(self.recorder.pending)
+
+    @property
+    def on_result(self) -> Any:
+        return self.recorder.on_result
+
+    @classmethod
+    def start(cls, store: Store, targets: list[Any], settings: Any, inventory: Any = None,
+              wait: float = 0.0) -> StoredScan:
+        from scanner import __version__
+
+        b = load_baseline()
+        members = [m.model_dump(mode="json", exclude={"line"})
+                   for m in inventory.members] if inventory else []
+        rec = store.start_run(targets, baseline_id=b.id, baseline_version=b.version, tool_version=__version__,
+                              settings=settings, members=members, wait=wait)
+        return cls(store, rec, settings, inventory)
+
+    @classmethod
+    def resume(cls, store: Store, wait: float = 0.0) -> StoredScan:
+        from scanner.store import settings_from_json
+
+        rec = store.resume_run(wait=wait)
+        return cls(store, rec, settings_from_json(store.run(rec.run_id).options))
+
+    def finish(self, stats: dict[str, Any] | None = None) -> RunInfo:
+        return self.recorder.finish(stats)
+
+    def abort(self) -> None:
+        self.recorder.__exit__(KeyboardInterrupt, None, None)
+
+    def regression(self) -> RunDiff | None:
+        """The diff against the previous run of the same inventory, when there is one."""
+        run = self.store.run(self.run_id)
+        prev = self.store.previous_run(run.id)
+        return diff_runs(self.store, prev, run) if prev else None
+
+
+def iter_history(store: Store, member: str | None = None, limit: int = 30) -> Iterator[dict[str, Any]]:
+    """Rows of ``pledgescan history``: run, date, status, baseline, targets and grades."""
+    runs = store.runs(member=member, limit=limit)
+    scores = store.member_scores([r.id for r in runs])
+    for r in runs:
+        per = scores.get(r.id, {})
+        if member is not None:
+            grade, score = per.get(member, ("?", None))
+            grades = {member: grade}
+        else:
+            grades = {m or "(no member)": g for m, (g, _s) in per.items()}
+            vals = [s for _g, s in per.values() if s is not None]
+            score = round(sum(vals) / len(vals), 1) if vals else None
+        yield {"run": r.id, "started_at": r.started_at.isoformat(timespec="seconds"), "status": r.status,
+               "baseline": r.baseline, "targets": f"{r.targets_done}/{r.targets_total}",
+               "score": score, "grades": grades}
