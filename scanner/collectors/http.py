@@ -1,15 +1,172 @@
-"""The http collector (placeholder until the family lands)."""
+"""The http collector: the http:// and https:// fetches of an endpoint with their redirect chains
+followed by hand, the landing page, two CORS probes and security.txt. All I/O goes through
+``ctx.fetcher`` (resolver overrides, CA bundle, politeness caps, size limits, internal-address guard).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import secrets
+import warnings
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from scanner.evidence.http import HTTPEvidence
+from scanner.evidence.http import (
+    MAX_HEADERS,
+    MAX_PAGE_CHARS,
+    MAX_SECTXT_CHARS,
+    MAX_VALUE,
+    Chain,
+    CorsProbe,
+    Hop,
+    HTTPEvidence,
+    Page,
+    TextFetch,
+    clip,
+)
 from scanner.models import Target
-from scanner.net import ScanContext
+from scanner.net import HttpResponse, ScanContext, in_scope, is_ip_literal, registrable_domain
+
+PAGE_BYTES = 512_000
+SECTXT_BYTES = 64_000
+
+
+def _hop(resp: HttpResponse) -> Hop:
+    headers = tuple((k, clip(v, MAX_VALUE) or "") for k, v in resp.headers[:MAX_HEADERS])
+    return Hop(url=resp.url, status=resp.status, http_version=resp.http_version,
+               location=clip(resp.location, 2000), headers=headers, address=resp.address,
+               tls_verified=resp.tls_verified, tls_error=clip(resp.tls_error, 500),
+               error=clip(resp.error, 500), error_kind=resp.error_kind)
+
+
+def _refusal(url: str, target: Target, scope: tuple[str, ...], ctx: ScanContext) -> str | None:
+    """Why a redirect target must not be fetched (recorded as evidence instead), or None."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        _ = parts.port
+    except ValueError:
+        return "malformed Location URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"redirect to a non-HTTP URL ({parts.scheme[:20]}:)"
+    if not host:
+        return "Location has no host"
+    if is_ip_literal(host):
+        if host == target.host or host in ctx.target_addresses:
+            return None
+        return "redirect to an IP address literal that is not a target"
+    if not in_scope(host, scope):
+        return f"redirect leaves the scope ({host[:200]} is not under {', '.join(scope)[:200]})"
+    return None
+
+
+async def follow(ctx: ScanContext, url: str, target: Target, scope: tuple[str, ...],
+                 max_redirects: int, max_bytes: int, headers: dict[str, str] | None = None,
+                 ) -> tuple[Chain, HttpResponse | None]:
+    """Fetch ``url`` and follow its redirects by hand; return the chain and the last response."""
+    hops: list[Hop] = []
+    current = url
+    last: HttpResponse | None = None
+    stop: str | None = None
+    for n in range(max_redirects + 1):
+        resp = await ctx.fetcher.fetch(current, headers=headers, max_bytes=max_bytes)
+        last = resp
+        hop = _hop(resp)
+        hops.append(hop)
+        if resp.error_kind == "blocked":
+            stop = resp.error
+            break
+        if not hop.ok or not hop.is_redirect:
+            break
+        if n == max_redirects:
+            stop = f"more than {max_redirects} redirects"
+            break
+        try:
+            nxt = urljoin(current, (hop.location or "").strip())
+        except ValueError:
+            nxt = hop.location or ""
+        why = _refusal(nxt, target, scope, ctx)
+        if why:
+            hops.append(Hop(url=clip(nxt, 2000) or "", fetched=False, not_followed=why))
+            stop = why
+            break
+        current = nxt
+    return Chain(start_url=url, hops=tuple(hops), stop_reason=stop), last
+
+
+def _page(resp: HttpResponse | None) -> Page | None:
+    if resp is None or resp.error or resp.status is None or resp.is_redirect:
+        return None
+    ctype = resp.header("content-type") or ""
+    head = resp.body[:512].lstrip().lower()
+    if "html" not in ctype.lower() and not head.startswith((b"<!doctype html", b"<html")):
+        return None
+    text = resp.text()
+    return Page(url=resp.url, content_type=clip(ctype, 200), html=text[:MAX_PAGE_CHARS],
+                truncated=resp.body_truncated or len(text) > MAX_PAGE_CHARS)
+
+
+async def _cors(ctx: ScanContext, url: str, origin: str) -> CorsProbe:
+    resp = await ctx.fetcher.fetch(url, headers={"Origin": origin}, max_bytes=16_000)
+    if resp.error:
+        return CorsProbe(url=url, origin=origin, error=clip(resp.error, 300))
+    return CorsProbe(url=url, origin=origin, status=resp.status,
+                     allow_origin=clip(resp.header("access-control-allow-origin"), 500),
+                     allow_credentials=clip(resp.header("access-control-allow-credentials"), 100),
+                     vary=clip(resp.header("vary"), 300),
+                     set_cookie_count=len(resp.header_all("set-cookie")))
+
+
+async def _text(ctx: ScanContext, url: str, target: Target, scope: tuple[str, ...]) -> TextFetch:
+    chain, last = await follow(ctx, url, target, scope, max_redirects=5, max_bytes=SECTXT_BYTES)
+    if last is None or last.error:
+        return TextFetch(url=url, error=clip(last.error if last else "not fetched", 300))
+    body = last.text()
+    return TextFetch(url=url, final_url=last.url, status=last.status,
+                     content_type=clip(last.header("content-type"), 200), body=body[:MAX_SECTXT_CHARS],
+                     body_truncated=last.body_truncated or len(body) > MAX_SECTXT_CHARS,
+                     redirects=tuple(clip(h.url, 500) or "" for h in chain.hops[1:]),
+                     tls_verified=last.tls_verified)
+
+
+def _preloaded(host: str) -> bool | None:
+    try:
+        import hstspreload
+
+        with warnings.catch_warnings():  # hstspreload uses a deprecated importlib.resources call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(hstspreload.in_hsts_preload(host))
+    except Exception:  # informational only
+        return None
 
 
 async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
-                  prior: dict[str, Any]) -> HTTPEvidence:
-    """Placeholder: reports that the collector is not available yet."""
-    return HTTPEvidence(error="http collector not implemented yet")
+                  prior: dict[str, object]) -> HTTPEvidence:
+    """Collect the HTTP evidence of one endpoint. Never raises for network trouble."""
+    parts = urlsplit(target.target)
+    host = target.host
+    netloc_host = f"[{host}]" if ":" in host else host
+    path = parts.path or "/"
+    https_url = target.target
+    http_url = urlunsplit(("http", netloc_host, path, parts.query, ""))
+    https_base = urlunsplit(("https", parts.netloc, "", "", ""))
+    scope = target.scope or (registrable_domain(host),)
+    limit = ctx.settings.max_redirects
+
+    (https_chain, https_last), (http_chain, _), sectxt = await asyncio.gather(
+        follow(ctx, https_url, target, scope, limit, PAGE_BYTES),
+        follow(ctx, http_url, target, scope, limit, 64_000),
+        _text(ctx, https_base + "/.well-known/security.txt", target, scope),
+    )
+    texts = [sectxt]
+    if sectxt.error is None and sectxt.status != 200:
+        texts.append(await _text(ctx, https_base + "/security.txt", target, scope))
+    page = None
+    cors: list[CorsProbe] = []
+    landing = https_chain.landing
+    if landing is not None:
+        if https_last is not None and https_last.url == landing.url:
+            page = _page(https_last)
+        origin = f"https://{secrets.token_hex(6)}.example"
+        cors = list(await asyncio.gather(_cors(ctx, landing.url, origin), _cors(ctx, landing.url, "null")))
+    return HTTPEvidence(host=host, http=http_chain, https=https_chain, page=page, cors=tuple(cors),
+                        security_txt=tuple(texts), hsts_preloaded=_preloaded(host))

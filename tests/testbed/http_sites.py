@@ -4,6 +4,8 @@ for integration tests, one per situation of the H and C controls.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -201,6 +203,9 @@ server {{ listen {s['hop'].address}:443 ssl; server_name {s['hop'].host}; {ssl}
     add_header Set-Cookie "hopsess=1; Path=/" always;
     return 302 https://{s['hop2'].host}/landing;
 }}
+server {{ listen {s['evil'].address}:443 ssl; server_name {s['evil'].host}; {ssl}
+    return 302 https://169.254.169.254/latest/meta-data/;
+}}
 server {{ listen {s['hop2'].address}:443 ssl; server_name {s['hop2'].host}; {ssl}
     add_header Set-Cookie "wwwcookie=1; Secure; SameSite=Lax" always;
     return 302 https://outside.example.org/elsewhere;
@@ -210,6 +215,7 @@ server {{ listen {s['hop2'].address}:443 ssl; server_name {s['hop2'].host}; {ssl
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a test class
     sites: dict[str, Site]
     ca_path: Path
     workdir: Path
@@ -233,7 +239,16 @@ def start_testbed(workdir: Path) -> Iterator[Testbed]:
     leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
     ca.cert_pem.write_to_path(str(ca_path))
-    conf = nginx_conf(cert, key, workdir / "www")
-    listen = [(s.address, 443) for s in SITES.values() if s.name != "evil"]
-    with NginxServer(conf, name="pledgescan-http", listen=listen, workdir=workdir / "nginx"):
-        yield Testbed(sites=SITES, ca_path=ca_path, workdir=workdir)
+    # nginx workers run as an unprivileged user: the docroot must be world-readable, and pytest's
+    # temporary directories are not, so it lives in its own directory under /tmp.
+    docroot = Path(tempfile.mkdtemp(prefix="pledgescan-http-www-"))
+    docroot.chmod(0o755)
+    conf = nginx_conf(cert, key, docroot)
+    for d in docroot.rglob("*"):
+        d.chmod(0o755 if d.is_dir() else 0o644)
+    listen = [(s.address, 443) for s in SITES.values()]
+    try:
+        with NginxServer(conf, name="pledgescan-http", listen=listen, workdir=workdir / "nginx"):
+            yield Testbed(sites=SITES, ca_path=ca_path, workdir=workdir)
+    finally:
+        shutil.rmtree(docroot, ignore_errors=True)
