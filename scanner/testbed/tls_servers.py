@@ -21,6 +21,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,8 +164,10 @@ def make_server_context(
         ctx.set_ciphers((ciphers or "DEFAULT") + ":@SECLEVEL=0")
     elif ciphers:
         ctx.set_ciphers(ciphers)
-    ctx.minimum_version = tls_min
-    ctx.maximum_version = tls_max
+    with warnings.catch_warnings():  # TLSVersion.TLSv1/TLSv1_1 are deprecated: on purpose here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = tls_min
+        ctx.maximum_version = tls_max
     # ssl.load_cert_chain only reads files: write them to a private temporary directory.
     with tempfile.TemporaryDirectory(prefix="pledgescan-tls-") as tmp:
         chain, key = Path(tmp) / "chain.pem", Path(tmp) / "key.pem"
