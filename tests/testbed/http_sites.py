@@ -185,7 +185,7 @@ server {{ listen {s['weak'].address}:443 ssl; server_name {s['weak'].host}; {ssl
     add_header Set-Cookie "__HOST-pref=1; Secure; Path=/app; Domain=weak.pledge.test" always;
     add_header Set-Cookie "theme=dark; Secure" always;
     add_header Set-Cookie "<script>alert('c')</script>=1; Secure" always;
-    add_header X-Note "<script>alert('h')</script>" always;
+    add_header X-Powered-By "<script>alert('h')</script>/1.2.3" always;
 }}
 server {{ listen {s['cors'].address}:80; server_name {s['cors'].host}; return 301 https://$host$request_uri; }}
 server {{ listen {s['cors'].address}:443 ssl; server_name {s['cors'].host}; {ssl}
