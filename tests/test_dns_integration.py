@@ -128,3 +128,22 @@ def test_cli_json_and_html(knot, mta_sts, tmp_path: Path):
     assert got[f"weak.{PARENT}"] == EXPECTED[f"weak.{PARENT}"]
     html = next(out.glob("*.html")).read_text()
     assert "v=spf1 -all" in html and "CAA 0 issue" in html
+
+
+async def test_dnskey_trust_anchor_and_wrong_anchor(knot, tmp_path: Path):
+    # Given the parent's DNSKEY (not its DS) as anchor, Unbound trust-anchor-file style
+    out = subprocess.run(["kdig", "@127.0.40.1", "+short", f"{PARENT}.", "DNSKEY"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    ta = tmp_path / "dnskey.txt"
+    lines = "".join(f"{PARENT}. 3600 IN DNSKEY {ln}\n" for ln in out.splitlines())
+    ta.write_text("; DNSKEY anchor\n" + lines)
+    report = await scan(settings(knot, trust_anchors=(ta,)), [targets.domain(f"good.{PARENT}")])
+    assert table(report)[f"good.{PARENT}"]["D3"] == "pass"
+    # Given an anchor that matches no key of the parent, Then the chain is bogus
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text(f"{PARENT}. IN DS 12345 13 2 {'CD' * 32}\n")
+    report = await scan(settings(knot, trust_anchors=(wrong,)), [targets.domain(f"good.{PARENT}")])
+    assert table(report)[f"good.{PARENT}"]["D3"] == "fail"
+    # Given no anchor covering the domain (the default root KSK; the testbed serves no root), Then error
+    report = await scan(settings(knot, trust_anchors=()), [targets.domain(f"good.{PARENT}")])
+    assert table(report)[f"good.{PARENT}"]["D3"] == "error"

@@ -133,13 +133,13 @@ class Lookups:
 class _CountingResolver(dns.resolver.Resolver):
     """A synchronous resolver for checkdmarc that counts its queries and remembers failures."""
 
-    queries = 0
-    failures: list[str]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queries = 0
+        self.failures: list[str] = []
 
     def resolve(self, qname: Any, rdtype: Any = dns.rdatatype.A, *args: Any, **kwargs: Any) -> Any:
         self.queries += 1
-        if not hasattr(self, "failures"):
-            self.failures = []
         try:
             return super().resolve(qname, rdtype, *args, **kwargs)
         except dns.exception.Timeout:
@@ -163,7 +163,7 @@ async def collect_spf(domain: str, look: Lookups) -> SPFEvidence:
     resolver = look.sync_resolver()
     result = await asyncio.to_thread(_parse_spf, records[0], domain, resolver, look)
     look.count(resolver.queries)
-    failures = getattr(resolver, "failures", [])
+    failures = resolver.failures
     if failures:
         return SPFEvidence(lookup=lookup, records=records, error=f"SPF evaluation incomplete: {failures[0]}")
     return SPFEvidence(lookup=lookup, records=records, **result)
