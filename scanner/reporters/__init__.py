@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from scanner.baseline import Baseline, load_baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status
 
 #: File name (without extension) of every report written by ``render_all``.
@@ -126,6 +128,24 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
+_BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def report_baseline(report: Report) -> Baseline | None:
+    """The bundled baseline a report names (for requirement texts and area names), or ``None``.
+
+    The name comes from the report (possibly a stored one), so it is checked before it becomes part
+    of a resource path."""
+    ref = report.baseline
+    if not (_BASELINE_NAME.match(ref.id) and _BASELINE_NAME.match(ref.version)):
+        return None
+    try:
+        baseline = load_baseline(f"{ref.id}-v{ref.version}")
+    except (OSError, ValueError):
+        return None
+    return baseline if (baseline.id, baseline.version) == (ref.id, ref.version) else None
+
+
 def finding_severity(finding: Finding, control: ControlResult | None) -> Severity | None:
     """A finding's weight: its own, else its control's."""
     if finding.severity is not None:
@@ -158,6 +178,7 @@ __all__ = [
     "finding_severity",
     "jsonable",
     "render_all",
+    "report_baseline",
     "severity_counts",
     "top_finding",
     "write_atomic",

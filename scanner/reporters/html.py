@@ -15,9 +15,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from scanner.baseline import Baseline, load_baseline
+from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
-from scanner.reporters import finding_severity, jsonable, severity_counts, top_finding
+from scanner.reporters import finding_severity, jsonable, report_baseline, severity_counts, top_finding
 
 TEMPLATE_PACKAGE = "templates"
 MAX_TEXT = 500  # characters of one evidence string shown
@@ -164,13 +164,6 @@ class MemberView:
     targets: list[TargetView]
 
 
-def _load_baseline(report: Report) -> Baseline | None:
-    try:
-        return load_baseline(f"{report.baseline.id}-v{report.baseline.version}")
-    except (FileNotFoundError, ValueError, OSError):
-        return None
-
-
 def area_names(baseline: Baseline | None) -> dict[str, str]:
     return dict(baseline.areas) if baseline is not None else dict(DEFAULT_AREAS)
 
@@ -230,7 +223,7 @@ def member_views(targets: list[TargetView]) -> list[MemberView]:
 
 def report_context(report: Report) -> dict[str, Any]:
     """Everything ``report.html`` needs."""
-    baseline = _load_baseline(report)
+    baseline = report_baseline(report)
     targets = [target_view(t, i, baseline) for i, t in enumerate(report.targets, start=1)]
     grades: dict[str, int] = {}
     for t in report.targets:

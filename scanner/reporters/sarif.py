@@ -14,9 +14,9 @@ import hashlib
 import json
 from typing import Any
 
-from scanner.baseline import Baseline, load_baseline
+from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
-from scanner.reporters import finding_severity, jsonable
+from scanner.reporters import finding_severity, jsonable, report_baseline
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/pledgescan/pledgescan"
@@ -34,14 +34,6 @@ def level(finding: Finding, control: ControlResult | None) -> str:
     return (_FAIL_LEVEL if finding.status == Status.FAIL else _WARN_LEVEL)[sev]
 
 
-def _baseline(report: Report) -> Baseline | None:
-    """The baseline the report names, for requirement texts (``None`` if not bundled)."""
-    try:
-        return load_baseline(f"{report.baseline.id}-v{report.baseline.version}")
-    except (FileNotFoundError, ValueError, OSError):
-        return None
-
-
 class SarifReporter:
     """``--format sarif``: a SARIF 2.1.0 log with one run."""
 
@@ -52,7 +44,7 @@ class SarifReporter:
         return json.dumps(self.document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     def document(self, report: Report) -> dict[str, Any]:
-        baseline = _baseline(report)
+        baseline = report_baseline(report)
         rules: dict[str, dict[str, Any]] = {}
         results: list[dict[str, Any]] = []
         notifications: list[dict[str, Any]] = []
