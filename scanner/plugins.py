@@ -132,7 +132,12 @@ def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
     controls = set(known_controls) if known_controls is not None else None
     reg = Registry()
     seen: set[str] = set()
-    for ep in sorted(entry_points(group=CHECK_GROUP), key=lambda e: e.name):
+    # Built-in families load first, so a third-party plugin can never shadow a built-in check ID.
+    def order(ep: Any) -> tuple[bool, str]:
+        dist = getattr(ep, "dist", None)
+        return (getattr(dist, "name", "") != "pledgescan", ep.name)
+
+    for ep in sorted(entry_points(group=CHECK_GROUP), key=order):
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plugin must not stop the scan
