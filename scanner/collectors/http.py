@@ -147,6 +147,8 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     netloc_host = f"[{host}]" if ":" in host else host
     path = parts.path or "/"
     https_url = target.target
+    if target.http_port != 80:  # a non-standard plain-HTTP port (the demo's, a members file's)
+        netloc_host = f"{netloc_host}:{target.http_port}"
     http_url = urlunsplit(("http", netloc_host, path, parts.query, ""))
     https_base = urlunsplit(("https", parts.netloc, "", "", ""))
     scope = target.scope or (registrable_domain(host),)
