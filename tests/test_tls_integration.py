@@ -124,7 +124,7 @@ def _cli(bed: TLSBed, keys: list[str], out: Path, *extra: str) -> dict:
         "--only",
         "T1,T2,T3,T4,T5,T6",
         "--timeout",
-        "2",
+        "5",
         "-q",
         "--rate-limit",
         "0",
@@ -161,7 +161,7 @@ def test_cli_without_ca_bundle_reports_untrusted(tls_bed: TLSBed, tmp_path: Path
         "--only",
         "T4",
         "--timeout",
-        "2",
+        "5",
         "-q",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -74,7 +74,7 @@ class TLSBed:
         return out
 
     def settings(self, **kw: object) -> Settings:
-        base: dict[str, object] = {"resolve": self.resolve(), "ca_bundle": self.ca_bundle, "timeout": 2.0,
+        base: dict[str, object] = {"resolve": self.resolve(), "ca_bundle": self.ca_bundle, "timeout": 5.0,
                                    "target_deadline": 60.0, "rate_limit": 0.0, "concurrency": 8,
                                    "only": frozenset({"T1", "T2", "T3", "T4", "T5", "T6"})}
         base.update(kw)
