@@ -2,6 +2,7 @@
 
 Exit codes: 0 scan completed and nothing at or above ``--fail-on`` failed; 1 the threshold was met
 (or, with ``--fail-on-regression``, something got worse); 2 usage or input error (one line, no traceback).
+3 the history store is busy (another run holds its lock for longer than ``--lock-wait``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def build_settings(kw: dict[str, Any]) -> Settings:
 
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
                  output: Path | None, quiet: bool, fail_on: str, on_result: Any = None,
-                 default_name: str = "pledgescan-report") -> tuple[Report, list[Path]]:
+                 default_name: str = "pledgescan-report", render: bool = True) -> tuple[Report, list[Path]]:
     """Run the scan with a progress display, write the reports, print the summary."""
     from scanner.engine import Scanner, SelectionError
 
@@ -186,7 +187,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     formats = formats or ("html",)
     out = output or (Path(f"{default_name}.{formats[0]}") if len(formats) == 1 else Path(default_name))
     try:
-        paths = render_all(report, formats, out)
+        paths = render_all(report, formats, out) if render else []
     except OSError as exc:
         raise InputProblem(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     if not quiet:
@@ -196,10 +197,112 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     return report, paths
 
 
+# -- history store (scanner.store / scanner.portfolio) ------------------------------------------------
+EXIT_BUSY = 3  # another run holds the history store's lock
+
+
+class StoreBusyProblem(click.ClickException):
+    """The history store is locked by another run: one line, exit code 3."""
+
+    exit_code = EXIT_BUSY
+
+
+def store_option(func: Any) -> Any:
+    return click.option("--store", "store_url", envvar="PLEDGESCAN_STORE", metavar="URL",
+                        help="History store: an SQLAlchemy URL (sqlite:///path, postgresql+psycopg://...). "
+                             "Default: $PLEDGESCAN_STORE, else SQLite in the user data directory.")(func)
+
+
+def open_store(url: str | None) -> Any:
+    from scanner.store import Store, StoreError
+
+    try:
+        return Store(url)
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+
+
+def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
+    """``scan`` with history: record the run as targets finish, write reports from the store."""
+    from scanner.diff import print_diff
+    from scanner.members import combine
+    from scanner.portfolio import StoredScan, run_report, write_portfolio
+    from scanner.reporters import render_all
+    from scanner.store import StoreBusy, StoreError
+
+    quiet = kw["quiet"]
+    if inventory is not None and not quiet:
+        for w in inventory.warnings:
+            click.echo(f"pledgescan: {w}", err=True)
+    store = open_store(kw["store_url"])
+    try:
+        if kw["resume"]:
+            stored = StoredScan.resume(store, kw["lock_wait"])
+        else:
+            stored = StoredScan.start(store, combine(inventory, targets), settings, inventory,
+                                      kw["lock_wait"])
+    except StoreBusy as exc:
+        raise StoreBusyProblem(str(exc)) from None
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    run = store.run(stored.run_id)
+    portfolio = bool(run.members)
+    try:
+        report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
+                                     output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
+                                     on_result=stored.on_result, render=not (portfolio or kw["resume"]))
+    except BaseException:
+        stored.abort()
+        raise
+    run = stored.finish(report.stats)
+    if portfolio or kw["resume"]:
+        report = run_report(store, run)
+        out = kw["output"]
+        try:
+            if portfolio:
+                paths = write_portfolio(store, run.id, out or Path("pledgescan-portfolio"))
+            else:
+                formats = kw["formats"] or ("html",)
+                paths = render_all(report, formats, out or Path(f"pledgescan-report.{formats[0]}"
+                                                              if len(formats) == 1 else "pledgescan-report"))
+        except OSError as exc:
+            raise InputProblem(f"cannot write the reports: {exc.strerror or exc}") from None
+        if not quiet:
+            for p in paths:
+                click.echo(f"report written: {p}", err=True)
+    if not quiet:
+        click.echo(f"run {run.id} {run.status}: {run.targets_done}/{run.targets_total} targets "
+                   f"(store {store.url.split('://')[0]})", err=True)
+    code = EXIT_OK
+    if exceeds_threshold(report, kw["fail_on"]):
+        code = EXIT_THRESHOLD
+    if kw["fail_on_regression"]:
+        diff = stored.regression()
+        if diff is not None and diff.regressed:
+            if not quiet:
+                from rich.console import Console
+
+                print_diff(diff, Console(stderr=True))
+            click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
+                       err=True)
+            code = EXIT_THRESHOLD
+    store.close()
+    return code
+
+
 @cli.command()
 @click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @click.option("--domain", "domains", multiple=True, metavar="NAME",
               help="Add a domain target alone (DNS and e-mail controls). Repeatable.")
+@click.option("--members", "members_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Members file (YAML or CSV): scan every member's domains and endpoints; "
+                   "-o DIR then gets the portfolio (index.html, <member>.html, scan.json, scan.csv).")
+@store_option
+@click.option("--resume", is_flag=True, help="Finish the last interrupted run (no targets needed).")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when anything got worse than in the previous run of the same inventory.")
+@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
+              help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
 @scan_options
 def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """Scan TARGETs: a URL is a web endpoint; a bare host name means its https:// endpoint and its domain.
@@ -211,17 +314,21 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """
     from scanner.targets import InputError, from_cli
 
-    if not targets and not domains:
-        raise InputProblem("nothing to scan: give at least one TARGET or --domain NAME")
+    if not targets and not domains and not kw["members_file"] and not kw["resume"]:
+        raise InputProblem("nothing to scan: give at least one TARGET, --domain NAME or --members FILE")
+    if kw["resume"] and (targets or domains or kw["members_file"]):
+        raise InputProblem("--resume finishes the last interrupted run with its own targets: give none")
+    inventory = None
     try:
+        if kw["members_file"]:
+            from scanner.members import load_members
+
+            inventory = load_members(kw["members_file"])
         target_list = from_cli(list(targets), list(domains))
     except InputError as exc:
         raise InputProblem(str(exc)) from None
     settings = build_settings(kw)
-    report, _ = execute_scan(target_list, settings, formats=kw["formats"], output=kw["output"],
-                             quiet=kw["quiet"], fail_on=kw["fail_on"])
-    if exceeds_threshold(report, kw["fail_on"]):
-        sys.exit(EXIT_THRESHOLD)
+    sys.exit(run_stored_scan(target_list, inventory, settings, kw))
 
 
 @cli.command(name="checks")
@@ -273,6 +380,132 @@ def demo(output: Path, keep_running: bool) -> None:
 
     path = run_demo(output, keep_running=keep_running)
     click.echo(f"demo report written: {path.resolve()}")
+
+
+@cli.command()
+@store_option
+@click.option("--member", metavar="ID", help="Only runs that scanned this member, with its grade.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=30, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> None:
+    """Past runs: date, status, baseline version, grades."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from scanner.portfolio import iter_history
+
+    rows = list(iter_history(open_store(store_url), member=member, limit=limit))
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} run(s)" + (f" of member {member}" if member else ""))
+    for col in ("Run", "Started (UTC)", "Status", "Baseline", "Targets", "Score", "Grades"):
+        table.add_column(col)
+    for r in rows:
+        grades = r["grades"]
+        if member is None:
+            dist: dict[str, int] = {}
+            for g in grades.values():
+                dist[g] = dist.get(g, 0) + 1
+            shown = " ".join(f"{g}:{n}" for g, n in sorted(dist.items()))
+        else:
+            shown = grades.get(member, "?")
+        table.add_row(str(r["run"]), r["started_at"].replace("+00:00", ""), r["status"], r["baseline"],
+                      r["targets"], "" if r["score"] is None else str(r["score"]), shown)
+    Console(soft_wrap=True).print(table)
+
+
+@cli.command()
+@store_option
+@click.argument("runs", nargs=-1, metavar="[RUN_A [RUN_B]]")
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON or HTML here instead of standard output.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when anything got worse.")
+def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | None,
+         fail_on_regression: bool) -> None:
+    """What changed between two runs (default: the latest and the previous run of the same inventory):
+    per member, target and control, what newly fails, what was fixed, grade changes."""
+    import json
+
+    from scanner.diff import default_pair, diff_runs, print_diff
+    from scanner.portfolio import render_diff
+    from scanner.reporters import write_atomic
+    from scanner.store import StoreError
+
+    if len(runs) > 2:
+        raise InputProblem("diff takes at most two run IDs")
+    store = open_store(store_url)
+    try:
+        a, b = default_pair(store, *(runs + (None, None))[:2])
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    d = diff_runs(store, a, b)
+    if fmt == "table":
+        print_diff(d)
+    else:
+        text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
+        if output:
+            write_atomic(output, text)
+        else:
+            click.echo(text, nl=False)
+    if fail_on_regression and d.regressed:
+        sys.exit(EXIT_THRESHOLD)
+
+
+@cli.command()
+@store_option
+@click.argument("run", default="latest")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
+              help="Formats for a run without members (default html). A members run gets the portfolio.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Directory (portfolio, several formats) or file (one format).")
+def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None) -> None:
+    """Re-render the reports of a stored RUN (an ID or 'latest') without scanning."""
+    from scanner.portfolio import run_report, write_portfolio
+    from scanner.reporters import render_all
+    from scanner.store import StoreError
+
+    store = open_store(store_url)
+    try:
+        info = store.run(run)
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    if info.members:
+        paths = write_portfolio(store, info.id, output or Path(f"pledgescan-portfolio-{info.id}"))
+    else:
+        formats = formats or ("html",)
+        default = f"pledgescan-report-{info.id}" + (f".{formats[0]}" if len(formats) == 1 else "")
+        paths = render_all(run_report(store, info), formats, output or Path(default))
+    for p in paths:
+        click.echo(f"report written: {p}", err=True)
+
+
+@cli.group()
+def members() -> None:
+    """Members files (the secretariat's inventory)."""
+
+
+@members.command(name="check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def members_check(file: Path) -> None:
+    """Validate a members FILE (YAML or CSV) without scanning: one line per problem."""
+    from scanner.members import MembersError, load_members
+
+    try:
+        inv = load_members(file)
+    except MembersError as exc:
+        for issue in exc.issues:
+            click.echo(f"pledgescan: error: {issue}", err=True)
+        sys.exit(EXIT_USAGE)
+    for w in inv.warnings:
+        click.echo(f"pledgescan: {w}", err=True)
+    eps = sum(1 for t in inv.targets if t.kind == "endpoint")
+    click.echo(f"{file}: OK, {len(inv.members)} members, {eps} endpoints, "
+               f"{len(inv.targets) - eps} domains, {len(inv.warnings)} warning(s)")
 
 
 def main(argv: list[str] | None = None) -> None:
