@@ -136,6 +136,9 @@ _SECRET_PHP = re.compile(r"""define\(\s*['"](\w{1,80})['"]\s*,\s*['"](\S?\*{5})[
                          r"""\$([A-Za-z_][\w\[\]'"-]{0,80})\s*=\s*['"](\S?\*{5})['"]""")
 
 
+_MASKED_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:\*{5}@[^\s\"'<>]{1,200}", re.IGNORECASE)
+
+
 def secret_summary(excerpt: str, limit: int = 30) -> tuple[str, ...]:
     """``KEY=v*****`` for every masked value in an (already masked) excerpt. Values never appear: the
     excerpt is re-masked first, so this is safe even on raw text."""
@@ -146,6 +149,8 @@ def secret_summary(excerpt: str, limit: int = 30) -> tuple[str, ...]:
     for m in _SECRET_PHP.finditer(text):
         key, val = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
         out.append(f"{key}={val}")
+    for m in _MASKED_URL.finditer(text):
+        out.append(m.group(0))
     seen: dict[str, None] = dict.fromkeys(out)
     return tuple(seen)[:limit]
 

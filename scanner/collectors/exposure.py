@@ -1,15 +1,281 @@
-"""The exposure collector (placeholder until the family lands)."""
+"""The exposure collector (E1-E4): calibrate the host's "not found" behaviour, then probe the catalogue.
+
+Order of work on one origin (https://host:port of the endpoint):
+1. the landing page (``/``) and six random paths (with and without an extension, a dot-file, a
+   directory, a file inside a random directory): the host's answer to things that do not exist;
+2. every catalogue path (deduplicated, GET, HEAD or a 512-byte ranged GET), plus directories linked
+   from the landing page;
+3. for each answer that is neither an error nor like the calibration, one random sibling in the same
+   directory with the same extension (cached per directory and extension), so a directory that answers
+   everything alike cannot produce a finding.
+All of it is bounded by ``settings.exposure_max_requests`` per host (default 150) and by the per-host
+connection cap of the fetcher. Deciding what is exposed is left to the checks (``checks/exposure.py``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import secrets
+import time
+from collections import Counter
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
 
-from scanner.evidence.exposure import ExposureEvidence
+from scanner.evidence.exposure import ExposureEvidence, Probe, similar
+from scanner.exposure_catalogue.model import Catalogue, load_catalogue
 from scanner.models import Target
-from scanner.net import ScanContext
+from scanner.net import ScanContext, is_ip_literal
+
+Method = Literal["GET", "HEAD", "RANGE"]
+PROBE_BYTES = 64 * 1024  # body cap for probes (the excerpt kept is smaller still)
+RANGE_BYTES = 512  # archives and dumps: the first bytes are enough for the magic number
+CONFIRM_RESERVE = 12  # requests kept back for sibling confirmations
+TIME_SHARE = 0.6  # share of the target deadline this collector allows itself
+FAMILY_ORDER = ("source_secrets", "diagnostics", "admin_consoles", "platforms", "listings")
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.used = 0
+
+    def take(self, reserve: int = 0) -> bool:
+        if self.used + reserve >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+
+def _rand() -> str:
+    return "ps" + secrets.token_hex(5)
+
+
+def _origin(target: Target) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    port = target.port or 443
+    return f"https://{host}" + ("" if port == 443 else f":{port}")
+
+
+class _Prober:
+    """Sends the probes of one origin within the budget, the time limit and the connection cap."""
+
+    def __init__(self, ctx: ScanContext, origin: str, budget: _Budget, deadline: float) -> None:
+        self.ctx = ctx
+        self.origin = origin
+        self.budget = budget
+        self.deadline = deadline
+        self.sem = asyncio.Semaphore(max(1, ctx.settings.per_host_connections))
+        self.skipped: list[str] = []
+        self.pages: dict[str, str] = {}  # raw HTML of landing pages (for links), never stored
+
+    async def get(self, path: str, method: Method = "GET", purpose: Any = "probe",
+                  confirms: str | None = None, reserve: int = 0) -> Probe | None:
+        if time.monotonic() > self.deadline or not self.budget.take(reserve):
+            self.skipped.append(path)
+            return None
+        url = self.origin + path
+        fetcher = self.ctx.fetcher
+        limit = min(self.ctx.settings.max_body_bytes, PROBE_BYTES)
+        async with self.sem:
+            if method == "RANGE":
+                resp = await fetcher.fetch(url, method="GET", headers={"Range": f"bytes=0-{RANGE_BYTES - 1}"},
+                                           max_bytes=RANGE_BYTES)
+            else:
+                resp = await fetcher.fetch(url, method=method, max_bytes=limit)
+        if purpose == "landing" and resp.body:
+            self.pages[path] = resp.body[:PROBE_BYTES].decode("utf-8", errors="replace")
+        return Probe.record(purpose=purpose, path=path, url=url, method=method, status=resp.status,
+                            headers=resp.headers, body=resp.body, truncated=resp.body_truncated,
+                            error=resp.error, error_kind=resp.error_kind, confirms=confirms)
+
+
+def _calibration_paths() -> list[tuple[str, str]]:
+    """(path, sibling key) of the random paths asked first."""
+    d = _rand()
+    return [(f"/{_rand()}", "/|"), (f"/{_rand()}.php", "/|.php"), (f"/{_rand()}.html", "/|.html"),
+            (f"/.{_rand()}", "/|hidden"), (f"/{d}/", "/|dir"), (f"/{d}/{_rand()}.txt", "sub|.txt")]
+
+
+def _sibling(path: str) -> tuple[str, str]:
+    """A random path next to ``path`` with the same shape, and the cache key of that shape."""
+    if path.endswith("/"):
+        parent = path.rstrip("/").rsplit("/", 1)[0] + "/"
+        return f"{parent}{_rand()}/", f"{parent}|dir"
+    parent, _, name = path.rpartition("/")
+    parent += "/"
+    if name.startswith("."):
+        return f"{parent}.{_rand()}", f"{parent}|hidden"
+    ext = "." + name.rsplit(".", 1)[1] if "." in name else ""
+    return f"{parent}{_rand()}{ext}", f"{parent}|{ext}"
+
+
+def _linked_directories(html: str, base_url: str, origin: str, limit: int, known: set[str]) -> list[str]:
+    """Same-origin directories referenced by the landing page (links, scripts, styles, images)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    want = urlsplit(origin)
+    out: list[str] = []
+    try:
+        nodes = LexborHTMLParser(html[:300_000]).css("a[href], link[href], script[src], img[src]")
+    except Exception:  # a parser failure on hostile HTML costs us the links, nothing more
+        return out
+    for node in nodes[:2000]:
+        ref = node.attributes.get("href") or node.attributes.get("src") or ""
+        try:
+            parts = urlsplit(urljoin(base_url, ref.strip()))
+        except ValueError:
+            continue
+        if parts.scheme != "https" or parts.netloc.lower() != want.netloc.lower():
+            continue
+        segments = [s for s in parts.path.split("/")[1:-1] if s][:2]
+        for i in range(1, len(segments) + 1):
+            d = "/" + "/".join(segments[:i]) + "/"
+            if d not in known and d not in out and len(d) <= 200 and ".." not in d:
+                out.append(d)
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _landing_html(prior: dict[str, Any], origin: str) -> tuple[str, str] | None:
+    """The landing page HTML from the http collector's evidence, when it recorded one on this origin."""
+    page = getattr(prior.get("http"), "page", None)
+    html, url = getattr(page, "html", None), getattr(page, "url", None)
+    if (isinstance(html, str) and isinstance(url, str) and html
+            and urlsplit(url).netloc.lower() == urlsplit(origin).netloc.lower()):
+        return html, url
+    return None
+
+
+def _behaviour(calibration: list[Probe]) -> tuple[str, bool]:
+    """A short description of the answers to random paths, and whether the host is a catch-all."""
+    ok = [c for c in calibration if c.status is not None]
+    if not ok:
+        return "no answer", False
+    counts = Counter(c.status for c in ok)
+    text = ", ".join(f"{s} x{n}" for s, n in counts.most_common())
+    success = [c for c in ok if c.status is not None and 200 <= c.status < 300]
+    catch_all = len(success) >= 2 and all(similar(success[0], c) for c in success[1:])
+    if catch_all:
+        text += "; the same page for every path (catch-all or single-page-app fallback)"
+    redirects = {c.location for c in ok if c.location and c.status in (301, 302, 303, 307, 308)}
+    if redirects:
+        text += f"; redirects to {sorted(redirects)[0][:100]}"
+    return text, catch_all
+
+
+def _probe_plan(catalogue: Catalogue, target: Target, linked: list[str]) -> list[tuple[str, Method]]:
+    """Every (path, method) to ask, deduplicated, most important families first."""
+    host = target.host
+    label = host.split(".")[0]
+    plan: list[tuple[str, Method]] = []
+    seen: set[tuple[str, str]] = {("/", "GET")}  # the landing page is fetched anyway
+    for fam_name in FAMILY_ORDER:
+        fam = catalogue.family(fam_name)
+        if fam is None:
+            continue
+        extra = linked if fam.linked_directories else []
+        for entry in fam.entries:
+            for raw in list(extra) + list(entry.paths):
+                if "{" in raw:
+                    if is_ip_literal(host):
+                        continue
+                    raw = raw.replace("{host}", host).replace("{label}", label)
+                key = (raw, entry.method)
+                if key not in seen:
+                    seen.add(key)
+                    plan.append((raw, entry.method))
+    return plan
+
+
+def _expected_statuses(catalogue: Catalogue) -> set[int]:
+    return {s for _, e in catalogue.entries() if not e.on_calibration for s in e.status}
 
 
 async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                   prior: dict[str, Any]) -> ExposureEvidence:
-    """Placeholder: reports that the collector is not available yet."""
-    return ExposureEvidence(error="exposure collector not implemented yet")
+    """Calibrate, probe, confirm; never raises for network trouble."""
+    settings = ctx.settings
+    catalogue = load_catalogue()
+    origin = _origin(target)
+    budget = _Budget(settings.exposure_max_requests)
+    prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE)
+
+    # 1. Landing page and calibration, together.
+    cal_paths = _calibration_paths()
+    first = await asyncio.gather(prober.get("/", purpose="landing"),
+                                 *(prober.get(p, purpose="calibration") for p, _ in cal_paths))
+    landing, calibration = first[0], [c for c in first[1:] if c is not None]
+    answered = [p for p in [landing, *calibration] if p is not None and p.error is None]
+    base = {"origin": origin, "budget": budget.limit}
+    if not answered:
+        reason = next((p.error for p in [landing, *calibration] if p is not None and p.error), "no answer")
+        return ExposureEvidence(error=f"host unreachable: {reason}", requests=budget.used, landing=landing,
+                                calibration=tuple(calibration), **base)
+    if not any(c.error is None for c in calibration):
+        reason = next((c.error for c in calibration if c.error), "no answer")
+        return ExposureEvidence(error=f"calibration failed (random paths got no answer): {reason}",
+                                requests=budget.used, landing=landing, calibration=tuple(calibration), **base)
+    behaviour, catch_all = _behaviour(calibration)
+
+    # 2. Linked directories, then the catalogue.
+    fam = catalogue.family("listings")
+    limit = fam.max_linked_directories if fam else 0
+    known = {p for _, e in catalogue.entries() for p in e.paths}
+    src = _landing_html(prior, origin)
+    if src is None and landing is not None and landing.magic == "html":
+        src = await _own_landing(prober, landing)
+    linked = _linked_directories(src[0], src[1], origin, limit, known) if src and limit else []
+    plan = _probe_plan(catalogue, target, linked)
+    results = await asyncio.gather(*(prober.get(p, m, reserve=CONFIRM_RESERVE) for p, m in plan))
+    probes = [r for r in results if r is not None]
+
+    # 3. Confirm answers that could be findings with a random sibling of the same shape.
+    cache: dict[str, Probe] = {key: c for (_, key), c in zip(cal_paths, first[1:], strict=True)
+                               if c is not None and key.startswith("/|")}
+    expected = _expected_statuses(catalogue)
+    wanted: dict[tuple[str, Method], tuple[str, list[Probe]]] = {}
+    for p in probes:
+        if p.error or p.status not in expected or any(similar(p, c) for c in calibration):
+            continue
+        if p.method == "RANGE" and p.magic in ("html", "empty"):
+            continue  # ranged probes look for file magic; a page is never one of them
+        sib, key = _sibling(p.path)
+        if key in cache and p.method != "RANGE":
+            continue  # the calibration already answered this shape at the root
+        wanted.setdefault((key, p.method), (sib, []))[1].append(p)
+    confirmations: list[Probe] = []
+
+    async def confirm(method: Method, sib: str, group: list[Probe]) -> None:
+        got = await prober.get(sib, method, purpose="confirm", confirms=group[0].path)
+        if got is not None:
+            confirmations.extend(got.model_copy(update={"confirms": p.path}) for p in group)
+
+    await asyncio.gather(*(confirm(m, sib, group) for (_, m), (sib, group) in wanted.items()))
+    return ExposureEvidence(
+        **base, requests=budget.used, budget_exhausted=bool(prober.skipped),
+        skipped=tuple(prober.skipped[:50]), behaviour=behaviour, catch_all=catch_all, landing=landing,
+        calibration=tuple(calibration), probes=tuple(probes), confirmations=tuple(confirmations),
+        linked_directories=tuple(linked),
+    )
+
+
+async def _own_landing(prober: _Prober, landing: Probe) -> tuple[str, str] | None:
+    """The landing page's HTML (following up to three same-origin redirects), for its links."""
+    page = landing
+    for _ in range(3):
+        if page.status not in (301, 302, 303, 307, 308) or not page.location:
+            break
+        nxt = urljoin(prober.origin + page.path, page.location)
+        parts = urlsplit(nxt)
+        if f"{parts.scheme}://{parts.netloc}".lower() != prober.origin.lower():
+            return None
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        got = await prober.get(path or "/", purpose="landing")
+        if got is None or got.error:
+            return None
+        page = got
+    if page.magic != "html" or page.status != 200:
+        return None
+    html = prober.pages.get(page.path)
+    return (html, page.url) if html else None
