@@ -1,0 +1,110 @@
+"""Benchmark: pledgescan's TLS family vs a full ``python -m sslyze`` scan of the same local test servers.
+
+Starts the TLS testbed (Python servers on 127.0.10.0/24, certificates minted on the spot), then prints,
+for the same hosts, the wall time and the number of TLS connections of
+
+* pledgescan (engine, T1-T6 only): connections as counted by the collector (sslyze does not expose a
+  count: it is estimated from the suites, curves and probes run, see scanner/collectors/tls.py);
+* ``python -m sslyze`` with every scan command (subprocess), whose connection count is estimated the same
+  way from its JSON output.
+
+Usage: ``python bench/bench_tls.py [--sites good,legacy,...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scanner.engine import Scanner  # noqa: E402
+from tests.testbed.tls import TLSBed, start_tls_bed  # noqa: E402
+
+DEFAULT_SITES = ["good", "legacy", "rsa_kx", "cbc_only", "expired", "self_signed", "missing_intermediate"]
+
+
+def bench_pledgescan(bed: TLSBed, keys: list[str]) -> tuple[float, int]:
+    targets = [bed.sites[k].target() for k in keys]
+    t0 = time.monotonic()
+    report = asyncio.run(Scanner(bed.settings()).run(targets))
+    wall = time.monotonic() - t0
+    return wall, int(report.stats.get("tls_connections", 0))
+
+
+def _estimate_sslyze_connections(data: dict) -> int:
+    """Same estimate as the collector, over sslyze's JSON: one per suite tested, fixed costs otherwise."""
+    total = 0
+    for server in data.get("server_scan_results", []):
+        total += 4  # connectivity test
+        result = server.get("scan_result") or {}
+        for name, attempt in result.items():
+            res = (attempt or {}).get("result") or {}
+            if name.endswith("_cipher_suites"):
+                total += len(res.get("accepted_cipher_suites", [])) + len(
+                    res.get("rejected_cipher_suites", [])
+                )
+            elif name == "elliptic_curves":
+                total += 1 + len(res.get("supported_curves") or []) + len(res.get("rejected_curves") or [])
+            elif name == "robot":
+                total += 12
+            elif name == "session_renegotiation":
+                total += 2 + int(res.get("client_renegotiations_success_count") or 0)
+            elif name == "session_resumption":
+                total += 12
+            else:
+                total += 4 if name == "certificate_info" else 1
+    return total
+
+
+def bench_sslyze(bed: TLSBed, keys: list[str], workdir: Path) -> tuple[float, int]:
+    out = workdir / "sslyze.json"
+    servers = [f"{bed.sites[k].name}:{bed.sites[k].port}{{{bed.sites[k].address}}}" for k in keys]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sslyze",
+        f"--json_out={out}",
+        f"--certinfo_ca_file={bed.ca_bundle}",
+        "--quiet",
+        *servers,
+    ]
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - t0
+    try:
+        data = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return wall, -1
+    return wall, _estimate_sslyze_connections(data)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sites", default=",".join(DEFAULT_SITES), help="comma-separated testbed site keys")
+    args = ap.parse_args()
+    keys = [k.strip() for k in args.sites.split(",") if k.strip()]
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
+        bed = start_tls_bed(Path(tmp))
+        try:
+            p_wall, p_conn = bench_pledgescan(bed, keys)
+            s_wall, s_conn = bench_sslyze(bed, keys, Path(tmp))
+        finally:
+            bed.stop()
+    print(f"TLS benchmark over {len(keys)} local hosts ({', '.join(keys)})")
+    print(f"{'tool':<34}{'wall time (s)':>15}{'TLS connections':>18}")
+    print(f"{'pledgescan (T1-T6)':<34}{p_wall:>15.2f}{p_conn:>18}")
+    print(f"{'python -m sslyze (all commands)':<34}{s_wall:>15.2f}{s_conn if s_conn >= 0 else 'n/a':>18}")
+    print("Connection counts are estimates (sslyze exposes none); see scanner/collectors/tls.py.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
