@@ -96,6 +96,12 @@ def exceeds_threshold(report: Report, fail_on: str) -> bool:
 def cli(verbose: int) -> None:
     """pledgescan: measure the Pledge 4 security baseline of public endpoints and domains."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if not verbose:
+        # Library deprecation chatter (e.g. cryptography on certifi's store via sslyze) is not for users.
+        import warnings
+
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*serial number.*")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 

@@ -137,12 +137,20 @@ def _read_head(conn: socket.socket, timeout: float = 10.0) -> bytes:
     return data
 
 
-def _http_handler(response: HttpResponseSpec) -> object:
+def _request_path(head: bytes) -> str:
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    return parts[1].decode("latin-1").split("?", 1)[0] if len(parts) >= 2 else "/"
+
+
+def _http_handler(response: HttpResponseSpec, routes: dict[str, HttpResponseSpec] | None = None) -> object:
+    """Serve ``routes[path]`` when the request path is listed, else ``response``."""
+
     def handle(conn: socket.socket, _stop: threading.Event) -> None:
         head = _read_head(conn)
         if not head:
             return
-        conn.sendall(response.to_bytes(head_only=head.startswith(b"HEAD ")))
+        chosen = (routes or {}).get(_request_path(head), response)
+        conn.sendall(chosen.to_bytes(head_only=head.startswith(b"HEAD ")))
 
     return handle
 
@@ -191,12 +199,14 @@ def start_https_server(
     weak: bool = False,
     response: HttpResponseSpec | None = None,
     handshake_timeout: float = 10.0,
+    routes: dict[str, HttpResponseSpec] | None = None,
 ) -> RunningServer:
-    """An HTTPS server with the given chain (leaf first) and key, serving ``response`` to every request."""
+    """An HTTPS server with the given chain (leaf first) and key, serving ``response`` to every request
+    (or ``routes[path]`` for the paths listed there)."""
     ctx = make_server_context(
         cert_chain_pem, key_pem, tls_min=tls_min, tls_max=tls_max, ciphers=ciphers, weak=weak
     )
-    inner = _http_handler(response or HttpResponseSpec())
+    inner = _http_handler(response or HttpResponseSpec(), routes)
 
     def handle(conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(handshake_timeout)
@@ -206,10 +216,12 @@ def start_https_server(
     return RunningServer(address, port, handle, f"https-{address}-{port}")
 
 
-def start_http_server(address: str, port: int, response: HttpResponseSpec | None = None) -> RunningServer:
-    """A plain-HTTP server answering every request with ``response`` (see ``redirect_response``)."""
+def start_http_server(address: str, port: int, response: HttpResponseSpec | None = None,
+                      routes: dict[str, HttpResponseSpec] | None = None) -> RunningServer:
+    """A plain-HTTP server answering every request with ``response`` (see ``redirect_response``),
+    or ``routes[path]`` for the paths listed there."""
     return RunningServer(
-        address, port, _http_handler(response or HttpResponseSpec()), f"http-{address}-{port}"
+        address, port, _http_handler(response or HttpResponseSpec(), routes), f"http-{address}-{port}"
     )
 
 
