@@ -88,7 +88,8 @@ def _version(rule: VersionRule | None, p: Probe) -> str | None:
         return None
     if not m:
         return None
-    return (m.group(1) if m.groups() else m.group(0))[:40]
+    found = next((g for g in m.groups() if g), None) if m.groups() else m.group(0)
+    return found[:40] if found else None
 
 
 def match_entry(entry: Entry, p: Probe) -> tuple[tuple[str, ...], str | None] | None:

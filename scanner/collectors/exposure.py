@@ -76,12 +76,14 @@ class _Prober:
         url = self.origin + path
         fetcher = self.ctx.fetcher
         limit = min(self.ctx.settings.max_body_bytes, PROBE_BYTES)
+        # identity: the fetcher keeps raw bytes, and magic numbers must be the file's, not gzip's.
+        headers = {"Accept-Encoding": "identity"}
         async with self.sem:
             if method == "RANGE":
-                resp = await fetcher.fetch(url, method="GET", headers={"Range": f"bytes=0-{RANGE_BYTES - 1}"},
-                                           max_bytes=RANGE_BYTES)
+                headers["Range"] = f"bytes=0-{RANGE_BYTES - 1}"
+                resp = await fetcher.fetch(url, method="GET", headers=headers, max_bytes=RANGE_BYTES)
             else:
-                resp = await fetcher.fetch(url, method=method, max_bytes=limit)
+                resp = await fetcher.fetch(url, method=method, headers=headers, max_bytes=limit)
         if purpose == "landing" and resp.body:
             self.pages[path] = resp.body[:PROBE_BYTES].decode("utf-8", errors="replace")
         return Probe.record(purpose=purpose, path=path, url=url, method=method, status=resp.status,
@@ -228,7 +230,9 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     linked = _linked_directories(src[0], src[1], origin, limit, known) if src and limit else []
     plan = _probe_plan(catalogue, target, linked)
     results = await asyncio.gather(*(prober.get(p, m, reserve=CONFIRM_RESERVE) for p, m in plan))
-    probes = [r for r in results if r is not None]
+    # Answers like the calibration's can never be findings: keep their fingerprints, drop their text.
+    probes = [r if not any(similar(r, c) for c in calibration) else r.model_copy(update={"excerpt": ""})
+              for r in results if r is not None]
 
     # 3. Confirm answers that could be findings with a random sibling of the same shape.
     cache: dict[str, Probe] = {key: c for (_, key), c in zip(cal_paths, first[1:], strict=True)

@@ -16,7 +16,7 @@ from typing import Literal
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
-EXCERPT_CHARS = 4096
+EXCERPT_CHARS = 16384
 KEPT_HEADERS = ("server", "x-powered-by", "x-generator", "x-jenkins", "x-hudson", "kbn-name", "kbn-version",
                 "x-drupal-cache", "www-authenticate", "content-range", "content-length", "x-grafana-version")
 Purpose = Literal["landing", "calibration", "probe", "confirm"]
