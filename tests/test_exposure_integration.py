@@ -82,23 +82,19 @@ def test_unreachable_host_is_an_error(exposure_nginx: ExposureBed):
 
 def test_cli_json(exposure_nginx: ExposureBed, tmp_path):
     """Once through the CLI, as a user would run it."""
-    from pathlib import Path
-
-    if not Path(sys.executable).with_name("pledgescan").exists():
-        try:
-            import scanner.cli  # noqa: F401
-        except ImportError:
-            pytest.skip("the CLI (scanner/cli.py) is not there yet")
+    out = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "scanner.cli", "scan", exposure_nginx.url("expose.test"),
            *exposure_nginx.resolve_args(), "--ca-bundle", str(exposure_nginx.ca_file), "--format", "json",
-           "--only", "E1", "--only", "E4"]
+           "-o", str(out), "--store", f"sqlite:///{tmp_path / 'history.db'}", "--rate-limit", "0",
+           "--only", "E1,E2,E3,E4", "-q"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    if proc.returncode not in (0, 1, 2) or not proc.stdout.strip().startswith("{"):
-        pytest.skip(f"CLI not usable yet: {proc.stderr[-300:]}")
-    data = json.loads(proc.stdout)
+    assert out.exists(), proc.stderr[-2000:]
+    data = json.loads(out.read_text())
     findings = [f for t in data["targets"] for f in t["findings"]]
-    assert any(f["control"] == "E1" and f["status"] == "fail" for f in findings)
-    assert any(f["control"] == "E4" and f["status"] == "fail" for f in findings)
+    bad = {(f["control"], f["evidence"].get("path")) for f in findings if f["status"] == "fail"}
+    assert {("E1", "/.git/HEAD"), ("E1", "/.env"), ("E4", "/backup/")} <= bad
+    assert "hunter2" not in out.read_text()
+    assert data["stats"]["http_requests_per_host"]["expose.test"] <= 150
 
 
 # ---- Apache: phpMyAdmin, Adminer, server-status --------------------------------------------------
