@@ -243,3 +243,27 @@ def test_catalogue_loads_and_covers_the_issue():
                  "Symfony", "Elasticsearch", "Moodle", "Canvas", "Open edX", "Chamilo", "WordPress", "Drupal",
                  "Joomla", "IIS", "Python http.server", "nginx directory", "Apache directory"):
         assert word in products, word
+
+
+# ---- collector helpers (pure) -------------------------------------------------------------------------
+
+def test_sibling_paths_keep_the_shape():
+    from scanner.collectors.exposure import _sibling
+
+    sib, key = _sibling("/.git/HEAD")
+    assert sib.startswith("/.git/ps") and key == "/.git/|"
+    sib, key = _sibling("/backup.sql")
+    assert sib.endswith(".sql") and key == "/|.sql"
+    sib, key = _sibling("/phpmyadmin/")
+    assert sib.endswith("/") and sib.count("/") == 2 and key == "/|dir"
+    assert _sibling("/.env")[1] == "/|hidden"
+
+
+def test_linked_directories_are_same_origin_only():
+    from scanner.collectors.exposure import _linked_directories
+
+    html = ('<a href="/media/2024/r.pdf">r</a><img src="https://site.test/img/logo.png">'
+            '<script src="https://cdn.example/js/x.js"></script><a href="docs/a.html">d</a>'
+            '<a href="http://site.test/plain/">p</a><a href="/backup/">known</a>')
+    got = _linked_directories(html, "https://site.test/", "https://site.test", 8, {"/backup/"})
+    assert got == ["/media/", "/media/2024/", "/img/", "/docs/"]
