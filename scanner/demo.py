@@ -61,6 +61,36 @@ LEGACY_BODY = (b"<!doctype html><html><head><title>Legacy Learning Portal</title
                b"<input name=\"user\"><input type=\"password\" name=\"pw\"></form></body></html>\n")
 
 
+# Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only.
+MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+NOT_FOUND = HttpResponseSpec(status=404, reason="Not Found",
+                             headers=[("Content-Type", "text/html; charset=utf-8"),
+                                      ("X-Content-Type-Options", "nosniff")],
+                             body=b"<!doctype html><title>Not found</title><h1>Not found</h1>\n")
+
+
+def security_txt() -> HttpResponseSpec:
+    """An RFC 9116 security.txt that expires in about six months."""
+    import datetime as dt
+
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=180)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = f"Contact: mailto:security@{DEMO_DOMAIN}\nExpires: {expires}\nPreferred-Languages: en, fr\n"
+    return HttpResponseSpec(headers=[("Content-Type", "text/plain; charset=utf-8")], body=body.encode())
+
+
+def text(body: str, ctype: str = "text/plain") -> HttpResponseSpec:
+    return HttpResponseSpec(headers=[("Content-Type", ctype)], body=body.encode())
+
+
+LEGACY_LEAKS = {
+    "/.git/HEAD": text("ref: refs/heads/main\n"),
+    "/.git/config": text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+                         "[remote \"origin\"]\n\turl = https://git.example.net/portal.git\n"),
+    "/.env": text("APP_ENV=production\nAPP_KEY=base64:8hX2s9Q0c1fFz\nDB_HOST=10.0.0.12\n"
+                  "DB_PASSWORD=hunter2-demo\nMAIL_PASSWORD=secret-demo\n"),
+}
+
+
 @dataclass(frozen=True)
 class DemoSite:
     name: str
@@ -82,18 +112,24 @@ def start_demo_sites(stack: ExitStack, workdir: Path) -> tuple[list[DemoSite], P
     sites: list[DemoSite] = []
 
     def site(label: str, description: str, issued, https_kw: dict, http_response: HttpResponseSpec | None,
-             response: HttpResponseSpec) -> None:
+             response: HttpResponseSpec, routes: dict[str, HttpResponseSpec] | None = None) -> None:
         name = f"{label}.{DEMO_DOMAIN}"
         hp, pp = _free_port(), _free_port()
+        if routes is not None:
+            routes = {"/": response, **routes}
+            response = NOT_FOUND
         stack.enter_context(start_https_server(DEMO_ADDR, hp, issued.chain_pem, issued.key_pem,
-                                               response=response, **https_kw))
+                                               response=response, routes=routes, **https_kw))
         if http_response is not None:
             stack.enter_context(start_http_server(DEMO_ADDR, pp, http_response))
         sites.append(DemoSite(name, hp, pp, description))
 
     good = f"good.{DEMO_DOMAIN}"
     site("good", "modern TLS, every header, a well-flagged session cookie",
-         pki.leaf([good]), {}, None, HttpResponseSpec(headers=GOOD_HEADERS, body=GOOD_BODY))
+         pki.leaf([good], key="ec256"), {"ciphers": MODERN_CIPHERS}, None,
+         HttpResponseSpec(headers=GOOD_HEADERS, body=GOOD_BODY),
+         {"/.well-known/security.txt": security_txt(), "/app.js": text("console.log('hi');\n",
+                                                                         "application/javascript")})
     # The good site's plain-HTTP port redirects to HTTPS (its port is known only once allocated).
     g = sites[-1]
     stack.enter_context(start_http_server(DEMO_ADDR, g.http_port,
@@ -102,7 +138,7 @@ def start_demo_sites(stack: ExitStack, workdir: Path) -> tuple[list[DemoSite], P
     site("legacy", "TLS 1.0 and 1.1 still on, weak headers, version banners, mixed content",
          pki.leaf([legacy]), {"tls_min": ssl.TLSVersion.TLSv1, "weak": True},
          HttpResponseSpec(headers=LEGACY_HEADERS, body=LEGACY_BODY),
-         HttpResponseSpec(headers=LEGACY_HEADERS, body=LEGACY_BODY))
+         HttpResponseSpec(headers=LEGACY_HEADERS, body=LEGACY_BODY), LEGACY_LEAKS)
     expired = f"expired.{DEMO_DOMAIN}"
     site("expired", "a certificate that expired 10 days ago",
          pki.leaf([expired], days=(-100, -10)), {}, None,
