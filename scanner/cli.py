@@ -337,10 +337,17 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     sys.exit(run_stored_scan(target_list, inventory, settings, kw))
 
 
+def _console() -> Any:
+    """A console for listings: wide enough for whole IDs even when piped."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 @cli.command(name="checks")
 def list_checks() -> None:
     """List every registered check: ID, severity, controls it feeds, title."""
-    from rich.console import Console
     from rich.table import Table
 
     from scanner.baseline import load_baseline
@@ -349,12 +356,13 @@ def list_checks() -> None:
     baseline = load_baseline()
     reg = load_checks(c.id for c in baseline.controls)
     table = Table(title=f"{len(reg.checks)} checks", show_lines=False)
-    for col in ("ID", "Severity", "Controls", "Kind", "Title"):
+    table.add_column("ID", no_wrap=True)
+    for col in ("Severity", "Controls", "Kind", "Title"):
         table.add_column(col)
     for chk in sorted(reg.checks, key=lambda c: (c.meta.controls[0][0], c.meta.controls, c.id)):
         m = chk.meta
         table.add_row(m.id, m.severity.value, ",".join(m.controls), m.target_kind, m.title)
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
     for msg in reg.refused:
         click.echo(f"refused: {msg}", err=True)
 
@@ -362,18 +370,18 @@ def list_checks() -> None:
 @cli.command(name="baseline")
 def show_baseline() -> None:
     """List the baseline's controls (ID, severity, scope, title, checks)."""
-    from rich.console import Console
     from rich.table import Table
 
     from scanner.baseline import load_baseline
 
     b = load_baseline()
     table = Table(title=f"{b.title}, version {b.version} ({b.id})")
-    for col in ("ID", "Area", "Severity", "Scope", "Title", "Checks"):
+    table.add_column("ID", no_wrap=True)
+    for col in ("Area", "Severity", "Scope", "Title", "Checks"):
         table.add_column(col)
     for c in b.controls:
         table.add_row(c.id, b.areas[c.area], c.severity.value, c.scope, c.title, ", ".join(c.checks))
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 @cli.command()
@@ -397,7 +405,6 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
     """Past runs: date, status, baseline version, grades."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from scanner.portfolio import iter_history
@@ -420,7 +427,7 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
             shown = grades.get(member, "?")
         table.add_row(str(r["run"]), r["started_at"].replace("+00:00", ""), r["status"], r["baseline"],
                       r["targets"], "" if r["score"] is None else str(r["score"]), shown)
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 @cli.command()
