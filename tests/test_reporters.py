@@ -318,3 +318,12 @@ def test_reporters_do_not_import_checks_or_collectors():
             for name in names:
                 assert not name.startswith(("checks", "scanner.collectors", "scanner.engine")), (src, name)
                 assert not name.endswith("load_checks"), (src, name)
+
+
+def test_html_explains_a_grade_capped_below_its_score():
+    capped = make_target("endpoint", "https://a.example/", {
+        "T4": [finding("tls-cert-trust", "T4", "fail", "Certificate expired")]})
+    assert (capped.grade, capped.score) == ("F", 91)
+    text = " ".join(" ".join(_parse(HtmlReporter().render(make_report(capped))).text).split())
+    assert ("A score of 91 alone would give A; the critical failure (T4 Trusted certificate) caps the grade "
+            "at F.") in text

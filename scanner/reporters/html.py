@@ -150,6 +150,7 @@ class TargetView:
     warns: int
     not_assessed: int
     not_applicable: int
+    grade_note: str | None = None  # why the grade is lower than the score alone would give
 
     @property
     def undecided(self) -> int:
@@ -201,7 +202,29 @@ def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> 
         result=result, anchor=anchor, areas=[a for a in areas if a.controls], priorities=priorities,
         fails=severity_counts(result.controls, Status.FAIL), warns=statuses.count(Status.WARN),
         not_assessed=statuses.count(Status.ERROR), not_applicable=statuses.count(Status.NOT_APPLICABLE),
+        grade_note=grade_note(result, baseline),
     )
+
+
+def grade_note(result: TargetResult, baseline: Baseline | None) -> str | None:
+    """Explain a grade capped below what the score gives (e.g. score 82 but a critical fail: F)."""
+    if baseline is None or result.grade in ("A+", "?"):
+        return None
+    g = baseline.grading
+    by_score = next((name for name, minimum in g.letters if result.score >= minimum), g.letters[-1][0])
+    if by_score == result.grade:
+        return None
+    causes = [c for c in result.controls if c.status == Status.FAIL
+              and g.fail_caps.get(c.severity.value) == result.grade]
+    if causes:
+        names = ", ".join(f"{c.id} {c.title}" for c in causes[:5]) + (" ..." if len(causes) > 5 else "")
+        kind = f"{causes[0].severity.value} failure{'s' if len(causes) > 1 else ''}"
+        return (f"A score of {result.score} alone would give {by_score}; the {kind} ({names}) "
+                f"cap{'s' if len(causes) == 1 else ''} the grade at {result.grade}.")
+    if g.warn_cap == result.grade and any(c.status == Status.WARN for c in result.controls):
+        return (f"A score of {result.score} alone would give {by_score}; warnings cap the grade at "
+                f"{result.grade}.")
+    return None
 
 
 def _ordered(findings: Iterable[Finding]) -> list[Finding]:

@@ -38,8 +38,11 @@ def print_summary(report: Report, console: Console | None = None) -> None:
             console = Console(width=max(console.width, 120))
     fancy = console.is_terminal
     table_box = box.ROUNDED if fancy else box.ASCII
+    # keep URLs on one line where the width allows (they are what people copy)
+    longest = max((len(t.target) for t in report.targets), default=10)
+    url_width = max(12, min(longest, 48, console.width - 72))
     targets = Table(title="Scan summary", box=table_box, title_justify="left", highlight=False)
-    targets.add_column("Target", overflow="fold")
+    targets.add_column("Target", overflow="fold", min_width=url_width)
     targets.add_column("Member", overflow="fold", max_width=24)
     targets.add_column("Grade", justify="center")
     targets.add_column("Score", justify="right")
@@ -64,7 +67,7 @@ def print_summary(report: Report, console: Console | None = None) -> None:
         console.print(Text(f"{t.target}: ", style="magenta") + Text("; ".join(t.errors)[:300]))
 
     failing = Table(title="Failing controls", box=table_box, title_justify="left", highlight=False)
-    failing.add_column("Target", overflow="fold")
+    failing.add_column("Target", overflow="fold", min_width=url_width)
     failing.add_column("Control")
     failing.add_column("Severity")
     failing.add_column("Finding", overflow="fold")
