@@ -234,3 +234,7 @@ def test_report_of_a_real_hostile_server_is_inert(hostile_https_server):
         pytest.skip("the http collector records no server data yet (placeholder)")
     html = HtmlReporter().render(report)
     assert_inert(html, [HOSTILE_COOKIE])  # the hostile cookie name is shown, as text
+    # the JSON of a real scan follows the committed schema too
+    from scanner.reporters.json_report import JsonReporter, validate
+
+    validate(json.loads(JsonReporter().render(report)))
