@@ -166,6 +166,7 @@ def test_sarif_required_structure_and_one_result_per_failing_finding(report):
     assert levels[("tls-ciphers", "fail")] == "warning"  # medium fail
     assert levels[("http-version-disclosure", "fail")] == "note"  # low fail
     assert levels[("tls-protocols", "warn")] == "warning"  # warn of a high control
+    assert run["invocations"][0]["startTimeUtc"] == "2025-03-14T09:26:53.000Z"
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert [n["level"] for n in notes] == ["error"] and "NXDOMAIN" in notes[0]["message"]["text"]
 

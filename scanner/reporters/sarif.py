@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from scanner.baseline import Baseline
@@ -32,6 +33,13 @@ _SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "7.5", Severity.M
 def level(finding: Finding, control: ControlResult | None) -> str:
     sev = finding_severity(finding, control) or Severity.MEDIUM
     return (_FAIL_LEVEL if finding.status == Status.FAIL else _WARN_LEVEL)[sev]
+
+
+def _utc(moment: datetime) -> str:
+    """SARIF times are UTC, ``YYYY-MM-DDTHH:MM:SSZ`` (a naive time is taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class SarifReporter:
@@ -71,7 +79,7 @@ class SarifReporter:
             }},
             "invocations": [{
                 "executionSuccessful": True,
-                "startTimeUtc": report.generated_at.isoformat(),
+                "startTimeUtc": _utc(report.generated_at),
                 "toolExecutionNotifications": notifications,
             }],
             "results": results,
