@@ -165,6 +165,19 @@ def build_settings(kw: dict[str, Any]) -> Settings:
     )
 
 
+def check_output(formats: tuple[str, ...], output: Path | None) -> None:
+    """Refuse an impossible output before scanning, not after a long scan."""
+    if output is None:
+        return
+    if len(set(formats)) > 1 and output.exists() and not output.is_dir():
+        raise InputProblem(f"-o {output}: is a file; with several formats --output must be a directory")
+    parent = output if len(set(formats)) > 1 else output.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputProblem(f"-o {output}: {parent} is not a directory")
+
+
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
                  output: Path | None, quiet: bool, fail_on: str, on_result: Any = None,
                  default_name: str = "pledgescan-report", render: bool = True) -> tuple[Report, list[Path]]:
@@ -179,6 +192,8 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     from scanner.reporters import render_all
     from scanner.reporters.terminal import print_summary
 
+    if render:
+        check_output(formats or ("html",), output)
     progress = ScanProgress(len(targets), enabled=not quiet)
 
     async def result_cb(result: Any, snap: Any) -> None:
@@ -194,7 +209,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     out = output or (Path(f"{default_name}.{formats[0]}") if len(formats) == 1 else Path(default_name))
     try:
         paths = render_all(report, formats, out) if render else []
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise InputProblem(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     if not quiet:
         print_summary(report)
@@ -271,8 +286,8 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
                 formats = kw["formats"] or ("html",)
                 paths = render_all(report, formats, out or Path(f"pledgescan-report.{formats[0]}"
                                                               if len(formats) == 1 else "pledgescan-report"))
-        except OSError as exc:
-            raise InputProblem(f"cannot write the reports: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:
+            raise InputProblem(f"cannot write the reports: {getattr(exc, 'strerror', None) or exc}") from None
         if not quiet:
             for p in paths:
                 click.echo(f"report written: {p}", err=True)

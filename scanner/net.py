@@ -326,7 +326,7 @@ class Fetcher:
         wire_url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         host_header = host if parts.port is None else f"{host}:{port}"
         req_headers = {"User-Agent": self.settings.effective_user_agent, "Accept": "*/*",
-                       **(headers or {}), "Host": host_header}
+                       "Accept-Encoding": "identity", **(headers or {}), "Host": host_header}
         extensions = {"sni_hostname": host} if scheme == "https" and not is_ip_literal(host) else {}
         limit = max_bytes or self.settings.max_body_bytes
         await self.rate.wait()
@@ -358,6 +358,8 @@ class Fetcher:
                     body, truncated = await _read_bounded(response, limit)
                 finally:
                     await response.aclose()
+                body, truncated = _decode_bounded(body, truncated, response.headers.get("content-encoding"),
+                                                  limit)
         except (TimeoutError, httpx.TimeoutException):
             return HttpResponse(**base, error="timed out", error_kind="timeout")
         except httpx.ConnectError as exc:
@@ -396,6 +398,27 @@ def _is_tls_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _decode_bounded(body: bytes, truncated: bool, encoding: str | None, limit: int) -> tuple[bytes, bool]:
+    """Undo gzip/deflate that a server sent despite ``Accept-Encoding: identity``, never inflating
+    past ``limit`` bytes (a compression bomb stays bounded). Unknown or broken encodings stay raw."""
+    import zlib
+
+    enc = (encoding or "").strip().lower()
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        return body, truncated
+    wbits = 16 + zlib.MAX_WBITS if "gzip" in enc else zlib.MAX_WBITS
+    try:
+        d = zlib.decompressobj(wbits)
+        out = d.decompress(body, limit)
+    except zlib.error:
+        try:  # raw deflate, as some servers send
+            d = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = d.decompress(body, limit)
+        except zlib.error:
+            return body, truncated
+    return out, truncated or bool(d.unconsumed_tail) or len(out) >= limit
 
 
 async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

@@ -82,3 +82,13 @@ def test_several_formats_go_to_a_directory(tmp_path: Path):
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == ["report.csv", "report.html", "report.json", "report.sarif"]
+
+
+def test_impossible_output_is_refused_before_scanning(tmp_path: Path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    r = run("scan", "https://nowhere.pledgescan.test/", "--format", "json", "--format", "csv",
+            "-o", str(blocker))
+    assert r.returncode == 2 and "must be a directory" in r.stderr
+    r = run("scan", "https://nowhere.pledgescan.test/", "--format", "json", "-o", str(blocker / "r.json"))
+    assert r.returncode == 2 and "not a directory" in r.stderr

@@ -139,3 +139,22 @@ def test_internal_address_classification():
         assert is_internal_address(a), a
     for a in ("8.8.8.8", "2001:4860:4860::8888"):
         assert not is_internal_address(a), a
+
+
+def test_compressed_bodies_are_decoded_and_bombs_stay_bounded(pki):
+    import gzip
+
+    page = b"<html>" + b"hello " * 100 + b"</html>"
+    bomb = gzip.compress(b"\0" * 20_000_000)
+    gz = [("Content-Type", "text/html"), ("Content-Encoding", "gzip")]
+    s1 = start_http_server(ADDR, 18081, HttpResponseSpec(headers=gz, body=gzip.compress(page)))
+    s2 = start_http_server(ADDR, 18082, HttpResponseSpec(headers=gz, body=bomb))
+    try:
+        settings = Settings(resolve={(NAME, 18081): ADDR, (NAME, 18082): ADDR}, max_body_bytes=100_000)
+        r = fetch(settings, f"http://{NAME}:18081/")
+        assert r.body == page and not r.body_truncated
+        r = fetch(settings, f"http://{NAME}:18082/")
+        assert len(r.body) == 100_000 and r.body_truncated
+    finally:
+        s1.stop()
+        s2.stop()

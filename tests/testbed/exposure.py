@@ -272,7 +272,10 @@ class ApacheServer:
         test = subprocess.run([APACHE, "-t", "-f", str(path)], capture_output=True, text=True, env=env)
         if test.returncode != 0:
             raise RuntimeError(f"apache config rejected:\n{test.stderr}")
+        # Its own session: prefork Apache signals its whole process group when it stops, which
+        # would otherwise terminate pytest (and make, and CI) along with it.
         self.proc = subprocess.Popen([APACHE, "-f", str(path), "-DFOREGROUND"], env=env,
+                                     start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.addr, PORT)

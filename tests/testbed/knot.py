@@ -185,7 +185,7 @@ class KnotServer:
         self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.silent.bind((SILENT_ADDR, PORT))  # never read: queries are dropped, clients time out
         self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, start_new_session=True)
         try:
             self._wait_signed()
         except Exception:

@@ -109,7 +109,8 @@ http {{
         if test.returncode != 0:
             raise RuntimeError(f"nginx config rejected:\n{test.stderr}")
         self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(conf)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         try:
             for host, port in self.listen:
                 wait_port(host, port)
