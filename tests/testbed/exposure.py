@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.nginx import NginxServer, nginx_available, wait_port
+from tests.testbed.proc import require_tool, stop_process
 
 PORT = 8443
 HOSTS = {
@@ -58,11 +59,7 @@ class ExposureBed:
 
 
 def _require(ok: bool, what: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is not installed but CI must have it (see .ci/run)")
-    pytest.skip(f"{what} not installed (make testbed-deps)")
+    require_tool(ok, what)
 
 
 def make_certs(workdir: Path) -> tuple[Path, Path, Path]:
@@ -285,13 +282,7 @@ class ApacheServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
         self.proc = None
 
 

@@ -16,7 +16,6 @@ written into the parent zone file up front; knotd then signs every zone on load.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import ssl
@@ -27,6 +26,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from tests.testbed.proc import require_tool, stop_process
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KEYMGR = shutil.which("keymgr") or "/usr/sbin/keymgr"
@@ -48,13 +49,7 @@ def knot_available() -> bool:
 
 def require_knot() -> None:
     """Skip locally when Knot is absent; fail loudly in CI, which installs it."""
-    import pytest
-
-    if knot_available():
-        return
-    if os.environ.get("CI"):
-        pytest.fail("knot / knot-dnsutils are not installed but CI must have them (see .ci/run)")
-    pytest.skip("Knot DNS not installed (apt-get install knot knot-dnsutils)")
+    require_tool(knot_available(), "knot / knot-dnsutils", "apt-get install knot knot-dnsutils")
 
 
 def _soa(origin: str) -> str:
@@ -214,13 +209,7 @@ class KnotServer:
         raise RuntimeError("knotd did not sign the test zones in time")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         if self.silent:
             self.silent.close()

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.testbed.proc import require_tool, stop_process
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 WEAK_OPENSSL_CONF = """\
@@ -39,13 +41,7 @@ def nginx_available() -> bool:
 
 def require_nginx() -> None:
     """Skip locally when nginx is absent; fail loudly in CI, which installs it."""
-    import pytest
-
-    if nginx_available():
-        return
-    if os.environ.get("CI"):
-        pytest.fail("nginx is not installed but CI must have it (see .ci/run)")
-    pytest.skip("nginx not installed (apt-get install nginx-light)")
+    require_tool(nginx_available(), "nginx", "apt-get install nginx-light")
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
@@ -120,13 +116,7 @@ http {{
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> NginxServer:
