@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scanner.collectors import tls_probe
+from scanner.collectors.tls_probe import ProtocolProbe
 from scanner.evidence.tls import (
     MAX_CHAIN,
     MAX_DEPLOYMENTS,
@@ -94,8 +96,7 @@ async def collect(
         )
 
     async with ctx.limiter.slot(addr):
-        result = await asyncio.to_thread(_run_sslyze, host, port, addr, ctx.settings)
-    evidence = _convert(result, base, handshake)
+        evidence = await asyncio.to_thread(scan_blocking, host, port, addr, ctx.settings, base, handshake)
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
     if evidence.handshake and evidence.handshake.outcome != "completed":
@@ -218,8 +219,40 @@ _PROTOCOL_COMMANDS = {
 }
 
 
-def _run_sslyze(host: str, port: int, addr: str, settings: Settings) -> Any:
-    """Blocking: run the scan commands T1-T6 need; returns sslyze's ServerScanResult (or an error string)."""
+# Set to False (tests and bench only) to let sslyze enumerate every protocol suite by suite.
+FAST_PROBE = True
+
+
+def scan_blocking(
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    base: dict[str, Any] | None = None,
+    first: Handshake | None = None,
+    fast: bool | None = None,
+) -> TLSEvidence:
+    """Blocking (run it in a worker thread): the fast protocol/suite prober (``tls_probe``), then sslyze
+    for everything else, converted into our evidence. ``fast=False`` leaves all suites to sslyze."""
+    if base is None:
+        base = {"hostname": host, "port": port, "address": addr, "prober": _prober_name()}
+    first = first or Handshake(outcome="completed")
+    probes: dict[str, ProtocolProbe] = {}
+    if FAST_PROBE if fast is None else fast:
+        try:
+            probes = tls_probe.probe(host, port, addr, settings.timeout, settings.per_host_connections)
+        except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
+            probes = {}
+            base = {**base, "notes": (f"fast prober failed ({type(exc).__name__}); sslyze enumerated",)}
+    result = _run_sslyze(host, port, addr, settings, tls_probe.settled(probes))
+    return _convert(result, base, first, probes)
+
+
+def _run_sslyze(
+    host: str, port: int, addr: str, settings: Settings, skip: frozenset[str] = frozenset()
+) -> Any:
+    """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``);
+    returns sslyze's ServerScanResult (or an error string)."""
     from sslyze import (
         CertificateInfoExtraArgument,
         ScanCommand,
@@ -230,7 +263,8 @@ def _run_sslyze(host: str, port: int, addr: str, settings: Settings) -> Any:
         ServerScanRequest,
     )
 
-    commands = {getattr(ScanCommand, name) for name in _PROTOCOL_COMMANDS.values()} | {
+    suite_commands = {getattr(ScanCommand, c) for p, c in _PROTOCOL_COMMANDS.items() if p not in skip}
+    commands = suite_commands | {
         ScanCommand.CERTIFICATE_INFO,
         ScanCommand.ELLIPTIC_CURVES,
         ScanCommand.HEARTBLEED,
@@ -290,17 +324,23 @@ _CONNECTIVITY_OUTCOMES = {
 }
 
 
-def _convert(result: Any, base: dict[str, Any], first: Handshake) -> TLSEvidence:
-    """sslyze's ServerScanResult -> our TLSEvidence."""
+def _convert(
+    result: Any, base: dict[str, Any], first: Handshake, probes: dict[str, ProtocolProbe] | None = None
+) -> TLSEvidence:
+    """sslyze's ServerScanResult (plus what the fast prober settled) -> our TLSEvidence."""
+    probes = probes or {}
+    probe_conns = sum(p.connections for p in probes.values())
     if isinstance(result, str):
-        return TLSEvidence(**base, handshake=first, error=result)
+        return TLSEvidence(**base, handshake=first, connections=probe_conns, error=result)
     if result.scan_result is None:
         trace = result.connectivity_error_trace
         kind = getattr(getattr(trace, "exc_type", None), "__name__", "")
         outcome = _CONNECTIVITY_OUTCOMES.get(kind, "failed")
         reason = f"TLS connection failed: {_trace_text(trace)}"
         hs = Handshake(outcome=outcome, reason=reason)  # type: ignore[arg-type]
-        return TLSEvidence(**base, handshake=hs, connections=_CONN_CONNECTIVITY, error=reason)
+        return TLSEvidence(
+            **base, handshake=hs, connections=_CONN_CONNECTIVITY + probe_conns, error=reason
+        )
     scan = result.scan_result
     probing = result.connectivity_result
     handshake = first
@@ -310,12 +350,18 @@ def _convert(result: Any, base: dict[str, Any], first: Handshake) -> TLSEvidence
             cipher=getattr(probing, "cipher_suite_supported", None),
             protocol=_tls_version_name(getattr(probing, "highest_tls_version_supported", None)),
         )
-    connections = _CONN_CONNECTIVITY
+    connections = _CONN_CONNECTIVITY + probe_conns
     protocols = []
     for proto, cmd in _PROTOCOL_COMMANDS.items():
-        pr, n = _protocol(proto, getattr(scan, cmd.lower()))
-        protocols.append(pr)
-        connections += n
+        probe = probes.get(proto)
+        if probe is not None and probe.outcome == "rejected":
+            protocols.append(ProtocolResult(protocol=proto, status="rejected"))
+        elif probe is not None and probe.enumerated:
+            protocols.append(_accepted(proto, list(probe.accepted)))
+        else:
+            pr, n = _protocol(proto, getattr(scan, cmd.lower()))
+            protocols.append(pr)
+            connections += n
     groups, n = _groups(scan.elliptic_curves)
     connections += n
     deployments, cert_error = _certificates(scan.certificate_info)
@@ -365,6 +411,11 @@ def _protocol(proto: str, attempt: Any) -> tuple[ProtocolResult, int]:
     res = attempt.result
     accepted = list(res.accepted_cipher_suites)
     tried = len(accepted) + len(res.rejected_cipher_suites)
+    return _accepted(proto, accepted), tried
+
+
+def _accepted(proto: str, accepted: list[Any]) -> ProtocolResult:
+    """sslyze's CipherSuiteAcceptedByServer list (sorted as sslyze sorts it) -> our ProtocolResult."""
     suites = tuple(
         suite_info(a.cipher_suite.name, proto, a.cipher_suite.is_anonymous, a.ephemeral_key)
         for a in accepted[:MAX_SUITES]
@@ -374,7 +425,7 @@ def _protocol(proto: str, attempt: Any) -> tuple[ProtocolResult, int]:
         status="accepted" if accepted else "rejected",
         suites=suites,
         suites_truncated=len(accepted) > MAX_SUITES,
-    ), tried
+    )
 
 
 def suite_info(name: str, proto: str, anonymous: bool = False, ephemeral: Any = None) -> CipherSuite:

@@ -1,0 +1,212 @@
+"""Fast cipher-suite prober on sslyze's own nassl primitives (blocking: the collector runs it in a thread).
+
+sslyze's cipher-suite plugins open one connection per suite and per protocol (about 530 per server), even
+for protocols the server refuses outright. This prober asks the same questions with far fewer handshakes,
+using the same clients sslyze would use for each suite (sslyze's ``SslConnection``; the legacy OpenSSL for
+SSL 2.0 to TLS 1.1, the modern one for TLS 1.3, and for TLS 1.2 whichever sslyze's own workaround table
+picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and timeout:
+
+1. **Protocol probe**: one handshake per protocol (two for TLS 1.2: modern and legacy client) offering
+   every suite sslyze would test with that client. A clean rejection (an alert or a closed connection, as
+   sslyze classifies them) means the protocol is refused; any other trouble (timeout, unknown error) is
+   ``error`` and the collector lets sslyze enumerate that protocol suite by suite.
+2. **Suite elimination** for each accepted protocol: the server picked suite X, so X is accepted (with
+   the ephemeral key of that handshake); offer the rest again, until the server refuses what is left.
+   That is accepted-count + 1 handshakes instead of one per suite. It assumes (like the protocol probe)
+   that a server refusing a set of suites accepts none of them alone; a server intolerant of long
+   ClientHellos hangs (F5) and so yields ``error``, never a false rejection. Any unexpected outcome in a
+   chain (an unknown error, a suite nobody offered, a DH key too small to let us read the suite, a
+   client-certificate request) makes the whole protocol ``error``, so sslyze enumerates it instead.
+
+Written here because sslyze exposes no "enumerate by elimination" command (testssl.sh does it in bash).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Literal
+
+PROTOCOL_VERSIONS: dict[str, str] = {
+    "SSLv2": "SSL_2_0",
+    "SSLv3": "SSL_3_0",
+    "TLSv1.0": "TLS_1_0",
+    "TLSv1.1": "TLS_1_1",
+    "TLSv1.2": "TLS_1_2",
+    "TLSv1.3": "TLS_1_3",
+}
+
+Outcome = Literal["accepted", "rejected", "error"]
+Verdict = Literal["accepted", "accepted_unknown", "rejected", "error"]
+
+
+@dataclass
+class Chain:
+    """One protocol with one client: the protocol probe, then (optionally) suite elimination."""
+
+    protocol: str
+    legacy: bool
+    outcome: Outcome = "error"
+    accepted: list[Any] = field(default_factory=list)  # sslyze CipherSuiteAcceptedByServer
+    complete: bool = False  # the elimination ran to a clean refusal
+    connections: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolProbe:
+    """What the prober learnt about one protocol: ``accepted`` (with every accepted suite when
+    ``enumerated``), ``rejected``, or ``error`` (sslyze must enumerate it)."""
+
+    protocol: str
+    outcome: Outcome
+    accepted: tuple[Any, ...] = ()  # sslyze CipherSuiteAcceptedByServer, sorted as sslyze sorts them
+    enumerated: bool = False
+    connections: int = 0
+    reason: str | None = None
+
+
+def probe(
+    host: str, port: int, addr: str, timeout: float, max_connections: int, enumerate_suites: bool = True
+) -> dict[str, ProtocolProbe]:
+    """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
+    ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination."""
+    from sslyze import ServerNetworkConfiguration, ServerNetworkLocation
+
+    location = ServerNetworkLocation(hostname=host, port=port, ip_address=addr)
+    network = ServerNetworkConfiguration(
+        tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=1
+    )
+    chains = [Chain(p, legacy) for p, legacy in _plan()]
+    with ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe") as pool:
+        list(pool.map(lambda c: _run_chain(c, location, network, enumerate_suites), chains))
+    out: dict[str, ProtocolProbe] = {}
+    for proto in PROTOCOL_VERSIONS:
+        mine = [c for c in chains if c.protocol == proto]
+        out[proto] = _merge(proto, mine, enumerate_suites)
+    return out
+
+
+def settled(probes: dict[str, ProtocolProbe]) -> frozenset[str]:
+    """Protocols the prober fully answered (refused, or accepted with every suite listed); sslyze
+    enumerates the others suite by suite."""
+    return frozenset(p for p, r in probes.items() if r.outcome == "rejected" or r.enumerated)
+
+
+def _plan() -> list[tuple[str, bool]]:
+    """(protocol, legacy client?) pairs, as sslyze assigns clients to suites."""
+    return [
+        ("SSLv2", True),
+        ("SSLv3", True),
+        ("TLSv1.0", True),
+        ("TLSv1.1", True),
+        ("TLSv1.2", False),
+        ("TLSv1.2", True),
+        ("TLSv1.3", False),
+    ]
+
+
+def suites_for(protocol: str, legacy: bool) -> list[Any]:
+    """sslyze's suites for ``protocol`` that sslyze tests with the legacy (or the modern) client."""
+    from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
+    from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
+    from sslyze.server_connectivity import TlsVersionEnum
+
+    version = TlsVersionEnum[PROTOCOL_VERSIONS[protocol]]
+    suites = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=attrgetter("name"))
+    if protocol == "TLSv1.2":
+        needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
+        return [s for s in suites if needs_legacy(s.openssl_name) == legacy]
+    return suites
+
+
+def _run_chain(chain: Chain, location: Any, network: Any, enumerate_suites: bool) -> None:
+    """Blocking: handshakes offering what is left, until the server refuses (or something goes wrong)."""
+    from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+
+    remaining = suites_for(chain.protocol, chain.legacy)
+    while remaining:
+        verdict, picked, key, reason = _handshake(chain, location, network, remaining)
+        if verdict == "rejected":
+            if not chain.accepted:
+                chain.outcome = "rejected"
+            chain.complete = True
+            return
+        if verdict == "accepted_unknown":  # accepted, but we cannot tell which suite
+            chain.outcome, chain.reason = "accepted", reason
+            return
+        if verdict == "error":
+            chain.reason = reason  # outcome stays "error" unless a suite was already accepted
+            return
+        chain.outcome = "accepted"
+        if not enumerate_suites:
+            return
+        match = next((s for s in remaining if s.openssl_name == picked), None)
+        if match is None:
+            chain.reason = f"the server chose {picked!r}, which was not offered"
+            return
+        chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+        remaining = [s for s in remaining if s is not match]
+    chain.complete = True
+    if not chain.accepted:  # the client has no suite for this protocol: sslyze would find none either
+        chain.outcome = "rejected"
+
+
+def _handshake(
+    chain: Chain, location: Any, network: Any, offer: list[Any]
+) -> tuple[Verdict, str | None, Any, str | None]:
+    """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason)."""
+    from nassl import _nassl
+    from nassl.ssl_client import ClientCertificateRequested
+    from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
+    from sslyze.errors import ServerRejectedTlsHandshake, ServerTlsConfigurationNotSupported
+    from sslyze.server_connectivity import TlsVersionEnum
+
+    version = TlsVersionEnum[PROTOCOL_VERSIONS[chain.protocol]]
+    conn = SslConnection(
+        server_location=location,
+        network_configuration=network,
+        tls_version=version,
+        should_ignore_client_auth=False,  # a required client certificate must not look like a refusal
+        should_use_legacy_openssl=chain.legacy,
+    )
+    names = ":".join(s.openssl_name for s in offer)
+    try:
+        if version == TlsVersionEnum.TLS_1_3:
+            conn.ssl_client.set_ciphersuites(names)  # type: ignore[attr-defined]
+        else:
+            conn.ssl_client.set_cipher_list(names)
+    except _nassl.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
+        return "rejected", None, None, "the client offers none of these suites"
+    chain.connections += 1
+    try:
+        conn.connect(should_retry_connection=True)
+        client = conn.ssl_client
+        return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
+    except ServerRejectedTlsHandshake as exc:
+        return "rejected", None, None, exc.error_message
+    except NoCiphersAvailableBugInSSlyze:  # none of these suites works with this version: sslyze skips them
+        return "rejected", None, None, "the client offers none of these suites with this protocol"
+    except ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
+        return "accepted_unknown", None, None, f"accepted, suite unknown ({exc.error_message})"
+    except ClientCertificateRequested:
+        return "accepted_unknown", None, None, "the server requested a client certificate"
+    except Exception as exc:  # timeouts and unknown errors: let sslyze decide
+        return "error", None, None, f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
+    finally:
+        conn.close()
+
+
+def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolProbe:
+    conns = sum(c.connections for c in chains)
+    reasons = "; ".join(c.reason for c in chains if c.reason and c.outcome != "rejected") or None
+    if any(c.outcome == "error" for c in chains):
+        return ProtocolProbe(proto, "error", connections=conns, reason=reasons)
+    if all(c.outcome == "rejected" for c in chains):
+        return ProtocolProbe(proto, "rejected", connections=conns, reason=chains[0].reason)
+    if not (enumerate_suites and all(c.complete for c in chains)):
+        return ProtocolProbe(proto, "accepted", connections=conns, reason=reasons)
+    found = (a for c in chains for a in c.accepted)
+    accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
+    return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns)
