@@ -9,6 +9,7 @@ members; every file is written atomically (temporary file + ``os.replace``).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -175,7 +176,9 @@ def run_report(store: Store, run: RunInfo) -> Report:
 
 
 # -- rendering --------------------------------------------------------------------------------------------
+@functools.cache
 def _env() -> Any:
+    """One Jinja2 environment per process: templates compile once, not once per member page."""
     from scanner.reporters.html import make_environment
 
     env = make_environment()
