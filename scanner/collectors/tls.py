@@ -1,17 +1,24 @@
-"""The tls collector: one quick handshake probe of our own, then sslyze 6.3 (in a worker thread).
+"""The tls collector: one quick handshake probe of our own, then a fast prober and sslyze 6.3 (in a
+worker thread).
 
 1. A first TLS handshake (asyncio + ``ssl``, timed per phase) classifies the endpoint: completed, refused,
    reset, timeout (TCP or a stalled handshake), not TLS (garbage). When it cannot reach TLS at all, a HEAD
    to http://HOST/ through the shared fetcher tells T1 whether the host is reachable otherwise, and
-   sslyze is not started (so a hostile server costs one connection and ``settings.timeout``).
-2. sslyze runs only the scan commands T1-T6 need, against the address the engine resolved (honouring
-   ``--resolve``), with Mozilla's store plus ``--ca-bundle``, ``settings.timeout`` as its network timeout,
-   one retry, and ``settings.per_host_connections`` as its per-server connection cap. Its results are
-   converted into our own evidence model right here: nothing of sslyze leaves this module.
+   nothing else is started (so a hostile server costs one connection and ``settings.timeout``).
+2. The fast prober (``tls_probe``, on sslyze's own nassl connections) settles each protocol in one
+   handshake per client, and lists the accepted suites of accepted protocols by elimination (accepted
+   count + 1 handshakes instead of one per suite). What it cannot settle (errors, timeouts, odd answers)
+   is left to sslyze's one-connection-per-suite enumeration, never guessed.
+3. sslyze runs the other scan commands T1-T6 need (and the suite enumeration of unsettled protocols),
+   against the address the engine resolved (honouring ``--resolve``), with Mozilla's store plus
+   ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
+   ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
+   own evidence model right here: nothing of sslyze leaves this module.
 
-TLS connections are counted per host into ``ctx.stats.tls_connections``; sslyze does not expose a count,
-so it is estimated from the work done (one connection per cipher suite and curve tested, plus fixed
-numbers for the certificate, vulnerability and connectivity probes).
+TLS connections are counted per host into ``ctx.stats.tls_connections``: exactly for our own handshakes
+and the fast prober; sslyze does not expose a count, so its part is estimated from the work done (one
+connection per cipher suite and curve tested, plus fixed numbers for the certificate, vulnerability and
+connectivity probes). ``FAST_PROBE = False`` (tests and bench only) leaves every suite to sslyze.
 """
 
 from __future__ import annotations
@@ -238,13 +245,21 @@ def scan_blocking(
         base = {"hostname": host, "port": port, "address": addr, "prober": _prober_name()}
     first = first or Handshake(outcome="completed")
     probes: dict[str, ProtocolProbe] = {}
+    notes: list[str] = []
     if FAST_PROBE if fast is None else fast:
+        base = {**base, "prober": f"{base.get('prober') or _prober_name()} + fast prober"}
         try:
             probes = tls_probe.probe(host, port, addr, settings.timeout, settings.per_host_connections)
         except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
             probes = {}
-            base = {**base, "notes": (f"fast prober failed ({type(exc).__name__}); sslyze enumerated",)}
-    result = _run_sslyze(host, port, addr, settings, tls_probe.settled(probes))
+            notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
+    settled = tls_probe.settled(probes)
+    for proto, p in probes.items():
+        if proto not in settled:
+            notes.append(f"{proto}: fast prober inconclusive ({p.reason or p.outcome}); sslyze enumerated it")
+    if notes:
+        base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
+    result = _run_sslyze(host, port, addr, settings, settled)
     return _convert(result, base, first, probes)
 
 
