@@ -63,6 +63,8 @@ def test_fast_evidence_equals_sslyze_full_enumeration(tls_bed: TLSBed, key: str)
     assert fast.protocols == full.protocols
     for proto in OFFERED[key]:
         assert fast.protocol(proto).suites  # type: ignore[union-attr]
+    assert fast.groups == full.groups  # curves by elimination == sslyze's one connection per curve
+    assert fast.groups.error is None and bool(fast.groups.curves) == (key != "rsa_kx")
     skip = {"protocols", "connections", "scanned_at", "prober"}
     assert fast.model_dump(exclude=skip) == full.model_dump(exclude=skip)
     # and far fewer connections were needed

@@ -9,7 +9,9 @@ worker thread).
    handshake per client, and lists the accepted suites of accepted protocols by elimination (accepted
    count + 1 handshakes instead of one per suite). What it cannot settle (errors, timeouts, odd answers)
    is left to sslyze's one-connection-per-suite enumeration, never guessed.
-3. sslyze runs the other scan commands T1-T6 need (and the suite enumeration of unsettled protocols),
+3. sslyze runs the other scan commands T1-T6 need (and the suite enumeration of unsettled protocols);
+   the EC groups are then found by elimination too, from sslyze's own connectivity result (sslyze's
+   one-connection-per-curve test runs only when that is inconclusive). sslyze runs
    against the address the engine resolved (honouring ``--resolve``), with Mozilla's store plus
    ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
    ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
@@ -259,15 +261,53 @@ def scan_blocking(
             notes.append(f"{proto}: fast prober inconclusive ({p.reason or p.outcome}); sslyze enumerated it")
     if notes:
         base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
-    result = _run_sslyze(host, port, addr, settings, settled)
-    return _convert(result, base, first, probes)
+    fast_on = FAST_PROBE if fast is None else fast
+    result = _run_sslyze(host, port, addr, settings, settled, curves=not fast_on)
+    groups = None
+    if fast_on and not isinstance(result, str) and result.scan_result is not None:
+        groups = _fast_groups(result, host, port, addr, settings)
+    return _convert(result, base, first, probes, groups)
+
+
+def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Settings) -> tuple[Groups, int]:
+    """Blocking: the EC groups by elimination (``tls_probe.probe_curves``, fed sslyze's own connectivity
+    result); when that is inconclusive, sslyze's one-connection-per-curve test."""
+    from sslyze.server_connectivity import ServerConnectivityInfo
+
+    info = ServerConnectivityInfo(
+        server_location=result.server_location,
+        network_configuration=result.network_configuration,
+        tls_probing_result=result.connectivity_result,
+    )
+    try:
+        found = tls_probe.probe_curves(info)
+    except Exception as exc:  # a prober bug must not cost the scan
+        found = tls_probe.CurveProbe(True, complete=False, reason=f"{type(exc).__name__}: {exc}")
+    if found.complete:
+        return Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST]), found.connections
+    again = _run_sslyze(host, port, addr, settings, frozenset(_PROTOCOL_COMMANDS), curves=True, others=False)
+    n = found.connections + _CONN_CONNECTIVITY
+    if isinstance(again, str):
+        return Groups(error=again), n
+    if again.scan_result is None:
+        return Groups(error=f"TLS connection failed: {_trace_text(again.connectivity_error_trace)}"), n
+    groups, m = _groups(again.scan_result.elliptic_curves)
+    return groups, n + m
 
 
 def _run_sslyze(
-    host: str, port: int, addr: str, settings: Settings, skip: frozenset[str] = frozenset()
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    skip: frozenset[str] = frozenset(),
+    *,
+    curves: bool = True,
+    others: bool = True,
 ) -> Any:
-    """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``);
-    returns sslyze's ServerScanResult (or an error string)."""
+    """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``,
+    no curve test unless ``curves``, nothing else unless ``others``); returns sslyze's ServerScanResult
+    (or an error string)."""
     from sslyze import (
         CertificateInfoExtraArgument,
         ScanCommand,
@@ -279,18 +319,19 @@ def _run_sslyze(
     )
 
     suite_commands = {getattr(ScanCommand, c) for p, c in _PROTOCOL_COMMANDS.items() if p not in skip}
-    commands = suite_commands | {
-        ScanCommand.CERTIFICATE_INFO,
-        ScanCommand.ELLIPTIC_CURVES,
-        ScanCommand.HEARTBLEED,
-        ScanCommand.OPENSSL_CCS_INJECTION,
-        ScanCommand.ROBOT,
-        ScanCommand.SESSION_RENEGOTIATION,
-        ScanCommand.TLS_COMPRESSION,
-        ScanCommand.TLS_FALLBACK_SCSV,
-    }
+    commands = suite_commands | ({ScanCommand.ELLIPTIC_CURVES} if curves else set())
+    if others:
+        commands |= {
+            ScanCommand.CERTIFICATE_INFO,
+            ScanCommand.HEARTBLEED,
+            ScanCommand.OPENSSL_CCS_INJECTION,
+            ScanCommand.ROBOT,
+            ScanCommand.SESSION_RENEGOTIATION,
+            ScanCommand.TLS_COMPRESSION,
+            ScanCommand.TLS_FALLBACK_SCSV,
+        }
     extra = ScanCommandsExtraArguments()
-    if settings.ca_bundle:
+    if settings.ca_bundle and others:
         try:
             extra = ScanCommandsExtraArguments(
                 certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(settings.ca_bundle))
@@ -340,7 +381,11 @@ _CONNECTIVITY_OUTCOMES = {
 
 
 def _convert(
-    result: Any, base: dict[str, Any], first: Handshake, probes: dict[str, ProtocolProbe] | None = None
+    result: Any,
+    base: dict[str, Any],
+    first: Handshake,
+    probes: dict[str, ProtocolProbe] | None = None,
+    fast_groups: tuple[Groups, int] | None = None,
 ) -> TLSEvidence:
     """sslyze's ServerScanResult (plus what the fast prober settled) -> our TLSEvidence."""
     probes = probes or {}
@@ -377,7 +422,7 @@ def _convert(
             pr, n = _protocol(proto, getattr(scan, cmd.lower()))
             protocols.append(pr)
             connections += n
-    groups, n = _groups(scan.elliptic_curves)
+    groups, n = fast_groups or _groups(scan.elliptic_curves)
     connections += n
     deployments, cert_error = _certificates(scan.certificate_info)
     connections += _CONN_CERT_INFO

@@ -18,6 +18,9 @@ picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and
    chain (an unknown error, a suite nobody offered, a DH key too small to let us read the suite, a
    client-certificate request) makes the whole protocol ``error``, so sslyze enumerates it instead.
 
+3. **Curve elimination** (``probe_curves``, after sslyze's connectivity test): sslyze's ELLIPTIC_CURVES
+   test, same client and inputs, by elimination over the curve list instead of one connection per curve.
+
 Written here because sslyze exposes no "enumerate by elimination" command (testssl.sh does it in bash).
 """
 
@@ -210,3 +213,68 @@ def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolP
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
     return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns)
+
+
+@dataclass(frozen=True)
+class CurveProbe:
+    """The EC groups the server accepts, found by elimination (``complete=False``: ask sslyze instead)."""
+
+    ecdh_supported: bool
+    curves: tuple[str, ...] = ()  # names as sslyze gives them, in sslyze's order
+    complete: bool = True
+    connections: int = 0
+    reason: str | None = None
+
+
+def probe_curves(server_info: Any) -> CurveProbe:
+    """Blocking: sslyze's ELLIPTIC_CURVES test (same client, TLS version, suites and curve list, from
+    sslyze's own connectivity result ``server_info``), by elimination: offer every curve left, the server
+    picks one, drop it, again until the server refuses. One connection per accepted curve plus one,
+    instead of one per curve the client knows (30)."""
+    from nassl.ephemeral_key_info import (
+        _OPENSSL_NID_TO_SECG_ANSI_X9_62,
+        EcDhEphemeralKeyInfo,
+        OpenSslEcNidEnum,
+    )
+    from nassl.ssl_client import ClientCertificateRequested
+    from sslyze.errors import ServerRejectedTlsHandshake
+    from sslyze.server_connectivity import enable_ecdh_cipher_suites
+
+    probing = server_info.tls_probing_result
+    if not probing.supports_ecdh_key_exchange:
+        return CurveProbe(ecdh_supported=False)
+    version = probing.highest_tls_version_supported
+    every = list(OpenSslEcNidEnum.get_supported_by_ssl_client())
+    remaining = list(every)
+    found: set[Any] = set()
+    conns = 0
+    while remaining:
+        conn = server_info.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=False
+        )
+        enable_ecdh_cipher_suites(version, conn.ssl_client)
+        conn.ssl_client.set_groups(remaining)
+        conns += 1
+        try:
+            conn.connect()
+            key = conn.ssl_client.get_ephemeral_key()
+        except ClientCertificateRequested:
+            key = conn.ssl_client.get_ephemeral_key()
+        except ServerRejectedTlsHandshake:
+            break
+        except Exception as exc:  # timeouts, "wrong curve" and other oddities: let sslyze decide
+            reason = f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
+            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+        finally:
+            conn.close()
+        if not isinstance(key, EcDhEphemeralKeyInfo) or key.curve not in remaining:
+            reason = f"unexpected key exchange {type(key).__name__}"
+            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+        found.add(key.curve)
+        remaining.remove(key.curve)
+    names = tuple(
+        _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(nid, f"unknown-curve-with-openssl-id-{nid.value}")
+        for nid in every
+        if nid in found
+    )
+    return CurveProbe(True, curves=names, connections=conns)
