@@ -472,7 +472,8 @@ def mixed_content(snap: Snapshot) -> list[Finding]:
     for what, items in groups.items():
         status = Status.WARN if upgrade else Status.FAIL
         out.append(m.finding(status, f"http:// {what} on an HTTPS page",
-                             f"{len(items)} {what} loaded over plain HTTP, e.g. {items[0]['url']}",
+                             f"{what.capitalize()} loaded over plain HTTP ({len(items)}), "
+                             f"e.g. {items[0]['url']}",
                              evidence={**base, "elements": items[:20]}, severity=Severity.HIGH))
     if forms:
         out.append(m.finding(Status.FAIL, "Form posts to http://",
@@ -564,8 +565,11 @@ def security_txt(snap: Snapshot) -> list[Finding]:
                           evidence={"fetches": summary})]
     final = found.final_url or found.url
     errors, recs = validate_security_txt(found.body, final)
-    problems = [e["message"] for e in errors]
+    problems = [str(e["message"]).rstrip(".") for e in errors]
     ctype = (found.content_type or "").split(";")[0].strip().lower()
+    if ctype == "text/html" and found.body.lstrip().startswith("<"):
+        # a catch-all route answering every path: the line-by-line errors only restate that
+        problems = ["the URL answers with an HTML page (a catch-all route?), not a security.txt file"]
     if ctype != "text/plain":
         problems.append(f"served as {ctype or 'no Content-Type'}, not text/plain")
     if urlsplit(final).scheme != "https":

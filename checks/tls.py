@@ -206,8 +206,13 @@ def _suite_ev(proto: str, s: CipherSuite) -> dict[str, Any]:
 
 
 def _names(suites: list[CipherSuite], limit: int = 5) -> str:
-    names = ", ".join(s.name for s in suites[:limit])
-    return names + (" ..." if len(suites) > limit else "")
+    return _listed([s.name for s in suites], limit)
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    """"a, b, c" or "a, b, c and 4 more" (no trailing ellipsis to collide with a full stop)."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def curve_bits(name: str) -> int | None:
@@ -241,7 +246,7 @@ def ciphers(snap: Snapshot) -> list[Finding]:
             meta.finding(
                 Status.FAIL,
                 f"{reason} cipher suites accepted ({len(names)})",
-                f"{_WEAK_WHY.get(reason, reason)}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}.",
+                f"{_WEAK_WHY.get(reason, reason)}: {_listed(names)}.",
                 severity=Severity.HIGH,
                 evidence={
                     "reason": reason,
@@ -457,20 +462,36 @@ def cert_trust(snap: Snapshot) -> list[Finding]:
                 continue
             seen.add(problem)
             title, fix = _TRUST_PROBLEMS[problem]
-            stores = [f"{v.store}: {v.error}" for v in dep.validations if (v.problem or "other") == problem]
-            stores = stores or [f"{v.store}: {v.error}" for v in dep.validations]
+            failed = [v for v in dep.validations if (v.problem or "other") == problem]
+            failed = failed or list(dep.validations)
             detail = _trust_detail(problem, leaf, ev)
             out.append(
                 meta.finding(
                     Status.FAIL,
                     title,
-                    f"{detail} Trust stores tried: {'; '.join(stores)}.",
+                    f"{detail} Trust stores tried: {_store_errors(failed)}.",
                     severity=Severity.CRITICAL,
                     evidence={**base, "problem": problem},
                     remediation=fix,
                 )
             )
     return out
+
+
+def _plain_validation_error(error: str | None) -> str:
+    """cryptography's message without its prefix and the Python repr of the certificate it names:
+    "validation failed: X (encountered processing <Certificate(...)>)" -> "X" (evidence keeps it whole)."""
+    text = re.sub(r"^validation failed:\s*", "", error or "").strip()
+    text = re.sub(r"\s*\(encountered processing <Certificate.*$", "", text, flags=re.S)
+    return text or "validation failed"
+
+
+def _store_errors(validations: list[Any]) -> str:
+    """"Mozilla, --ca-bundle: cert is not valid at validation time" (stores with the same error together)."""
+    by_error: dict[str, list[str]] = {}
+    for v in validations:
+        by_error.setdefault(_plain_validation_error(v.error), []).append(v.store)
+    return "; ".join(f"{', '.join(stores)}: {err}" for err, stores in by_error.items())
 
 
 def _trust_detail(problem: str, leaf: Certificate, ev: TLSEvidence) -> str:

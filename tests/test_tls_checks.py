@@ -415,3 +415,18 @@ def test_evidence_is_bounded_and_round_trips_json() -> None:
     long_cert = cert(subject="CN=" + "x" * 5000, sans=tuple(f"h{i}.example" for i in range(500)))
     assert len(long_cert.subject) <= 512 and len(long_cert.sans) <= 64
     assert TLSEvidence.model_validate_json(ev.model_dump_json()) == ev
+
+
+def test_t4_detail_is_plain_words_and_groups_stores() -> None:
+    """Given both stores failing with cryptography's message naming the certificate's Python repr,
+    the detail names the reason once for both stores, without the repr (the evidence keeps it)."""
+    error = ("validation failed: cert is not valid at validation time (encountered processing "
+             "<Certificate(subject=<Name(CN=a.example)>, ...)>)")
+    dep = CertificateDeployment(
+        chain=(cert(), INTERMEDIATE),
+        validations=tuple(TrustValidation(store=s, validated=False, problem="expired", error=error)
+                          for s in ("Mozilla", "--ca-bundle")),
+    )
+    (f,) = T.cert_trust.run(snap(good_evidence(certificates=(dep,))))
+    assert "Mozilla, --ca-bundle: cert is not valid at validation time." in f.detail
+    assert "<Certificate" not in f.detail and "<Certificate" in f.evidence["stores"][0]["error"]

@@ -8,6 +8,7 @@ it out. ``make_environment`` is shared with the other HTML reports (portfolio, m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ MAX_TEXT = 500  # characters of one evidence string shown
 MAX_ITEMS = 50  # entries of one evidence list or mapping shown
 MAX_DEPTH = 6  # nesting of evidence shown
 MAX_NODES = 1500  # evidence nodes shown per finding
+INLINE_ITEMS = 12  # a list of at most this many short values is shown on one line
+INLINE_TEXT = 80  # ... each at most this long
 DEFAULT_AREAS = {"T": "Encrypted transport", "H": "HTTPS enforcement and browser protections",
                  "C": "Cookies", "E": "Exposed surfaces", "D": "Domain and e-mail"}
 STATUS_LABELS = {"pass": "Pass", "warn": "Warning", "fail": "Fail", "error": "Not assessed",
@@ -38,7 +41,8 @@ class EvNode:
     """One node of an evidence tree, ready for the ``evidence`` macro.
 
     kind: ``text`` (``text``, ``clipped`` characters cut), ``none``, ``map`` (``entries``: key, node),
-    ``list`` (``values``), ``table`` (``columns``, ``rows`` of nodes); ``more``: entries not shown.
+    ``list`` (``values``), ``table`` (``columns``, ``rows`` of nodes); ``more``: entries not shown;
+    ``inline``: a list of a few short values, or a small flat record in a table cell, laid out on one line.
     """
 
     kind: str
@@ -49,6 +53,7 @@ class EvNode:
     columns: list[str] = field(default_factory=list)
     rows: list[list[EvNode]] = field(default_factory=list)
     more: int = 0
+    inline: bool = False  # a short list or small record shown on one line (``a · b · c``)
 
 
 def clip(text: Any, limit: int = MAX_TEXT) -> str:
@@ -88,16 +93,45 @@ def shape_evidence(value: Any, *, max_text: int = MAX_TEXT, max_items: int = MAX
             return node
         shown = v[:max_items]
         more = max(0, len(v) - max_items)
-        if len(shown) >= 2 and all(isinstance(x, Mapping) for x in shown):
+        if short_list(v):
+            return EvNode("list", values=[text(x) for x in v], inline=True)
+        if shown and all(isinstance(x, Mapping) for x in shown):
             cols = list(dict.fromkeys(str(k) for x in shown for k in x))
-            if len(cols) <= 8 and all(scalar(y) for x in shown for y in x.values()):
+            # a column empty in every row says nothing (a hop without Location); keep one column at least
+            cols = [c for c in cols if any({str(k): y for k, y in x.items()}.get(c) not in (None, [], {})
+                                           for x in shown)] or cols[:1]
+            # one record reads better as a list of key/value lines, unless it is a short one (a lone hop)
+            fits = len(cols) <= 8 if len(shown) >= 2 else len(cols) <= 5
+            if fits and all(cell_ok(c, shown) for c in cols):
                 rows = []
                 for x in shown:
                     row_map = {str(k): y for k, y in x.items()}
-                    rows.append([walk(row_map.get(c), depth + 1) if c in row_map else EvNode("none", "")
+                    rows.append([cell(row_map.get(c), depth + 1) if c in row_map else EvNode("none", "")
                                  for c in cols])
                 return EvNode("table", columns=[clip(c, 120) for c in cols], rows=rows, more=more)
         return EvNode("list", values=[walk(x, depth + 1) for x in shown], more=more)
+
+    def short_list(v: Any) -> bool:
+        """A few short scalars (protocol names, header values): one line, not a bulleted column."""
+        return (isinstance(v, list) and 0 < len(v) <= INLINE_ITEMS
+                and all(scalar(x) and x is not None and len(str(x)) <= INLINE_TEXT for x in v))
+
+    def flat_record(v: Any) -> bool:
+        return (isinstance(v, Mapping) and 0 < len(v) <= INLINE_ITEMS
+                and all(scalar(x) and len(str(x)) <= INLINE_TEXT for x in v.values()))
+
+    def cell_ok(col: str, rows: list[Any]) -> bool:
+        """A table column holds scalars, or in every row a small flat record / short list (or nothing)."""
+        values = [{str(k): y for k, y in x.items()}.get(col) for x in rows]
+        if all(scalar(y) for y in values):
+            return True
+        return all(y is None or flat_record(y) or short_list(y) or y == [] for y in values)
+
+    def cell(v: Any, depth: int) -> EvNode:
+        if isinstance(v, Mapping):
+            budget[0] -= 1
+            return EvNode("map", entries=[(clip(k, 120), text(x)) for k, x in v.items()], inline=True)
+        return walk(v, depth)
 
     return walk(jsonable(value), 0)
 
@@ -110,6 +144,9 @@ class FindingView:
     severity: Severity | None
     evidence: EvNode | None
     show_remediation: bool
+    open_evidence: bool = False  # fail/warn: the evidence is what the engineer acts on, shown unfolded
+    untrusted_tls: str | None = None  # read over HTTPS whose certificate did not validate: why
+    show_detail: bool = True  # False when the title already says it ("Could not be assessed: <detail>")
 
 
 @dataclass
@@ -120,10 +157,9 @@ class ControlView:
     references: tuple[str, ...]
     findings: list[FindingView]
     top: Finding | None
-
-    @property
-    def open(self) -> bool:
-        return self.result.status in (Status.FAIL, Status.WARN, Status.ERROR)
+    open: bool = False  # unfolded: failing, warning, or not assessed (unless its whole area is)
+    shared_remediation: str | None = None  # one "What to do" for all its failing/warning findings
+    show_top: bool = True  # the top finding's title in the folded line (not when the area says it once)
 
 
 @dataclass
@@ -139,6 +175,15 @@ class AreaView:
             out[c.result.status.value] += 1
         return out
 
+    @property
+    def unassessed_reasons(self) -> list[str]:
+        """When no control of the area could be assessed: the distinct reasons (shown once)."""
+        if not self.controls or any(c.result.status != Status.ERROR for c in self.controls):
+            return []
+        reasons = [f.finding.detail or f.finding.title for c in self.controls for f in c.findings
+                   if f.finding.status == Status.ERROR]
+        return list(dict.fromkeys(reasons))[:5]
+
 
 @dataclass
 class TargetView:
@@ -151,6 +196,7 @@ class TargetView:
     not_assessed: int
     not_applicable: int
     grade_note: str | None = None  # why the grade is lower than the score alone would give
+    untrusted_tls: str | None = None  # pages were fetched although the certificate did not validate
 
     @property
     def undecided(self) -> int:
@@ -181,20 +227,25 @@ def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> 
                 requirement, references = bc.requirement, bc.references
             except KeyError:
                 pass
-        findings = [
-            FindingView(
-                finding=f,
-                severity=finding_severity(f, c),
-                evidence=shape_evidence(f.evidence) if f.evidence else None,
-                show_remediation=bool(f.remediation) and f.status in (Status.FAIL, Status.WARN),
-            )
-            for f in _ordered(c.findings)
-        ]
+        findings = [finding_view(f, c) for f in _ordered(c.findings)]
+        acting = [fv for fv in findings if fv.show_remediation]
+        fixes = {fv.finding.remediation for fv in acting}
+        shared = None
+        if len(acting) > 1 and len(fixes) == 1:  # say it once, not under every finding
+            shared = acting[0].finding.remediation
+            for fv in acting:
+                fv.show_remediation = False
         views.append(ControlView(result=c, anchor=f"{anchor}-{c.id}", requirement=requirement,
-                                 references=tuple(references), findings=findings, top=top_finding(c)))
+                                 references=tuple(references), findings=findings, top=top_finding(c),
+                                 open=c.status in (Status.FAIL, Status.WARN, Status.ERROR),
+                                 shared_remediation=shared))
     order = list(names) + sorted({v.result.area for v in views} - set(names))
     areas = [AreaView(code=a, name=names.get(a, a), controls=[v for v in views if v.result.area == a])
              for a in order]
+    for area in areas:
+        if area.unassessed_reasons:  # one note for the area instead of N unfolded copies of the reason
+            for v in area.controls:
+                v.open = v.show_top = False
     priorities = sorted((v for v in views if v.result.status in (Status.FAIL, Status.WARN)),
                         key=lambda v: (v.result.status != Status.FAIL, -v.result.severity.rank))
     statuses = [c.status for c in result.controls]
@@ -202,8 +253,57 @@ def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> 
         result=result, anchor=anchor, areas=[a for a in areas if a.controls], priorities=priorities,
         fails=severity_counts(result.controls, Status.FAIL), warns=statuses.count(Status.WARN),
         not_assessed=statuses.count(Status.ERROR), not_applicable=statuses.count(Status.NOT_APPLICABLE),
-        grade_note=grade_note(result, baseline),
+        grade_note=grade_note(result, baseline), untrusted_tls=untrusted_tls_note(views),
     )
+
+
+def finding_view(f: Finding, c: ControlResult) -> FindingView:
+    acting = f.status in (Status.FAIL, Status.WARN)
+    detail = (f.detail or "").strip()
+    return FindingView(
+        finding=f,
+        severity=finding_severity(f, c),
+        evidence=shape_evidence(f.evidence) if f.evidence else None,
+        show_remediation=bool(f.remediation) and acting,
+        open_evidence=acting,
+        untrusted_tls=untrusted_tls(f.evidence),
+        show_detail=bool(detail) and not (f.status == Status.ERROR and f.title.endswith(detail)),
+    )
+
+
+def untrusted_tls(evidence: Any) -> str | None:
+    """The TLS error when the evidence was read over HTTPS whose certificate did not validate.
+
+    The http collector fetches such a site anyway (``tls_verified: false``, ``tls_error``) so header
+    and cookie checks still run; the report must say so. Looks at the finding's evidence and the hops
+    of a redirect chain in it.
+    """
+    if not isinstance(evidence, Mapping):
+        return None
+    records = [evidence] + [x for v in evidence.values() if isinstance(v, list) for x in v
+                            if isinstance(x, Mapping)]
+    for r in records:
+        if r.get("tls_verified") is False:
+            return plain_tls_error(r.get("tls_error"))
+    return None
+
+
+def plain_tls_error(error: Any) -> str:
+    """OpenSSL's message without its code and source location: "[SSL: CERTIFICATE_VERIFY_FAILED]
+    certificate verify failed: certificate has expired (_ssl.c:1006)" -> "certificate has expired"."""
+    text = re.sub(r"^\[SSL: [A-Z_]+\] ", "", str(error or "")).strip()
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", text)
+    text = re.sub(r"^certificate verify failed: ", "", text)
+    return clip(text or "the certificate did not validate", 300)
+
+
+def untrusted_tls_note(views: list[ControlView]) -> str | None:
+    """Why the certificate failed, when any non-TLS finding was read over an unverified connection."""
+    for v in views:
+        for fv in v.findings:
+            if fv.untrusted_tls:
+                return fv.untrusted_tls
+    return None
 
 
 def grade_note(result: TargetResult, baseline: Baseline | None) -> str | None:
@@ -268,6 +368,15 @@ _GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
 
 # -- environment --------------------------------------------------------------------------------
 
+def code_spans(text: Any, limit: int = 2000) -> list[tuple[bool, str]]:
+    """``text`` (clipped) cut into (is_code, part): remediation texts quote configuration between
+    backticks (`add_header ...`), which the templates show as <code>. Parts stay plain text (escaped)."""
+    parts = clip(text, limit).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: show it as written
+        return [(False, clip(text, limit))]
+    return [(i % 2 == 1, part) for i, part in enumerate(parts) if part]
+
+
 def grade_class(grade: str) -> str:
     """CSS class of a grade: ``g-Aplus``, ``g-A`` ... ``g-F``, ``g-unknown``."""
     safe = {"A+": "Aplus", "A": "A", "B": "B", "C": "C", "D": "D", "E": "E", "F": "F"}
@@ -294,6 +403,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["clip"] = clip
+    env.filters["code_spans"] = code_spans
     env.filters["grade_class"] = grade_class
     env.filters["datetime"] = format_datetime
     env.globals["STATUS_LABELS"] = STATUS_LABELS
