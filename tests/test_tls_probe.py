@@ -3,14 +3,19 @@ the protocols each site offers, and the evidence it yields is the same as sslyze
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 import tests.testbed.tls as testbed_tls
 from scanner.collectors import tls, tls_probe
-from scanner.collectors.tls_probe import Chain, ProtocolProbe
+from scanner.collectors.tls_probe import Chain
 from scanner.evidence.tls import PROTOCOLS
+from scanner.testbed.tls_servers import RunningServer, make_server_context
 from tests.testbed.tls import TLSBed, start_tls_bed
 
 PROBE_NET = "127.0.11"  # the same servers as tests/testbed/tls.py, on addresses of their own
@@ -71,6 +76,48 @@ def test_fast_evidence_equals_sslyze_full_enumeration(tls_bed: TLSBed, key: str)
     assert fast.connections * 3 < full.connections
 
 
+@pytest.fixture(scope="module")
+def wide_site(tls_bed: TLSBed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A server accepting everything its OpenSSL has at security level 0 (TLS 1.0-1.3, about 100 suites:
+    RSA, DHE with 2048-bit parameters, ECDHE, CBC, CAMELLIA, ARIA ...): many suites for both of sslyze's
+    TLS 1.2 clients, and long eliminations that split."""
+    name, addr = "wide.tlsbed.test", f"{PROBE_NET}.30"
+    issued = tls_bed.pki.leaf([name])
+    ctx = make_server_context(issued.chain_pem, issued.key_pem, tls_min=testbed_tls.TLS1_0,
+                              ciphers="ALL:COMPLEMENTOFALL", weak=True)
+    openssl = shutil.which("openssl")
+    if openssl:  # without it the site simply has no DHE suites
+        dh = tmp_path_factory.mktemp("dh") / "dh2048.pem"
+        cmd = [openssl, "dhparam", "-dsaparam", "-out", str(dh), "2048"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        ctx.load_dh_params(dh)
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        conn.settimeout(10)
+        with ctx.wrap_socket(conn, server_side=True) as tls_conn:
+            tls_conn.recv(1024)
+
+    server = RunningServer(addr, testbed_tls.TLS_PORT, handle, "wide")
+    yield name, addr
+    server.stop()
+
+
+def test_fast_evidence_equals_sslyze_on_a_server_accepting_everything(
+    wide_site: tuple[str, str], tls_bed: TLSBed
+) -> None:
+    # Given a server accepting about a hundred suites / When scanned both ways
+    name, addr = wide_site
+    settings = tls_bed.settings(per_host_connections=5)
+    fast = tls.scan_blocking(name, testbed_tls.TLS_PORT, addr, settings, fast=True)
+    full = tls.scan_blocking(name, testbed_tls.TLS_PORT, addr, settings, fast=False)
+    # Then every accepted suite (and ephemeral key) is found, as sslyze finds them one by one
+    assert set(fast.accepted_protocols) == {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+    assert len(fast.protocol("TLSv1.2").suites) > 40  # type: ignore[union-attr]
+    assert fast.protocols == full.protocols
+    assert fast.groups == full.groups
+    assert fast.connections < full.connections
+
+
 @pytest.mark.parametrize("key", ["stall", "closed"])
 def test_trouble_is_an_error_never_a_rejection(tls_bed: TLSBed, key: str) -> None:
     # Given a server that stalls the handshake, or nothing listening / When probed
@@ -82,17 +129,17 @@ def test_trouble_is_an_error_never_a_rejection(tls_bed: TLSBed, key: str) -> Non
 
 def test_merge_needs_every_client_to_agree() -> None:
     # Given TLS 1.2's two chains (modern and legacy client)
-    def chain(outcome: str, complete: bool = True, reason: str | None = None) -> Chain:
-        return Chain("TLSv1.2", False, outcome=outcome, complete=complete, reason=reason)  # type: ignore[arg-type]
+    def chain(outcome: str, failed: str | None = None) -> Chain:
+        return Chain("TLSv1.2", False, outcome=outcome, failed=failed)  # type: ignore[arg-type]
 
     # Then one error makes the protocol an error, whatever the other said
-    errored = tls_probe._merge("TLSv1.2", [chain("rejected"), chain("error", False, "timeout")], True)
+    errored = tls_probe._merge("TLSv1.2", [chain("rejected"), chain("error")], True)
     assert errored.outcome == "error"
     # and an unfinished elimination leaves the suites to sslyze, though the protocol is accepted
-    unfinished = tls_probe._merge("TLSv1.2", [chain("accepted", False, "DH"), chain("rejected")], True)
+    unfinished = tls_probe._merge("TLSv1.2", [chain("accepted", "DH key too small"), chain("rejected")], True)
     assert (unfinished.outcome, unfinished.enumerated) == ("accepted", False)
     assert tls_probe.settled({"TLSv1.2": unfinished}) == frozenset()
     # and only both rejections reject it
     assert tls_probe._merge("TLSv1.2", [chain("rejected"), chain("rejected")], True).outcome == "rejected"
-    done = ProtocolProbe("TLSv1.2", "accepted", enumerated=True)
-    assert tls_probe.settled({"TLSv1.2": done}) == {"TLSv1.2"}
+    done = tls_probe._merge("TLSv1.2", [chain("accepted"), chain("rejected")], True)
+    assert done.enumerated and tls_probe.settled({"TLSv1.2": done}) == {"TLSv1.2"}

@@ -26,6 +26,7 @@ Written here because sslyze exposes no "enumerate by elimination" command (tests
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -46,15 +47,28 @@ Verdict = Literal["accepted", "accepted_unknown", "rejected", "error"]
 
 @dataclass
 class Chain:
-    """One protocol with one client: the protocol probe, then (optionally) suite elimination."""
+    """One protocol with one client: the protocol probe, then (optionally) suite elimination, whose
+    branches may run concurrently (see ``SPLIT_AT``)."""
 
     protocol: str
     legacy: bool
-    outcome: Outcome = "error"
+    outcome: Outcome = "error"  # the protocol question, answered by the first handshake
     accepted: list[Any] = field(default_factory=list)  # sslyze CipherSuiteAcceptedByServer
-    complete: bool = False  # the elimination ran to a clean refusal
+    failed: str | None = None  # why an elimination branch stopped before a clean refusal
     connections: int = 0
-    reason: str | None = None
+    reason: str | None = None  # the first handshake's refusal or error
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def complete(self) -> bool:
+        """Every accepted suite is listed (the elimination ended in clean refusals only)."""
+        return self.outcome != "error" and self.failed is None
+
+
+# An elimination branch with at least this many suites left after an acceptance splits in two halves that
+# run concurrently: a little more handshakes (one closing refusal per branch), a much shorter critical
+# path for servers that accept dozens of suites.
+SPLIT_AT = 24
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,7 @@ def probe(
         tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=1
     )
     chains = [Chain(p, legacy) for p, legacy in _plan()]
-    with ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe") as pool:
-        list(pool.map(lambda c: _run_chain(c, location, network, enumerate_suites), chains))
+    _Elimination(location, network, enumerate_suites, max_connections).run(chains)
     out: dict[str, ProtocolProbe] = {}
     for proto in PROTOCOL_VERSIONS:
         mine = [c for c in chains if c.protocol == proto]
@@ -124,36 +137,70 @@ def suites_for(protocol: str, legacy: bool) -> list[Any]:
     return suites
 
 
-def _run_chain(chain: Chain, location: Any, network: Any, enumerate_suites: bool) -> None:
-    """Blocking: handshakes offering what is left, until the server refuses (or something goes wrong)."""
-    from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+class _Elimination:
+    """Runs every chain's branches on a pool of ``max_connections`` threads; a branch that splits submits
+    its halves to the same pool. ``run`` returns when no branch is left."""
 
-    remaining = suites_for(chain.protocol, chain.legacy)
-    while remaining:
-        verdict, picked, key, reason = _handshake(chain, location, network, remaining)
-        if verdict == "rejected":
-            if not chain.accepted:
-                chain.outcome = "rejected"
-            chain.complete = True
-            return
-        if verdict == "accepted_unknown":  # accepted, but we cannot tell which suite
-            chain.outcome, chain.reason = "accepted", reason
-            return
-        if verdict == "error":
-            chain.reason = reason  # outcome stays "error" unless a suite was already accepted
-            return
-        chain.outcome = "accepted"
-        if not enumerate_suites:
-            return
-        match = next((s for s in remaining if s.openssl_name == picked), None)
-        if match is None:
-            chain.reason = f"the server chose {picked!r}, which was not offered"
-            return
-        chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
-        remaining = [s for s in remaining if s is not match]
-    chain.complete = True
-    if not chain.accepted:  # the client has no suite for this protocol: sslyze would find none either
-        chain.outcome = "rejected"
+    def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int) -> None:
+        self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
+        self.pool = ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe")
+        self.pending = 0
+        self.idle = threading.Condition()
+
+    def run(self, chains: list[Chain]) -> None:
+        try:
+            for chain in chains:
+                self._submit(chain, suites_for(chain.protocol, chain.legacy), True)
+            with self.idle:
+                self.idle.wait_for(lambda: self.pending == 0)
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _submit(self, chain: Chain, offer: list[Any], first: bool) -> None:
+        with self.idle:
+            self.pending += 1
+        self.pool.submit(self._branch, chain, offer, first)
+
+    def _branch(self, chain: Chain, remaining: list[Any], first: bool) -> None:
+        """Blocking: handshakes offering what is left, until the server refuses (or something goes wrong)."""
+        try:
+            self._eliminate(chain, remaining, first)
+        except Exception as exc:  # a bug here must not pass for a refusal
+            with chain.lock:
+                chain.failed = f"{type(exc).__name__}: {exc}"
+        finally:
+            with self.idle:
+                self.pending -= 1
+                self.idle.notify_all()
+
+    def _eliminate(self, chain: Chain, remaining: list[Any], first: bool) -> None:
+        from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+
+        if not remaining and first:  # the client has no suite for this protocol: sslyze finds none either
+            chain.outcome = "rejected"
+        while remaining:
+            verdict, picked, key, reason = _handshake(chain, self.location, self.network, remaining)
+            with chain.lock:
+                if first:
+                    chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
+                    chain.reason = reason
+                    first = False
+                if verdict == "accepted_unknown" or (verdict == "error" and chain.outcome != "error"):
+                    chain.failed = reason
+                if verdict != "accepted":
+                    return
+                if not self.enumerate_suites:
+                    return
+                match = next((s for s in remaining if s.openssl_name == picked), None)
+                if match is None:
+                    chain.failed = f"the server chose {picked!r}, which was not offered"
+                    return
+                chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+            remaining = [s for s in remaining if s is not match]
+            if len(remaining) >= SPLIT_AT:
+                half = len(remaining) // 2
+                self._submit(chain, remaining[half:], False)
+                remaining = remaining[:half]
 
 
 def _handshake(
@@ -182,7 +229,8 @@ def _handshake(
             conn.ssl_client.set_cipher_list(names)
     except _nassl.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
         return "rejected", None, None, "the client offers none of these suites"
-    chain.connections += 1
+    with chain.lock:
+        chain.connections += 1
     try:
         conn.connect(should_retry_connection=True)
         client = conn.ssl_client
@@ -203,13 +251,14 @@ def _handshake(
 
 def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolProbe:
     conns = sum(c.connections for c in chains)
-    reasons = "; ".join(c.reason for c in chains if c.reason and c.outcome != "rejected") or None
     if any(c.outcome == "error" for c in chains):
-        return ProtocolProbe(proto, "error", connections=conns, reason=reasons)
+        reason = "; ".join(c.reason or "error" for c in chains if c.outcome == "error")
+        return ProtocolProbe(proto, "error", connections=conns, reason=reason)
     if all(c.outcome == "rejected" for c in chains):
         return ProtocolProbe(proto, "rejected", connections=conns, reason=chains[0].reason)
     if not (enumerate_suites and all(c.complete for c in chains)):
-        return ProtocolProbe(proto, "accepted", connections=conns, reason=reasons)
+        reason = "; ".join(c.failed for c in chains if c.failed) or "suites not enumerated"
+        return ProtocolProbe(proto, "accepted", connections=conns, reason=reason)
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
     return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns)
