@@ -48,7 +48,7 @@ Verdict = Literal["accepted", "accepted_unknown", "rejected", "error"]
 @dataclass
 class Chain:
     """One protocol with one client: the protocol probe, then (optionally) suite elimination, whose
-    branches may run concurrently (see ``SPLIT_AT``)."""
+    branches may run concurrently (see ``SPLIT_AFTER``)."""
 
     protocol: str
     legacy: bool
@@ -65,10 +65,11 @@ class Chain:
         return self.outcome != "error" and self.failed is None
 
 
-# An elimination branch with at least this many suites left after an acceptance splits in two halves that
-# run concurrently: a little more handshakes (one closing refusal per branch), a much shorter critical
-# path for servers that accept dozens of suites.
-SPLIT_AT = 24
+# An elimination branch that has found SPLIT_AFTER suites and still has at least SPLIT_MIN to offer splits
+# in two halves that run concurrently: one more handshake (each branch ends with a refusal), a much shorter
+# critical path for servers that accept dozens of suites; servers accepting a few never pay for it.
+SPLIT_AFTER = 3
+SPLIT_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class _Elimination:
 
         if not remaining and first:  # the client has no suite for this protocol: sslyze finds none either
             chain.outcome = "rejected"
+        found_here = 0
         while remaining:
             verdict, picked, key, reason = _handshake(chain, self.location, self.network, remaining)
             with chain.lock:
@@ -197,10 +199,11 @@ class _Elimination:
                     return
                 chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
             remaining = [s for s in remaining if s is not match]
-            if len(remaining) >= SPLIT_AT:
+            found_here += 1
+            if found_here >= SPLIT_AFTER and len(remaining) >= SPLIT_MIN:
                 half = len(remaining) // 2
                 self._submit(chain, remaining[half:], False)
-                remaining = remaining[:half]
+                remaining, found_here = remaining[:half], 0
 
 
 def _handshake(
