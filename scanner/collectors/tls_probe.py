@@ -160,7 +160,13 @@ class _Elimination:
     def _submit(self, chain: Chain, offer: list[Any], first: bool) -> None:
         with self.idle:
             self.pending += 1
-        self.pool.submit(self._branch, chain, offer, first)
+        try:
+            self.pool.submit(self._branch, chain, offer, first)
+        except BaseException:
+            with self.idle:
+                self.pending -= 1
+                self.idle.notify_all()
+            raise
 
     def _branch(self, chain: Chain, remaining: list[Any], first: bool) -> None:
         """Blocking: handshakes offering what is left, until the server refuses (or something goes wrong)."""
