@@ -58,7 +58,10 @@ def _hit_finding(meta: CheckMeta, hit: Hit) -> Finding:
         title = f"{e.product}{version} admin login reachable at {where}"
     else:
         title = f"{e.product}{version} exposed at {where}"
-    detail = f"Recognised by {', '.join(hit.signals)}."
+    # plain words first; the matched patterns (regexes) are in the evidence for whoever wants them
+    n = len(hit.signals)
+    detail = (f"{where} answered with status {p.status} and content recognised as {e.product} "
+              f"({n} matching sign{'s' if n != 1 else ''}, listed under signals in the evidence).")
     if hit.secrets:
         detail += f" The file holds {len(hit.secrets)} configuration value(s); keys shown with masked values."
     return meta.finding(Status(e.outcome), title, detail, control=hit.control, severity=e.severity,

@@ -109,3 +109,35 @@ def test_remediation_quotes_config_as_code_and_is_said_once_per_control():
 def test_code_spans_leave_an_unpaired_backtick_as_text():
     assert code_spans("use `a` and `b`") == [(False, "use "), (True, "a"), (False, " and "), (True, "b")]
     assert code_spans("it's a ` quote") == [(False, "it's a ` quote")]
+
+
+def test_member_page_names_what_is_wrong_and_what_could_not_be_assessed(tmp_path):
+    from scanner.portfolio import write_portfolio
+    from scanner.store import Store
+    from tests.testbed.portfolio import make_result
+    from tests.testbed.portfolio import make_target as portfolio_target
+
+    # Given a member with a failing site and a site that could not be reached
+    up, down = portfolio_target("https://up.example/", "m1"), portfolio_target("https://down.example/", "m1")
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        with store.start_run([up, down], baseline_id="pledge4", baseline_version="1", tool_version="0",
+                             members=[{"id": "m1", "name": "Member One", "contact": None}]) as rec:
+            rec.on_result(make_result(up, {"H2": "fail"}), None)
+            rec.on_result(make_result(down, default="error").model_copy(
+                update={"errors": ("tls: connection refused",)}), None)
+        # When the portfolio is written
+        write_portfolio(store, rec.run_id, tmp_path / "site")
+    finally:
+        store.close()
+    page = _Text()
+    page.feed((tmp_path / "site" / "m1.html").read_text())
+    text = " ".join(" ".join(page.parts).split())
+    # Then "what to fix first" says what is wrong, not only which control, and links to the control
+    assert "HSTS: fail on https://up.example/" in text  # the top finding's title
+    assert any(t == "a" and (a.get("href") or "").endswith("-H2") for t, a in page.tags)
+    # and the unreachable site is listed apart, as not assessed, with its reason
+    assert "Could not be assessed (not failures" in text
+    assert "https://down.example/ : tls: connection refused" in text
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "25 not assessed" in index
