@@ -6,6 +6,8 @@ for the same hosts, the wall time and the number of TLS connections of
 * pledgescan (engine, T1-T6 only): connections as counted by the collector (exact for the fast prober;
   sslyze does not expose a count, so its part is estimated from the suites, curves and probes run, see
   scanner/collectors/tls.py);
+  once as the real command line in its own process (the headline, like sslyze) and once through the
+  engine in-process;
 * ``python -m sslyze`` with every scan command (subprocess), whose connection count is estimated the same
   way from its JSON output.
 
@@ -54,6 +56,24 @@ def bench_pledgescan(bed: TLSBed, keys: list[str], per_host: int, fast: bool = T
     finally:
         tls_collector.FAST_PROBE = True
     return wall, int(report.stats.get("tls_connections", 0))
+
+
+def bench_pledgescan_cli(bed: TLSBed, keys: list[str], per_host: int, workdir: Path) -> tuple[float, int]:
+    """The real command line in its own process, as sslyze is run: interpreter start and imports count."""
+    out = workdir / "pledgescan.json"
+    cmd = [
+        sys.executable, "-m", "scanner", "scan", *[bed.sites[k].url for k in keys], *bed.resolve_args(*keys),
+        "--ca-bundle", str(bed.ca_bundle), "--only", "T1,T2,T3,T4,T5,T6", "--timeout", "5",
+        "--rate-limit", "0", "--per-host-connections", str(per_host),
+        "--format", "json", "-o", str(out), "-q",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - t0
+    try:
+        return wall, int(json.loads(out.read_text())["stats"]["tls_connections"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return wall, -1
 
 
 def _estimate_sslyze_connections(data: dict) -> int:
@@ -115,20 +135,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         bed = start_tls_bed(Path(tmp))
         try:
+            c_wall, c_conn = bench_pledgescan_cli(bed, keys, per_host, Path(tmp))
             p_wall, p_conn = bench_pledgescan(bed, keys, per_host)
             f_wall, f_conn = bench_pledgescan(bed, keys, per_host, fast=False) if args.full else (0.0, 0)
             s_wall, s_conn = bench_sslyze(bed, keys, Path(tmp))
         finally:
             bed.stop()
+
+    def row(label: str, wall: float, conns: int) -> None:
+        print(f"{label:<48}{wall:>15.2f}{conns if conns >= 0 else 'n/a':>18}")
+
     print(f"TLS benchmark over {len(keys)} local hosts ({', '.join(keys)}), "
           f"{per_host} connections per host for both (sslyze's default)")
-    print(f"{'tool':<40}{'wall time (s)':>15}{'TLS connections':>18}")
-    print(f"{'pledgescan (T1-T6, fast prober)':<40}{p_wall:>15.2f}{p_conn:>18}")
+    print(f"{'tool':<48}{'wall time (s)':>15}{'TLS connections':>18}")
+    row("pledgescan scan, process (T1-T6, fast prober)", c_wall, c_conn)
+    row("pledgescan engine, in-process (fast prober)", p_wall, p_conn)
     if args.full:
-        print(f"{'pledgescan (T1-T6, sslyze enumeration)':<40}{f_wall:>15.2f}{f_conn:>18}")
-    print(f"{'python -m sslyze (all commands)':<40}{s_wall:>15.2f}{s_conn if s_conn >= 0 else 'n/a':>18}")
-    conn_ratio = f"{p_conn / s_conn:.2f}" if s_conn > 0 else "n/a"
-    print(f"ratio pledgescan / sslyze: wall time {p_wall / s_wall:.2f}, connections {conn_ratio}")
+        row("pledgescan engine, in-process (sslyze suites)", f_wall, f_conn)
+    row("python -m sslyze, process (all commands)", s_wall, s_conn)
+    conn_ratio = f"{c_conn / s_conn:.2f}" if s_conn > 0 and c_conn >= 0 else "n/a"
+    print(f"ratio pledgescan / sslyze (process vs process): wall time {c_wall / s_wall:.2f}, "
+          f"connections {conn_ratio}")
     print("Connection counts: the fast prober's are exact; sslyze's are estimates (it exposes none), "
           "see scanner/collectors/tls.py.")
     return 0
