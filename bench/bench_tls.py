@@ -59,13 +59,14 @@ def bench_pledgescan(bed: TLSBed, keys: list[str], per_host: int, fast: bool = T
 
 
 def bench_pledgescan_cli(bed: TLSBed, keys: list[str], per_host: int, workdir: Path) -> tuple[float, int]:
-    """The real command line in its own process, as sslyze is run: interpreter start and imports count."""
+    """The real command line in its own process, as sslyze is run: interpreter start, imports and the
+    history store (a throw-away SQLite file here) count."""
     out = workdir / "pledgescan.json"
     cmd = [
         sys.executable, "-m", "scanner", "scan", *[bed.sites[k].url for k in keys], *bed.resolve_args(*keys),
         "--ca-bundle", str(bed.ca_bundle), "--only", "T1,T2,T3,T4,T5,T6", "--timeout", "5",
         "--rate-limit", "0", "--per-host-connections", str(per_host),
-        "--format", "json", "-o", str(out), "-q",
+        "--format", "json", "-o", str(out), "-q", "--store", f"sqlite:///{workdir / 'history.db'}",
     ]  # fmt: skip
     t0 = time.monotonic()
     subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
