@@ -35,7 +35,16 @@ def _resolve_args(resolve: dict[tuple[str, int], str]) -> str:
     return " ".join(f"--resolve {h}:{p}:{a}" for (h, p), a in sorted(resolve.items()))
 
 
+def _stop_on_term(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds the ExitStack, which stops every server
+
+
 def main() -> None:
+    import signal
+
+    # Background jobs ignore Ctrl-C; SIGTERM must stop the servers too, not leave them running.
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    signal.signal(signal.SIGINT, _stop_on_term)
     from tests.testbed import exposure, knot
     from tests.testbed.http_sites import start_testbed
     from tests.testbed.tls import start_tls_bed
