@@ -275,6 +275,11 @@ def mta_sts(snap: Snapshot) -> list[Finding]:
         return [meta.finding(Status.NOT_APPLICABLE, "No MX: the domain receives no mail",
                              evidence={"mx": _answer(m.mx)})]
     evidence: dict[str, Any] = {"mx": mx_hosts}
+    fix = meta.remediation.replace("<domain>", domain)
+
+    def fail(title: str, detail: str) -> list[Finding]:
+        return [meta.finding(Status.FAIL, title, detail, evidence=evidence, remediation=fix)]
+
     for name, a in (("mta_sts", m.mta_sts), ("tls_rpt", m.tls_rpt)):
         if a is None or a.error:
             return meta.errors(f"{name} lookup failed: {a.error if a else 'not looked up'}", evidence)
@@ -287,8 +292,7 @@ def mta_sts(snap: Snapshot) -> list[Finding]:
     if len(rpt) != 1:
         missing.append(f"_smtp._tls.{domain} TXT \"v=TLSRPTv1; rua=mailto:...\"")
     if missing:
-        return [meta.finding(Status.FAIL, "MTA-STS / TLS-RPT not published",
-                             "Missing or invalid: " + "; ".join(missing) + ".", evidence=evidence)]
+        return fail("MTA-STS / TLS-RPT not published", "Missing or invalid: " + "; ".join(missing) + ".")
     p = m.policy
     if p is None:
         return meta.errors("the MTA-STS policy was not fetched", evidence)
@@ -297,27 +301,24 @@ def mta_sts(snap: Snapshot) -> list[Finding]:
         evidence.update(policy_error=p.error, policy_error_kind=p.error_kind)
         if p.error_kind == "timeout":
             return meta.errors(f"fetching the MTA-STS policy timed out ({p.url})", evidence)
-        return [meta.finding(Status.FAIL, "MTA-STS policy cannot be fetched", f"{p.url}: {p.error}",
-                             evidence=evidence)]
+        return fail("MTA-STS policy cannot be fetched", f"{p.url}: {p.error}")
     if p.tls_verified is False:
         evidence["tls_error"] = p.tls_error
-        return [meta.finding(Status.FAIL, "MTA-STS policy host has an invalid certificate",
-                             f"RFC 8461 3.3 requires a valid certificate: {p.tls_error}", evidence=evidence)]
+        return fail("MTA-STS policy host has an invalid certificate",
+                    f"RFC 8461 3.3 requires a valid certificate: {p.tls_error}")
     if p.status != 200:
         evidence["policy_status"] = p.status
-        return [meta.finding(Status.FAIL, "MTA-STS policy not served",
-                             f"{p.url} answered HTTP {p.status}.", evidence=evidence)]
+        return fail("MTA-STS policy not served",
+                    f"{p.url} answered HTTP {p.status}.")
     pol = parse_sts_policy(p.body)
     evidence["policy"] = {k: (v[:20] if isinstance(v, list) else v) for k, v in pol.items()}
     mode = str(pol.get("mode", "")).lower()
     if pol.get("version") != "STSv1" or mode not in ("enforce", "testing", "none") \
             or not str(pol.get("max_age", "")).isdigit() or not pol["mx"]:
-        return [meta.finding(Status.FAIL, "MTA-STS policy is invalid",
-                             "The policy needs version: STSv1, mode, max_age and at least one mx line.",
-                             evidence=evidence)]
+        return fail("MTA-STS policy is invalid",
+                    "The policy needs version: STSv1, mode, max_age and at least one mx line.")
     if mode == "none":
-        return [meta.finding(Status.FAIL, "MTA-STS policy mode is none", "The policy is withdrawn.",
-                             evidence=evidence)]
+        return fail("MTA-STS policy mode is none", "The policy is withdrawn.")
     if mode == "testing":
         return [meta.finding(Status.WARN, "MTA-STS in testing mode",
                              "Senders report failures but still deliver without TLS.", evidence=evidence,
