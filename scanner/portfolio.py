@@ -110,12 +110,15 @@ def _rows(summaries: list[ResultSummary], run: RunInfo, areas: list[str]) -> dic
     for mid, rows in acc.items():
         m = info.get(mid, {})
         scores = [r.score for r in rows if r.decided]
-        failing = dict.fromkeys(areas, 0)
+        failing: dict[str, int] = {}  # areas with a decided control only: absent means "not assessed"
         warns = errors = 0
         for r in rows:
             for cid, (status, _sev) in r.controls.items():
+                area = cid.rstrip("0123456789")
+                if status in (Status.PASS.value, Status.WARN.value, Status.FAIL.value):
+                    failing.setdefault(area, 0)
                 if status == Status.FAIL.value:
-                    failing[cid.rstrip("0123456789")] = failing.get(cid.rstrip("0123456789"), 0) + 1
+                    failing[area] = failing.get(area, 0) + 1
                 warns += status == Status.WARN.value
                 errors += status == Status.ERROR.value
         out[mid] = MemberRow(
