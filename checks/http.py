@@ -568,8 +568,13 @@ def security_txt(snap: Snapshot) -> list[Finding]:
     problems = [str(e["message"]).rstrip(".") for e in errors]
     ctype = (found.content_type or "").split(";")[0].strip().lower()
     if ctype == "text/html" and found.body.lstrip().startswith("<"):
-        # a catch-all route answering every path: the line-by-line errors only restate that
-        problems = ["the URL answers with an HTML page (a catch-all route?), not a security.txt file"]
+        # A catch-all route answering every path: there is no security.txt, whatever its status says.
+        return [m.finding(Status.FAIL, "No security.txt",
+                          f"{clip(found.url, 300)} answers with an HTML page (a catch-all route?), "
+                          "not a security.txt file",
+                          evidence={"url": clip(found.url, 300), "status": found.status,
+                                    "content_type": clip(found.content_type, 100),
+                                    "excerpt": clip(found.body, 300)})]
     if ctype != "text/plain":
         problems.append(f"served as {ctype or 'no Content-Type'}, not text/plain")
     if urlsplit(final).scheme != "https":

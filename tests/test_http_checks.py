@@ -312,6 +312,14 @@ def test_h11_expired_or_wrong_type_fails():
     assert worst(H.security_txt.run(snapshot(security_txt=[no_contact]))) == Status.FAIL
 
 
+def test_h11_catch_all_html_page_is_no_security_txt():
+    page = sectxt_ok().model_copy(update={"content_type": "text/html; charset=utf-8",
+                                          "body": "<!doctype html><title>Home</title><p>Welcome</p>"})
+    (f,) = H.security_txt.run(snapshot(security_txt=[page]))
+    assert f.status == Status.FAIL and f.title == "No security.txt"
+    assert "catch-all" in f.detail and "text/plain" not in f.detail
+
+
 def test_h11_fetch_errors_are_errors():
     err = [TextFetch(url=f"https://{HOST}/.well-known/security.txt", error="timed out")]
     assert worst(H.security_txt.run(snapshot(security_txt=err))) == Status.ERROR
