@@ -375,6 +375,11 @@ _TRUST_PROBLEMS: dict[str, tuple[str, str]] = {
         "The chain uses a signature algorithm browsers reject (e.g. SHA-1)",
         "Reissue the certificate signed with SHA-256 or better.",
     ),
+    "profile": (
+        "The certificate breaks RFC 5280 rules that strict validators enforce",
+        "Reissue the certificate from a CA that follows the CA/Browser Forum profile (for example, a "
+        "subjectAltName extension marked non-critical when the subject is not empty).",
+    ),
     "other": (
         "The certificate chain does not validate",
         "Serve a complete chain from a publicly trusted CA that names this host and is in date.",
@@ -388,6 +393,7 @@ _PROBLEM_ORDER = (
     "self_signed",
     "missing_intermediate",
     "weak_signature",
+    "profile",
     "untrusted",
     "other",
 )
@@ -465,6 +471,15 @@ def cert_trust(snap: Snapshot) -> list[Finding]:
             failed = [v for v in dep.validations if (v.problem or "other") == problem]
             failed = failed or list(dep.validations)
             detail = _trust_detail(problem, leaf, ev)
+            second = ev.openssl_validation
+            if problem == "profile" and problems == {"profile"} and second and second.validated:
+                # OpenSSL (as browsers) accepts the chain: a conformance caveat, not an outage.
+                out.append(meta.finding(
+                    Status.WARN, title,
+                    f"{second.store} validates the chain for {ev.hostname}, but strict validators reject "
+                    f"it: {_store_errors(failed)}.",
+                    evidence={**base, "problem": problem, "openssl": second.store}, remediation=fix))
+                continue
             out.append(
                 meta.finding(
                     Status.FAIL,

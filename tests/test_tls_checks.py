@@ -325,6 +325,34 @@ def test_validation_error_classification() -> None:
         == "hostname_mismatch"
     )
     assert classify_validation_error("cert is not valid at validation time", leaf_only) == "expired"
+    profile = "validation failed: EE subjectAltName MUST NOT be critical when subject is nonempty"
+    assert classify_validation_error(profile, leaf_only) == "profile"
+
+
+PROFILE_ERROR = "validation failed: EE subjectAltName MUST NOT be critical when subject is nonempty"
+
+
+def _profile_evidence(openssl: TrustValidation | None) -> TLSEvidence:
+    dep = CertificateDeployment(
+        chain=(cert(), INTERMEDIATE),
+        validations=(
+            TrustValidation(store="Mozilla", validated=False, problem="profile", error=PROFILE_ERROR),
+        ),
+    )
+    return good_evidence(certificates=(dep,)).model_copy(update={"openssl_validation": openssl})
+
+
+def test_t4_profile_rule_accepted_by_openssl_is_a_warning() -> None:
+    ok = TrustValidation(store="OpenSSL (Mozilla)", validated=True)
+    (f,) = T.cert_trust.run(snap(_profile_evidence(ok)))
+    assert f.status == Status.WARN and f.evidence["problem"] == "profile"
+    assert "MUST NOT be critical" in f.detail and "OpenSSL" in f.detail
+
+
+def test_t4_profile_rule_without_a_second_opinion_fails() -> None:
+    for second in (None, TrustValidation(store="OpenSSL (Mozilla)", validated=False, error="unable to get")):
+        (f,) = T.cert_trust.run(snap(_profile_evidence(second)))
+        assert f.status == Status.FAIL and f.evidence["problem"] == "profile"
 
 
 # -- T5 -------------------------------------------------------------------------------------------------

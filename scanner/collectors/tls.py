@@ -108,10 +108,55 @@ async def collect(
         evidence = await asyncio.to_thread(scan_blocking, host, port, addr, ctx.settings, base, handshake)
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
+    if _profile_only(evidence):
+        async with ctx.limiter.slot(addr):
+            second = await openssl_validation(addr, port, host, ctx)
+        ctx.stats.tls_connections[host] += 1
+        evidence = evidence.model_copy(update={"openssl_validation": second,
+                                               "connections": evidence.connections + 1})
     if evidence.handshake and evidence.handshake.outcome != "completed":
         hs = await _with_http_probe(evidence.handshake, target, ctx)
         evidence = evidence.model_copy(update={"handshake": hs})
     return evidence
+
+
+def _profile_only(ev: TLSEvidence) -> bool:
+    """Did the strict validator object to nothing but the certificate's profile?"""
+    problems = {v.problem for d in ev.certificates for v in d.validations if not v.validated}
+    return bool(problems) and problems <= {"profile"}
+
+
+async def openssl_validation(addr: str, port: int, host: str, ctx: ScanContext) -> TrustValidation:
+    """One handshake verified by OpenSSL (Mozilla's store via certifi, plus --ca-bundle; host name checked).
+
+    OpenSSL, like browsers, does not enforce every RFC 5280 profile rule that cryptography's verifier
+    does; its verdict tells a merely non-conforming certificate from one clients reject.
+    """
+    import certifi
+
+    store = "OpenSSL (Mozilla" + (" + --ca-bundle)" if ctx.settings.ca_bundle else ")")
+    try:
+        c = ssl.create_default_context(cafile=certifi.where())
+        if ctx.settings.ca_bundle:
+            c.load_verify_locations(cafile=str(ctx.settings.ca_bundle))
+    except (OSError, ssl.SSLError) as exc:
+        return TrustValidation(store=store, validated=False, problem="other", error=bound(exc, 200))
+    timeout = ctx.settings.timeout
+    try:
+        async with asyncio.timeout(timeout * 2):
+            _, writer = await asyncio.open_connection(addr, port, ssl=c,
+                                                      server_hostname=None if is_ip_literal(host) else host,
+                                                      ssl_handshake_timeout=timeout)
+    except ssl.SSLCertVerificationError as exc:
+        return TrustValidation(store=store, validated=False, problem="other",
+                               error=bound(exc.verify_message or exc, 200))
+    except (TimeoutError, OSError, ssl.SSLError) as exc:
+        return TrustValidation(store=store, validated=False, error=f"handshake failed: {bound(exc, 200)}")
+    writer.close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    return TrustValidation(store=store, validated=True)
 
 
 # -- our own first handshake --------------------------------------------------------------------------
@@ -589,6 +634,10 @@ def classify_validation_error(error: str, chain: tuple[Certificate, ...]) -> Val
     leaf-only chain whose issuer is not in the store: a missing intermediate).
     """
     low = error.lower()
+    if " must " in f" {low} " or "must not" in low:
+        # RFC 5280 / CA/B profile rules (e.g. "EE subjectAltName MUST NOT be critical when subject is
+        # nonempty"): checked before the host name, whose test shares the word subjectAltName.
+        return "profile"
     if "subjectaltname" in low or "does not match" in low or "hostname" in low:
         return "hostname_mismatch"
     if "not valid at validation time" in low or "expired" in low:

@@ -32,6 +32,7 @@ ValidationProblem = Literal[
     "missing_intermediate",
     "untrusted",
     "weak_signature",
+    "profile",  # breaks an RFC 5280 / CA/B profile rule that strict validators enforce
     "other",
 ]
 
@@ -179,6 +180,9 @@ class TLSEvidence(Evidence):
     groups: Groups = Groups(error="not tested")
     certificates: tuple[CertificateDeployment, ...] = ()
     certificate_error: str | None = None
+    # OpenSSL's own verdict (Mozilla's store + --ca-bundle, host name checked), taken only when the strict
+    # validator objected to the certificate's profile alone: tells "browsers accept it" from "broken".
+    openssl_validation: TrustValidation | None = None
     vulnerabilities: Vulnerabilities = Vulnerabilities()
     connections: int = 0  # TLS connections made (approximate, see the collector)
     notes: tuple[str, ...] = ()
