@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Session-wide testbeds shared by several test modules: defined once here so they start once.
+from tests.testbed.tls import tls_bed  # noqa: F401
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _hermetic_history_store(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from scanner.engine import Scanner
 from scanner.models import Report, Status
-from tests.testbed.tls import TLSBed, tls_bed  # noqa: F401
+from tests.testbed.tls import TLSBed
 
 P, W, F, E = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR
 

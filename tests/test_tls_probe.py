@@ -16,20 +16,10 @@ from scanner.collectors import tls, tls_probe
 from scanner.collectors.tls_probe import Chain
 from scanner.evidence.tls import PROTOCOLS
 from scanner.testbed.tls_servers import RunningServer, make_server_context
-from tests.testbed.tls import TLSBed, start_tls_bed
+from tests.testbed.tls import TLSBed
 
-PROBE_NET = "127.0.11"  # the same servers as tests/testbed/tls.py, on addresses of their own
+PROBE_NET = "127.0.11"  # the extra "wide" server of this module
 
-
-@pytest.fixture(scope="module")
-def tls_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSBed]:
-    """The TLS testbed on 127.0.11.0/24: test_tls_integration's session-scoped copy of tests/testbed/tls.py's
-    fixture holds 127.0.10.x for the whole run, and a fixture imported into two modules starts twice."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(testbed_tls, "NET", PROBE_NET)
-        bed = start_tls_bed(tmp_path_factory.mktemp("tlsprobe"))
-    yield bed
-    bed.stop()
 
 OFFERED: dict[str, set[str]] = {
     "good": {"TLSv1.2", "TLSv1.3"},
