@@ -241,6 +241,8 @@ def open_store(url: str | None) -> Any:
         return Store(url)
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
+    except OSError as exc:
+        raise InputProblem(f"cannot open the history store: {exc}") from None
 
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
@@ -324,6 +326,7 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
               help="Exit 1 when anything got worse than in the previous run of the same inventory.")
 @click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
               help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
+@click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
 @scan_options
 def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """Scan TARGETs: a URL is a web endpoint; a bare host name means its https:// endpoint and its domain.
@@ -349,7 +352,30 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     except InputError as exc:
         raise InputProblem(str(exc)) from None
     settings = build_settings(kw)
+    needs_store = kw["resume"] or kw["fail_on_regression"] or inventory is not None
+    if kw["no_store"]:
+        if needs_store:
+            raise InputProblem("--no-store cannot go with --members, --resume or --fail-on-regression, "
+                               "which need the history store")
+        sys.exit(run_plain_scan(target_list, settings, kw))
+    if kw["store_url"] is None and not needs_store:
+        # The default store is a convenience: a laptop scan must not fail because it cannot keep history.
+        from scanner.store import Store, StoreError
+
+        try:
+            Store(None).close()
+        except (StoreError, OSError) as exc:
+            click.echo(f"pledgescan: warning: history not kept ({exc}); use --store URL or --no-store",
+                       err=True)
+            sys.exit(run_plain_scan(target_list, settings, kw))
     sys.exit(run_stored_scan(target_list, inventory, settings, kw))
+
+
+def run_plain_scan(targets: list[Target], settings: Settings, kw: dict[str, Any]) -> int:
+    """A scan that keeps no history: scan, write the reports, exit code by ``--fail-on``."""
+    report, _ = execute_scan(targets, settings, formats=kw["formats"], output=kw["output"],
+                             quiet=kw["quiet"], fail_on=kw["fail_on"])
+    return EXIT_THRESHOLD if exceeds_threshold(report, kw["fail_on"]) else EXIT_OK
 
 
 def _console() -> Any:

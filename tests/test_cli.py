@@ -92,3 +92,35 @@ def test_impossible_output_is_refused_before_scanning(tmp_path: Path):
     assert r.returncode == 2 and "must be a directory" in r.stderr
     r = run("scan", "https://nowhere.pledgescan.test/", "--format", "json", "-o", str(blocker / "r.json"))
     assert r.returncode == 2 and "not a directory" in r.stderr
+
+
+def test_no_store_scan_keeps_no_history(tmp_path: Path):
+    import os
+
+    store = tmp_path / "h.sqlite3"
+    env = {**os.environ, "PLEDGESCAN_STORE": f"sqlite:///{store}"}
+    r = subprocess.run([*PLEDGESCAN, "scan", "https://nowhere.pledgescan.test/", "--nameserver",
+                        "127.0.60.250:53", "--timeout", "1", "--format", "json",
+                        "-o", str(tmp_path / "r.json"), "-q", "--no-store"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert not store.exists()
+    r = run("scan", "--members", str(tmp_path / "m.yaml"), "--no-store")
+    assert r.returncode == 2
+
+
+def test_unusable_default_store_degrades_to_a_warning(tmp_path: Path):
+    import os
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "PLEDGESCAN_STORE"}
+    env["XDG_DATA_HOME"] = str(blocker)
+    out = tmp_path / "r.json"
+    r = subprocess.run([*PLEDGESCAN, "scan", "https://nowhere.pledgescan.test/", "--nameserver",
+                        "127.0.60.250:53", "--timeout", "1", "--format", "json", "-o", str(out), "-q"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and out.exists()
+    assert "warning: history not kept" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*PLEDGESCAN, "history"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("pledgescan: error: cannot open the history store")
