@@ -1,0 +1,53 @@
+"""The import arrows of design.md: checks are pure (no network, no collectors), reporters read results
+only. A file that breaks one of these arrows is in the wrong room."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORK = ("httpx", "httpcore", "sslyze", "nassl", "dns", "socket", "ssl", "urllib.request", "requests",
+           "asyncio", "checkdmarc", "scanner.net", "scanner.collectors", "scanner.engine", "scanner.cli",
+           "scanner.store")
+RULES = {
+    "checks": NETWORK,
+    "scanner/reporters": ("checks", "scanner.collectors", "scanner.net", "scanner.engine",
+                          "scanner.plugins.load_checks", "httpx", "sslyze", "dns"),
+    "scanner/evidence": ("checks", "scanner.collectors", "scanner.engine", "httpx", "sslyze", "nassl"),
+}
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+            out.extend(f"{node.module}.{a.name}" for a in node.names)
+    return out
+
+
+def offending(mod: str, forbidden: tuple[str, ...]) -> bool:
+    return any(mod == f or mod.startswith(f + ".") for f in forbidden)
+
+
+@pytest.mark.parametrize("room", sorted(RULES))
+def test_import_arrows(room: str):
+    bad = []
+    for path in sorted((ROOT / room).rglob("*.py")):
+        for mod in imports(path):
+            if offending(mod, RULES[room]):
+                bad.append(f"{path.relative_to(ROOT)} imports {mod}")
+    assert bad == []
+
+
+def test_the_rule_catches_a_violation(tmp_path: Path):
+    f = tmp_path / "bad.py"
+    f.write_text("import httpx\nfrom scanner.collectors.tls import collect\n")
+    assert [m for m in imports(f) if offending(m, NETWORK)] == ["httpx", "scanner.collectors.tls",
+                                                               "scanner.collectors.tls.collect"]
