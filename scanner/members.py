@@ -34,6 +34,7 @@ from scanner.targets import InputError, dedupe, domain, endpoint, link_related
 
 MEMBER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 MEMBER_KEYS = ("name", "id", "contact", "domains", "endpoints", "exclude")
+CSV_COLUMNS = ("member", "contact", "kind", "target", "id")
 MAX_MEMBERS = 10_000
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
@@ -218,12 +219,22 @@ def _line(node: Any) -> int:
 
 
 def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
+    text = text.removeprefix("\ufeff")  # spreadsheets' "CSV UTF-8" starts with a byte-order mark
+    if not text.strip():
+        issues.append(Issue(source, 0, "members", "the file is empty: expected a header line "
+                            "member,contact,kind,target and one row per target"))
+        return []
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("member", "kind", "target") if c not in header]
     if missing:
         issues.append(Issue(source, 1, ",".join(missing),
                             "missing CSV column(s); expected header: member,contact,kind,target"))
+        return []
+    unknown = [h for h in header if h and h not in CSV_COLUMNS]
+    if unknown:  # a misspelt optional column (say "contcat") would otherwise be dropped silently
+        issues.append(Issue(source, 1, ",".join(unknown),
+                            f"unknown column(s) (expected: {', '.join(CSV_COLUMNS)})"))
         return []
     reader.fieldnames = header
     by_name: dict[str, _Entry] = {}
@@ -247,6 +258,10 @@ def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
             elif val and getattr(e, col) is None:
                 setattr(e, col, val)
                 e.lines[col] = line
+        if not target:
+            e.broken = True
+            issues.append(Issue(source, line, "target", "empty target"))
+            continue
         if kind == "endpoint":
             e.endpoints.append((target, line))
         elif kind == "domain":
@@ -256,8 +271,6 @@ def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
         else:
             issues.append(Issue(source, line, "kind", f"{kind!r} is not one of: endpoint, domain, exclude"))
             continue
-        if not target:
-            issues.append(Issue(source, line, "target", "empty target"))
     return list(by_name.values())
 
 

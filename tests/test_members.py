@@ -117,6 +117,31 @@ def test_bad_csv_gives_one_clear_error(tmp_path, text: str, line: int, field: st
     assert (issue.line, issue.field) == (line, field) and message in issue.message
 
 
+def test_csv_saved_by_a_spreadsheet_with_bom_and_crlf(tmp_path) -> None:
+    # Given a CSV exported by Excel ("CSV UTF-8"): a byte-order mark and CRLF line ends
+    p = tmp_path / "m.csv"
+    p.write_bytes(b"\xef\xbb\xbfmember,contact,kind,target\r\nA,a@a.example,endpoint,https://a.example/\r\n")
+    # Then it reads like any other CSV
+    inv = load_members(p)
+    assert [t.key for t in inv.targets] == ["endpoint:https://a.example/"]
+
+
+@pytest.mark.parametrize(("text", "line", "field", "message"), [
+    ("member,contcat,kind,target\nA,a@x,endpoint,https://a.example/\n", 1, "contcat", "unknown column"),
+    ("member,kind,target\nA,endpoint\n", 2, "target", "empty target"),
+    ("", 0, "members", "the file is empty"),
+])
+def test_csv_mistakes_give_exactly_one_error(tmp_path, text: str, line: int, field: str,
+                                             message: str) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text(text)
+    with pytest.raises(MembersError) as err:
+        load_members(p)
+    assert len(err.value.issues) == 1, err.value.issues
+    issue = err.value.issues[0]
+    assert (issue.line, issue.field) == (line, field) and message in issue.message
+
+
 def test_unreadable_file(tmp_path) -> None:
     with pytest.raises(MembersError, match="cannot read"):
         load_members(tmp_path / "absent.yaml")
