@@ -214,6 +214,10 @@ def test_h6_meta_overrides_header():
     ("camera=()", Status.WARN),
     (None, Status.WARN),
     ("camera=*, microphone=(), geolocation=()", Status.FAIL),
+    # structured-field parameters after the allowlist do not change it
+    ("camera=*;report-to=ep, microphone=(), geolocation=()", Status.FAIL),
+    ("camera=(*);report-to=ep, microphone=(), geolocation=()", Status.FAIL),
+    ('camera=(self "https://a.example");report-to=ep, microphone=(), geolocation=()', Status.PASS),
 ])
 def test_h7(value, status):
     assert worst(H.permissions_policy.run(snapshot(headers(Permissions_Policy=value)))) == status

@@ -146,12 +146,12 @@ def parse_permissions_policy(values: list[str] | tuple[str, ...]) -> Permissions
         if not eq or not re.fullmatch(r"[a-z*][a-z0-9_.*-]*", name):
             problems.append(f"unparsable member {item[:60]!r}")
             continue
-        features[name[:60]] = allow.strip()[:300]
+        features[name[:60]] = _split_top(allow, ";")[0].strip()[:300]  # drop ;parameters
     return PermissionsPolicy(features=dict(list(features.items())[:100]), problems=tuple(problems[:10]))
 
 
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses and quotes."""
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside parentheses and quotes."""
     out, cur, depth, quote = [], [], 0, False
     for ch in text:
         if ch == '"':
@@ -160,7 +160,7 @@ def _split_top(text: str) -> list[str]:
             depth += 1
         elif not quote and ch == ")":
             depth = max(0, depth - 1)
-        if ch == "," and depth == 0 and not quote:
+        if ch == sep and depth == 0 and not quote:
             out.append("".join(cur))
             cur = []
         else:
