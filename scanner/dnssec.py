@@ -10,6 +10,7 @@ resolver hands us bogus data to judge instead of SERVFAIL).
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -271,8 +272,40 @@ class ChainValidator:
                 if "DS" in n3.to_text().split():
                     raise Bogus(f"the NSEC3 of {child} claims a DS exists, yet none was returned")
                 return
-        # NSEC3 opt-out spans are not proven here; without a matching record the denial is unproven.
+        if self._prove_opt_out(msg, child, parent, parent_keys):
+            return
         raise Bogus(f"{parent} returned no DS for {child} without a signed NSEC/NSEC3 proof")
+
+    def _prove_opt_out(self, msg: dns.message.Message, child: dns.name.Name, parent: dns.name.Name,
+                       parent_keys: dns.rrset.RRset) -> bool:
+        """RFC 5155 8.6: no NSEC3 matches the child, but a closest encloser matches and the NSEC3
+        covering the next closer name has the Opt-Out flag: an unsigned delegation (as under .com)."""
+        n3sets = [r for r in msg.authority if r.rdtype == dns.rdatatype.NSEC3 and len(r)
+                  and r.name.parent() == parent]
+        if not n3sets:
+            return False
+        p = n3sets[0][0]
+
+        def hashed(name: dns.name.Name) -> str:
+            return dns.dnssec.nsec3_hash(name, p.salt, p.iterations, p.algorithm).upper()
+
+        owners = {r.name.labels[0].decode().upper(): r for r in n3sets}
+        closer, encloser = child, child.parent()
+        while encloser.is_subdomain(parent) and hashed(encloser) not in owners:
+            closer, encloser = encloser, encloser.parent()
+        if not encloser.is_subdomain(parent):
+            return False
+        target = hashed(closer)
+        for owner, rrset in owners.items():
+            n3 = rrset[0]
+            nxt = base64.b32hexencode(n3.next).decode().rstrip("=").upper()
+            covers = owner < target < nxt if owner < nxt else (target > owner or target < nxt)
+            if covers and n3.flags & 1:
+                for r in (owners[hashed(encloser)], rrset):
+                    _verify(r, _sigs(msg, msg.authority, r.name, dns.rdatatype.NSEC3), parent, parent_keys,
+                            f"the NSEC3 opt-out proof for the DS of {child}")
+                return True
+        return False
 
     async def _check_soa(self, zone: dns.name.Name, keys: dns.rrset.RRset) -> None:
         """The zone's own data is signed by its keys (catches bad/expired ZSK signatures)."""

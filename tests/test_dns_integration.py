@@ -147,3 +147,12 @@ async def test_dnskey_trust_anchor_and_wrong_anchor(knot, tmp_path: Path):
     # Given no anchor covering the domain (the default root KSK; the testbed serves no root), Then error
     report = await scan(settings(knot, trust_anchors=()), [targets.domain(f"good.{PARENT}")])
     assert table(report)[f"good.{PARENT}"]["D3"] == "error"
+
+
+async def test_nsec3_opt_out_unsigned_delegation_is_insecure_not_bogus(knot):
+    # Given an unsigned child of an NSEC3 opt-out zone (as under .com): no NSEC3 matches its name, the
+    # missing DS is proven by the closest encloser and an opt-out span covering the next closer name
+    report = await scan(settings(knot), [targets.domain(f"unsigned.optout.{PARENT}")])
+    d3 = next(f for f in report.targets[0].findings if f.control == "D3")
+    # Then D3 fails as an insecure delegation (RFC 5155 7.2.4 / 8.6), not as bogus
+    assert d3.status is Status.FAIL and "insecure delegation" in d3.title, d3.detail

@@ -38,7 +38,7 @@ PORT = 53
 SILENT_ADDR = "127.0.40.9"
 MTA_STS_ADDR = "127.0.40.2"
 PARENT = "pledge.test"
-SIGNED_CHILDREN = ("good", "bogus")
+SIGNED_CHILDREN = ("good", "bogus", "optout")
 BAD_DS = "11111 13 2 " + "AB" * 32
 STS_POLICY = "version: STSv1\nmode: enforce\nmx: mx.good.pledge.test\nmax_age: 604800\n"
 
@@ -74,15 +74,21 @@ _smtp._tls TXT "v=TLSRPTv1; rua=mailto:tls-reports@good.{PARENT}"
 """
     bogus = _soa(f"bogus.{PARENT}") + '@ TXT "v=spf1 -all"\n'
     nothing = _soa(f"nothing.{PARENT}")
-    return {f"good.{PARENT}": good, f"bogus.{PARENT}": bogus, f"nothing.{PARENT}": nothing}
+    # Signed with NSEC3 opt-out: its unsigned child's missing DS is proven by an opt-out span, as in
+    # .com/.org (RFC 5155 7.2.4), not by an NSEC3 matching the child's name.
+    optout = _soa(f"optout.{PARENT}") + f'@ TXT "v=spf1 -all"\nunsigned NS ns.{PARENT}.\n'
+    unsigned = _soa(f"unsigned.optout.{PARENT}") + '@ TXT "v=spf1 -all"\n'
+    return {f"good.{PARENT}": good, f"bogus.{PARENT}": bogus, f"nothing.{PARENT}": nothing,
+            f"optout.{PARENT}": optout, f"unsigned.optout.{PARENT}": unsigned}
 
 
 def parent_zone(ds: dict[str, list[str]]) -> str:
     lines = [_soa(PARENT), f"ns A {ADDR}\n"]
-    for child in ("good", "bogus", "nothing"):
+    for child in ("good", "bogus", "nothing", "optout"):
         lines.append(f"{child} NS ns.{PARENT}.\n")
-    for rec in ds.get(f"good.{PARENT}", []):
-        lines.append(f"good DS {rec}\n")
+    for child in ("good", "optout"):
+        for rec in ds.get(f"{child}.{PARENT}", []):
+            lines.append(f"{child} DS {rec}\n")
     lines.append(f"bogus DS {BAD_DS}\n")
     # Weak domains inside the parent zone (no zone cut: their DNSSEC status is the parent's).
     lines.append(f"""\
@@ -95,6 +101,9 @@ mta-sts.dangling CNAME gone.{PARENT}.
 shop.dangling CNAME hop.dangling
 hop.dangling CNAME deleted-app.{PARENT}.
 www.dangling CNAME dangling
+redirect TXT "v=spf1 redirect=n1a.spf.{PARENT}"
+allredirect TXT "v=spf1 -all redirect=plusall.spf.{PARENT}"
+plusall.spf TXT "v=spf1 +all"
 overlimit TXT "v=spf1 include:n1.spf.{PARENT} include:n2.spf.{PARENT} include:n3.spf.{PARENT} -all"
 """)
     for n in (1, 2, 3):
@@ -106,12 +115,13 @@ overlimit TXT "v=spf1 include:n1.spf.{PARENT} include:n2.spf.{PARENT} include:n3
 
 
 def knot_conf(d: Path) -> str:
-    zones = [PARENT, *(f"{c}.{PARENT}" for c in (*SIGNED_CHILDREN, "nothing"))]
+    zones = [PARENT, *(f"{c}.{PARENT}" for c in (*SIGNED_CHILDREN, "nothing")), f"unsigned.optout.{PARENT}"]
     zone_lines = []
     for z in zones:
-        signed = z == PARENT or z.split(".")[0] in SIGNED_CHILDREN
+        signed = z == PARENT or z.removesuffix(f".{PARENT}") in SIGNED_CHILDREN
+        policy = "optout" if z == f"optout.{PARENT}" else "manual"
         zone_lines.append(f"  - domain: {z}\n    file: {d}/zones/{z}.zone\n"
-                          + ("    dnssec-signing: on\n    dnssec-policy: manual\n" if signed else ""))
+                          + (f"    dnssec-signing: on\n    dnssec-policy: {policy}\n" if signed else ""))
     return f"""\
 server:
     rundir: "{d}/run"
@@ -130,6 +140,13 @@ policy:
     manual: on
     algorithm: ecdsap256sha256
     nsec3: off
+  - id: optout
+    manual: on
+    algorithm: ecdsap256sha256
+    nsec3: on
+    nsec3-opt-out: on
+    nsec3-iterations: 0
+    nsec3-salt-length: 0
 template:
   - id: default
     zonefile-sync: -1
