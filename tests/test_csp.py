@@ -64,3 +64,13 @@ def test_syntax_issues():
         [f"script-src 'self' 'bogus' none; {STRICT}; plugin-types application/pdf; report-uri /r"]))}
     assert ("syntax", "script-src") in got and ("deprecated", "plugin-types") in got
     assert not any(d == "report-uri" for _, d in got)  # report-uri alone is fine
+
+
+def test_wildcard_host_sources_count_as_wildcards():
+    # https://* allows every https host, like https:; *:443 like *. They are not hosts of a restriction.
+    for src, code in (("https://*", "script-https"), ("http://*:80", "script-http"),
+                      ("*:443", "script-wildcard"), ("HTTPS://*/js/", "script-https")):
+        found = codes(f"script-src 'self' {src}; {STRICT}")
+        assert code in found, (src, found)
+    assert "base-uri-wildcard" in codes("script-src 'self'; object-src 'none'; base-uri https://*")
+    assert not codes(f"script-src 'self' https://*.cdn.example; {STRICT}")

@@ -191,6 +191,25 @@ def allows_inline(values: tuple[str, ...] | None) -> bool:
     return "'unsafe-inline'" in _lower(values) and not neutralises_inline(values)
 
 
+_WILDCARD_HOST = re.compile(r"^(?:([a-z][a-z0-9+.-]*)://)?\*(?::(?:\d{1,5}|\*))?(?:/\S*)?$", re.I)
+
+
+def risky_kind(source: str) -> str | None:
+    """The risky source a token amounts to: '*', 'http:', 'https:', 'data:' as such, and host sources
+    whose host is the bare wildcard ('https://*' allows every https host, like 'https:'; '*:443'
+    like '*'), as Google's CSP Evaluator treats them. None for anything narrower."""
+    low = source.lower()
+    if low in RISKY_SOURCES:
+        return low
+    m = _WILDCARD_HOST.match(low)
+    if m is None:
+        return None
+    scheme = m.group(1)
+    if scheme is None:
+        return "*"
+    return f"{scheme}:" if f"{scheme}:" in RISKY_SOURCES else None
+
+
 def risky_script_sources(values: tuple[str, ...] | None) -> set[str] | None:
     """Wildcard and scheme sources that stay effective (None: unrestricted, everything allowed)."""
     if values is None:
@@ -198,7 +217,7 @@ def risky_script_sources(values: tuple[str, ...] | None) -> set[str] | None:
     low = _lower(values)
     if "'strict-dynamic'" in low:
         return set()  # host and scheme sources and 'self' are dropped
-    found = {v for v in low if v in RISKY_SOURCES}
+    found = {k for k in (risky_kind(v) for v in values) if k}
     # What each source also permits, so several policies intersect correctly ('*' covers http(s):,
     # and since CSP3 'http:' also matches https: URLs).
     if "*" in found:
@@ -281,6 +300,9 @@ def evaluate(policies: list[Policy]) -> list[Problem]:
         risky = _minimal(_intersect([risky_script_sources(v) for v in elem_lists]) or set())
         for src in sorted(risky):
             label = "wildcard" if src == "*" else f"scheme source {src}"
+            sent = sorted({v for lst in elem_lists for v in (lst or ()) if risky_kind(v) == src})[:5]
+            if sent and sent != [src]:
+                label += f" (as {' '.join(sent)})"
             problems.append(Problem(
                 f"script-{src.strip(':*') or 'wildcard'}", "fail",
                 f"CSP allows scripts from any host ({src})",
@@ -308,7 +330,7 @@ def evaluate(policies: list[Policy]) -> list[Problem]:
             "without base-uri an injected <base> tag can redirect relative script URLs "
             "(set base-uri 'none' or 'self')", "base-uri"))
     else:
-        risky_base = _intersect([{v for v in _lower(b or ()) if v in RISKY_SOURCES} for b in base])
+        risky_base = _intersect([{k for k in map(risky_kind, b or ()) if k} for b in base])
         if risky_base:
             problems.append(Problem(
                 "base-uri-wildcard", "fail", "CSP base-uri allows any host",
