@@ -156,3 +156,15 @@ async def test_nsec3_opt_out_unsigned_delegation_is_insecure_not_bogus(knot):
     d3 = next(f for f in report.targets[0].findings if f.control == "D3")
     # Then D3 fails as an insecure delegation (RFC 5155 7.2.4 / 8.6), not as bogus
     assert d3.status is Status.FAIL and "insecure delegation" in d3.title, d3.detail
+
+
+async def test_spf_redirect_uses_the_redirected_all_unless_the_record_has_its_own(knot):
+    # Given a record that is only a redirect (to a record ending in -all), and one with its own -all
+    # followed by a redirect to a +all record (RFC 7208 6.1: the redirect is then ignored)
+    report = await scan(settings(knot), [targets.domain(f"redirect.{PARENT}"),
+                                         targets.domain(f"allredirect.{PARENT}")])
+    d1 = {t.target: next(f for f in t.findings if f.control == "D1") for t in report.targets}
+    # Then both end in -all and pass
+    redirect = d1[f"redirect.{PARENT}"]
+    assert redirect.status is Status.PASS and redirect.evidence["all"] == "fail"
+    assert d1[f"allredirect.{PARENT}"].status is Status.PASS, d1[f"allredirect.{PARENT}"].title

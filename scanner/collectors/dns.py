@@ -183,13 +183,35 @@ def _parse_spf(record: str, domain: str, resolver: dns.resolver.Resolver, look: 
              for m in parsed.get("mechanisms", [])]
     redirect = parsed.get("redirect")
     all_q = parsed.get("all")
-    if isinstance(redirect, dict):
+    lookups, voids = res.get("dns_lookups"), res.get("void_dns_lookups")
+    own_all = _own_all(record)
+    if own_all is not None:
+        # RFC 7208 6.1: with an 'all' mechanism the redirect modifier is ignored (checkdmarc still
+        # follows it, overwriting 'all' and counting its lookups): the record's own 'all' decides.
+        all_q = own_all
+        if isinstance(redirect, dict) and isinstance(lookups, int) and isinstance(voids, int):
+            lookups -= int(redirect.get("dns_lookups") or 0)
+            voids -= int(redirect.get("void_dns_lookups") or 0)
+    elif isinstance(redirect, dict):
         # A redirect hands evaluation to the target record: its 'all' is the effective one.
         all_q = (redirect.get("parsed") or {}).get("all", all_q)
+    if isinstance(redirect, dict):
         redirect = redirect.get("domain")
-    return {"dns_lookups": res.get("dns_lookups"), "void_lookups": res.get("void_dns_lookups"),
+    return {"dns_lookups": lookups, "void_lookups": voids,
             "all": all_q, "redirect": bound(str(redirect)) if redirect else None,
             "terms": bound_list(terms), "warnings": bound_list(res.get("warnings", []), 20)}
+
+
+_ALL_RESULT = {"+": "pass", "": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
+
+
+def _own_all(record: str) -> str | None:
+    """The result of the record's own 'all' mechanism (checkdmarc's words), or None without one."""
+    for term in record.split()[1:]:
+        q, name = (term[0], term[1:]) if term[:1] in ("+", "-", "~", "?") else ("", term)
+        if name.lower() == "all":
+            return _ALL_RESULT[q]
+    return None
 
 
 # ------------------------------------------------------------------------------------------- DMARC
