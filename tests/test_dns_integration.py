@@ -168,3 +168,11 @@ async def test_spf_redirect_uses_the_redirected_all_unless_the_record_has_its_ow
     redirect = d1[f"redirect.{PARENT}"]
     assert redirect.status is Status.PASS and redirect.evidence["all"] == "fail"
     assert d1[f"allredirect.{PARENT}"].status is Status.PASS, d1[f"allredirect.{PARENT}"].title
+
+
+async def test_domain_that_does_not_exist_is_error_not_fail(knot):
+    # Given a domain name that does not exist (NXDOMAIN) in a signed parent
+    report = await scan(settings(knot), [targets.domain(f"absent.{PARENT}")])
+    # Then no D control passes or fails on it (the parent's DNSSEC, say, is not the domain's): all error
+    assert set(table(report)[f"absent.{PARENT}"].values()) == {"error"}
+    assert "does not exist" in report.targets[0].findings[0].detail

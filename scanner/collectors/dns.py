@@ -368,5 +368,9 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     error = None
     if all(parts_failed) and (dnssec.error or dnssec.status == "indeterminate"):
         error = f"no usable DNS answer for {domain}: {spf.error}"
+    elif any(c.why == "domain" and not c.chain and c.terminal_rcode == "NXDOMAIN" for c in cnames):
+        # Unresolvable is error, never fail: a name that does not exist has no SPF/DMARC/CAA of its own,
+        # and the parent zone's DNSSEC or CAA are not its. (A dangling CNAME at the domain is D6's fail.)
+        error = f"{domain} does not exist (NXDOMAIN): check the domain name"
     return DNSEvidence(error=error, domain=domain, spf=spf, dmarc=dmarc, dnssec=dnssec, caa=caa, mail=mail,
                        cnames=tuple(cnames), queries=ctx.stats.dns_queries - before)
