@@ -503,7 +503,10 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
     else:
         text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
         if output:
-            write_atomic(output, text)
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
         else:
             click.echo(text, nl=False)
     if fail_on_regression and d.regressed:
@@ -528,12 +531,19 @@ def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Pa
         info = store.run(run)
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
-    if info.members:
-        paths = write_portfolio(store, info.id, output or Path(f"pledgescan-portfolio-{info.id}"))
-    else:
-        formats = formats or ("html",)
-        default = f"pledgescan-report-{info.id}" + (f".{formats[0]}" if len(formats) == 1 else "")
-        paths = render_all(run_report(store, info), formats, output or Path(default))
+    out = output
+    try:
+        if info.members:
+            out = output or Path(f"pledgescan-portfolio-{info.id}")
+            paths = write_portfolio(store, info.id, out)
+        else:
+            formats = formats or ("html",)
+            default = f"pledgescan-report-{info.id}" + (f".{formats[0]}" if len(formats) == 1 else "")
+            out = output or Path(default)
+            paths = render_all(run_report(store, info), formats, out)
+    except (OSError, ValueError) as exc:
+        raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}"
+                           ) from None
     for p in paths:
         click.echo(f"report written: {p}", err=True)
 

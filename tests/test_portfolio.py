@@ -112,3 +112,27 @@ def test_diff_html_and_history(store: Store) -> None:
     assert [r["run"] for r in rows] == [2, 1]
     assert rows[0]["grades"] == {"alpha": "A+", "beta": "F"} and rows[0]["status"] == "complete"
     assert list(iter_history(store, member="beta"))[1]["grades"] == {"beta": "A+"}
+
+
+def _cli(*args: str) -> int:
+    from scanner.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return int(exc.value.code or 0)
+
+
+def test_report_and_diff_that_cannot_write_are_one_line_exit_2(store: Store, tmp_path, capsys) -> None:
+    # Given two stored runs and an output path that cannot be a directory or a file
+    record(store, [make_result(A1, {"H2": "fail"}), make_result(B1)])
+    record(store, [make_result(A1), make_result(B1, {"T4": "fail"})])
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    capsys.readouterr()
+    # Then report and diff say so in one line with exit 2 (not an "internal error", exit 3 = store busy)
+    for args in (("report", "1", "-o", str(afile)),
+                 ("diff", "--format", "html", "-o", str(afile / "d.html"))):
+        assert _cli(*args, "--store", store.url) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("pledgescan: error: cannot write"), err
+
