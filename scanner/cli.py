@@ -305,7 +305,8 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
             if not quiet:
                 from rich.console import Console
 
-                print_diff(diff, Console(stderr=True))
+                console = Console(stderr=True)
+                print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
             click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
                        err=True)
             code = EXIT_THRESHOLD

@@ -207,7 +207,10 @@ def print_diff(diff: RunDiff, console: Any = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file or a pipe: whole URLs and changes, not 80 columns
+            console = Console(width=200)
     a = f"run {diff.run_a.id}" if diff.run_a else "nothing"
     console.print(f"Changes from {a} to run {diff.run_b.id}")
     table = Table(show_lines=False)

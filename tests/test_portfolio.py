@@ -136,3 +136,16 @@ def test_report_and_diff_that_cannot_write_are_one_line_exit_2(store: Store, tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("pledgescan: error: cannot write"), err
 
+
+def test_diff_table_is_not_truncated_when_piped(store: Store, capsys, monkeypatch) -> None:
+    # Given a change on a long URL, and the diff going to a log file (not a terminal, no COLUMNS)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long = make_target("https://learning-platform.some-long-member-name.example/moodle/", "alpha")
+    record(store, [make_result(long)])
+    record(store, [make_result(long, {"H2": "fail"})])
+    capsys.readouterr()
+    assert _cli("diff", "--store", store.url) == 0
+    # Then the whole URL and the whole change are in the log
+    out = capsys.readouterr().out
+    assert "https://learning-platform.some-long-member-name.example/moodle/" in out
+    assert "newly failing: pass -> fail" in out
