@@ -263,6 +263,18 @@ def test_h9_form_to_http_fails_and_images_warn():
     assert worst(mixed('<img src="http://school.example/a.png">')) == Status.WARN
 
 
+def test_h9_srcset_images_and_formaction_count():
+    # Given http:// images only in srcset (img or <picture><source>), H9 warns.
+    assert worst(mixed('<img src="/a.png" srcset="/b.png 2x, http://x.example/c.png 3x">')) == Status.WARN
+    assert worst(mixed('<picture><source srcset="http://x.example/a.webp"><img src="/a.png">'
+                       '</picture>')) == Status.WARN
+    assert worst(mixed('<input type="image" src="http://x.example/go.png">')) == Status.WARN
+    # Given a submit button whose formaction posts to http://, the form posts over plain HTTP.
+    f = mixed('<form action="/ok"><button formaction="http://x.example/post">go</button></form>')
+    assert worst(f) == Status.FAIL and f[0].title == "Form posts to http://"
+    assert worst(mixed('<form action="/ok"><input type=submit formaction="/fine"></form>')) == Status.PASS
+
+
 def test_h9_base_href_makes_relative_urls_http():
     assert worst(mixed('<base href="http://school.example/"><script src="a.js"></script>')) == Status.FAIL
 

@@ -43,8 +43,35 @@ _SELECTORS: tuple[tuple[str, str, str], ...] = (
     ("source[src]", "media", "src"),
     ("track[src]", "media", "src"),
     ("video[poster]", "img", "poster"),
+    ('input[type="image" i][src]', "img", "src"),
+    ("img[srcset]", "img", "srcset"),
+    ("source[srcset]", "img", "srcset"),  # <picture> candidates
     ("form", "form", "action"),
+    ("button[formaction]", "form", "formaction"),  # overrides the form's action on submit
+    ("input[formaction]", "form", "formaction"),
 )
+
+
+def srcset_urls(value: str) -> list[str]:
+    """The image URLs of a srcset attribute (HTML "parse a srcset attribute", URLs only): a URL runs
+    to the next whitespace, a trailing comma ends it, descriptors run to the next comma."""
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n and len(out) < 50:
+        while i < n and (value[i] in " \t\n\r\f,"):
+            i += 1
+        start = i
+        while i < n and value[i] not in " \t\n\r\f":
+            i += 1
+        url = value[start:i]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            while i < n and value[i] != ",":  # descriptors ("2x", "480w")
+                i += 1
+        if url:
+            out.append(url)
+    return out
 
 
 def _resolve(base: str, raw: str) -> str:
@@ -86,9 +113,10 @@ def parse_page(html: str, page_url: str) -> PageInfo:
                     raw = ""
                 else:
                     continue
-            url = _resolve(base_url, raw) if raw or kind == "form" else ""
-            elements.append(Element(kind=kind, url=url[:2000], raw=raw[:500],
-                                    integrity=(attrs.get("integrity") or None)))
+            for one in srcset_urls(raw[:8192]) if attr == "srcset" else [raw]:
+                url = _resolve(base_url, one) if one or kind == "form" else ""
+                elements.append(Element(kind=kind, url=url[:2000], raw=one[:500],
+                                        integrity=(attrs.get("integrity") or None)))
     meta_csp: list[str] = []
     meta_ro: list[str] = []
     meta_ref: list[str] = []
