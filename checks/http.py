@@ -514,7 +514,7 @@ def version_disclosure(snap: Snapshot) -> list[Finding]:
         for name in hdr.BANNER_HEADERS:
             for value in h.header_all(name):
                 banners.setdefault(name, set()).add(clip(value, 200) or "")
-                version = hdr.discloses_version(value)
+                version = hdr.discloses_version(value, name)
                 if version and (name, value) not in seen:
                     seen[(name, value)] = {"header": name, "value": clip(value, 200), "version": version,
                                            "url": clip(h.url, 300)}

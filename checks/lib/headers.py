@@ -177,9 +177,16 @@ _SLASH = re.compile(r"/\s*v?\d+(?:\.\d+)*(?![\w])", re.I)
 _WORD_NUM = re.compile(r"^[A-Za-z][\w.-]*\s+v?\d+(?:\.\d+)*\b")
 
 
-def discloses_version(value: str) -> str | None:
-    """The version string found in a banner ('nginx/1.22.1', 'PHP 8.1', '4.0.30319'), or None."""
+VERSION_ONLY_HEADERS = ("x-aspnet-version", "x-aspnetmvc-version")
+
+
+def discloses_version(value: str, header: str = "") -> str | None:
+    """The version string found in a banner ('nginx/1.22.1', 'PHP 8.1', '4.0.30319'), or None.
+    The value of a header that exists only to name a version (X-AspNetMvc-Version: 5) is one as soon as
+    it holds a digit."""
     value = value[:500]
+    if header.lower() in VERSION_ONLY_HEADERS and any(c.isdigit() for c in value):
+        return value.strip()[:100]
     for rx in (_SLASH, _DOTTED, _WORD_NUM):
         m = rx.search(value)
         if m:
