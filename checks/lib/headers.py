@@ -16,6 +16,9 @@ MAX = 8192
 
 # -- HSTS (RFC 6797 section 6.1) ----------------------------------------------------------------
 
+MAX_AGE_CAP = 10**15 - 1
+
+
 @dataclass(frozen=True)
 class Hsts:
     valid: bool
@@ -47,10 +50,10 @@ def parse_hsts(value: str) -> Hsts:
     raw = seen.get("max-age")
     if "max-age" not in seen:
         problems.append("no max-age directive")
-    elif raw is None or not re.fullmatch(r"\d{1,12}", raw):
+    elif raw is None or not re.fullmatch(r"\d+", raw):
         problems.append(f"max-age value {str(raw)[:40]!r} is not a number of seconds")
-    else:
-        max_age = int(raw)
+    else:  # delta-seconds is unbounded (RFC 6797 6.1.1); browsers cap it, so do we
+        max_age = int(raw) if len(raw) <= 15 else MAX_AGE_CAP
     return Hsts(valid=not problems, max_age=max_age if not problems else None,
                 include_subdomains="includesubdomains" in seen, preload="preload" in seen,
                 problems=tuple(problems))
