@@ -147,12 +147,12 @@ def dmarc(snap: Snapshot) -> list[Finding]:
         policy = (raw.get("p") or d.tags.get("p") or "").lower()
         tag = "p"
     pct_text = raw.get("pct", "100")
-    try:
-        pct = int(pct_text)
-    except ValueError:
+    if not (pct_text.isdigit() and 0 <= int(pct_text) <= 100):
         evidence["pct"] = pct_text
-        return [meta.finding(Status.FAIL, "DMARC record is invalid", f"pct={pct_text!r} is not a number.",
+        return [meta.finding(Status.FAIL, "DMARC record is invalid",
+                             f"pct={pct_text!r} is not a number from 0 to 100 (RFC 7489 6.3).",
                              evidence=evidence, remediation=_dmarc_fix(domain))]
+    pct = int(pct_text)
     evidence.update(policy=policy, policy_tag=tag, pct=pct, inherited=inherited)
     if d.warnings:
         evidence["warnings"] = list(d.warnings[:10])

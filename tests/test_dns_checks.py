@@ -121,6 +121,9 @@ def dmarc_ev(record: str | None, location: str | None = None, **kw: Any) -> DMAR
     ("v=DMARC1; p=reject; pct=10", Status.WARN),
     ("v=DMARC1; p=bogus", Status.FAIL),
     ("v=DMARC1; p=reject; pct=ten", Status.FAIL),
+    ("v=DMARC1; p=reject; pct=150", Status.FAIL),  # RFC 7489 6.3: pct is 0 to 100
+    ("v=DMARC1; p=reject; pct=-1", Status.FAIL),
+    ("v=DMARC1; p=reject; pct=0", Status.WARN),
 ])
 def test_dmarc_policy(record, status):
     assert statuses(checks.dmarc.run(snap(dmarc=dmarc_ev(record)))) == [status]
