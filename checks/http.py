@@ -577,6 +577,11 @@ def security_txt(snap: Snapshot) -> list[Finding]:
                                     "excerpt": clip(found.body, 300)})]
     if ctype != "text/plain":
         problems.append(f"served as {ctype or 'no Content-Type'}, not text/plain")
+    charset = next((v.strip(' \t"').lower() for k, _, v in
+                    (p.partition("=") for p in (found.content_type or "").split(";")[1:])
+                    if k.strip().lower() == "charset"), "utf-8")
+    if charset not in ("utf-8", "csutf8"):  # RFC 9116 section 3; absent means the utf-8 default
+        problems.append(f"charset {clip(charset, 40)}, not utf-8")
     if urlsplit(final).scheme != "https":
         problems.append("not served over HTTPS")
     if found.tls_verified is False:

@@ -331,6 +331,16 @@ def test_h11_expired_or_wrong_type_fails():
     assert worst(H.security_txt.run(snapshot(security_txt=[no_contact]))) == Status.FAIL
 
 
+def test_h11_charset_must_be_utf8():
+    # RFC 9116 section 3: text/plain with charset utf-8 (the default when the parameter is absent).
+    ok = sectxt_ok()
+    for ctype, status in (("text/plain", Status.PASS), ('text/plain; Charset="UTF-8"', Status.PASS),
+                          ("text/plain; charset=iso-8859-1", Status.FAIL)):
+        f = H.security_txt.run(snapshot(security_txt=[ok.model_copy(update={"content_type": ctype})]))
+        assert worst(f) == status, (ctype, f[0].detail)
+    assert "utf-8" in f[0].detail
+
+
 def test_h11_catch_all_html_page_is_no_security_txt():
     page = sectxt_ok().model_copy(update={"content_type": "text/html; charset=utf-8",
                                           "body": "<!doctype html><title>Home</title><p>Welcome</p>"})
