@@ -280,8 +280,11 @@ def framing(snap: Snapshot) -> list[Finding]:
         return [m.finding(Status.PASS, "CSP frame-ancestors restricts framing",
                           "frame-ancestors " + " ".join(fa[0])[:200], evidence=evid)]
     if xfo and not fa:
-        return [m.finding(Status.PASS, f"X-Frame-Options {xfo}", "framing by other sites is refused",
-                          evidence=evid)]
+        detail = "framing by other sites is refused"
+        if len(hdr.xfo_tokens(xfo_values)) > 1:
+            detail = (f"conflicting values {clip(', '.join(xfo_values), 100)!r}: browsers refuse every "
+                      "frame, even same-origin ones; send one value")
+        return [m.finding(Status.PASS, f"X-Frame-Options {xfo}", detail, evidence=evid)]
     if fa:
         return [m.finding(Status.FAIL, "frame-ancestors allows any site",
                           "frame-ancestors contains a wildcard or scheme source, and it overrides "
@@ -289,7 +292,7 @@ def framing(snap: Snapshot) -> list[Finding]:
     detail = "neither CSP frame-ancestors nor X-Frame-Options DENY/SAMEORIGIN is set"
     if xfo_values:
         detail = (f"X-Frame-Options {clip(', '.join(xfo_values), 100)!r} is not DENY or SAMEORIGIN "
-                  "(ALLOW-FROM is obsolete, conflicting values are ignored)")
+                  "(ALLOW-FROM is obsolete and invalid values are ignored)")
     return [m.finding(Status.FAIL, "The page can be framed by any site", detail, evidence=evid)]
 
 

@@ -183,6 +183,17 @@ def test_h4(over, status):
     assert worst(H.framing.run(snapshot(headers(**over)))) == status
 
 
+def test_h4_conflicting_xfo_values_refuse_every_frame():
+    # HTML's X-Frame-Options processing: several distinct values, one of them DENY/SAMEORIGIN/ALLOWALL,
+    # block the frame altogether, so framing is controlled (more strictly than intended).
+    two = list(headers(Content_Security_Policy="default-src 'self'", X_Frame_Options=None).items()) + [
+        ("X-Frame-Options", "SAMEORIGIN"), ("X-Frame-Options", "ALLOW-FROM https://a.example")]
+    f = H.framing.run(snapshot(two))
+    assert worst(f) == Status.PASS and "conflicting" in f[0].detail
+    only_invalid = headers(Content_Security_Policy="default-src 'self'", X_Frame_Options="foo, bar")
+    assert worst(H.framing.run(snapshot(only_invalid))) == Status.FAIL
+
+
 # -- H5
 def test_h5():
     assert worst(H.nosniff.run(snapshot(headers(X_Content_Type_Options="NoSniff")))) == Status.PASS

@@ -97,15 +97,22 @@ def parse_meta_referrer(content: str) -> str | None:
 
 # -- X-Frame-Options, X-Content-Type-Options -----------------------------------------------------
 
+def xfo_tokens(values: list[str] | tuple[str, ...]) -> set[str]:
+    """The distinct lower-case values of the combined X-Frame-Options header(s)."""
+    return {t.strip(" \t").lower() for v in values[:20] for t in v[:MAX].split(",") if t.strip(" \t")}
+
+
 def parse_xfo(values: list[str] | tuple[str, ...]) -> str | None:
-    """HTML's algorithm: the combined values must all agree on DENY or SAMEORIGIN; else None."""
-    toks = {t.strip(" \t").lower() for v in values[:20] for t in v[:MAX].split(",") if t.strip(" \t")}
+    """HTML's "check a navigation response's adherence to X-Frame-Options": DENY or SAMEORIGIN alone;
+    several distinct values of which one is deny, sameorigin or allowall block every frame (DENY);
+    anything else (ALLOW-FROM, invalid values only) is ignored: None."""
+    toks = xfo_tokens(values)
+    if len(toks) > 1:
+        return "DENY" if toks & {"deny", "sameorigin", "allowall"} else None
     if toks == {"deny"}:
         return "DENY"
     if toks == {"sameorigin"}:
         return "SAMEORIGIN"
-    if toks == {"deny", "sameorigin"}:
-        return "DENY"  # browsers treat a mix of the two as DENY
     return None
 
 
