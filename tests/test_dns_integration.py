@@ -176,3 +176,11 @@ async def test_domain_that_does_not_exist_is_error_not_fail(knot):
     # Then no D control passes or fails on it (the parent's DNSSEC, say, is not the domain's): all error
     assert set(table(report)[f"absent.{PARENT}"].values()) == {"error"}
     assert "does not exist" in report.targets[0].findings[0].detail
+
+
+async def test_spf_include_of_a_name_without_spf_is_a_permerror(knot):
+    # Given an SPF record ending in -all whose include: target publishes no SPF record
+    report = await scan(settings(knot), [targets.domain(f"badinclude.{PARENT}")])
+    d1 = next(f for f in report.targets[0].findings if f.control == "D1")
+    # Then D1 fails: RFC 7208 5.2 makes the include, and so the whole evaluation, a permerror
+    assert d1.status is Status.FAIL and f"nospf.spf.{PARENT}" in d1.detail, d1.title

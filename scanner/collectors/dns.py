@@ -179,6 +179,12 @@ def _parse_spf(record: str, domain: str, resolver: dns.resolver.Resolver, look: 
         return {"problem": bound(_short(exc, 500)), "problem_kind": type(exc).__name__,
                 "dns_lookups": data.get("dns_lookups"), "void_lookups": data.get("void_dns_lookups")}
     parsed = res.get("parsed", {})
+    missing = _include_without_record(parsed)
+    if missing:
+        # checkdmarc only warns; RFC 7208 5.2 makes it a permerror of the whole evaluation.
+        return {"problem": f"include:{bound(missing, 255)} has no SPF record: permerror (RFC 7208 5.2)",
+                "problem_kind": "SPFIncludeWithoutRecord", "dns_lookups": res.get("dns_lookups"),
+                "void_lookups": res.get("void_dns_lookups")}
     terms = [f"{m.get('mechanism')}:{m.get('value')}" if m.get("value") else str(m.get("mechanism"))
              for m in parsed.get("mechanisms", [])]
     redirect = parsed.get("redirect")
@@ -200,6 +206,23 @@ def _parse_spf(record: str, domain: str, resolver: dns.resolver.Resolver, look: 
     return {"dns_lookups": lookups, "void_lookups": voids,
             "all": all_q, "redirect": bound(str(redirect)) if redirect else None,
             "terms": bound_list(terms), "warnings": bound_list(res.get("warnings", []), 20)}
+
+
+def _include_without_record(parsed: dict[str, Any], depth: int = 0) -> str | None:
+    """The first include: (at any depth) whose target has no SPF record, as checkdmarc parsed it."""
+    for m in parsed.get("mechanisms", []) if depth < 12 else []:
+        if not isinstance(m, dict) or m.get("mechanism") != "include":
+            continue
+        value = str(m.get("value") or "")
+        if m.get("record") is None and "%" not in value:
+            return value
+        found = _include_without_record(m.get("parsed") or {}, depth + 1)
+        if found:
+            return found
+    redirect = parsed.get("redirect")
+    if isinstance(redirect, dict) and depth < 12:
+        return _include_without_record(redirect.get("parsed") or {}, depth + 1)
+    return None
 
 
 _ALL_RESULT = {"+": "pass", "": "pass", "-": "fail", "~": "softfail", "?": "neutral"}

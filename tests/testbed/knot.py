@@ -104,6 +104,8 @@ www.dangling CNAME dangling
 redirect TXT "v=spf1 redirect=n1a.spf.{PARENT}"
 allredirect TXT "v=spf1 -all redirect=plusall.spf.{PARENT}"
 plusall.spf TXT "v=spf1 +all"
+badinclude TXT "v=spf1 include:nospf.spf.{PARENT} -all"
+nospf.spf A 192.0.2.9
 overlimit TXT "v=spf1 include:n1.spf.{PARENT} include:n2.spf.{PARENT} include:n3.spf.{PARENT} -all"
 """)
     for n in (1, 2, 3):
