@@ -210,6 +210,15 @@ def test_mta_sts_pass_warn_fail():
     assert statuses(checks.mta_sts.run(snap(mail=unserved))) == [Status.FAIL]
     timeout = mail(policy=PolicyFetch(url="u", error="timed out", error_kind="timeout"))
     assert statuses(checks.mta_sts.run(snap(mail=timeout))) == [Status.ERROR]
+    # the policy host's name could not be resolved for lack of an answer (not NXDOMAIN): error, not fail
+    for err in ("DNS query timed out", "no name server answered (SERVFAIL)"):
+        dns_fail = mail(policy=PolicyFetch(url="u", error=err, error_kind="dns"))
+        assert statuses(checks.mta_sts.run(snap(mail=dns_fail))) == [Status.ERROR], err
+    blocked = mail(policy=PolicyFetch(url="u", error="refused to connect to internal address",
+                                      error_kind="blocked"))
+    assert statuses(checks.mta_sts.run(snap(mail=blocked))) == [Status.ERROR]
+    no_host = mail(policy=PolicyFetch(url="u", error="name has no A or AAAA record", error_kind="dns"))
+    assert statuses(checks.mta_sts.run(snap(mail=no_host))) == [Status.FAIL]
     badcert = mail(policy=PolicyFetch(url="u", status=200, body=POLICY, tls_verified=False, tls_error="x"))
     assert statuses(checks.mta_sts.run(snap(mail=badcert))) == [Status.FAIL]
 
