@@ -13,7 +13,7 @@ from checks.lib.html import PageInfo, parse_page
 from scanner.evidence import Snapshot
 from scanner.evidence.http import Hop, HTTPEvidence, clip
 from scanner.models import Finding, Severity, Status
-from scanner.plugins import check, load_metadata
+from scanner.plugins import CheckMeta, check, load_metadata
 
 META = load_metadata("http")
 UNTRUSTED_NOTE = ("the certificate did not validate; headers were read over an unverified connection "
@@ -82,14 +82,22 @@ def _host(url: str) -> str:
         return ""
 
 
-def _needs_https(meta_id: str, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop | None, list[Finding]]:
-    """Common preamble of checks that read the HTTPS landing response."""
+def _reachable(m: CheckMeta, snap: Snapshot) -> tuple[HTTPEvidence | None, list[Finding]]:
+    """Common preamble of every H check: the HTTP evidence, or ``error`` findings saying why not."""
     ev, why = _evidence(snap)
     if ev is None:
-        return None, None, _errors(meta_id, why or "no evidence")
+        return None, m.errors(why or "no evidence")
     down = _unreachable(ev)
     if down:
-        return None, None, _errors(meta_id, down)
+        return None, m.errors(down)
+    return ev, []
+
+
+def _needs_https(meta_id: str, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop | None, list[Finding]]:
+    """Common preamble of checks that read the HTTPS landing response."""
+    ev, errors = _reachable(META[meta_id], snap)
+    if ev is None:
+        return None, None, errors
     hop, why = _https_landing(ev)
     if hop is None:
         return None, None, _errors(meta_id, why or "no HTTPS response")
@@ -101,12 +109,9 @@ def _needs_https(meta_id: str, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop
 @check(META["http-https-redirect"])
 def https_redirect(snap: Snapshot) -> list[Finding]:
     m = META["http-https-redirect"]
-    ev, why = _evidence(snap)
+    ev, errors = _reachable(m, snap)
     if ev is None:
-        return m.errors(why or "no evidence")
-    down = _unreachable(ev)
-    if down:
-        return m.errors(down)
+        return errors
     chain = ev.http
     if chain is None:
         return m.errors("the plain-HTTP URL was not fetched")
@@ -155,12 +160,9 @@ def https_redirect(snap: Snapshot) -> list[Finding]:
 @check(META["http-hsts"])
 def hsts(snap: Snapshot) -> list[Finding]:
     m = META["http-hsts"]
-    ev, why = _evidence(snap)
+    ev, errors = _reachable(m, snap)
     if ev is None:
-        return m.errors(why or "no evidence")
-    down = _unreachable(ev)
-    if down:
-        return m.errors(down)
+        return errors
     if ev.https is None or ev.https.errored:
         _, why = _https_landing(ev)
         return m.errors(why or "no HTTPS response")
@@ -504,12 +506,9 @@ def mixed_content(snap: Snapshot) -> list[Finding]:
 @check(META["http-version-disclosure"])
 def version_disclosure(snap: Snapshot) -> list[Finding]:
     m = META["http-version-disclosure"]
-    ev, why = _evidence(snap)
+    ev, errors = _reachable(m, snap)
     if ev is None:
-        return m.errors(why or "no evidence")
-    down = _unreachable(ev)
-    if down:
-        return m.errors(down)
+        return errors
     hops = [h for c in (ev.https, ev.http) if c for h in c.hops if h.ok]
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     banners: dict[str, set[str]] = {}
@@ -549,12 +548,9 @@ def validate_security_txt(body: str, url: str) -> tuple[list[dict[str, Any]], li
 @check(META["http-security-txt"])
 def security_txt(snap: Snapshot) -> list[Finding]:
     m = META["http-security-txt"]
-    ev, why = _evidence(snap)
+    ev, errors = _reachable(m, snap)
     if ev is None:
-        return m.errors(why or "no evidence")
-    down = _unreachable(ev)
-    if down:
-        return m.errors(down)
+        return errors
     fetches = list(ev.security_txt)
     if not fetches:
         return m.errors("security.txt was not fetched")
