@@ -258,11 +258,6 @@ def _txt_with(answer: DNSAnswer | None, version: str) -> list[str]:
     return [r for r in answer.records if tag_values(r).get("v", "").lower() == version.lower()]
 
 
-def _definitive_dns(error: str) -> bool:
-    """A resolution failure that is an answer (scanner.net's NXDOMAIN / no-address reasons)."""
-    return any(m in error for m in ("NXDOMAIN", "does not exist", "no A or AAAA record"))
-
-
 @check(META["dns-mta-sts"])
 def mta_sts(snap: Snapshot) -> list[Finding]:
     meta = META["dns-mta-sts"]
@@ -306,7 +301,7 @@ def mta_sts(snap: Snapshot) -> list[Finding]:
         evidence.update(policy_error=p.error, policy_error_kind=p.error_kind)
         if p.error_kind == "timeout":
             return meta.errors(f"fetching the MTA-STS policy timed out ({p.url})", evidence)
-        if p.error_kind == "blocked" or (p.error_kind == "dns" and not _definitive_dns(p.error)):
+        if p.error_kind in ("blocked", "dns"):
             # A DNS timeout/SERVFAIL, or a connection we refused to make, decides nothing about the policy.
             return meta.errors(f"the MTA-STS policy could not be fetched ({p.url}): {p.error}", evidence)
         return fail("MTA-STS policy cannot be fetched", f"{p.url}: {p.error}")

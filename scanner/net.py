@@ -30,11 +30,14 @@ from scanner.settings import Settings
 class ResolutionError(Exception):
     """A name could not be resolved; ``reason`` is a short, human-readable cause."""
 
-    def __init__(self, host: str, reason: str, nxdomain: bool = False) -> None:
+    def __init__(self, host: str, reason: str, nxdomain: bool = False,
+                 definitive: bool | None = None) -> None:
         super().__init__(f"{host}: {reason}")
         self.host = host
         self.reason = reason
         self.nxdomain = nxdomain
+        # An answer (NXDOMAIN, no address record), as opposed to a failure to get one (timeout, SERVFAIL).
+        self.definitive = nxdomain if definitive is None else definitive
 
 
 class BlockedAddress(Exception):
@@ -142,7 +145,7 @@ class Resolver:
             return addrs
         if errors:
             return errors[0]
-        return ResolutionError(host, "name has no A or AAAA record")
+        return ResolutionError(host, "name has no A or AAAA record", definitive=True)
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
@@ -205,7 +208,8 @@ class HttpResponse(Frozen):
     tls_verified: bool | None = None  # https only: did the certificate validate?
     tls_error: str | None = None  # why it did not
     error: str | None = None  # the request failed: timeout, refused, reset, ...
-    error_kind: str | None = None  # timeout | connect | tls | protocol | blocked | dns
+    # timeout | connect | tls | protocol | blocked | dns (no answer) | no_such_host (NXDOMAIN, no address)
+    error_kind: str | None = None
 
     model_config = Frozen.model_config | {"ser_json_bytes": "base64", "val_json_bytes": "base64"}
 
@@ -316,7 +320,8 @@ class Fetcher:
         try:
             addrs = await self.resolver.resolve(host, port)
         except ResolutionError as exc:
-            return HttpResponse(url=url, method=method, error=exc.reason, error_kind="dns")
+            kind = "no_such_host" if exc.definitive else "dns"
+            return HttpResponse(url=url, method=method, error=exc.reason, error_kind=kind)
         addr = addrs[0]
         if not self.address_allowed(addr):
             self.stats.blocked.append(url)

@@ -206,7 +206,7 @@ def test_mta_sts_pass_warn_fail():
     no_rpt = mail(tls_rpt=txt(f"_smtp._tls.{DOMAIN}", rcode="NXDOMAIN"))
     out = checks.mta_sts.run(snap(mail=no_rpt))
     assert statuses(out) == [Status.FAIL] and "_smtp._tls" in out[0].detail
-    unserved = mail(policy=PolicyFetch(url="u", error="name does not exist", error_kind="dns"))
+    unserved = mail(policy=PolicyFetch(url="u", error="name does not exist", error_kind="no_such_host"))
     assert statuses(checks.mta_sts.run(snap(mail=unserved))) == [Status.FAIL]
     timeout = mail(policy=PolicyFetch(url="u", error="timed out", error_kind="timeout"))
     assert statuses(checks.mta_sts.run(snap(mail=timeout))) == [Status.ERROR]
@@ -217,7 +217,8 @@ def test_mta_sts_pass_warn_fail():
     blocked = mail(policy=PolicyFetch(url="u", error="refused to connect to internal address",
                                       error_kind="blocked"))
     assert statuses(checks.mta_sts.run(snap(mail=blocked))) == [Status.ERROR]
-    no_host = mail(policy=PolicyFetch(url="u", error="name has no A or AAAA record", error_kind="dns"))
+    no_host = mail(policy=PolicyFetch(url="u", error="name has no A or AAAA record",
+                                     error_kind="no_such_host"))
     assert statuses(checks.mta_sts.run(snap(mail=no_host))) == [Status.FAIL]
     badcert = mail(policy=PolicyFetch(url="u", status=200, body=POLICY, tls_verified=False, tls_error="x"))
     assert statuses(checks.mta_sts.run(snap(mail=badcert))) == [Status.FAIL]

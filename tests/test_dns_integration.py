@@ -184,3 +184,23 @@ async def test_spf_include_of_a_name_without_spf_is_a_permerror(knot):
     d1 = next(f for f in report.targets[0].findings if f.control == "D1")
     # Then D1 fails: RFC 7208 5.2 makes the include, and so the whole evaluation, a permerror
     assert d1.status is Status.FAIL and f"nospf.spf.{PARENT}" in d1.detail, d1.title
+
+
+def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
+    """Through the real server: a name that does not exist is an answer (no_such_host), a silent
+    name server is not (dns); D5 relies on the difference (fail versus error)."""
+    import asyncio
+
+    from scanner.net import ScanContext
+    from scanner.settings import Settings
+
+    async def kind(nameserver: str, name: str) -> str | None:
+        addr, port = nameserver.rsplit(":", 1)
+        ctx = ScanContext.create(Settings(nameservers=((addr, int(port)),), timeout=1.0))
+        try:
+            return (await ctx.fetcher.fetch(f"https://{name}/")).error_kind
+        finally:
+            await ctx.aclose()
+
+    assert asyncio.run(kind(knot.nameserver, f"missing.good.{PARENT}")) == "no_such_host"
+    assert asyncio.run(kind(knot.silent_nameserver, f"missing.good.{PARENT}")) == "dns"

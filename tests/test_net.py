@@ -158,3 +158,9 @@ def test_compressed_bodies_are_decoded_and_bombs_stay_bounded(pki):
     finally:
         s1.stop()
         s2.stop()
+
+
+def test_unresolvable_names_are_told_apart_from_unanswered_queries():
+    """NXDOMAIN is an answer (no_such_host); a silent name server is not (dns)."""
+    r = fetch(Settings(nameservers=(("127.0.60.250", 53),), timeout=1.0), "https://x.net.test/")
+    assert r.error_kind == "dns"
