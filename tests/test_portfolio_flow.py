@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,3 +177,40 @@ def test_bad_members_file_is_one_clear_error(tmp_path) -> None:
         "only http and https URLs can be scanned"]
     c = pledgescan("members", "check", str(bad))
     assert c.returncode == 2 and "members[0].endpoints[0]" in c.stderr
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _options(command: str) -> set[str]:
+    return set(re.findall(r"(?:^|\s)(--?[a-z][a-z-]*)", command))
+
+
+def test_cron_and_systemd_docs_are_literally_usable() -> None:
+    scan_help = pledgescan("scan", "--help").stdout
+    # Given the documented crontab entry
+    text = (DOCS / "cron.md").read_text()
+    block = re.search(r"```cron\n(.*?)```", text, re.S)
+    assert block
+    entries = [ln for ln in block.group(1).splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+               and not re.match(r"^[A-Z_]+=", ln)]  # environment lines of a crontab are fine
+    # Then it is one line (cron has no line continuation), without '%' (a newline to cron)
+    assert len(entries) == 1 and not entries[0].rstrip().endswith("\\"), entries
+    entry = entries[0]
+    assert "%" not in entry
+    command = entry.split(None, 5)[5]
+    # it names pledgescan by absolute path (cron's PATH is /usr/bin:/bin, pip installs to /usr/local/bin)
+    scan = re.search(r"(?:^|\s)(/\S+/pledgescan) scan (.*?)(?:>>|$)", command)
+    assert scan, command
+    # and uses options that exist
+    assert _options(scan.group(2)) and all(o in scan_help for o in _options(scan.group(2)))
+    # The exit code table covers every code the command returns (3 is also an internal error)
+    table = dict(re.findall(r"^\| (\d+) \| (.*) \|$", text, re.M))
+    assert set(table) >= {"0", "1", "2", "3", "130"} and "internal error" in table["3"]
+    # The systemd unit starts the same command with options that exist
+    service = (DOCS / "pledgescan.service").read_text().replace("\\\n", " ")
+    exec_start = re.search(r"^ExecStart=(/\S+/pledgescan) scan (.*)$", service, re.M)
+    assert exec_start and exec_start.group(1) == scan.group(1)
+    assert all(o in scan_help for o in _options(exec_start.group(2)))
+    # and the docs say to create what ProtectSystem=strict + ReadWritePaths need (else 226/NAMESPACE)
+    assert "useradd" in text and "install -d" in text and "/var/www/portfolio" in text
