@@ -174,9 +174,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def inventory_key(targets: Iterable[Target]) -> str:
-    """Same set of targets (and members) => same key: how runs of 'the same inventory' are matched."""
+def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -> str:
+    """Same set of targets (and members) and the same check selection => same key: how runs of 'the
+    same inventory' are matched. A run with ``--only``/``--skip`` grades on fewer controls, so comparing
+    it with a full run would show grade changes that are only missing controls."""
     lines = sorted(f"{t.member or ''}|{t.key}" for t in targets)
+    if settings is not None and (settings.only or settings.skip):
+        lines.append(f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}")
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
 
 
@@ -304,7 +308,7 @@ class Store:
                 run_id = c.execute(insert(RunRow).values(
                     started_at=_now(), status="running", baseline_id=baseline_id,
                     baseline_version=baseline_version, tool_version=tool_version,
-                    inventory_key=inventory_key(targets), targets_total=len(targets),
+                    inventory_key=inventory_key(targets, settings), targets_total=len(targets),
                     plan=[t.model_dump(mode="json") for t in targets], members=members or [],
                     options=settings_to_json(settings) if settings else {}, stats={},
                 ).returning(RunRow.id)).scalar_one()

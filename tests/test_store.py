@@ -128,6 +128,22 @@ def test_previous_run_of_the_same_inventory(store: Store) -> None:
     assert [r.id for r in store.runs(member="beta")] == [ids[2], ids[0]]
 
 
+def test_a_run_of_selected_checks_is_not_compared_with_a_full_run(store: Store) -> None:
+    # Given a full run, then a run of the same targets with --only H2 (other controls not run)
+    ids = []
+    for only in (frozenset(), frozenset({"H2"}), frozenset()):
+        with store.start_run(TARGETS, baseline_id="pledge4", baseline_version="1", tool_version="0",
+                             settings=Settings(only=only)) as rec:
+            for t in TARGETS:
+                rec.on_result(make_result(t), None)
+        ids.append(rec.run_id)
+    # Then the partial run has no "previous run of the same inventory" (its grades are not comparable,
+    # so --fail-on-regression would report grade drops that are only missing controls)
+    assert store.previous_run(ids[1]) is None
+    # and the next full run compares with the full one
+    assert store.previous_run(ids[2]).id == ids[0]
+
+
 def test_snapshot_stored_as_json(store: Store) -> None:
     from scanner.evidence import Snapshot, TLSEvidence
 
