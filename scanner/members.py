@@ -180,9 +180,15 @@ def _read_yaml(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
                 issues.append(Issue(source, _line(k), fld,
                                     f"unknown field (expected one of: {', '.join(MEMBER_KEYS)})"))
                 continue
+            if key in e.lines:  # PyYAML keeps the last of duplicate keys silently
+                e.broken = True
+                issues.append(Issue(source, _line(k), fld, f"given twice (first on line {e.lines[key]})"))
+                continue
             e.lines[key] = _line(v)
             if key in ("name", "id", "contact"):
                 val = _scalar(v)
+                if isinstance(val, int | float) and not isinstance(val, bool):
+                    val = v.value  # as written: "id: 007" is "007", not the YAML 1.1 integer 7
                 if not isinstance(val, str | int) or isinstance(val, bool) or str(val).strip() == "":
                     e.broken = True
                     issues.append(Issue(source, _line(v), fld, "must be a non-empty text value"))

@@ -117,6 +117,19 @@ def test_bad_csv_gives_one_clear_error(tmp_path, text: str, line: int, field: st
     assert (issue.line, issue.field) == (line, field) and message in issue.message
 
 
+def test_a_field_given_twice_is_an_error_not_a_silent_override() -> None:
+    text = "members:\n  - name: A\n    domains: [a.example]\n    name: B\n"
+    with pytest.raises(MembersError) as err:
+        parse_members(text, "m.yaml")
+    assert [str(i) for i in err.value.issues] == ["m.yaml:4: members[0].name: given twice (first on line 2)"]
+
+
+def test_numeric_looking_ids_keep_their_text() -> None:
+    # YAML 1.1 reads 007 as the integer 7 and 1e3 as a float: the member ID must stay what was written
+    inv = parse_members("members:\n  - name: 2024\n    id: 007\n    domains: [a.example]\n")
+    assert [(m.id, m.name) for m in inv.members] == [("007", "2024")]
+
+
 def test_csv_saved_by_a_spreadsheet_with_bom_and_crlf(tmp_path) -> None:
     # Given a CSV exported by Excel ("CSV UTF-8"): a byte-order mark and CRLF line ends
     p = tmp_path / "m.csv"
