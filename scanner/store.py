@@ -327,8 +327,10 @@ class Store:
                 with self._read() as c:
                     run_id = c.execute(select(func.max(RunRow.id)).where(RunRow.status != "complete")
                                        ).scalar_one_or_none()
+                    any_run = c.execute(select(func.max(RunRow.id))).scalar_one_or_none()
                 if run_id is None:
-                    raise StoreError("nothing to resume: every run in the store is complete")
+                    raise StoreError("nothing to resume: " + ("every run in the store is complete"
+                                     if any_run is not None else "the store has no runs yet"))
             run = self.run(run_id)
             if run.status == "complete":
                 raise StoreError(f"run {run_id} is already complete")

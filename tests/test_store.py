@@ -144,6 +144,11 @@ def test_a_run_of_selected_checks_is_not_compared_with_a_full_run(store: Store) 
     assert store.previous_run(ids[2]).id == ids[0]
 
 
+def test_resume_on_an_empty_store_says_there_are_no_runs(store: Store) -> None:
+    with pytest.raises(StoreError, match="nothing to resume: the store has no runs yet"):
+        store.resume_run()
+
+
 def test_snapshot_stored_as_json(store: Store) -> None:
     from scanner.evidence import Snapshot, TLSEvidence
 
