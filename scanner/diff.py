@@ -186,7 +186,11 @@ def diff_runs(store: Store, run_a: RunInfo | None, run_b: RunInfo) -> RunDiff:
         for m in (r.members if r else []):
             names[m.get("id")] = m.get("name") or m.get("id")
     before = store.summaries(run_a.id) if run_a else []
-    return RunDiff(run_a, run_b, compare_summaries(before, store.summaries(run_b.id), names, titles))
+    after = store.summaries(run_b.id)
+    if run_b.status != "complete":  # targets it has not reached yet are not "removed"
+        scanned = {r.target_key for r in after}
+        before = [r for r in before if r.target_key in scanned]
+    return RunDiff(run_a, run_b, compare_summaries(before, after, names, titles))
 
 
 def default_pair(store: Store, a: str | None = None, b: str | None = None) -> tuple[RunInfo, RunInfo]:
@@ -213,6 +217,10 @@ def print_diff(diff: RunDiff, console: Any = None) -> None:
             console = Console(width=200)
     a = f"run {diff.run_a.id}" if diff.run_a else "nothing"
     console.print(f"Changes from {a} to run {diff.run_b.id}")
+    b = diff.run_b
+    if b.status != "complete":
+        console.print(f"run {b.id} is {b.status} ({b.targets_done}/{b.targets_total} targets): "
+                      "only the targets it scanned are compared")
     table = Table(show_lines=False)
     for col in ("Member", "Grade", "Target", "Control", "Change"):
         table.add_column(col)

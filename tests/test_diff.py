@@ -73,6 +73,24 @@ def test_added_and_removed_targets(store: Store) -> None:
     assert not diff.regressed
 
 
+def test_targets_an_interrupted_run_has_not_reached_are_not_removed(store: Store) -> None:
+    # Given a complete run, then a run interrupted after its first target
+    record(store, [make_result(A1, {"H2": "fail"}), make_result(B1)])
+    with store.start_run([A1, B1], baseline_id="pledge4", baseline_version="1", tool_version="0") as rec:
+        rec.on_result(make_result(A1), None)
+        rec.lock.release()  # the process died: nobody marks the run
+    run_b = store.run(rec.run_id)
+    assert run_b.status == "incomplete"
+    # Then the diff compares what was scanned, and says the run is incomplete
+    diff = diff_runs(store, *default_pair(store))
+    assert [m.member for m in diff.members if m.changed] == ["alpha"]
+    assert all(t.grade_after is not None for m in diff.members for t in m.targets)
+    assert [c.change for m in diff.members for c in m.controls] == ["fixed"]
+    buf = io.StringIO()
+    print_diff(diff, Console(file=buf, width=160))
+    assert "removed" not in buf.getvalue() and "run 2 is incomplete (1/2 targets)" in buf.getvalue()
+
+
 def test_terminal_table(store: Store) -> None:
     record(store, [make_result(A1, {"H2": "fail"}), make_result(B1)])
     record(store, [make_result(A1), make_result(B1, {"T4": "fail"})])
