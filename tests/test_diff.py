@@ -89,6 +89,20 @@ def test_targets_an_interrupted_run_has_not_reached_are_not_removed(store: Store
     buf = io.StringIO()
     print_diff(diff, Console(file=buf, width=160))
     assert "removed" not in buf.getvalue() and "run 2 is incomplete (1/2 targets)" in buf.getvalue()
+    from html.parser import HTMLParser
+
+    from scanner.portfolio import render_diff
+
+    class Text(HTMLParser):
+        chunks: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.chunks.append(data)
+
+    page = Text()
+    page.feed(render_diff(diff))
+    text = " ".join(" ".join(page.chunks).split())
+    assert "Run 2 is incomplete" in text and "removed" not in text
 
 
 def test_terminal_table(store: Store) -> None:
