@@ -352,6 +352,14 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
         target_list = from_cli(list(targets), list(domains))
     except InputError as exc:
         raise InputProblem(str(exc)) from None
+    if inventory is not None:
+        out = kw["output"]
+        if out is not None and out.exists() and not out.is_dir():
+            raise InputProblem(f"-o {out}: is a file; a members scan writes the portfolio into a directory "
+                               "(index.html, <member>.html, scan.json, scan.csv)")
+        if kw["formats"] and not kw["quiet"]:
+            click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
+                       "holds index.html, one page per member, scan.json and scan.csv", err=True)
     settings = build_settings(kw)
     needs_store = kw["resume"] or kw["fail_on_regression"] or inventory is not None
     if kw["no_store"]:

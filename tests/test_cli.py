@@ -124,3 +124,12 @@ def test_unusable_default_store_degrades_to_a_warning(tmp_path: Path):
     assert "warning: history not kept" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([*PLEDGESCAN, "history"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and r.stderr.startswith("pledgescan: error: cannot open the history store")
+
+
+def test_members_scan_refuses_a_file_as_portfolio_directory(tmp_path: Path):
+    members = tmp_path / "m.yaml"
+    members.write_text("members:\n  - name: Test School\n    endpoints: [https://nowhere.pledgescan.test/]\n")
+    blocker = tmp_path / "r.json"
+    blocker.write_text("{}")
+    r = run("scan", "--members", str(members), "-o", str(blocker))
+    assert r.returncode == 2 and "writes the portfolio into a directory" in r.stderr
