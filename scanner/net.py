@@ -10,10 +10,12 @@ with ``--resolve``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -173,14 +175,35 @@ class RateLimiter:
 
 
 class HostLimiter:
-    """At most ``per_host`` connections in flight to one address, for every kind of probe."""
+    """At most ``per_host`` connections in flight to one address, for every kind of probe.
+
+    ``slot`` is one connection; ``hold_all`` takes every slot of an address for a prober that opens up to
+    ``per_host`` connections of its own (sslyze), so the cap holds across collectors.
+    """
 
     def __init__(self, per_host: int) -> None:
         self.per_host = max(1, per_host)
         self._sems: dict[str, asyncio.Semaphore] = {}
+        self._exclusive: dict[str, asyncio.Lock] = {}
 
     def slot(self, address: str) -> asyncio.Semaphore:
         return self._sems.setdefault(address, asyncio.Semaphore(self.per_host))
+
+    @contextlib.asynccontextmanager
+    async def hold_all(self, address: str) -> AsyncIterator[int]:
+        """Every slot of ``address`` (yields how many). Multi-slot holders queue on a lock, so two of them
+        can never each hold part of the slots and wait for the rest (no deadlock)."""
+        sem = self.slot(address)
+        taken = 0
+        try:
+            async with self._exclusive.setdefault(address, asyncio.Lock()):
+                for _ in range(self.per_host):
+                    await sem.acquire()
+                    taken += 1
+            yield self.per_host
+        finally:
+            for _ in range(taken):
+                sem.release()
 
 
 @dataclass

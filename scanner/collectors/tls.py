@@ -104,7 +104,8 @@ async def collect(
             error=f"no TLS handshake: {handshake.reason}",
         )
 
-    async with ctx.limiter.slot(addr):
+    # The prober and sslyze open up to per_host_connections connections of their own: take every slot.
+    async with ctx.limiter.hold_all(addr):
         evidence = await asyncio.to_thread(scan_blocking, host, port, addr, ctx.settings, base, handshake)
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
