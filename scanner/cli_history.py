@@ -1,0 +1,233 @@
+"""History commands of the command line: scans recorded in the store, ``history``, ``diff``, ``report``
+and ``members check`` (the secretariat's daily tools)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scanner.cli_support import (
+    EXIT_OK,
+    EXIT_THRESHOLD,
+    EXIT_USAGE,
+    FORMATS,
+    InputProblem,
+    StoreBusyProblem,
+    exceeds_threshold,
+    execute_scan,
+    listing_console,
+    open_store,
+    store_option,
+)
+from scanner.models import Target
+from scanner.settings import Settings
+
+
+def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
+    """``scan`` with history: record the run as targets finish, write reports from the store."""
+    from scanner.diff import print_diff
+    from scanner.members import combine
+    from scanner.portfolio import StoredScan, run_report, write_portfolio
+    from scanner.reporters import render_all
+    from scanner.store import StoreBusy, StoreError
+
+    quiet = kw["quiet"]
+    if inventory is not None and not quiet:
+        for w in inventory.warnings:
+            click.echo(f"pledgescan: {w}", err=True)
+    store = open_store(kw["store_url"])
+    try:
+        if kw["resume"]:
+            stored = StoredScan.resume(store, kw["lock_wait"])
+        else:
+            stored = StoredScan.start(store, combine(inventory, targets), settings, inventory,
+                                      kw["lock_wait"])
+    except StoreBusy as exc:
+        raise StoreBusyProblem(str(exc)) from None
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    run = store.run(stored.run_id)
+    portfolio = bool(run.members)
+    try:
+        report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
+                                     output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
+                                     on_result=stored.on_result, render=not (portfolio or kw["resume"]))
+    except BaseException:
+        stored.abort()
+        raise
+    run = stored.finish(report.stats)
+    if portfolio or kw["resume"]:
+        report = run_report(store, run)
+        out = kw["output"]
+        try:
+            if portfolio:
+                paths = write_portfolio(store, run.id, out or Path("pledgescan-portfolio"))
+            else:
+                formats = kw["formats"] or ("html",)
+                paths = render_all(report, formats, out or Path(f"pledgescan-report.{formats[0]}"
+                                                              if len(formats) == 1 else "pledgescan-report"))
+        except (OSError, ValueError) as exc:
+            raise InputProblem(f"cannot write the reports: {getattr(exc, 'strerror', None) or exc}") from None
+        if not quiet:
+            for p in paths:
+                click.echo(f"report written: {p}", err=True)
+    if not quiet:
+        click.echo(f"run {run.id} {run.status}: {run.targets_done}/{run.targets_total} targets "
+                   f"(store {store.url.split('://')[0]})", err=True)
+    code = EXIT_OK
+    if exceeds_threshold(report, kw["fail_on"]):
+        code = EXIT_THRESHOLD
+    if kw["fail_on_regression"]:
+        diff = stored.regression()
+        if diff is not None and diff.regressed:
+            if not quiet:
+                from rich.console import Console
+
+                console = Console(stderr=True)
+                print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
+            click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
+                       err=True)
+            code = EXIT_THRESHOLD
+    store.close()
+    return code
+
+
+@click.command()
+@store_option
+@click.option("--member", metavar="ID", help="Only runs that scanned this member, with its grade.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=30, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> None:
+    """Past runs: date, status, baseline version, grades."""
+    import json
+
+    from rich.table import Table
+
+    from scanner.portfolio import iter_history
+
+    rows = list(iter_history(open_store(store_url), member=member, limit=limit))
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} run(s)" + (f" of member {member}" if member else ""))
+    for col in ("Run", "Started (UTC)", "Status", "Baseline", "Targets", "Score", "Grades"):
+        table.add_column(col)
+    for r in rows:
+        grades = r["grades"]
+        if member is None:
+            dist: dict[str, int] = {}
+            for g in grades.values():
+                dist[g] = dist.get(g, 0) + 1
+            shown = " ".join(f"{g}:{n}" for g, n in sorted(dist.items()))
+        else:
+            shown = grades.get(member, "?")
+        table.add_row(str(r["run"]), r["started_at"].replace("+00:00", ""), r["status"], r["baseline"],
+                      r["targets"], "" if r["score"] is None else str(r["score"]), shown)
+    listing_console().print(table)
+
+
+@click.command()
+@store_option
+@click.argument("runs", nargs=-1, metavar="[RUN_A [RUN_B]]")
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON or HTML here instead of standard output.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when anything got worse.")
+def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | None,
+         fail_on_regression: bool) -> None:
+    """What changed between two runs (default: the latest and the previous run of the same inventory):
+    per member, target and control, what newly fails, what was fixed, grade changes."""
+    import json
+
+    from scanner.diff import default_pair, diff_runs, print_diff
+    from scanner.portfolio import render_diff
+    from scanner.reporters import write_atomic
+    from scanner.store import StoreError
+
+    if len(runs) > 2:
+        raise InputProblem("diff takes at most two run IDs")
+    store = open_store(store_url)
+    try:
+        a, b = default_pair(store, *(runs + (None, None))[:2])
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    d = diff_runs(store, a, b)
+    if fmt == "table":
+        print_diff(d)
+    else:
+        text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
+        if output:
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+        else:
+            click.echo(text, nl=False)
+    if fail_on_regression and d.regressed:
+        sys.exit(EXIT_THRESHOLD)
+
+
+@click.command()
+@store_option
+@click.argument("run", default="latest")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
+              help="Formats for a run without members (default html). A members run gets the portfolio.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Directory (portfolio, several formats) or file (one format).")
+def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None) -> None:
+    """Re-render the reports of a stored RUN (an ID or 'latest') without scanning."""
+    from scanner.portfolio import run_report, write_portfolio
+    from scanner.reporters import render_all
+    from scanner.store import StoreError
+
+    store = open_store(store_url)
+    try:
+        info = store.run(run)
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    out = output
+    try:
+        if info.members:
+            out = output or Path(f"pledgescan-portfolio-{info.id}")
+            paths = write_portfolio(store, info.id, out)
+        else:
+            formats = formats or ("html",)
+            default = f"pledgescan-report-{info.id}" + (f".{formats[0]}" if len(formats) == 1 else "")
+            out = output or Path(default)
+            paths = render_all(run_report(store, info), formats, out)
+    except (OSError, ValueError) as exc:
+        raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}"
+                           ) from None
+    for p in paths:
+        click.echo(f"report written: {p}", err=True)
+
+
+@click.group()
+def members() -> None:
+    """Members files (the secretariat's inventory)."""
+
+
+@members.command(name="check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def members_check(file: Path) -> None:
+    """Validate a members FILE (YAML or CSV) without scanning: one line per problem."""
+    from scanner.members import MembersError, load_members
+
+    try:
+        inv = load_members(file)
+    except MembersError as exc:
+        for issue in exc.issues:
+            click.echo(f"pledgescan: error: {issue}", err=True)
+        sys.exit(EXIT_USAGE)
+    for w in inv.warnings:
+        click.echo(f"pledgescan: {w}", err=True)
+    eps = sum(1 for t in inv.targets if t.kind == "endpoint")
+    click.echo(f"{file}: OK, {len(inv.members)} members, {eps} endpoints, "
+               f"{len(inv.targets) - eps} domains, {len(inv.warnings)} warning(s)")
+
+
+HISTORY_COMMANDS = (history, diff, report, members)
