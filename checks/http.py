@@ -65,10 +65,6 @@ def hop_evidence(hop: Hop, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _errors(meta_id: str, reason: str) -> list[Finding]:
-    return META[meta_id].errors(reason)
-
-
 def _page(ev: HTTPEvidence) -> PageInfo | None:
     if ev.page is None or not ev.page.html:
         return None
@@ -93,14 +89,14 @@ def _reachable(m: CheckMeta, snap: Snapshot) -> tuple[HTTPEvidence | None, list[
     return ev, []
 
 
-def _needs_https(meta_id: str, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop | None, list[Finding]]:
+def _needs_https(m: CheckMeta, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop | None, list[Finding]]:
     """Common preamble of checks that read the HTTPS landing response."""
-    ev, errors = _reachable(META[meta_id], snap)
+    ev, errors = _reachable(m, snap)
     if ev is None:
         return None, None, errors
     hop, why = _https_landing(ev)
     if hop is None:
-        return None, None, _errors(meta_id, why or "no HTTPS response")
+        return None, None, m.errors(why or "no HTTPS response")
     return ev, hop, []
 
 
@@ -218,7 +214,7 @@ def policies(hop: Hop, page: PageInfo | None) -> tuple[list[csplib.Policy], list
 @check(META["http-csp"])
 def content_security_policy(snap: Snapshot) -> list[Finding]:
     m = META["http-csp"]
-    ev, hop, errs = _needs_https("http-csp", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     page = _page(ev)
@@ -268,7 +264,7 @@ def content_security_policy(snap: Snapshot) -> list[Finding]:
 @check(META["http-framing"])
 def framing(snap: Snapshot) -> list[Finding]:
     m = META["http-framing"]
-    ev, hop, errs = _needs_https("http-framing", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     enforced = csplib.parse_header(hop.header_all("content-security-policy"), "header")
@@ -303,7 +299,7 @@ def framing(snap: Snapshot) -> list[Finding]:
 @check(META["http-nosniff"])
 def nosniff(snap: Snapshot) -> list[Finding]:
     m = META["http-nosniff"]
-    ev, hop, errs = _needs_https("http-nosniff", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     values = hop.header_all("x-content-type-options")
@@ -321,7 +317,7 @@ def nosniff(snap: Snapshot) -> list[Finding]:
 @check(META["http-referrer-policy"])
 def referrer_policy(snap: Snapshot) -> list[Finding]:
     m = META["http-referrer-policy"]
-    ev, hop, errs = _needs_https("http-referrer-policy", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     values = hop.header_all("referrer-policy")
@@ -353,7 +349,7 @@ def referrer_policy(snap: Snapshot) -> list[Finding]:
 @check(META["http-permissions-policy"])
 def permissions_policy(snap: Snapshot) -> list[Finding]:
     m = META["http-permissions-policy"]
-    ev, hop, errs = _needs_https("http-permissions-policy", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     values = hop.header_all("permissions-policy")
@@ -392,7 +388,7 @@ def _sets_cookies(ev: HTTPEvidence) -> bool:
 @check(META["http-cors"])
 def cors(snap: Snapshot) -> list[Finding]:
     m = META["http-cors"]
-    ev, hop, errs = _needs_https("http-cors", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     probes = [p for p in ev.cors if p.error is None and p.status is not None]
@@ -437,7 +433,7 @@ _ACTIVE = {"script": "scripts", "style": "stylesheets", "iframe": "frames", "fra
 @check(META["http-mixed-content"])
 def mixed_content(snap: Snapshot) -> list[Finding]:
     m = META["http-mixed-content"]
-    ev, hop, errs = _needs_https("http-mixed-content", snap)
+    ev, hop, errs = _needs_https(m, snap)
     if ev is None or hop is None:
         return errs
     if urlsplit(hop.url).scheme != "https":
