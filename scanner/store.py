@@ -1,10 +1,16 @@
-"""History store (SQLAlchemy 2.x): runs, per-target results and snapshots, and a run lock.
+"""History store (SQLAlchemy 2.x): runs, per-target results and snapshots, and a lock per inventory.
 
 SQLite by default (``platformdirs.user_data_dir("pledgescan")/history.sqlite3``); any SQLAlchemy URL
-via ``--store`` or ``PLEDGESCAN_STORE`` (PostgreSQL is tested). Results are written as each target
-finishes, so an interrupted run keeps what it finished and ``--resume`` completes it. A row in the
-``locks`` table, kept alive by a heartbeat thread, makes sure only one scan writes a store at a time;
-a lock whose owner died (same host, dead pid) or stopped heart-beating is taken over.
+via ``--store`` or ``PLEDGESCAN_STORE`` (PostgreSQL is tested). The schema comes from the Alembic
+revisions in ``scanner.migrations``, applied when a store is opened (or by ``pledgescan store
+upgrade``); a store written before migrations existed is adopted and upgraded in place.
+
+Results are written as each target finishes, so an interrupted run keeps what it finished and
+``--resume`` completes it. Each run belongs to an *inventory* (a members file, or the set of targets of
+an ad hoc scan): a row in the ``locks`` table per inventory, kept alive by a heartbeat thread, makes
+sure two runs of one inventory never overlap, while scans of other inventories proceed at once. The
+lock is a plain row, so it holds across machines sharing a PostgreSQL store; a lock whose owner died
+(same host, dead pid) or stopped heart-beating is taken over.
 
 SQLite transactions are started with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe) so
 that two processes queue on the busy timeout instead of failing with "database is locked" on a
@@ -44,16 +50,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from scanner.models import Target, TargetResult
 from scanner.settings import Settings
+from scanner.stored_records import load_result
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "PLEDGESCAN_STORE"
-LOCK_NAME = "scan"
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -80,7 +86,9 @@ class RunRow(Base):
     baseline_id: Mapped[str] = mapped_column(String(64))
     baseline_version: Mapped[str] = mapped_column(String(32))
     tool_version: Mapped[str] = mapped_column(String(32))
-    inventory_key: Mapped[str] = mapped_column(String(64), index=True)
+    inventory_key: Mapped[str] = mapped_column(String(64), index=True)  # the targets' content hash
+    inventory: Mapped[str] = mapped_column(String(255), index=True)  # identity: lock and --resume scope
+    selection: Mapped[str] = mapped_column(String(255))  # --only/--skip; "" for every check
     targets_total: Mapped[int] = mapped_column(Integer)
     plan: Mapped[list[Any]] = mapped_column(JSONType)  # the targets, as JSON, in scan order
     members: Mapped[list[Any]] = mapped_column(JSONType)  # members file entries (id, name, contact...)
@@ -130,6 +138,8 @@ class RunInfo:
     inventory_key: str
     targets_total: int
     targets_done: int
+    inventory: str = ""
+    selection: str = ""
     members: list[dict[str, Any]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +163,32 @@ class ResultSummary:
     controls: dict[str, tuple[str, str]]  # control -> (status, severity)
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One stored result of a target, without findings: in which run, and whether it was reached
+    (``decided`` > 0: at least one control could be assessed)."""
+
+    result_id: int
+    run_id: int
+    started_at: datetime  # when its run started
+    member: str | None
+    target_key: str
+    grade: str
+    score: int
+    decided: int
+    controls: dict[str, tuple[str, str]] = field(default_factory=dict)  # only when asked for
+
+    @property
+    def reached(self) -> bool:
+        return self.decided > 0
+
+
+def _summary(r: Any) -> ResultSummary:
+    return ResultSummary(member=r.member, target_key=r.target_key, kind=r.kind, target=r.target,
+                         grade=r.grade, score=r.score, decided=r.decided,
+                         controls={k: (v[0], v[1]) for k, v in (r.controls or {}).items()})
+
+
 # -- helpers ----------------------------------------------------------------------------------------------
 def default_url() -> str:
     """``PLEDGESCAN_STORE`` or SQLite in the user's data directory."""
@@ -174,14 +210,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def selection_key(settings: Settings | None) -> str:
+    """The check selection of a run: results are compared only with runs of the same selection (a run
+    with ``--only``/``--skip`` grades on fewer controls, so its grades are not comparable)."""
+    if settings is None or not (settings.only or settings.skip):
+        return ""
+    return f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}"
+
+
 def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -> str:
-    """Same set of targets (and members) and the same check selection => same key: how runs of 'the
-    same inventory' are matched. A run with ``--only``/``--skip`` grades on fewer controls, so comparing
-    it with a full run would show grade changes that are only missing controls."""
+    """A hash of the targets (and members) and the check selection: the identity of an ad hoc scan's
+    inventory (a members file's runs are named by the file instead, so editing it keeps its history)."""
     lines = sorted(f"{t.member or ''}|{t.key}" for t in targets)
-    if settings is not None and (settings.only or settings.skip):
-        lines.append(f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}")
+    if selection_key(settings):
+        lines.append(selection_key(settings))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+
+
+def members_inventory(path: Path) -> str:
+    """The inventory identity of a members file: its absolute path."""
+    return f"members:{Path(path).expanduser().resolve()}"[:255]
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:
@@ -265,24 +313,21 @@ def redact(url: str) -> str:
 class Store:
     """The history store. Every method uses its own short transaction."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, upgrade: bool = True) -> None:
         self.url = url or default_url()
         self.engine = make_engine(self.url)
+        if upgrade:
+            self.upgrade()
+
+    def upgrade(self) -> list[str]:
+        """Bring the schema to the newest revision; return the revisions applied (none: up to date)."""
+        from scanner.migrations.runner import upgrade
+
         try:
-            self._create_schema()
+            return upgrade(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the history store {redact(self.url)}: "
                              f"{str(exc.orig).splitlines()[0]}") from None
-
-    def _create_schema(self) -> None:
-        for attempt in range(3):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (IntegrityError, ProgrammingError):  # another process created it at the same time
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -299,16 +344,29 @@ class Store:
     # -- writing a run ----------------------------------------------------------------------------------
     def start_run(self, targets: list[Target], *, baseline_id: str, baseline_version: str,
                   tool_version: str, settings: Settings | None = None,
-                  members: list[dict[str, Any]] | None = None, wait: float = 0.0) -> RunRecorder:
-        """Take the run lock (waiting up to ``wait`` seconds), create a run, return its recorder."""
-        lock = RunLock(self)
+                  members: list[dict[str, Any]] | None = None, wait: float = 0.0,
+                  inventory: str | None = None, resume_unfinished: bool = False) -> RunRecorder:
+        """Take the inventory's lock (waiting up to ``wait`` seconds), create a run, return its recorder.
+
+        ``inventory`` names what is scanned (``members_inventory(path)`` for a members file; default:
+        a hash of the targets). With ``resume_unfinished``, the inventory's latest run is reopened
+        instead when it did not complete."""
+        inventory = inventory or f"targets:{inventory_key(targets, settings)}"
+        lock = RunLock(self, inventory)
         lock.acquire(wait)
         try:
+            if resume_unfinished:
+                with self._read() as c:
+                    last = c.execute(select(RunRow.id, RunRow.status).where(RunRow.inventory == inventory)
+                                     .order_by(RunRow.id.desc()).limit(1)).first()
+                if last is not None and last.status != "complete":
+                    return self._reopen(last.id, lock)
             with self.engine.begin() as c:
                 run_id = c.execute(insert(RunRow).values(
                     started_at=_now(), status="running", baseline_id=baseline_id,
                     baseline_version=baseline_version, tool_version=tool_version,
-                    inventory_key=inventory_key(targets, settings), targets_total=len(targets),
+                    inventory_key=inventory_key(targets, settings), inventory=inventory,
+                    selection=selection_key(settings), targets_total=len(targets),
                     plan=[t.model_dump(mode="json") for t in targets], members=members or [],
                     options=settings_to_json(settings) if settings else {}, stats={},
                 ).returning(RunRow.id)).scalar_one()
@@ -319,31 +377,38 @@ class Store:
         return RunRecorder(self, run_id, list(targets), set(), lock)
 
     def resume_run(self, run_id: int | None = None, wait: float = 0.0) -> RunRecorder:
-        """Take the lock and reopen an unfinished run (default: the latest one)."""
-        lock = RunLock(self)
-        lock.acquire(wait)
-        try:
+        """Take the run's inventory lock and reopen it (default: the latest unfinished run)."""
+        with self._read() as c:
             if run_id is None:
-                with self._read() as c:
-                    run_id = c.execute(select(func.max(RunRow.id)).where(RunRow.status != "complete")
-                                       ).scalar_one_or_none()
-                    any_run = c.execute(select(func.max(RunRow.id))).scalar_one_or_none()
+                run_id = c.execute(select(func.max(RunRow.id)).where(RunRow.status != "complete")
+                                   ).scalar_one_or_none()
+                any_run = c.execute(select(func.max(RunRow.id))).scalar_one_or_none()
                 if run_id is None:
                     raise StoreError("nothing to resume: " + ("every run in the store is complete"
                                      if any_run is not None else "the store has no runs yet"))
-            run = self.run(run_id)
-            if run.status == "complete":
-                raise StoreError(f"run {run_id} is already complete")
-            plan = [Target.model_validate(t) for t in self._plan(run_id)]
-            with self._read() as c:
-                done = set(c.execute(select(ResultRow.target_key)
-                                     .where(ResultRow.run_id == run_id)).scalars())
-            with self.engine.begin() as c:
-                c.execute(update(RunRow).where(RunRow.id == run_id).values(status="running"))
-            lock.set_run(run_id)
+            inventory = c.execute(select(RunRow.inventory).where(RunRow.id == run_id)).scalar_one_or_none()
+        if inventory is None:
+            self.run(run_id)  # raises the clear "no run N" error
+        lock = RunLock(self, str(inventory))
+        lock.acquire(wait)
+        try:
+            return self._reopen(run_id, lock)
         except BaseException:
             lock.release()
             raise
+
+    def _reopen(self, run_id: int, lock: RunLock) -> RunRecorder:
+        """Mark an unfinished run running again under ``lock`` (held by the caller)."""
+        with self._read() as c:
+            status = c.execute(select(RunRow.status).where(RunRow.id == run_id)).scalar_one()
+        if status == "complete":  # finished by another process while we waited for the lock
+            raise StoreError(f"run {run_id} is already complete")
+        plan = [Target.model_validate(t) for t in self._plan(run_id)]
+        with self._read() as c:
+            done = set(c.execute(select(ResultRow.target_key).where(ResultRow.run_id == run_id)).scalars())
+        with self.engine.begin() as c:
+            c.execute(update(RunRow).where(RunRow.id == run_id).values(status="running"))
+        lock.set_run(run_id)
         return RunRecorder(self, run_id, plan, done, lock)
 
     def add_result(self, run_id: int, result: TargetResult, snapshot: Any | None = None) -> None:
@@ -372,28 +437,27 @@ class Store:
         with self._read() as c:
             return list(c.execute(select(RunRow.plan).where(RunRow.id == run_id)).scalar_one())
 
-    def _info(self, row: Any, done: int, live_run: int | None) -> RunInfo:
+    def _info(self, row: Any, done: int, live: set[int]) -> RunInfo:
         status = row.status
-        if status == "running" and row.id != live_run:
+        if status == "running" and row.id not in live:
             status = "incomplete"  # its process died without marking it
         return RunInfo(id=row.id, started_at=_utc(row.started_at) or _now(),
                        finished_at=_utc(row.finished_at), status=status, baseline_id=row.baseline_id,
                        baseline_version=row.baseline_version, tool_version=row.tool_version,
                        inventory_key=row.inventory_key, targets_total=row.targets_total,
                        targets_done=done, members=list(row.members or []), options=dict(row.options or {}),
-                       stats=dict(row.stats or {}))
+                       stats=dict(row.stats or {}), inventory=row.inventory, selection=row.selection)
 
-    def _live_run(self, c: Connection) -> int | None:
-        row = c.execute(select(LockRow.__table__).where(LockRow.name == LOCK_NAME)).first()
-        if row is None or RunLock.is_stale(row):
-            return None
-        return row.run_id
+    def _live_runs(self, c: Connection) -> set[int]:
+        """Runs whose process still holds their inventory's lock."""
+        return {r.run_id for r in c.execute(select(LockRow.__table__)).all()
+                if r.run_id is not None and not RunLock.is_stale(r)}
 
     def runs(self, member: str | None = None, limit: int = 50) -> list[RunInfo]:
         """Past runs, newest first (only those that scanned ``member`` when given)."""
         cols = [RunRow.id, RunRow.started_at, RunRow.finished_at, RunRow.status, RunRow.baseline_id,
                 RunRow.baseline_version, RunRow.tool_version, RunRow.inventory_key, RunRow.targets_total,
-                RunRow.members, RunRow.options, RunRow.stats]
+                RunRow.members, RunRow.options, RunRow.stats, RunRow.inventory, RunRow.selection]
         with self._read() as c:
             q = select(*cols).order_by(RunRow.id.desc()).limit(limit)
             if member:
@@ -401,7 +465,7 @@ class Store:
             rows = c.execute(q).all()
             counts = dict(c.execute(select(ResultRow.run_id, func.count()).where(
                 ResultRow.run_id.in_([r.id for r in rows])).group_by(ResultRow.run_id)).all())
-            live = self._live_run(c)
+            live = self._live_runs(c)
         return [self._info(r, counts.get(r.id, 0), live) for r in rows]
 
     def run(self, ref: int | str) -> RunInfo:
@@ -423,18 +487,67 @@ class Store:
                 hint = f" (latest is {latest})" if latest else " (the store has no runs yet)"
                 raise StoreError(f"no run {run_id} in the store{hint}")
             done = c.execute(select(func.count()).where(ResultRow.run_id == run_id)).scalar_one()
-            live = self._live_run(c)
+            live = self._live_runs(c)
         return self._info(row, done, live)
 
     def previous_run(self, run_id: int, same_inventory: bool = True) -> RunInfo | None:
-        """The latest complete run before ``run_id`` (of the same inventory, by default)."""
+        """The latest complete run before ``run_id`` with the same check selection (and of the same
+        inventory, by default)."""
         with self._read() as c:
-            q = select(func.max(RunRow.id)).where(RunRow.id < run_id, RunRow.status == "complete")
+            row = c.execute(select(RunRow.inventory, RunRow.selection).where(RunRow.id == run_id)).one()
+            q = select(func.max(RunRow.id)).where(RunRow.id < run_id, RunRow.status == "complete",
+                                                  RunRow.selection == row.selection)
             if same_inventory:
-                key = c.execute(select(RunRow.inventory_key).where(RunRow.id == run_id)).scalar_one()
-                q = q.where(RunRow.inventory_key == key)
+                q = q.where(RunRow.inventory == row.inventory)
             prev = c.execute(q).scalar_one_or_none()
         return self.run(prev) if prev is not None else None
+
+    def observations(self, *, upto: int, selection: str, target_keys: Iterable[str] | None = None,
+                     member: str | None = None, with_controls: bool = False) -> list[Observation]:
+        """Every stored result of these targets (or of ``member``) in runs up to ``upto`` with this check
+        selection, oldest first: the history a target is compared with."""
+        cols = [ResultRow.id, ResultRow.run_id, RunRow.started_at, ResultRow.member, ResultRow.target_key,
+                ResultRow.grade, ResultRow.score, ResultRow.decided]
+        if with_controls:
+            cols.append(ResultRow.controls)
+        base = select(*cols).join(RunRow, RunRow.id == ResultRow.run_id).where(
+            ResultRow.run_id <= upto, RunRow.selection == selection).order_by(ResultRow.run_id, ResultRow.id)
+        if member is not None:
+            base = base.where(ResultRow.member == member)
+        queries = [base]
+        if target_keys is not None:
+            keys = sorted(set(target_keys))
+            queries = [base.where(ResultRow.target_key.in_(keys[i:i + 500]))
+                       for i in range(0, len(keys), 500)]
+        out: list[Observation] = []
+        with self._read() as c:
+            for q in queries:
+                for r in c.execute(q).all():
+                    controls = ({k: (v[0], v[1]) for k, v in (r.controls or {}).items()}
+                                if with_controls else {})
+                    out.append(Observation(
+                        result_id=r.id, run_id=r.run_id, started_at=_utc(r.started_at) or _now(),
+                        member=r.member, target_key=r.target_key, grade=r.grade, score=r.score,
+                        decided=r.decided, controls=controls))
+        out.sort(key=lambda o: (o.run_id, o.result_id))
+        return out
+
+    def summaries_by_id(self, result_ids: Iterable[int]) -> dict[int, ResultSummary]:
+        """Stored results by their row ID, without findings."""
+        ids = sorted(set(result_ids))
+        out: dict[int, ResultSummary] = {}
+        with self._read() as c:
+            for i in range(0, len(ids), 500):
+                q = select(ResultRow.id, ResultRow.member, ResultRow.target_key, ResultRow.kind,
+                           ResultRow.target, ResultRow.grade, ResultRow.score, ResultRow.decided,
+                           ResultRow.controls).where(ResultRow.id.in_(ids[i:i + 500]))
+                for r in c.execute(q).all():
+                    out[r.id] = _summary(r)
+        return out
+
+    def plan_keys(self, run_id: int) -> list[tuple[str | None, str]]:
+        """(member, target key) of every target a run set out to scan."""
+        return [(t.get("member"), f"{t['kind']}:{t['target']}") for t in self._plan(run_id)]
 
     def summaries(self, run_id: int, member: str | None = None) -> list[ResultSummary]:
         """Grades and control statuses of a run's targets, in scan order, without findings."""
@@ -445,10 +558,7 @@ class Store:
             if member is not None:
                 q = q.where(ResultRow.member == member)
             rows = c.execute(q).all()
-        return [ResultSummary(member=r.member, target_key=r.target_key, kind=r.kind, target=r.target,
-                              grade=r.grade, score=r.score, decided=r.decided,
-                              controls={k: (v[0], v[1]) for k, v in (r.controls or {}).items()})
-                for r in rows]
+        return [_summary(r) for r in rows]
 
     def results(self, run_id: int, member: str | None = None, batch: int = 50) -> Iterator[TargetResult]:
         """Full results of a run, streamed in batches (each batch its own short read)."""
@@ -463,7 +573,7 @@ class Store:
             if not rows:
                 return
             for r in rows:
-                yield TargetResult.model_validate(r.result)
+                yield load_result(r.result)
             last = rows[-1].id
 
     def snapshot(self, run_id: int, target_key: str) -> dict[str, Any] | None:
@@ -534,14 +644,17 @@ class RunRecorder:
 
 
 class RunLock:
-    """One writer per store: a ``locks`` row with an owner and a heartbeat kept by a thread."""
+    """One run per inventory at a time: a ``locks`` row named after the inventory, with an owner and a
+    heartbeat kept by a thread. A row rather than a database lock, so that it works the same on SQLite
+    and on a PostgreSQL store shared by several machines, and shows who holds it."""
 
     HEARTBEAT_S = 10.0
     STALE_AFTER_S = 90.0
 
-    def __init__(self, store: Store, name: str = LOCK_NAME) -> None:
+    def __init__(self, store: Store, inventory: str) -> None:
         self.store = store
-        self.name = name
+        self.inventory = inventory
+        self.name = "inventory:" + hashlib.sha256(inventory.encode()).hexdigest()[:40]
         self.host = socket.gethostname()[:100]
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.held = False
@@ -596,15 +709,16 @@ class RunLock:
                 break
             if time.monotonic() >= end:
                 if holder is False:
-                    raise StoreBusy("another pledgescan run is starting on this history store; try again")
+                    raise StoreBusy("another run of this inventory is starting; try again")
                 beat = _utc(holder.heartbeat_at)
                 age = f"{(_now() - beat).total_seconds():.0f}s ago" if beat else "never"
                 run = f"run {holder.run_id}" if holder.run_id is not None else "a run"
                 raise StoreBusy(
-                    f"the history store is busy: {run} is in progress "
+                    f"another run of this inventory is in progress: {run} "
                     f"(owner {holder.owner.rsplit(':', 1)[0]}, "
-                    f"since {_utc(holder.acquired_at):%Y-%m-%d %H:%M:%S}Z, last heartbeat {age}); "
-                    f"waited {wait:g}s. Retry later, or pass --lock-wait SECONDS to wait longer.")
+                    f"since {_utc(holder.acquired_at):%Y-%m-%d %H:%M:%S}Z, last heartbeat {age}; "
+                    f"inventory {self.inventory}); waited {wait:g}s. Retry later, or pass "
+                    "--lock-wait SECONDS to wait longer.")
             time.sleep(min(0.5, max(0.05, end - time.monotonic())))
         self.held = True
         self._stop.clear()
@@ -641,4 +755,5 @@ class RunLock:
 
 
 __all__ = ["Store", "StoreError", "StoreBusy", "RunInfo", "RunRecorder", "RunLock", "ResultSummary",
-           "default_url", "inventory_key", "settings_to_json", "settings_from_json"]
+           "Observation", "default_url", "inventory_key", "members_inventory", "selection_key",
+           "settings_to_json", "settings_from_json"]

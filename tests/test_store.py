@@ -11,7 +11,15 @@ import uuid
 import pytest
 
 from scanner.settings import Settings
-from scanner.store import RunLock, Store, StoreBusy, StoreError, settings_from_json, settings_to_json
+from scanner.store import (
+    RunLock,
+    Store,
+    StoreBusy,
+    StoreError,
+    inventory_key,
+    settings_from_json,
+    settings_to_json,
+)
 from tests.testbed.portfolio import make_result, make_target
 
 PG_URL = os.environ.get("PLEDGESCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -44,9 +52,12 @@ TARGETS = [make_target("https://a.example/", "alpha"), make_target("a.example", 
            make_target("https://b.example/", "beta")]
 
 
+SETTINGS = Settings(resolve={("a.example", 443): "127.0.50.1"})
+
+
 def start(store: Store, targets=TARGETS, **kw):
     return store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
-                           settings=Settings(resolve={("a.example", 443): "127.0.50.1"}), **kw)
+                           settings=SETTINGS, **kw)
 
 
 def test_run_lifecycle_stores_results_as_they_finish(store: Store) -> None:
@@ -94,7 +105,7 @@ def test_interrupted_run_is_incomplete_and_resumes_the_rest(store: Store) -> Non
 def test_second_run_refused_while_the_lock_is_held(store: Store) -> None:
     rec = start(store)
     try:
-        with pytest.raises(StoreBusy, match=f"run {rec.run_id} is in progress"):
+        with pytest.raises(StoreBusy, match=f"of this inventory is in progress: run {rec.run_id} "):
             start(store, wait=0.3)
     finally:
         rec.finish()
@@ -106,7 +117,7 @@ def test_lock_of_a_dead_process_is_taken_over(store: Store) -> None:
     # Given a lock row left by a process that no longer exists
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    dead = RunLock(store)
+    dead = RunLock(store, f"targets:{inventory_key(TARGETS, SETTINGS)}")
     dead.owner = f"{dead.host}:{proc.stdout.strip()}:deadbeef"
     dead.acquire()
     dead._stop.set()  # its heartbeat stops, as when killed
@@ -190,7 +201,7 @@ WRITER = textwrap.dedent("""
     targets = [make_target(f"https://h{i}.{sys.argv[2]}.example/", sys.argv[2]) for i in range(40)]
     try:
         rec = store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
-                              wait=float(sys.argv[3]))
+                              wait=float(sys.argv[3]), inventory=sys.argv[4])
     except StoreBusy as exc:
         print("BUSY", exc); sys.exit(3)
     with rec:
@@ -201,12 +212,12 @@ WRITER = textwrap.dedent("""
 
 
 def test_two_processes_on_one_sqlite_store(tmp_path) -> None:
-    # Given two real processes writing to one SQLite store at once, waiting for each other
+    # Given two real processes writing runs of one inventory to one SQLite store, waiting for each other
     url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
     Store(url).close()
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, name, "60"], stdout=subprocess.PIPE,
-                              text=True, env=env) for name in ("one", "two")]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, name, "60", "members:/m.yaml"],
+                              stdout=subprocess.PIPE, text=True, env=env) for name in ("one", "two")]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     # Then both complete one after the other and the store holds two complete runs of 40 targets
     assert all(p.returncode == 0 for p in procs), outs
@@ -214,9 +225,14 @@ def test_two_processes_on_one_sqlite_store(tmp_path) -> None:
     runs = store.runs()
     assert [r.status for r in runs] == ["complete", "complete"]
     assert [r.targets_done for r in runs] == [40, 40]
-    # And a run that does not wait is refused with a clear message while another holds the lock
-    rec = start(store)
-    p = subprocess.run([sys.executable, "-c", WRITER, url, "three", "0"], capture_output=True, text=True,
-                       env=env, timeout=60)
+    # And a run of that inventory that does not wait is refused with a clear message while another
+    # holds its lock, while a run of another inventory proceeds at once
+    rec = start(store, inventory="members:/m.yaml")
+    p = subprocess.run([sys.executable, "-c", WRITER, url, "three", "0", "members:/m.yaml"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    other = subprocess.run([sys.executable, "-c", WRITER, url, "four", "0", "targets:x"],
+                           capture_output=True, text=True, env=env, timeout=60)
     rec.finish()
-    assert p.returncode == 3 and "history store is busy" in p.stdout
+    assert p.returncode == 3 and "another run of this inventory is in progress: run 3 " in p.stdout
+    assert "inventory members:/m.yaml" in p.stdout
+    assert other.returncode == 0 and other.stdout.startswith("DONE")

@@ -1,0 +1,30 @@
+"""Schema migrations of the history store (Alembic), run by ``Store`` when it opens a store (or by
+``pledgescan store upgrade``). The store is never built with ``create_all``: every table comes from a
+revision here, so a store written by any earlier version upgrades in place.
+
+Adding a table or a column (e.g. a "messages sent" table):
+
+1. Write ``versions/NNNN_<what>.py`` with ``revision = "NNNN"`` and ``down_revision`` = the current head
+   (the highest number here), and ``upgrade()`` using ``alembic.op`` (``op.create_table(...)``,
+   ``op.add_column(...)``; for SQLite, alter other columns inside ``op.batch_alter_table``). Use
+   ``JSON_TYPE`` below for JSON columns (JSONB on PostgreSQL). Or let Alembic write the file:
+   ``alembic -c scanner/migrations/alembic.ini revision --rev-id 0003 -m "messages sent"``.
+2. Declare the matching ORM class in the module that uses it (``scanner.store`` style: a
+   ``DeclarativeBase`` subclass, never ``create_all``).
+3. ``tests/test_migrations.py`` upgrades an empty store and the committed old store to the head on
+   SQLite and PostgreSQL; add an assertion for the new table there.
+
+A revision that changes what stored JSON means (a field of ``TargetResult`` renamed, made required)
+rewrites the stored rows in its ``upgrade()``: rows are read back through ``scanner.stored_records``,
+which ignores fields a model no longer has and fills defaults, but cannot invent a required value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+HERE = Path(__file__).resolve().parent
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
