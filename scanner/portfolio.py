@@ -20,7 +20,7 @@ from typing import Any
 from markupsafe import Markup
 
 from scanner.baseline import Baseline, load_baseline
-from scanner.diff import GRADES, MemberDiff, RunDiff, compare_summaries, diff_runs
+from scanner.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
 from scanner.models import BaselineRef, Report, Status, ToolInfo
 from scanner.store import ResultSummary, RunInfo, Store
 
@@ -129,23 +129,43 @@ def _rows(summaries: list[ResultSummary], run: RunInfo, areas: list[str]) -> dic
     return out
 
 
+def comparable_runs(store: Store, run: RunInfo, limit: int = TREND_RUNS) -> list[RunInfo]:
+    """The last complete runs of ``run``'s inventory and check selection (and ``run``), oldest first."""
+    runs = [r for r in store.runs(limit=500) if r.inventory == run.inventory and r.selection == run.selection
+            and r.id <= run.id and (r.status == "complete" or r.id == run.id)][:limit]
+    runs.reverse()
+    return runs
+
+
+def chain_linked(per_run: list[dict[str | None, float | None]]) -> list[float | None]:
+    """Mean member score per run, chain-linked: the first point is the mean of the members assessed in
+    that run; each next point moves by the mean change of the members assessed now, each against its own
+    last assessed score. Members that join, leave or do not answer never move the line by coming and
+    going; one that comes back worse moves it by its own change."""
+    out: list[float | None] = []
+    level: float | None = None
+    last: dict[str | None, float] = {}
+    for scores in per_run:
+        now = {m: s for m, s in scores.items() if s is not None}
+        both = [m for m in now if m in last]
+        if level is not None and both:
+            level += sum(now[m] - last[m] for m in both) / len(both)
+        elif now and level is None:  # the first assessed run
+            level = sum(now.values()) / len(now)
+        out.append(None if level is None or not now else round(min(100.0, max(0.0, level)), 1))
+        last.update(now)
+    return out
+
+
 def _trend(store: Store, run: RunInfo, member: str | None = None, all_members: bool = True
            ) -> list[TrendPoint]:
-    """Mean score (portfolio, or one member) of the last complete runs of the same inventory."""
-    runs = [r for r in store.runs(limit=200) if r.inventory_key == run.inventory_key and r.id <= run.id
-            and (r.status == "complete" or r.id == run.id)][:TREND_RUNS]
-    runs.reverse()
+    """Score of the portfolio (chain-linked mean, see ``chain_linked``) or of one member over the last
+    complete runs of the same inventory; a member that was not reached has no point."""
+    runs = comparable_runs(store, run)
     scores = store.member_scores([r.id for r in runs])
-    points = []
-    for r in runs:
-        per = scores.get(r.id, {})
-        if all_members:
-            vals = [s for _, s in per.values() if s is not None]
-            val = round(sum(vals) / len(vals), 1) if vals else None
-        else:
-            val = per.get(member, ("?", None))[1]
-        points.append(TrendPoint(r.id, r.started_at, val))
-    return _place(points)
+    per = [{m: s for m, (_g, s) in scores.get(r.id, {}).items()} for r in runs]
+    vals = chain_linked(per) if all_members else [p.get(member) for p in per]
+    return _place([TrendPoint(r.id, r.started_at, v) for r, v in zip(runs, vals, strict=True)])
 
 
 def _place(points: list[TrendPoint], width: float = 560, height: float = 140) -> list[TrendPoint]:
@@ -194,13 +214,11 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str,
     areas = list(baseline.areas) if baseline else ["T", "H", "C", "E", "D"]
     after = store.summaries(run.id)
     rows = _rows(after, run, areas)
-    if prev is not None:
-        names = {m.id: m.name for m in rows.values()}
-        titles = {c.id: c.title for c in baseline.controls} if baseline else {}
-        for md in compare_summaries(store.summaries(prev.id), after, names, titles):
-            if md.member in rows:
-                rows[md.member].change = md
     del after
+    diff = diff_runs(store, prev, run) if prev is not None else None
+    for md in diff.members if diff else []:
+        if md.member in rows:
+            rows[md.member].change = md
     members = sorted(rows.values(), key=lambda r: (-r.grade_rank, r.score or 0, r.name.lower()))
     dist = {g: 0 for g in [*GRADES, "?"]}
     for m in members:
@@ -209,7 +227,9 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str,
     bars = [{"grade": g, "count": n, "height": round(100 * n / top, 1)} for g, n in dist.items()]
     trend = _trend(store, run)
     html = _env().get_template("portfolio.html").render(
-        run=run, prev=prev, members=members, areas=areas,
+        run=run, prev=prev, members=members, areas=areas, target_state=target_state,
+        left=[md for md in (diff.members if diff else []) if md.state == "removed"],
+        summary=summary_line(diff.counts()) if diff else None,
         area_names=dict(baseline.areas) if baseline else {}, bars=bars, trend=trend,
         report=_footer_report(run), script=Markup(TABLE_JS), script_hash=TABLE_JS_HASH,
         now=datetime.now(UTC))
@@ -222,13 +242,18 @@ def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
     baseline = _baseline(run)
     views = [target_view(t, i, baseline) for i, t in enumerate(store.results(run.id, member=row.id), 1)
              if t.member == row.id]
+    from scanner.control_history import member_histories
+
     trend = _trend(store, run, member=row.id, all_members=False)
+    titles = {c.id: c.title for c in baseline.controls} if baseline else {}
     return _env().get_template("member.html").render(
-        run=run, member=row, targets=views, change=row.change, trend=trend, report=_footer_report(run))
+        run=run, member=row, targets=views, change=row.change, trend=trend, report=_footer_report(run),
+        target_state=target_state, histories=member_histories(store, run, row.id), titles=titles)
 
 
 def render_diff(diff: RunDiff) -> str:
-    return _env().get_template("diff.html").render(diff=diff, counts=diff.counts(),
+    return _env().get_template("diff.html").render(diff=diff, counts=diff.counts(), target_state=target_state,
+                                                   summary=summary_line(diff.counts()),
                                                    report=_footer_report(diff.run_b))
 
 
@@ -238,7 +263,7 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     from scanner.reporters import builtin_reporters, write_atomic
 
     run = store.run(run_ref)
-    prev = store.previous_run(run.id)
+    prev = reference_run(store, run)
     outdir.mkdir(parents=True, exist_ok=True)
     index, members = render_index(store, run, prev)
     paths = []
@@ -252,6 +277,12 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
             rep = reporters[fmt]
             paths.append(write_atomic(outdir / f"scan.{rep.extension}", rep.render(report)))
     return paths
+
+
+def reference_run(store: Store, run: RunInfo) -> RunInfo | None:
+    """What a run is compared with: the previous complete run of its inventory, else the previous one
+    with the same check selection (each target then meets its own past, whichever run holds it)."""
+    return store.previous_run(run.id) or store.previous_run(run.id, same_inventory=False)
 
 
 def write_diff(diff: RunDiff, path: Path) -> Path:
@@ -288,14 +319,21 @@ class StoredScan:
 
     @classmethod
     def start(cls, store: Store, targets: list[Any], settings: Any, inventory: Any = None,
-              wait: float = 0.0) -> StoredScan:
+              wait: float = 0.0, inventory_id: str | None = None, resume_unfinished: bool = False
+              ) -> StoredScan:
+        """A new run (``inventory_id``: the members file's identity, see ``members_inventory``); with
+        ``resume_unfinished``, the inventory's last run instead when it was interrupted."""
         from scanner import __version__
+        from scanner.store import settings_from_json
 
         b = load_baseline()
         members = [m.model_dump(mode="json", exclude={"line"})
                    for m in inventory.members] if inventory else []
         rec = store.start_run(targets, baseline_id=b.id, baseline_version=b.version, tool_version=__version__,
-                              settings=settings, members=members, wait=wait)
+                              settings=settings, members=members, wait=wait, inventory=inventory_id,
+                              resume_unfinished=resume_unfinished)
+        if rec.resumed:  # the run goes on with its own targets and settings
+            return cls(store, rec, settings_from_json(store.run(rec.run_id).options))
         return cls(store, rec, settings, inventory)
 
     @classmethod
@@ -312,9 +350,9 @@ class StoredScan:
         self.recorder.__exit__(KeyboardInterrupt, None, None)
 
     def regression(self) -> RunDiff | None:
-        """The diff against the previous run of the same inventory, when there is one."""
+        """Each target against its own last decided result (see ``reference_run``), when there is one."""
         run = self.store.run(self.run_id)
-        prev = self.store.previous_run(run.id)
+        prev = reference_run(self.store, run)
         return diff_runs(self.store, prev, run) if prev else None
 
 

@@ -409,7 +409,7 @@ class Store:
         with self.engine.begin() as c:
             c.execute(update(RunRow).where(RunRow.id == run_id).values(status="running"))
         lock.set_run(run_id)
-        return RunRecorder(self, run_id, plan, done, lock)
+        return RunRecorder(self, run_id, plan, done, lock, resumed=True)
 
     def add_result(self, run_id: int, result: TargetResult, snapshot: Any | None = None) -> None:
         """Store one finished target (replacing an earlier result for it in the same run)."""
@@ -606,8 +606,10 @@ class Store:
 class RunRecorder:
     """Writes one run's results as targets finish; a context manager that marks the run at the end."""
 
-    def __init__(self, store: Store, run_id: int, plan: list[Target], done: set[str], lock: RunLock) -> None:
+    def __init__(self, store: Store, run_id: int, plan: list[Target], done: set[str], lock: RunLock,
+                 resumed: bool = False) -> None:
         self.store = store
+        self.resumed = resumed  # an unfinished run reopened, not a new one
         self.run_id = run_id
         self.plan = plan
         self.done = set(done)

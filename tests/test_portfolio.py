@@ -106,7 +106,7 @@ def test_diff_html_and_history(store: Store) -> None:
     record(store, [make_result(A1, {"H2": "fail"}), make_result(B1)])
     record(store, [make_result(A1), make_result(B1, {"T4": "fail"})])
     html = render_diff(diff_runs(store, *default_pair(store)))
-    assert "1</strong> newly failing" in html and "Trusted certificate" in html
+    assert "1 newly failing, 0 regressed, 1 fixed" in html and "Trusted certificate" in html
     assert "<script" not in html
     rows = list(iter_history(store))
     assert [r["run"] for r in rows] == [2, 1]
