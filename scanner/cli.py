@@ -55,9 +55,12 @@ def cli(verbose: int) -> None:
               help="Members file (YAML or CSV): scan every member's domains and endpoints; "
                    "-o DIR then gets the portfolio (index.html, <member>.html, scan.json, scan.csv).")
 @store_option
-@click.option("--resume", is_flag=True, help="Finish the last interrupted run (no targets needed).")
+@click.option("--resume", is_flag=True, help="Finish the last interrupted run (no targets needed); with "
+              "--members, that file's last run if it was interrupted, else a new run.")
 @click.option("--fail-on-regression", is_flag=True,
-              help="Exit 1 when anything got worse than in the previous run of the same inventory.")
+              help="Exit 1 when anything got worse than in each target's last assessed result.")
+@click.option("--fail-on-unreachable", is_flag=True,
+              help="Exit 1 when a target that answered in an earlier run no longer does.")
 @click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
               help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
@@ -74,8 +77,9 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
 
     if not targets and not domains and not kw["members_file"] and not kw["resume"]:
         raise InputProblem("nothing to scan: give at least one TARGET, --domain NAME or --members FILE")
-    if kw["resume"] and (targets or domains or kw["members_file"]):
-        raise InputProblem("--resume finishes the last interrupted run with its own targets: give none")
+    if kw["resume"] and (targets or domains):
+        raise InputProblem("--resume finishes the last interrupted run with its own targets: give none "
+                           "(or --members FILE: that file's last interrupted run)")
     inventory = None
     try:
         if kw["members_file"]:
@@ -94,11 +98,12 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
             click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
                        "holds index.html, one page per member, scan.json and scan.csv", err=True)
     settings = build_settings(kw)
-    needs_store = kw["resume"] or kw["fail_on_regression"] or inventory is not None
+    needs_store = (kw["resume"] or kw["fail_on_regression"] or kw["fail_on_unreachable"]
+                   or inventory is not None)
     if kw["no_store"]:
         if needs_store:
-            raise InputProblem("--no-store cannot go with --members, --resume or --fail-on-regression, "
-                               "which need the history store")
+            raise InputProblem("--no-store cannot go with --members, --resume, --fail-on-regression or "
+                               "--fail-on-unreachable, which need the history store")
         sys.exit(run_plain_scan(target_list, settings, kw))
     if kw["store_url"] is None and not needs_store:
         # The default store is a convenience: a laptop scan must not fail because it cannot keep history.

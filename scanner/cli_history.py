@@ -28,7 +28,6 @@ from scanner.settings import Settings
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
     """``scan`` with history: record the run as targets finish, write reports from the store."""
-    from scanner.diff import print_diff
     from scanner.members import combine
     from scanner.portfolio import StoredScan, run_report, write_portfolio
     from scanner.reporters import render_all
@@ -40,26 +39,34 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
             click.echo(f"pledgescan: {w}", err=True)
     store = open_store(kw["store_url"])
     try:
-        if kw["resume"]:
+        if kw["resume"] and inventory is None:
             stored = StoredScan.resume(store, kw["lock_wait"])
         else:
-            stored = StoredScan.start(store, combine(inventory, targets), settings, inventory,
-                                      kw["lock_wait"])
+            from scanner.store import members_inventory
+
+            stored = StoredScan.start(
+                store, combine(inventory, targets), settings, inventory, kw["lock_wait"],
+                inventory_id=members_inventory(kw["members_file"]) if inventory is not None else None,
+                resume_unfinished=kw["resume"])
     except StoreBusy as exc:
         raise StoreBusyProblem(str(exc)) from None
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
     run = store.run(stored.run_id)
     portfolio = bool(run.members)
+    resumed = stored.recorder.resumed
+    if resumed and not quiet:
+        click.echo(f"pledgescan: resuming run {run.id} ({run.targets_done}/{run.targets_total} targets done)",
+                   err=True)
     try:
         report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
-                                     output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
-                                     on_result=stored.on_result, render=not (portfolio or kw["resume"]))
+                                     output=kw["output"], quiet=quiet or resumed, fail_on=kw["fail_on"],
+                                     on_result=stored.on_result, render=not (portfolio or resumed))
     except BaseException:
         stored.abort()
         raise
     run = stored.finish(report.stats)
-    if portfolio or kw["resume"]:
+    if portfolio or resumed:
         report = run_report(store, run)
         out = kw["output"]
         try:
@@ -80,18 +87,35 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     code = EXIT_OK
     if exceeds_threshold(report, kw["fail_on"]):
         code = EXIT_THRESHOLD
-    if kw["fail_on_regression"]:
-        diff = stored.regression()
-        if diff is not None and diff.regressed:
-            if not quiet:
-                from rich.console import Console
-
-                console = Console(stderr=True)
-                print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
-            click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
-                       err=True)
-            code = EXIT_THRESHOLD
+    if kw["fail_on_regression"] or kw["fail_on_unreachable"]:
+        code = max(code, _history_gate(stored.regression(), run.id, kw["fail_on_regression"],
+                                       kw["fail_on_unreachable"], quiet))
     store.close()
+    return code
+
+
+def _history_gate(diff: Any, run_id: int, regression: bool, unreachable: bool, quiet: bool) -> int:
+    """``--fail-on-regression`` / ``--fail-on-unreachable`` after a stored scan: the exit code."""
+    from scanner.diff import print_diff, target_state
+
+    if diff is None:
+        return EXIT_OK
+    since = f"since run {diff.run_a.id}" if diff.run_a else ""
+    code = EXIT_OK
+    if regression and diff.regressed:
+        if not quiet:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
+        click.echo(f"pledgescan: run {run_id} regressed {since}", err=True)
+        code = EXIT_THRESHOLD
+    if unreachable and diff.unreachable:
+        for t in diff.unreachable:
+            click.echo(f"pledgescan: {t.target}: {target_state(t)}", err=True)
+        click.echo(f"pledgescan: run {run_id}: {len(diff.unreachable)} target(s) that answered before "
+                   "no longer do", err=True)
+        code = EXIT_THRESHOLD
     return code
 
 
@@ -137,10 +161,13 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the JSON or HTML here instead of standard output.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when anything got worse.")
+@click.option("--fail-on-unreachable", is_flag=True,
+              help="Exit 1 when a target that answered before no longer does.")
 def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | None,
-         fail_on_regression: bool) -> None:
-    """What changed between two runs (default: the latest and the previous run of the same inventory):
-    per member, target and control, what newly fails, what was fixed, grade changes."""
+         fail_on_regression: bool, fail_on_unreachable: bool) -> None:
+    """What changed up to RUN_B (default: the latest run) since RUN_A (default: the previous run of the
+    same inventory): each target against its own last assessed result up to RUN_A; per member, target
+    and control, what newly fails, what was fixed, grade changes, unreachable, new and removed targets."""
     import json
 
     from scanner.diff import default_pair, diff_runs, print_diff
@@ -167,7 +194,7 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
                 raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
         else:
             click.echo(text, nl=False)
-    if fail_on_regression and d.regressed:
+    if (fail_on_regression and d.regressed) or (fail_on_unreachable and d.unreachable):
         sys.exit(EXIT_THRESHOLD)
 
 
@@ -230,4 +257,32 @@ def members_check(file: Path) -> None:
                f"{len(inv.targets) - eps} domains, {len(inv.warnings)} warning(s)")
 
 
-HISTORY_COMMANDS = (history, diff, report, members)
+@click.group(name="store")
+def store_group() -> None:
+    """The history store itself (schema migrations)."""
+
+
+@store_group.command(name="upgrade")
+@store_option
+def store_upgrade(store_url: str | None) -> None:
+    """Upgrade the store's schema to this version's (done anyway whenever pledgescan opens a store)."""
+    from scanner.migrations.runner import head
+    from scanner.store import Store, StoreError, redact
+
+    try:
+        store = Store(store_url, upgrade=False)
+        applied = store.upgrade()
+    except StoreError as exc:
+        raise InputProblem(str(exc)) from None
+    except Exception as exc:  # a database that is not a pledgescan store, a refused connection
+        raise InputProblem(f"cannot upgrade the history store: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    where = redact(store.url)
+    if applied:
+        click.echo(f"{where}: upgraded to revision {head()} (applied {', '.join(applied)})")
+    else:
+        click.echo(f"{where}: already at revision {head()}")
+    store.close()
+
+
+HISTORY_COMMANDS = (history, diff, report, members, store_group)
