@@ -321,10 +321,12 @@ class Store:
 
     def upgrade(self) -> list[str]:
         """Bring the schema to the newest revision; return the revisions applied (none: up to date)."""
-        from scanner.migrations.runner import upgrade
+        from scanner.migrations.runner import NewerSchema, upgrade
 
         try:
             return upgrade(self.engine)
+        except NewerSchema as exc:
+            raise StoreError(str(exc)) from None
         except OperationalError as exc:
             raise StoreError(f"cannot open the history store {redact(self.url)}: "
                              f"{str(exc.orig).splitlines()[0]}") from None

@@ -23,6 +23,17 @@ def config() -> Config:
     return cfg
 
 
+class NewerSchema(Exception):
+    """The store was upgraded by a newer pledgescan: this version does not know its revision."""
+
+
+def known(revision: str) -> bool:
+    try:
+        return ScriptDirectory(str(HERE)).get_revision(revision) is not None
+    except Exception:  # alembic.util.CommandError / ResolutionError: not one of ours
+        return False
+
+
 @cache
 def head() -> str:
     return str(ScriptDirectory(str(HERE)).get_current_head())
@@ -46,6 +57,9 @@ def upgrade(engine: Engine) -> list[str]:
         before = MigrationContext.configure(conn).get_current_revision()
         if before == head():
             return []  # another process upgraded it while we waited
+        if before is not None and not known(before):
+            raise NewerSchema(f"the history store has schema revision {before}, newer than this pledgescan "
+                              f"knows (up to {head()}): upgrade pledgescan to use it")
         cfg = config()
         cfg.attributes["connection"] = conn
 
