@@ -132,6 +132,25 @@ class BaselineRef(Frozen):
     version: str
 
 
+TargetState = Literal["assessed", "back", "new", "unreachable", "not_assessed", "removed"]
+
+
+class TargetComparison(Frozen):
+    """A stored target against its own past (reports of the history store only): its state, and the
+    last decided result it is compared with. ``unreachable``: it answered before and not now (neutral,
+    left out of grades and scores); ``back``: it answers again after that; ``new``/``removed``: it joined
+    or left the inventory; ``not_assessed``: never reached yet."""
+
+    member: str | None
+    target: str
+    state: TargetState
+    grade_before: str | None = None  # grade of the result it is compared with
+    compared_run: str | None = None  # the run holding that result
+    last_assessed: datetime | None = None
+    unreachable_since: datetime | None = None
+    summary: str = ""  # the state in words
+
+
 class Report(Frozen):
     """One scan run: what reporters render."""
 
@@ -142,3 +161,4 @@ class Report(Frozen):
     targets: tuple[TargetResult, ...]
     run_id: str | None = None
     stats: dict[str, Any] = Field(default_factory=dict)
+    comparison: tuple[TargetComparison, ...] = ()  # stored runs: each target against its own past

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from scanner.baseline import Baseline, load_baseline
 from scanner.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
-from scanner.models import BaselineRef, Report, Status, ToolInfo
+from scanner.models import BaselineRef, Report, Status, TargetComparison, ToolInfo
 from scanner.store import ResultSummary, RunInfo, Store
 
 NO_MEMBER_PAGE = "_unassigned"
@@ -191,11 +191,34 @@ def _baseline(run: RunInfo) -> Baseline | None:
 
 
 def run_report(store: Store, run: RunInfo) -> Report:
-    """A stored run as a ``Report`` (what the JSON/CSV/HTML reporters take)."""
+    """A stored run as a ``Report`` (what the JSON/CSV/HTML reporters take), with each target's
+    comparison with its own past."""
+    targets = tuple(store.results(run.id))
     return Report(schema_version="1.0", tool=ToolInfo(version=run.tool_version),
                   baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
-                  generated_at=run.started_at, targets=tuple(store.results(run.id)), run_id=str(run.id),
-                  stats={**run.stats, "run_status": run.status})
+                  generated_at=run.started_at, targets=targets, run_id=str(run.id),
+                  stats={**run.stats, "run_status": run.status},
+                  comparison=comparisons(store, run, targets))
+
+
+def comparisons(store: Store, run: RunInfo, targets: tuple[Any, ...]) -> tuple[TargetComparison, ...]:
+    """Every target of the run (and those that left the inventory) with its state against its past."""
+    prev = reference_run(store, run)
+    if prev is None:
+        return ()
+    notable = {(md.member, t.target): t for md in diff_runs(store, prev, run).members for t in md.targets}
+    out = []
+    removed = [k for k, t in notable.items() if t.state == "removed"]
+    for key in [*((t.member, t.target) for t in targets), *removed]:
+        t = notable.get(key)
+        if t is None:
+            out.append(TargetComparison(member=key[0], target=key[1], state="assessed", summary="compared"))
+            continue
+        out.append(TargetComparison(
+            member=key[0], target=key[1], state=t.state, grade_before=t.grade_before,
+            compared_run=str(t.compared_run) if t.compared_run is not None else None,
+            last_assessed=t.last_assessed, unreachable_since=t.unreachable_since, summary=target_state(t)))
+    return tuple(out)
 
 
 # -- rendering --------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ edits and outages, on real SQLite and PostgreSQL stores (results constructed thr
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +14,7 @@ from rich.console import Console
 from scanner.control_history import histories, member_histories
 from scanner.diff import diff_runs, print_diff, target_state
 from scanner.portfolio import chain_linked, reference_run, write_portfolio
+from scanner.reporters.json_report import validate
 from scanner.store import Observation, Store
 from tests.test_store import pg_store_url
 from tests.testbed.portfolio import make_result, make_target
@@ -120,7 +123,7 @@ def test_portfolio_shows_unreachable_neutral_and_keeps_it_out_of_the_trend(store
     # Given alpha (score 100) and beta (a failing control) assessed, then alpha not answering
     record(store, [make_result(A1), make_result(B1, {"H2": "fail"})])
     run2 = record(store, [down(A1), make_result(B1, {"H2": "fail"})])
-    write_portfolio(store, run2, tmp_path / "site", formats=("json",))
+    write_portfolio(store, run2, tmp_path / "site", formats=("json", "csv"))
     index = (tmp_path / "site" / "index.html").read_text()
     # Then alpha's row says unreachable, in the neutral style, not "A+ -> ?" in the better style
     assert 'class="unreachable">unreachable since' in index and "(last assessed" in index
@@ -128,6 +131,16 @@ def test_portfolio_shows_unreachable_neutral_and_keeps_it_out_of_the_trend(store
     # and the trend does not move because alpha left the average (beta's score is unchanged)
     mean = round((100 + store.member_scores([run2 - 1])[run2 - 1]["beta"][1]) / 2, 1)
     assert f"Mean member score per run: run {run2 - 1} {mean}, run {run2} {mean}" in index
+    # scan.json and scan.csv carry each target's state against its past (and follow the schema)
+    doc = json.loads((tmp_path / "site" / "scan.json").read_text())
+    validate(doc)
+    states = {c["member"]: c for c in doc["comparison"]}
+    assert states["alpha"]["state"] == "unreachable" and states["alpha"]["grade_before"] == "A+"
+    assert states["alpha"]["compared_run"] == str(run2 - 1) and states["beta"]["state"] == "assessed"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "scan.csv").read_text())))
+    alpha_rows = [r for r in rows if r["member"] == "alpha"]
+    assert alpha_rows and {r["target_state"] for r in alpha_rows} == {"unreachable"}
+    assert alpha_rows[0]["target_history"].startswith("unreachable since")
 
 
 def test_chain_linked_trend() -> None:

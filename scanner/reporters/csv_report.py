@@ -16,7 +16,7 @@ from scanner.reporters import top_finding
 
 COLUMNS = (
     "member", "member_name", "kind", "target", "grade", "score", "control", "control_title", "area",
-    "status", "severity", "finding", "remediation",
+    "status", "severity", "finding", "remediation", "target_state", "target_history",
 )
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -41,7 +41,9 @@ class CsvReporter:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(COLUMNS)
+        history = {(c.member, c.target): c for c in report.comparison}
         for t in report.targets:
+            past = history.get((t.member, t.target))
             for c in t.controls:
                 top = top_finding(c)
                 row = (
@@ -49,6 +51,7 @@ class CsvReporter:
                     c.status.value, c.severity.value,
                     top.title if top else "",
                     (top.remediation or "") if top and c.status.value in ("fail", "warn") else "",
+                    past.state if past else "", past.summary if past else "",
                 )
                 writer.writerow([safe_cell(v) for v in row])
         return buf.getvalue()

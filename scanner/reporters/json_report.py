@@ -68,6 +68,8 @@ def target_dict(result: TargetResult) -> dict[str, Any]:
 
 def report_dict(report: Report) -> dict[str, Any]:
     """The whole report as plain JSON data (no bytes, no enums, no datetimes)."""
+    extra = {"comparison": [c.model_dump(mode="json") for c in report.comparison]} \
+        if report.comparison else {}  # reports of stored runs only
     return {
         "schema_version": report.schema_version,
         "tool": {"name": report.tool.name, "version": report.tool.version},
@@ -76,6 +78,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "run_id": report.run_id,
         "targets": [target_dict(t) for t in report.targets],
         "stats": jsonable(report.stats),
+        **extra,
     }
 
 
