@@ -381,9 +381,11 @@ class Store:
     def resume_run(self, run_id: int | None = None, wait: float = 0.0) -> RunRecorder:
         """Take the run's inventory lock and reopen it (default: the latest unfinished run)."""
         with self._read() as c:
-            if run_id is None:
-                run_id = c.execute(select(func.max(RunRow.id)).where(RunRow.status != "complete")
-                                   ).scalar_one_or_none()
+            if run_id is None:  # the latest unfinished run that no live process is running
+                live = self._live_runs(c)
+                unfinished = c.execute(select(RunRow.id).where(RunRow.status != "complete")
+                                       .order_by(RunRow.id.desc()).limit(len(live) + 1)).scalars().all()
+                run_id = next((r for r in unfinished if r not in live), unfinished[0] if unfinished else None)
                 any_run = c.execute(select(func.max(RunRow.id))).scalar_one_or_none()
                 if run_id is None:
                     raise StoreError("nothing to resume: " + ("every run in the store is complete"

@@ -187,3 +187,27 @@ def test_a_run_of_selected_checks_is_not_a_reference(store: Store) -> None:
         for t in (A1, B1):
             rec.on_result(make_result(t), None)
     assert reference_run(store, store.run(rec.run_id)) is None
+
+
+def test_resume_alone_skips_a_run_another_process_is_running(store: Store) -> None:
+    # Given an interrupted one-URL run, then a portfolio run in progress
+    with pytest.raises(KeyboardInterrupt), store.start_run([A1, B1], baseline_id="pledge4",
+                                                           baseline_version="1", tool_version="0") as rec:
+        rec.on_result(make_result(A1), None)
+        raise KeyboardInterrupt
+    running = store.start_run([C1], baseline_id="pledge4", baseline_version="1", tool_version="0",
+                              inventory=INVENTORY)
+    try:
+        # When --resume alone is asked for, Then it takes the interrupted run, at once
+        with store.resume_run(wait=0) as again:
+            assert again.run_id == rec.run_id and [t.key for t in again.pending] == [B1.key]
+            again.on_result(make_result(B1), None)
+        # and a --members --resume of the running file waits for it (here: refused at once)
+        from scanner.store import StoreBusy
+
+        with pytest.raises(StoreBusy, match=f"in progress: run {running.run_id} "):
+            store.start_run([C1], baseline_id="pledge4", baseline_version="1", tool_version="0",
+                            inventory=INVENTORY, resume_unfinished=True)
+    finally:
+        running.finish()
+    assert store.run(rec.run_id).status == "complete"
