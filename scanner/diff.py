@@ -180,16 +180,42 @@ def _classify(before: str, after: str) -> ChangeKind:
     return "changed"
 
 
-def _control_changes(ra: ResultSummary, rb: ResultSummary, titles: dict[str, str]) -> list[ControlChange]:
+def _control_changes(ra: ResultSummary, rb: ResultSummary, titles: dict[str, str],
+                     earlier: dict[str, tuple[str, str]] | None = None) -> list[ControlChange]:
+    """Control by control; a control undecided in ``ra`` (error) is compared with its last decided
+    status before it (``earlier``), like the target itself."""
     out = []
     for cid, (st_b, sev_b) in rb.controls.items():
-        st_a = ra.controls.get(cid, (None, None))[0]
+        st_a, sev_a = ra.controls.get(cid, (None, None))
+        if st_a not in BADNESS and st_b in BADNESS and earlier and cid in earlier:
+            st_a, sev_a = earlier[cid]
         if st_a is None or st_a == st_b:
             continue
         out.append(ControlChange(
             target=rb.target, kind_of_target=rb.kind, control=cid, title=titles.get(cid, cid),
-            before=st_a, after=st_b, severity=sev_b if st_b in ("fail", "warn") else ra.controls[cid][1],
+            before=st_a, after=st_b, severity=sev_b if st_b in ("fail", "warn") else str(sev_a),
             change=_classify(st_a, st_b)))
+    return out
+
+
+def _earlier_controls(store: Store, run_a: RunInfo, run_b: RunInfo,
+                      pairs: list[tuple[ResultSummary, ResultSummary]]
+                      ) -> dict[tuple[str | None, str], dict[str, tuple[str, str]]]:
+    """For controls decided now but not in the result compared with: their last decided status."""
+    wanted: dict[tuple[str | None, str], set[str]] = {}
+    for ra, rb in pairs:
+        for c, (st, _sev) in rb.controls.items():
+            if st in BADNESS and ra.controls.get(c, ("", ""))[0] not in BADNESS:
+                wanted.setdefault((rb.member, rb.target_key), set()).add(c)
+    out: dict[tuple[str | None, str], dict[str, tuple[str, str]]] = {}
+    if not wanted:
+        return out
+    for o in store.observations(upto=run_a.id, selection=run_b.selection, with_controls=True,
+                                target_keys={k for _m, k in wanted}):
+        for cid in wanted.get((o.member, o.target_key), ()):
+            st = o.controls.get(cid)
+            if st is not None and st[0] in BADNESS:
+                out.setdefault((o.member, o.target_key), {})[cid] = st  # oldest first: the last one wins
     return out
 
 
@@ -241,6 +267,10 @@ def compare_runs(store: Store, run_a: RunInfo | None, run_b: RunInfo,
         for r in store.summaries(run_a.id):
             if (r.member, r.target_key) not in planned:
                 removed.setdefault(r.member, []).append(r)
+    pairs = [(refs[p.reference.result_id], rb) for rb in after if rb.decided
+             for p in [pasts.get((rb.member, rb.target_key))] if p and p.reference
+             and p.reference.result_id in refs]
+    earlier = _earlier_controls(store, run_a, run_b, pairs) if run_a is not None else {}
     out = []
     for member in [*by_member, *(m for m in removed if m not in by_member)]:
         rows = by_member.get(member, [])
@@ -258,7 +288,7 @@ def compare_runs(store: Store, run_a: RunInfo | None, run_b: RunInfo,
                     md.targets.append(TargetGrade(rb.target, ra.grade, rb.grade, ra.score, rb.score,
                                                   "back" if back else "assessed", ref.run_id if ref else None,
                                                   ref.started_at if ref else None, past.down_since))
-                md.controls.extend(_control_changes(ra, rb, titles))
+                md.controls.extend(_control_changes(ra, rb, titles, earlier.get((member, rb.target_key))))
                 compared_a.append(ra)
                 compared_b.append(rb)
             elif rb.decided:

@@ -211,3 +211,16 @@ def test_resume_alone_skips_a_run_another_process_is_running(store: Store) -> No
     finally:
         running.finish()
     assert store.run(rec.run_id).status == "complete"
+
+
+def test_a_control_that_errored_last_time_is_compared_with_its_last_decided_status(store: Store) -> None:
+    # Given T4 passing, then undecided (the handshake timed out) while the target answered otherwise
+    record(store, [make_result(A1), make_result(B1)])
+    record(store, [make_result(A1, {"T4": "error"}), make_result(B1)])
+    # When T4 fails next time
+    record(store, [make_result(A1, {"T4": "fail"}), make_result(B1)])
+    d = latest_diff(store)
+    # Then that is a regression against its last decided status (pass), not an "error -> fail" change
+    [t4] = [c for m in d.members for c in m.controls]
+    assert (t4.control, t4.before, t4.after, t4.change) == ("T4", "pass", "fail", "newly_failing")
+    assert d.regressed
