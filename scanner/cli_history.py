@@ -12,15 +12,19 @@ import click
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
+    EXIT_UNASSESSED,
     EXIT_USAGE,
     FORMATS,
     InputProblem,
+    ScanInterrupted,
     StoreBusyProblem,
     exceeds_threshold,
     execute_scan,
     listing_console,
+    not_assessed,
     open_store,
     store_option,
+    unassessed_message,
 )
 from scanner.models import Target
 from scanner.settings import Settings
@@ -55,6 +59,9 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
                                      output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
                                      on_result=stored.on_result, render=not (portfolio or kw["resume"]))
+    except KeyboardInterrupt:
+        stored.abort()
+        raise ScanInterrupted(stored.run_id, kw["store_url"]) from None
     except BaseException:
         stored.abort()
         raise
@@ -80,18 +87,21 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     code = EXIT_OK
     if exceeds_threshold(report, kw["fail_on"]):
         code = EXIT_THRESHOLD
+    unassessed = not_assessed(report)
     if kw["fail_on_regression"]:
         diff = stored.regression()
         if diff is not None and diff.regressed:
             if not quiet:
-                from rich.console import Console
+                from scanner.reporters.terminal import plain_console
 
-                console = Console(stderr=True)
-                print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
+                print_diff(diff, plain_console(stderr=True))
             click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
                        err=True)
             code = EXIT_THRESHOLD
     store.close()
+    if unassessed:
+        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+        return EXIT_UNASSESSED
     return code
 
 
@@ -157,7 +167,9 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
         raise InputProblem(str(exc)) from None
     d = diff_runs(store, a, b)
     if fmt == "table":
-        print_diff(d)
+        from scanner.reporters.terminal import plain_console
+
+        print_diff(d, plain_console())
     else:
         text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
         if output:

@@ -14,6 +14,7 @@ from scanner.models import Report, Severity, Status, Target
 from scanner.settings import Settings
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
+EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
 FORMATS = ("html", "json", "csv", "sarif")
 FAIL_ON = ("critical", "high", "medium", "low", "never")
 
@@ -22,6 +23,15 @@ class InputProblem(click.ClickException):
     """A user-input error: printed as one line, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a stored run: the message says how to finish it."""
+
+    def __init__(self, run_id: int, store_url: str | None) -> None:
+        store = f" --store {store_url}" if store_url else ""
+        super().__init__(f"run {run_id} keeps the targets it finished; "
+                         f"`pledgescan scan --resume{store}` completes it")
 
 
 def parse_resolve(values: tuple[str, ...]) -> dict[tuple[str, int], str]:
@@ -74,6 +84,40 @@ def _split_ids(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(x.strip() for v in values for x in v.split(",") if x.strip())
 
 
+def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
+    """Refuse an unknown ``--only``/``--skip`` ID before scanning, with the nearest known IDs."""
+    import difflib
+
+    from scanner.baseline import load_baseline
+    from scanner.plugins import load_checks
+
+    asked = [("--only", x) for x in sorted(only)] + [("--skip", x) for x in sorted(skip)]
+    if not asked:
+        return
+    baseline = load_baseline()
+    controls = [c.id for c in baseline.controls]
+    known = set(controls) | set(load_checks(controls).by_id())
+    for opt, name in asked:
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+            near += [k for k in sorted(known) if k.lower() == name.lower() and k not in near]
+            hint = f" (did you mean {' or '.join(near)}?)" if near else " (`pledgescan checks` lists them)"
+            raise InputProblem(f"{opt} {name}: unknown check or control ID{hint}")
+
+
+def not_assessed(report: Report) -> bool:
+    """True when targets were scanned but none of them had a single control decided."""
+    return bool(report.targets) and all(t.decided == 0 for t in report.targets)
+
+
+def unassessed_message(report: Report) -> str:
+    n = len(report.targets)
+    first = next((e for t in report.targets for e in t.errors), "")
+    why = f" (first error: {first[:200]})" if first else ""
+    return (f"no target could be assessed: all {n} target(s) unreachable or undecided{why}; "
+            "exit code 4" if n > 1 else f"the target could not be assessed{why}; exit code 4")
+
+
 def exceeds_threshold(report: Report, fail_on: str) -> bool:
     """Did any control fail at or above the ``--fail-on`` severity?"""
     if fail_on == "never":
@@ -120,13 +164,51 @@ def scan_options(func: Any) -> Any:
         click.option("--contact", metavar="URL",
                      help="Contact URL added to the User-Agent, so site owners can reach you."),
         click.option("-q", "--quiet", is_flag=True, help="No progress display or summary; errors only."),
+        verbose_option,
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
+def configure_logging(verbose: int) -> None:
+    """-v: info, -vv: debug; without -v, library deprecation chatter is hidden."""
+    import logging
+    import warnings
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if not verbose:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*serial number.*")
+    else:
+        warnings.resetwarnings()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _verbose_after_command(ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    """``pledgescan scan -v``: the same as ``pledgescan -v scan`` (the counts add up)."""
+    if value:
+        root = ctx.find_root()
+        total = value + int((root.obj or {}).get("verbose", 0))
+        root.obj = {**(root.obj or {}), "verbose": total}
+        configure_logging(total)
+    return value
+
+
+verbose_option = click.option("-v", "--verbose", count=True, expose_value=False, is_eager=True,
+                              callback=_verbose_after_command,
+                              help="More log output (-vv for debug); also accepted before the command.")
+
+
+def quiet_requested(kw: dict[str, Any]) -> bool:
+    """``-q`` after the command, or before it (``pledgescan -q scan``)."""
+    ctx = click.get_current_context(silent=True)
+    root_obj = (ctx.find_root().obj if ctx else None) or {}
+    return bool(kw.get("quiet")) or bool(root_obj.get("quiet"))
+
+
 def build_settings(kw: dict[str, Any]) -> Settings:
+    check_selection(_split_ids(kw.get("only") or ()), _split_ids(kw.get("skip") or ()))
     return Settings(
         timeout=kw["timeout"],
         target_deadline=kw["target_deadline"],
@@ -225,7 +307,6 @@ def open_store(url: str | None) -> Any:
 
 def listing_console() -> Any:
     """A console for listings: wide enough for whole IDs even when piped."""
-    from rich.console import Console
+    from scanner.reporters.terminal import plain_console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return plain_console()
