@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.cli_history import HISTORY_COMMANDS, run_stored_scan
+from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -25,6 +25,7 @@ from scanner.cli_support import (
     InputProblem,
     ScanInterrupted,
     build_settings,
+    check_output,
     configure_logging,
     exceeds_threshold,
     execute_scan,
@@ -92,10 +93,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     except InputError as exc:
         raise InputProblem(str(exc)) from None
     if inventory is not None:
-        out = kw["output"]
-        if out is not None and out.exists() and not out.is_dir():
-            raise InputProblem(f"-o {out}: is a file; a members scan writes the portfolio into a directory "
-                               "(index.html, <member>.html, scan.json, scan.csv)")
+        check_output(("html",), kw["output"] or Path(PORTFOLIO_DIR), portfolio=True)
         if kw["formats"] and not kw["quiet"]:
             click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
                        "holds index.html, one page per member, scan.json and scan.csv", err=True)

@@ -18,6 +18,8 @@ from scanner.cli_support import (
     InputProblem,
     ScanInterrupted,
     StoreBusyProblem,
+    check_output,
+    default_output,
     exceeds_threshold,
     execute_scan,
     listing_console,
@@ -28,6 +30,8 @@ from scanner.cli_support import (
 )
 from scanner.models import Target
 from scanner.settings import Settings
+
+PORTFOLIO_DIR = "pledgescan-portfolio"  # where a members scan writes without -o
 
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
@@ -55,6 +59,14 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         raise InputProblem(str(exc)) from None
     run = store.run(stored.run_id)
     portfolio = bool(run.members)
+    formats = kw["formats"] or ("html",)
+    out = (kw["output"] or Path(PORTFOLIO_DIR)) if portfolio else \
+        default_output(formats, kw["output"], "pledgescan-report")
+    try:
+        check_output(formats, out, portfolio=portfolio)
+    except InputProblem:
+        stored.abort()
+        raise
     try:
         report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
                                      output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
@@ -68,16 +80,12 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     run = stored.finish(report.stats)
     if portfolio or kw["resume"]:
         report = run_report(store, run)
-        out = kw["output"]
         try:
-            if portfolio:
-                paths = write_portfolio(store, run.id, out or Path("pledgescan-portfolio"))
-            else:
-                formats = kw["formats"] or ("html",)
-                paths = render_all(report, formats, out or Path(f"pledgescan-report.{formats[0]}"
-                                                              if len(formats) == 1 else "pledgescan-report"))
+            paths = write_portfolio(store, run.id, out) if portfolio else render_all(report, formats, out)
         except (OSError, ValueError) as exc:
-            raise InputProblem(f"cannot write the reports: {getattr(exc, 'strerror', None) or exc}") from None
+            raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}; "
+                               f"the run is stored: `pledgescan report {run.id} -o DIR` writes them"
+                               ) from None
         if not quiet:
             for p in paths:
                 click.echo(f"report written: {p}", err=True)
@@ -172,11 +180,12 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
         print_diff(d, plain_console())
     else:
         text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
-        if output:
+        if output and str(output) != "-":
             try:
                 write_atomic(output, text)
-            except OSError as exc:
-                raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise InputProblem(f"cannot write {output}: {why}") from None
         else:
             click.echo(text, nl=False)
     if fail_on_regression and d.regressed:

@@ -225,17 +225,47 @@ def build_settings(kw: dict[str, Any]) -> Settings:
     )
 
 
-def check_output(formats: tuple[str, ...], output: Path | None) -> None:
-    """Refuse an impossible output before scanning, not after a long scan."""
-    if output is None:
-        return
-    if len(set(formats)) > 1 and output.exists() and not output.is_dir():
-        raise InputProblem(f"-o {output}: is a file; with several formats --output must be a directory")
-    parent = output if len(set(formats)) > 1 else output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise InputProblem(f"-o {output}: {parent} is not a directory")
+def default_output(formats: tuple[str, ...], output: Path | None, default_name: str) -> Path:
+    """``-o`` as given, else ``<default_name>.<format>`` (one format) or the directory ``<default_name>``."""
+    if output is not None:
+        return output
+    return Path(f"{default_name}.{formats[0]}") if len(set(formats)) == 1 else Path(default_name)
+
+
+def check_output(formats: tuple[str, ...], output: Path, *, portfolio: bool = False) -> None:
+    """Refuse an impossible output before scanning, not after a long scan: a device, FIFO, socket or
+    outside symlink as the file, a directory that cannot be written, ``-o -`` with several formats."""
+    from scanner.reporters import REPORT_STEM, available_reporters
+    from scanner.reporters.output import OutputRefused, check_directory, check_file, is_stdout
+
+    wanted = list(dict.fromkeys(formats))
+    reporters = available_reporters()
+    exts = [reporters[f].extension if f in reporters else f for f in wanted]
+    try:
+        if is_stdout(output):
+            if portfolio:
+                raise OutputRefused("-o -: a members scan writes a directory (index.html, a page per "
+                                    "member, scan.json, scan.csv, scan.xlsx); give -o DIR")
+            if len(wanted) > 1:
+                raise OutputRefused("-o - writes one format to standard output: ask for one --format")
+            return
+        if portfolio or len(wanted) > 1:
+            if output.exists() and not output.is_dir():
+                need = ("a members scan writes the portfolio into a directory (index.html, <member>.html, "
+                        "scan.json, scan.csv)" if portfolio else
+                        "with several formats -o must be a directory")
+                raise OutputRefused(f"-o {output}: is a file; {need}")
+            check_directory(output)
+            names = ["index.html", "scan.json", "scan.csv", "scan.xlsx"] if portfolio else \
+                [f"{REPORT_STEM}.{e}" for e in exts]
+            for name in names:
+                check_file(output / name)
+        elif output.is_dir():
+            check_file(output / f"{REPORT_STEM}.{exts[0]}")
+        else:
+            check_file(output)
+    except OutputRefused as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
@@ -252,8 +282,10 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     from scanner.reporters import render_all
     from scanner.reporters.terminal import print_summary
 
+    formats = formats or ("html",)
+    out = default_output(formats, output, default_name)
     if render:
-        check_output(formats or ("html",), output)
+        check_output(formats, out)
     progress = ScanProgress(len(targets), enabled=not quiet)
 
     async def result_cb(result: Any, snap: Any) -> None:
@@ -265,14 +297,17 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
 
     with progress:
         report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start))
-    formats = formats or ("html",)
-    out = output or (Path(f"{default_name}.{formats[0]}") if len(formats) == 1 else Path(default_name))
     try:
         paths = render_all(report, formats, out) if render else []
     except (OSError, ValueError) as exc:
-        raise InputProblem(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write the report to {out}: {getattr(exc, 'strerror', None) or exc}"
+                           ) from None
     if not quiet:
-        print_summary(report)
+        from scanner.reporters.output import is_stdout
+        from scanner.reporters.terminal import plain_console
+
+        # with -o - the report owns standard output: the summary goes to stderr
+        print_summary(report, plain_console(stderr=True) if is_stdout(out) and render else None)
         for p in paths:
             click.echo(f"report written: {p}", err=True)
     return report, paths
