@@ -15,7 +15,7 @@ from scanner.settings import Settings
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
 EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
-FORMATS = ("html", "json", "csv", "sarif")
+FORMATS = ("html", "json", "csv", "sarif", "xlsx")
 FAIL_ON = ("critical", "high", "medium", "low", "never")
 
 

@@ -233,7 +233,7 @@ def render_diff(diff: RunDiff) -> str:
 
 
 def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
-                    formats: tuple[str, ...] = ("json", "csv")) -> list[Path]:
+                    formats: tuple[str, ...] = ("json", "csv", "xlsx")) -> list[Path]:
     """Write the portfolio of a stored run into ``outdir``; return the paths written."""
     from scanner.reporters import builtin_reporters, write_atomic
 
@@ -250,8 +250,27 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
         report = run_report(store, run)
         for fmt in formats:
             rep = reporters[fmt]
-            paths.append(write_atomic(outdir / f"scan.{rep.extension}", rep.render(report)))
+            data = xlsx_workbook(report, members) if fmt == "xlsx" else rep.render(report)
+            paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
     return paths
+
+
+def xlsx_workbook(report: Report, members: list[MemberRow]) -> bytes:
+    """The portfolio's spreadsheet, with each member's contact and change since the last run."""
+    from scanner.reporters.xlsx_report import MemberExtra, workbook
+
+    def change(row: MemberRow) -> str:
+        ch = row.change
+        if ch is None:
+            return "first run"
+        parts = []
+        if ch.grade_before != ch.grade_after:
+            parts.append(f"grade {ch.grade_before or 'new'} -> {ch.grade_after}")
+        parts += [f"{len(ch.newly_failing)} newly failing"] if ch.newly_failing else []
+        parts += [f"{len(ch.fixed)} fixed"] if ch.fixed else []
+        return "; ".join(parts) or "no change"
+
+    return workbook(report, {r.id: MemberExtra(contact=r.contact, change=change(r)) for r in members})
 
 
 def write_diff(diff: RunDiff, path: Path) -> Path:

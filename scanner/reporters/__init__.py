@@ -46,8 +46,10 @@ def builtin_reporters() -> dict[str, Any]:
     from scanner.reporters.html import HtmlReporter
     from scanner.reporters.json_report import JsonReporter
     from scanner.reporters.sarif import SarifReporter
+    from scanner.reporters.xlsx_report import XlsxReporter
 
-    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter())}
+    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter(),
+                                  XlsxReporter())}
 
 
 def available_reporters() -> dict[str, Any]:
