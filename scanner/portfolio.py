@@ -189,7 +189,12 @@ def _env() -> Any:
     return env
 
 
-def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str, list[MemberRow]]:
+DOWNLOADS = {"json": "every result, machine-readable", "csv": "one row per target and control",
+             "xlsx": "spreadsheet: members, targets, findings"}
+
+
+def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tuple[str, ...] = ()
+                 ) -> tuple[str, list[MemberRow]]:
     baseline = _baseline(run)
     areas = list(baseline.areas) if baseline else ["T", "H", "C", "E", "D"]
     after = store.summaries(run.id)
@@ -212,19 +217,21 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str,
         run=run, prev=prev, members=members, areas=areas,
         area_names=dict(baseline.areas) if baseline else {}, bars=bars, trend=trend,
         report=_footer_report(run), script=Markup(TABLE_JS), script_hash=TABLE_JS_HASH,
+        downloads=[(f"scan.{fmt}", DOWNLOADS.get(fmt, fmt)) for fmt in downloads],
         now=datetime.now(UTC))
     return html, members
 
 
 def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
-    from scanner.reporters.html import target_view
+    from scanner.reporters.html import fix_first, target_view, worst_first
 
     baseline = _baseline(run)
-    views = [target_view(t, i, baseline) for i, t in enumerate(store.results(run.id, member=row.id), 1)
-             if t.member == row.id]
+    results = worst_first(t for t in store.results(run.id, member=row.id) if t.member == row.id)
+    views = [target_view(t, i, baseline) for i, t in enumerate(results, 1)]
     trend = _trend(store, run, member=row.id, all_members=False)
     return _env().get_template("member.html").render(
-        run=run, member=row, targets=views, change=row.change, trend=trend, report=_footer_report(run))
+        run=run, member=row, targets=views, fixes=fix_first(views), change=row.change, trend=trend,
+        report=_footer_report(run))
 
 
 def render_diff(diff: RunDiff) -> str:
@@ -240,7 +247,7 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     run = store.run(run_ref)
     prev = store.previous_run(run.id)
     outdir.mkdir(parents=True, exist_ok=True)
-    index, members = render_index(store, run, prev)
+    index, members = render_index(store, run, prev, formats)
     paths = []
     for row in members:  # one member in memory at a time
         paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
