@@ -58,6 +58,18 @@ class EvNode:
     inline: bool = False  # a short list or small record shown on one line (``a · b · c``)
 
 
+_REPR_NAME = re.compile(r"<Name\(([^<>]*)\)>")
+_REPR_CERT = re.compile(r"<Certificate\(subject=([^<>]*?)(?:, \.\.\.)?\)>")
+
+
+def readable(text: str) -> str:
+    """Python reprs that libraries put into error messages, as text: "<Certificate(subject=<Name(CN=a)>,
+    ...)>" -> "certificate CN=a"."""
+    if "<" not in text:
+        return text
+    return _REPR_CERT.sub(r"certificate \1", _REPR_NAME.sub(r"\1", text))
+
+
 def clip(text: Any, limit: int = MAX_TEXT) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (the template escapes it)."""
     s = "" if text is None else str(text)
@@ -72,7 +84,7 @@ def shape_evidence(value: Any, *, max_text: int = MAX_TEXT, max_items: int = MAX
     def text(v: Any) -> EvNode:
         if v is None:
             return EvNode("none", "—")
-        s = ("yes" if v else "no") if isinstance(v, bool) else str(v)
+        s = ("yes" if v else "no") if isinstance(v, bool) else readable(str(v))
         if len(s) > max_text:
             return EvNode("text", s[:max_text], clipped=len(s) - max_text)
         return EvNode("text", s)
@@ -457,6 +469,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["clip"] = clip
+    env.filters["readable"] = readable
     env.filters["code_spans"] = code_spans
     env.filters["grade_class"] = grade_class
     env.filters["datetime"] = format_datetime

@@ -9,6 +9,7 @@ to A4 as Chromium does; ``screenshot`` saves a PNG. The browser is stopped by it
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -139,10 +140,8 @@ class Browser:
             self.proc.wait(timeout=10)
         finally:
             for fd in (self._to_browser, self._from_browser):
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
             self._profile.cleanup()
 
     def __enter__(self) -> Browser:
@@ -156,13 +155,20 @@ class Browser:
 OVERFLOW_JS = """
 (() => {
   const vw = document.documentElement.clientWidth;
-  const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
-      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; } return false; };
+  const scrolls = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
   const out = [];
   for (const el of document.body.querySelectorAll('*')) {
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
-    if (r.right > vw + 1 && !scrolls(el)) out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+    if (r.right > vw + 1 && !scrolls(el)) {
+      out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+    }
   }
   return {viewport: vw, page: document.documentElement.scrollWidth, wide: out.slice(0, 20)};
 })()
