@@ -127,6 +127,9 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
     from scanner.portfolio import iter_history
 
     rows = list(iter_history(open_store(store_url), member=member, limit=limit))
+    if member is not None and not rows:
+        raise InputProblem(f"--member {member}: no run in the store scanned this member "
+                           "(the ID is the members file's id, e.g. 'good-school')")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -169,6 +172,10 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
     if len(runs) > 2:
         raise InputProblem("diff takes at most two run IDs")
     store = open_store(store_url)
+    if len(runs) < 2 and first_run_only(store, runs[0] if runs else "latest"):
+        click.echo("pledgescan: nothing to compare yet: there is no earlier run; "
+                   "`pledgescan diff` reports changes from the second run on", err=True)
+        return
     try:
         a, b = default_pair(store, *(runs + (None, None))[:2])
     except StoreError as exc:
@@ -190,6 +197,17 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
             click.echo(text, nl=False)
     if fail_on_regression and d.regressed:
         sys.exit(EXIT_THRESHOLD)
+
+
+def first_run_only(store: Any, ref: str) -> bool:
+    """True when ``ref`` names a run the store has, and no run came before it (nothing to diff yet)."""
+    from scanner.store import StoreError
+
+    try:
+        run = store.run(ref)
+    except StoreError:
+        return False
+    return store.previous_run(run.id) is None and store.previous_run(run.id, same_inventory=False) is None
 
 
 @click.command()
