@@ -206,7 +206,9 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tu
             if md.member in rows:
                 rows[md.member].change = md
     del after
-    members = sorted(rows.values(), key=lambda r: (-r.grade_rank, r.score or 0, r.name.lower()))
+    # worst grade first; members that could not be assessed after every graded one
+    members = sorted(rows.values(), key=lambda r: (r.grade not in GRADES, -r.grade_rank, r.score or 0,
+                                                   r.name.lower()))
     dist = {g: 0 for g in [*GRADES, "?"]}
     for m in members:
         dist[m.grade if m.grade in dist else "?"] += 1
