@@ -25,8 +25,9 @@ class InputProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-class ScanInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a stored run: the message says how to finish it."""
+class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an error)
+    """Ctrl-C during a stored run: the message says how to finish it (exit 130). Not a KeyboardInterrupt,
+    which click would turn into a bare "Aborted"."""
 
     def __init__(self, run_id: int, store_url: str | None) -> None:
         store = f" --store {store_url}" if store_url else ""
