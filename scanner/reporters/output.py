@@ -40,7 +40,7 @@ def regular_destination(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     try:
         st = p.lstat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a parent that is a file: check_directory says so
         return p
     except OSError as exc:
         raise OutputRefused(f"-o {p}: {exc.strerror or exc}") from None
