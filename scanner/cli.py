@@ -174,6 +174,7 @@ def demo(output: Path, keep_running: bool) -> None:
     """Start a small local testbed (good and bad TLS/HTTP servers) and scan it: a real report."""
     from scanner.demo import run_demo
 
+    check_output(("html",), output)
     path = run_demo(output, keep_running=keep_running)
     click.echo(f"demo report written: {path.resolve()}")
 

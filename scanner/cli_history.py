@@ -229,6 +229,9 @@ def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Pa
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
     out = output
+    if info.members and output is not None and str(output) == "-":
+        raise InputProblem(f"-o -: run {info.id} is a members run, whose portfolio is a directory: "
+                           "give -o DIR")
     try:
         if info.members:
             out = output or Path(f"pledgescan-portfolio-{info.id}")
