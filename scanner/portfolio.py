@@ -205,6 +205,10 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tu
         for md in compare_summaries(store.summaries(prev.id), after, names, titles):
             if md.member in rows:
                 rows[md.member].change = md
+    from scanner.portfolio_fixes import common_failures
+
+    fixes = common_failures(after, {c.id: c.title for c in baseline.controls} if baseline else {},
+                            {r.id: (r.name, r.page) for r in rows.values()})
     del after
     # worst grade first; members that could not be assessed after every graded one
     members = sorted(rows.values(), key=lambda r: (r.grade not in GRADES, -r.grade_rank, r.score or 0,
@@ -219,7 +223,7 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tu
         run=run, prev=prev, members=members, areas=areas,
         area_names=dict(baseline.areas) if baseline else {}, bars=bars, trend=trend,
         report=_footer_report(run), script=Markup(TABLE_JS), script_hash=TABLE_JS_HASH,
-        downloads=[(f"scan.{fmt}", DOWNLOADS.get(fmt, fmt)) for fmt in downloads],
+        downloads=[(f"scan.{fmt}", DOWNLOADS.get(fmt, fmt)) for fmt in downloads], fixes=fixes,
         now=datetime.now(UTC))
     return html, members
 

@@ -120,6 +120,10 @@ def test_portfolio_pages_fit_a_phone_worst_member_first(browser, portfolio):
     names = browser.evaluate("[...document.querySelectorAll('#members tbody tr td:first-child a')]"
                              ".map(a => a.textContent.trim())")
     assert names[0] == "Académie qui échoue" and names[-1] == "Down Learning", names
+    # the cross-member "what to fix first" opens the page, the critical failure first
+    fixes = browser.evaluate("[...document.querySelectorAll('.fix-first li .fix-line')]"
+                             ".map(p => p.textContent.replace(/\\s+/g, ' ').trim())")
+    assert fixes and fixes[0].startswith("Critical severity T4"), fixes
     # the downloads are linked from the index
     links = browser.evaluate("[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
     assert {"scan.json", "scan.csv", "scan.xlsx"} <= set(links)
