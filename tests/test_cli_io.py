@@ -20,7 +20,7 @@ import pytest
 
 from scanner.members import MembersError, parse_members
 from scanner.progress import ScanProgress
-from scanner.reporters.html import readable
+from scanner.reporters import readable
 from scanner.reporters.terminal import print_summary
 from scanner.reporters.xlsx_report import MemberExtra, workbook
 from tests.testbed.reports import finding, make_report, make_target

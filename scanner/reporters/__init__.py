@@ -128,6 +128,18 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
+_REPR_NAME = re.compile(r"<Name\(([^<>]*)\)>")
+_REPR_CERT = re.compile(r"<Certificate\(subject=([^<>]*?)(?:, \.\.\.)?\)>")
+
+
+def readable(text: str) -> str:
+    """Python reprs that libraries put into error messages, as text: "<Certificate(subject=<Name(CN=a)>,
+    ...)>" -> "certificate CN=a" (reports for people; the JSON keeps the evidence as recorded)."""
+    if "<" not in text:
+        return text
+    return _REPR_CERT.sub(r"certificate \1", _REPR_NAME.sub(r"\1", text))
+
+
 _BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -178,6 +190,7 @@ __all__ = [
     "builtin_reporters",
     "finding_severity",
     "jsonable",
+    "readable",
     "render_all",
     "report_baseline",
     "severity_counts",

@@ -18,7 +18,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
-from scanner.reporters import finding_severity, jsonable, report_baseline, severity_counts, top_finding
+from scanner.reporters import (
+    finding_severity,
+    jsonable,
+    readable,
+    report_baseline,
+    severity_counts,
+    top_finding,
+)
 
 TEMPLATE_PACKAGE = "templates"
 MAX_TEXT = 500  # characters of one evidence string shown
@@ -56,18 +63,6 @@ class EvNode:
     rows: list[list[EvNode]] = field(default_factory=list)
     more: int = 0
     inline: bool = False  # a short list or small record shown on one line (``a · b · c``)
-
-
-_REPR_NAME = re.compile(r"<Name\(([^<>]*)\)>")
-_REPR_CERT = re.compile(r"<Certificate\(subject=([^<>]*?)(?:, \.\.\.)?\)>")
-
-
-def readable(text: str) -> str:
-    """Python reprs that libraries put into error messages, as text: "<Certificate(subject=<Name(CN=a)>,
-    ...)>" -> "certificate CN=a"."""
-    if "<" not in text:
-        return text
-    return _REPR_CERT.sub(r"certificate \1", _REPR_NAME.sub(r"\1", text))
 
 
 def clip(text: Any, limit: int = MAX_TEXT) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from scanner.baseline import Baseline
 from scanner.models import Report, Status, TargetResult
-from scanner.reporters import report_baseline, severity_counts, top_finding
+from scanner.reporters import readable, report_baseline, severity_counts, top_finding
 
 MAX_CELL = 32_000  # Excel's limit is 32,767 characters per cell
 DEFAULT_AREAS = ("T", "H", "C", "E", "D")
@@ -106,9 +106,10 @@ def finding_rows(report: Report) -> list[list[Any]]:
             if c.status not in (Status.FAIL, Status.WARN):
                 continue
             top = top_finding(c)
+            title, detail, fix = (top.title, readable(top.detail or ""), top.remediation or "") if top \
+                else ("", "", "")
             rows.append([t.member_name or t.member, t.target, c.id, c.title, c.area, c.status.value,
-                         c.severity.value, top.title if top else "", top.detail if top else "",
-                         (top.remediation or "") if top else ""])
+                         c.severity.value, title, detail, fix])
     sev_rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     rows.sort(key=lambda r: (r[5] != "fail", sev_rank.get(r[6], 9), r[2], str(r[1])))
     return rows
