@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from scanner.demo import scan_demo, start_demo_sites
+from scanner.diff import default_pair, diff_runs
 from scanner.models import Status
-from scanner.portfolio import write_portfolio
+from scanner.portfolio import render_diff, write_portfolio
 from scanner.reporters.html import HtmlReporter
 from scanner.store import Store
 from tests.testbed.browser import OVERFLOW_JS, Browser, chromium_path
@@ -67,6 +68,7 @@ def portfolio(tmp_path_factory):
                 rec.on_result(make_result(bad, statuses), None)
                 rec.on_result(make_result(down, default="error"), None)
         write_portfolio(store, rec.run_id, root / "site")
+        (root / "site" / "diff.html").write_text(render_diff(diff_runs(store, *default_pair(store))))
     finally:
         store.close()
     return root / "site"
@@ -131,5 +133,5 @@ def test_portfolio_pages_fit_a_phone_worst_member_first(browser, portfolio):
     sizes = browser.evaluate("[...document.querySelectorAll('.chart-label')]"
                              ".map(t => t.getBoundingClientRect().height)")
     assert sizes and min(sizes) >= 10, sizes
-    for member_page in ("failing.html", "ok-school.html", "unreachable.html"):
+    for member_page in ("failing.html", "ok-school.html", "unreachable.html", "diff.html"):
         _fits(browser, portfolio / member_page)
