@@ -96,7 +96,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
         check_output(("html",), kw["output"] or Path(PORTFOLIO_DIR), portfolio=True)
         if kw["formats"] and not kw["quiet"]:
             click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
-                       "holds index.html, one page per member, scan.json and scan.csv", err=True)
+                       "holds index.html, one page per member, scan.json, scan.csv and scan.xlsx", err=True)
     settings = build_settings(kw)
     needs_store = kw["resume"] or kw["fail_on_regression"] or inventory is not None
     if kw["no_store"]:
