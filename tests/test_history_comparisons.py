@@ -137,7 +137,7 @@ def test_portfolio_shows_unreachable_neutral_and_keeps_it_out_of_the_trend(store
     states = {c["member"]: c for c in doc["comparison"]}
     assert states["alpha"]["state"] == "unreachable" and states["alpha"]["grade_before"] == "A+"
     assert states["alpha"]["compared_run"] == str(run2 - 1) and states["beta"]["state"] == "assessed"
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "scan.csv").read_text())))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "scan.csv").read_text("utf-8-sig"))))
     alpha_rows = [r for r in rows if r["member"] == "alpha"]
     assert alpha_rows and {r["target_state"] for r in alpha_rows} == {"unreachable"}
     assert alpha_rows[0]["target_history"].startswith("unreachable since")
