@@ -215,7 +215,12 @@ def selection_key(settings: Settings | None) -> str:
     with ``--only``/``--skip`` grades on fewer controls, so its grades are not comparable)."""
     if settings is None or not (settings.only or settings.skip):
         return ""
-    return f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}"
+    return _fit(f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}")
+
+
+def _fit(text: str, size: int = 255) -> str:
+    """``text``, or its hash when longer than the column (never truncated: two texts must not merge)."""
+    return text if len(text) <= size else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -> str:
@@ -229,7 +234,7 @@ def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -
 
 def members_inventory(path: Path) -> str:
     """The inventory identity of a members file: its absolute path."""
-    return f"members:{Path(path).expanduser().resolve()}"[:255]
+    return _fit(f"members:{Path(path).expanduser().resolve()}")
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+import hashlib
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,10 @@ def selection_key(options: dict | None) -> str:
     """The same text ``scanner.store.selection_key`` gives for these stored options."""
     only = sorted((options or {}).get("only") or [])
     skip = sorted((options or {}).get("skip") or [])
-    return f"only:{','.join(only)}|skip:{','.join(skip)}" if only or skip else ""
+    if not (only or skip):
+        return ""
+    text = f"only:{','.join(only)}|skip:{','.join(skip)}"
+    return text if len(text) <= 255 else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def upgrade() -> None:
