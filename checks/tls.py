@@ -722,10 +722,21 @@ def vulnerabilities(snap: Snapshot) -> list[Finding]:
         )
     elif legacy and v.fallback_scsv.value is None:
         errors.append(f"fallback_scsv: {v.fallback_scsv.error}")
-    if errors:
+    completed = [key for key, test, *_ in tests if test.value is not None]
+    if errors and completed:
+        # Decide from the tests that ran (sslyze's Heartbleed/CCS/ROBOT commands crash on some hosts,
+        # e.g. one serving a 36 KB certificate); name the ones that could not run.
+        not_run = ", ".join(e.split(":", 1)[0] for e in errors)
+        out.append(meta.finding(
+            Status.WARN, f"Some TLS flaw tests could not run ({not_run})",
+            f"No flaw found by the tests that completed ({', '.join(completed)}); {not_run} could not run: "
+            f"{'; '.join(errors)[:600]}.", severity=Severity.LOW,
+            evidence={"errors": errors, "completed": completed, "results": results},
+            remediation="Re-scan later, or test the named flaws with another tool."))
+    elif errors:
         out += [
             f.model_copy(update={"evidence": {"errors": errors, "results": results}})
-            for f in meta.errors(f"some tests could not run: {'; '.join(errors)}")
+            for f in meta.errors(f"no test could run: {'; '.join(errors)}")
         ]
     if not out:
         out.append(

@@ -454,9 +454,26 @@ def test_t6_missing_fallback_scsv_without_legacy_protocols_passes() -> None:
     }
 
 
-def test_t6_test_error_is_error() -> None:
+def test_t6_decided_from_the_tests_that_completed() -> None:
+    # issue 11: sslyze's Heartbleed, CCS and ROBOT commands crash on a host with a 36 KB certificate
+    ev = good_evidence(protocols=protocols(TLSv1_2="accepted", TLSv1_3="accepted"))
+    crash = VulnTest(error="BUG_IN_SSLYZE: IndexError")
+    vulns = ev.vulnerabilities.model_copy(
+        update={"heartbleed": crash, "ccs_injection": crash, "robot": crash})
+    (f,) = T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": vulns})))
+    assert f.status == Status.WARN and "heartbleed, ccs_injection, robot" in f.title
+    assert f.evidence["completed"] == ["insecure_renegotiation", "compression"]
+    # A flaw found by a completed test still fails.
+    bad = vulns.model_copy(update={"compression": VulnTest(value=True)})
+    findings = T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": bad})))
+    assert statuses(findings) == {Status.FAIL, Status.WARN}
+
+
+def test_t6_no_test_completed_is_error() -> None:
     ev = good_evidence()
-    vulns = ev.vulnerabilities.model_copy(update={"heartbleed": VulnTest(error="CONNECTIVITY_ISSUE")})
+    err = VulnTest(error="CONNECTIVITY_ISSUE")
+    vulns = ev.vulnerabilities.model_copy(update=dict.fromkeys(
+        ("heartbleed", "ccs_injection", "robot", "insecure_renegotiation", "compression"), err))
     assert statuses(T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": vulns})))) == {
         Status.ERROR
     }
