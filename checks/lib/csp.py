@@ -141,7 +141,7 @@ def host_of(source: str) -> str:
     """The host part of a host-source ('https://a.b:443/x' -> 'a.b'), '' when there is none."""
     if source.startswith("'") or _SCHEME.match(source):
         return ""
-    rest = source.split("://", 1)[1] if "://" in source else source
+    rest = source.split("://", 1)[1] if "://" in source else source.removeprefix("//")
     rest = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if rest.startswith("["):
         return rest[:rest.find("]") + 1] if "]" in rest else rest
