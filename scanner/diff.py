@@ -262,7 +262,9 @@ def compare_runs(store: Store, run_a: RunInfo | None, run_b: RunInfo,
     for r in after:
         by_member.setdefault(r.member, []).append(r)
     removed: dict[str | None, list[ResultSummary]] = {}
-    if run_a is not None:
+    # "removed" only between runs of one inventory, or of two members files (a portfolio compared with
+    # an earlier one-URL scan does not "remove" that URL)
+    if run_a is not None and (run_a.inventory == run_b.inventory or (run_a.members and run_b.members)):
         planned = set(store.plan_keys(run_b.id))
         for r in store.summaries(run_a.id):
             if (r.member, r.target_key) not in planned:

@@ -224,3 +224,18 @@ def test_a_control_that_errored_last_time_is_compared_with_its_last_decided_stat
     [t4] = [c for m in d.members for c in m.controls]
     assert (t4.control, t4.before, t4.after, t4.change) == ("T4", "pass", "fail", "newly_failing")
     assert d.regressed
+
+
+def test_a_first_portfolio_after_a_one_url_scan_removes_nothing(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        # Given a member's one-URL self-assessment, then the first portfolio run on the same store
+        solo = make_target("https://self.example/")
+        with store.start_run([solo], baseline_id="pledge4", baseline_version="1", tool_version="0") as rec:
+            rec.on_result(make_result(solo), None)
+        record(store, [make_result(A1), make_result(B1)])
+        d = latest_diff(store)
+        # Then the self-assessed URL is not "removed" from the portfolio, and every member is new
+        assert d.counts()["targets_removed"] == 0 and {m.state for m in d.members} == {"new"}
+    finally:
+        store.close()
