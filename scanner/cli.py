@@ -16,6 +16,7 @@ import click
 
 from scanner import __version__
 from scanner.cli_history import HISTORY_COMMANDS, run_stored_scan
+from scanner.cli_notify import notify as notify_command
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -173,6 +174,7 @@ def demo(output: Path, keep_running: bool) -> None:
 
 for _command in HISTORY_COMMANDS:
     cli.add_command(_command)
+cli.add_command(notify_command)
 
 
 def main(argv: list[str] | None = None) -> None:
