@@ -30,18 +30,26 @@ def source_ids(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
                     "--no-location", "-o", str(out), "."], cwd=ROOT, check=True, capture_output=True)
     with open(out, "rb") as fh:
-        return {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(fh) if m.id}
+        return {_key(m) for m in read_po(fh) if m.id}
+
+
+def _seq(value) -> tuple:  # noqa: ANN001 - a plural message's forms are a list or a tuple
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _key(msg) -> str:  # noqa: ANN001
+    return _seq(msg.id)[0]
 
 
 def _translated(msg) -> bool:  # noqa: ANN001
-    strings = msg.string if isinstance(msg.string, tuple) else (msg.string,)
+    strings = _seq(msg.string)
     return all(strings) and "fuzzy" not in msg.flags
 
 
 @pytest.mark.parametrize("lang", [lang for lang in i18n.COMPLETE if lang != "en"])
 def test_complete_catalogues_translate_every_source_message(lang: str, source_ids: set[str]):
     cat = _po(lang)
-    done = {m.id if isinstance(m.id, str) else m.id[0] for m in cat if m.id and _translated(m)}
+    done = {_key(m) for m in cat if m.id and _translated(m)}
     missing = sorted(source_ids - done)
     assert missing == [], f"{lang}: {len(missing)} message(s) untranslated; run `make i18n-update`, " \
                           f"translate, `make i18n-compile`. First: {missing[:5]}"
@@ -56,9 +64,9 @@ def test_source_has_the_data_texts(source_ids: set[str]):
 
 @pytest.mark.parametrize("lang", [lang for lang in i18n.LANGUAGES if lang != "en"])
 def test_compiled_catalogue_matches_its_po(lang: str):
-    po = {m.id: m.string for m in _po(lang) if m.id and _translated(m)}
+    po = {_seq(m.id): _seq(m.string) for m in _po(lang) if m.id and _translated(m)}
     with open(LOCALE / lang / "LC_MESSAGES" / "messages.mo", "rb") as fh:
-        mo = {m.id: m.string for m in read_mo(fh) if m.id}
+        mo = {_seq(m.id): _seq(m.string) for m in read_mo(fh) if m.id}
     assert mo == po, f"{lang}: messages.mo is stale: run `make i18n-compile`"
 
 
@@ -69,8 +77,7 @@ def test_translations_keep_placeholders_and_technical_tokens(lang: str):
     for m in cat:
         if not m.id or not _translated(m):
             continue
-        for src, dst in zip(m.id if isinstance(m.id, tuple) else (m.id,),
-                            m.string if isinstance(m.string, tuple) else (m.string,), strict=False):
+        for src, dst in zip(_seq(m.id), _seq(m.string), strict=False):
             for snippet in re.findall(r"`([^`]+)`", src):
                 if f"`{snippet}`" not in dst:
                     problems.append(f"{src[:60]!r}: snippet `{snippet}` changed or missing")

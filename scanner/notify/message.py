@@ -95,7 +95,8 @@ def context(plan: MemberPlan, lang: str, now: datetime) -> dict[str, Any]:
 
 def subject(plan: MemberPlan, lang: str) -> str:
     n = len(plan.new)
-    text = i18n.ngettext_for(lang)(
+    ngettext = i18n.ngettext_for(lang)
+    text = ngettext(
         "Security of %(name)s: grade %(grade)s, %(num)d new problem",
         "Security of %(name)s: grade %(grade)s, %(num)d new problems", n)
     return "[pledgescan] " + text % {"name": one_line(plan.member.get("name") or plan.id, 80),
@@ -115,10 +116,10 @@ def build_message(plan: MemberPlan, *, lang: str, sender: str, now: datetime) ->
     msg["Subject"] = subject(plan, lang)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid("pledgescan", domain=frm.domain)
-    msg["Content-Language"] = lang
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     msg.set_content(env.get_template("message.txt").render(**ctx), subtype="plain", charset="utf-8")
     msg.add_alternative(env.get_template("message.html").render(**ctx), subtype="html", charset="utf-8")
+    msg["Content-Language"] = lang  # after the parts: set_content moves Content-* headers into them
     return msg
 
 
