@@ -10,7 +10,10 @@ catalogues; the compiled ``.mo`` files are committed so a plain ``pip install .`
 
 from __future__ import annotations
 
+import contextlib
 import gettext
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +27,9 @@ LANGUAGES = ("en", "fr", "es", "ar")
 COMPLETE = ("en", "fr", "es")
 RTL = frozenset({"ar"})
 NAMES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية"}
+
+
+_CURRENT: ContextVar[str] = ContextVar("pledgescan_language", default="en")
 
 
 class LanguageError(ValueError):
@@ -75,5 +81,21 @@ def has_translation(text: str, lang: str) -> bool:
     return normalize(lang) == DEFAULT_LANGUAGE or translations(lang).gettext(text) != text
 
 
-__all__ = ["LANGUAGES", "COMPLETE", "RTL", "NAMES", "LanguageError", "normalize", "direction",
-           "translations", "gettext_for", "ngettext_for", "tr", "has_translation", "LOCALE_DIR"]
+def current() -> str:
+    """The language reports are rendered in now (``--lang``, or a member's own while its page renders)."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def using(lang: str | None) -> Iterator[str]:
+    """Render in ``lang`` inside the block (``None``: keep the current language)."""
+    code = normalize(lang) if lang else current()
+    token = _CURRENT.set(code)
+    try:
+        yield code
+    finally:
+        _CURRENT.reset(token)
+
+
+__all__ = ["current", "using", "LANGUAGES", "COMPLETE", "RTL", "NAMES", "LanguageError", "normalize",
+           "direction", "translations", "gettext_for", "ngettext_for", "tr", "has_translation", "LOCALE_DIR"]
