@@ -45,6 +45,8 @@ def N_(text: str) -> str:  # noqa: N802 - gettext's conventional name: marks a t
 
 STATUS_LABELS = {"pass": N_("Pass"), "warn": N_("Warning"), "fail": N_("Fail"), "error": N_("Not assessed"),
                  "not_applicable": N_("Not applicable")}
+CHANGE_LABELS = {"newly_failing": N_("newly failing"), "regressed": N_("regressed"), "fixed": N_("fixed"),
+                 "improved": N_("improved"), "changed": N_("changed")}
 SEVERITY_LABELS = {"critical": N_("Critical"), "high": N_("High"), "medium": N_("Medium"), "low": N_("Low"),
                    "info": N_("Info")}
 _GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
@@ -480,6 +482,7 @@ def make_environment(lang: str | None = None) -> Environment:
     env.globals["LANG"] = lang
     env.globals["DIR"] = i18n.direction(lang)
     env.globals["SEVERITY_LABELS"] = SEVERITY_LABELS
+    env.globals["CHANGE_LABELS"] = CHANGE_LABELS
     env.filters["clip"] = clip
     env.filters["readable"] = readable
     env.filters["code_spans"] = code_spans
