@@ -17,6 +17,7 @@ import click
 
 from scanner import __version__
 from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
+from scanner.cli_lang import lang_option, use_language
 from scanner.cli_notify import notify as notify_command
 from scanner.cli_support import (
     EXIT_OK,
@@ -69,6 +70,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
               help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
 @scan_options
+@lang_option
 def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """Scan TARGETs: a URL is a web endpoint; a bare host name means its https:// endpoint and its domain.
 
@@ -79,6 +81,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """
     from scanner.targets import InputError, from_cli
 
+    use_language(kw.pop("lang"))
     kw["quiet"] = quiet_requested(kw)
     if not targets and not domains and not kw["members_file"] and not kw["resume"]:
         raise InputProblem("nothing to scan: give at least one TARGET, --domain NAME or --members FILE")

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import click
 
+from scanner.cli_lang import lang_option
 from scanner.cli_support import EXIT_OK, EXIT_THRESHOLD, InputProblem, open_store, store_option
-
-LANG_HELP = "Language of pages and messages (en, fr, es, ar); a member's 'language:' wins for its own."
-
-
-def lang_option(func):  # noqa: ANN001, ANN201 - a click decorator
-    return click.option("--lang", default="en", show_default=True, metavar="LANG", help=LANG_HELP)(func)
 
 
 @click.command()

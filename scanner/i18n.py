@@ -86,6 +86,11 @@ def current() -> str:
     return _CURRENT.get()
 
 
+def set_current(lang: str) -> None:
+    """From now on (in this context), render in ``lang``: what a command's ``--lang`` does."""
+    _CURRENT.set(normalize(lang))
+
+
 @contextlib.contextmanager
 def using(lang: str | None) -> Iterator[str]:
     """Render in ``lang`` inside the block (``None``: keep the current language)."""
@@ -97,5 +102,6 @@ def using(lang: str | None) -> Iterator[str]:
         _CURRENT.reset(token)
 
 
-__all__ = ["current", "using", "LANGUAGES", "COMPLETE", "RTL", "NAMES", "LanguageError", "normalize",
-           "direction", "translations", "gettext_for", "ngettext_for", "tr", "has_translation", "LOCALE_DIR"]
+__all__ = ["current", "set_current", "using", "LANGUAGES", "COMPLETE", "RTL", "NAMES", "LanguageError",
+           "normalize", "direction", "translations", "gettext_for", "ngettext_for", "tr", "has_translation",
+           "LOCALE_DIR"]
