@@ -67,6 +67,9 @@ def test_compiled_catalogue_matches_its_po(lang: str):
     po = {_seq(m.id): _seq(m.string) for m in _po(lang) if m.id and _translated(m)}
     with open(LOCALE / lang / "LC_MESSAGES" / "messages.mo", "rb") as fh:
         mo = {_seq(m.id): _seq(m.string) for m in read_mo(fh) if m.id}
+    # an untranslated plural entry is compiled with empty forms or the English ones: compare the others
+    # (a translation equal to its source, such as "DNSSEC", is left out on both sides)
+    po, mo = ({k: v for k, v in d.items() if any(x and x not in k for x in v)} for d in (po, mo))
     assert mo == po, f"{lang}: messages.mo is stale: run `make i18n-compile`"
 
 
