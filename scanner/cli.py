@@ -8,6 +8,7 @@ Exit codes: 0 scan completed and nothing at or above ``--fail-on`` failed; 1 the
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from pathlib import Path
@@ -191,7 +192,9 @@ cli.add_command(notify_command)
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit 2 for usage and input problems."""
     try:
-        rv = cli.main(args=argv, prog_name="pledgescan", standalone_mode=False)
+        # in a context of its own: --lang (scanner.i18n.set_current) ends with the command
+        rv = contextvars.copy_context().run(cli.main, args=argv, prog_name="pledgescan",
+                                            standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
