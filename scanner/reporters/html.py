@@ -363,14 +363,21 @@ def grade_note(result: TargetResult, baseline: Baseline | None) -> str | None:
         return None
     causes = [c for c in result.controls if c.status == Status.FAIL
               and g.fail_caps.get(c.severity.value) == result.grade]
+    lang = i18n.current()
+    _, ngettext = i18n.gettext_for(lang), i18n.ngettext_for(lang)
     if causes:
-        names = ", ".join(f"{c.id} {c.title}" for c in causes[:5]) + (" ..." if len(causes) > 5 else "")
-        kind = f"{causes[0].severity.value} failure{'s' if len(causes) > 1 else ''}"
-        return (f"A score of {result.score} alone would give {by_score}; the {kind} ({names}) "
-                f"cap{'s' if len(causes) == 1 else ''} the grade at {result.grade}.")
+        names = ", ".join(f"{c.id} {i18n.tr(c.title, lang)}" for c in causes[:5]) + (
+            " ..." if len(causes) > 5 else "")
+        severity = _(SEVERITY_LABELS.get(causes[0].severity.value, causes[0].severity.value)).lower()
+        return ngettext("A score of %(score)d alone would give %(by_score)s; the %(severity)s failure "
+                        "(%(names)s) caps the grade at %(grade)s.",
+                        "A score of %(score)d alone would give %(by_score)s; the %(severity)s failures "
+                        "(%(names)s) cap the grade at %(grade)s.", len(causes)) % {
+            "score": result.score, "by_score": by_score, "severity": severity, "names": names,
+            "grade": result.grade}
     if g.warn_cap == result.grade and any(c.status == Status.WARN for c in result.controls):
-        return (f"A score of {result.score} alone would give {by_score}; warnings cap the grade at "
-                f"{result.grade}.")
+        text = _("A score of %(score)d alone would give %(by_score)s; warnings cap the grade at %(grade)s.")
+        return text % {"score": result.score, "by_score": by_score, "grade": result.grade}
     return None
 
 
