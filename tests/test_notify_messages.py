@@ -93,6 +93,8 @@ def test_french_message_reads_french(plan) -> None:
 def test_arabic_message_is_right_to_left(plan) -> None:
     _, body = parts(build_message(plan, lang="ar", sender=SENDER, now=day(70)))
     assert 'dir="rtl"' in body and "مرحبًا،" in body and "padding-inline-start" in body
+    risk = check_texts()["cookie-secure"].risk
+    assert i18n.tr(risk, "ar") != risk and i18n.tr(risk, "ar") in html.unescape(body)  # explanation in Arabic
 
 
 def test_hostile_member_fields_are_escaped_and_cannot_add_headers(plan) -> None:
