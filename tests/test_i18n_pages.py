@@ -113,3 +113,22 @@ def test_arabic_tables_are_mirrored(browser: Browser, site: Path) -> None:
                              ".map(th => Math.round(th.getBoundingClientRect().left))")
     assert len(heads) == 5 and heads == sorted(heads, reverse=True)  # first column on the right
     assert browser.evaluate("getComputedStyle(document.querySelector('main')).direction") == "rtl"
+
+
+def test_scan_report_in_the_language_of_lang() -> None:
+    """What ``scan --lang es`` renders: the single-scan report (HtmlReporter) in the current language."""
+    from scanner.i18n import using
+    from scanner.reporters.html import HtmlReporter
+    from tests.testbed.reports import make_report
+
+    with using("es"):
+        page = HtmlReporter().render(make_report())
+    assert '<html lang="es" dir="ltr">' in page and "Informe de seguridad" in page
+    assert "Cómo leer este informe" in page and "Qué corregir primero" in page
+    assert "Security report" in HtmlReporter().render(make_report())  # back to English after the block
+
+
+def test_scan_accepts_lang(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["scan", "--lang", "xx", "https://a.example/"])
+    assert done.value.code == 2 and "--lang: unknown language 'xx'" in capsys.readouterr().err
