@@ -130,7 +130,7 @@ def test_portfolio_shows_unreachable_neutral_and_keeps_it_out_of_the_trend(store
     assert "A+ → ?" not in index and 'class="better"' not in index
     # and the trend does not move because alpha left the average (beta's score is unchanged)
     mean = round((100 + store.member_scores([run2 - 1])[run2 - 1]["beta"][1]) / 2, 1)
-    assert f"Mean member score per run: run {run2 - 1} {mean}, run {run2} {mean}" in index
+    assert f"Mean member score per run: #{run2 - 1} {mean}, #{run2} {mean}" in index
     # scan.json and scan.csv carry each target's state against its past (and follow the schema)
     doc = json.loads((tmp_path / "site" / "scan.json").read_text())
     validate(doc)
