@@ -13,7 +13,7 @@ from typing import Any
 
 from scanner import __version__
 from scanner.baseline import Baseline, load_baseline
-from scanner.collectors import COLLECTORS, FAMILY_EVIDENCE
+from scanner.collectors import COLLECTORS
 from scanner.evidence import Snapshot
 from scanner.models import (
     BaselineRef,
@@ -73,11 +73,7 @@ class Selection:
 
     def families(self, kind: str) -> set[str]:
         """Evidence families the selected checks of this kind of target need."""
-        fams = set()
-        for chk in self.checks:
-            if chk.meta.target_kind == kind:
-                fams.add(FAMILY_EVIDENCE.get(chk.family, chk.family))
-        return fams
+        return {chk.needs.family for chk in self.checks if chk.meta.target_kind == kind}
 
 
 class Scanner:

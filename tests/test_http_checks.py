@@ -9,6 +9,7 @@ import pytest
 from checks import http as H
 from scanner.evidence.http import CorsProbe, TextFetch
 from scanner.models import Status
+from scanner.plugins import checks_in
 from tests.testbed.http_sites import GOOD_HEADERS, HOST, URL, failed, hop, redirect, sectxt_ok, snapshot
 
 
@@ -27,7 +28,7 @@ def headers(**over: str | None) -> dict[str, str]:
     return h
 
 
-ALL = H.CHECKS
+ALL = checks_in(H)
 
 
 def test_all_pass_on_good_site():

@@ -80,14 +80,18 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     pkg = tmp_path / "evilplug.py"
     pkg.write_text(textwrap.dedent('''
         from scanner.models import Severity
-        from scanner.plugins import Check, CheckMeta
+        from scanner.plugins import Check, CheckMeta, Needs
         META = CheckMeta.model_construct(id="NOT VALID", title="t", severity=Severity.HIGH, controls=("T1",),
                                          target_kind="endpoint", description="", risk="", remediation="")
-        CHECKS = [Check(META, lambda snap: [])]
+        CHECKS = [Check(META, lambda ev, meta: [], Needs("tls"))]
         DUP = [Check(CheckMeta(id="tls-handshake", title="dup!", severity="low", controls=("T1",),
                                target_kind="endpoint", description="duplicate id plugin",
                                risk="none whatsoever", remediation="nothing to do here"),
-                     lambda snap: [])]
+                     lambda ev, meta: [], Needs("tls"))]
+        ODD = [Check(CheckMeta(id="smtp-starttls", title="odd!", severity="low", controls=("T1",),
+                               target_kind="endpoint", description="needs evidence nobody collects",
+                               risk="none whatsoever", remediation="nothing to do here"),
+                     lambda ev, meta: [], Needs("smtp"))]
         def _boom():
             raise RuntimeError("x")
     '''))
@@ -95,7 +99,8 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evilplug\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[pledgescan.checks]\nbad = evilplug:CHECKS\ndup = evilplug:DUP\nmissing = evilplug:NOPE\n")
+        "[pledgescan.checks]\nbad = evilplug:CHECKS\ndup = evilplug:DUP\nmissing = evilplug:NOPE\n"
+        "odd = evilplug:ODD\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("evilplug", None)
     reg = load_checks(CONTROL_IDS)
@@ -103,6 +108,7 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     assert "'bad'" in refused and "invalid metadata" in refused
     assert "'dup'" in refused and "duplicate check ID" in refused
     assert "'missing'" in refused and "failed to load" in refused
+    assert "'odd'" in refused and "needs evidence family 'smtp'" in refused
     ids = [c.id for c in reg.checks]
     assert "NOT VALID" not in ids
     assert ids.count("tls-handshake") == 1
