@@ -1,4 +1,5 @@
-"""The baseline as data: controls, which checks feed them, how statuses aggregate and how grades cap.
+"""The baseline as data: controls, how statuses aggregate and how grades cap. Which checks feed a control
+is said once, by each check's metadata (``controls:``); the registry derives the reverse mapping.
 
 The rules live in ``scanner/baselines/<id>-v<version>.json`` so the coalition can revise them and keep
 old reports reproducible; this module only interprets that file.
@@ -25,7 +26,6 @@ class Control(Frozen):
     severity: Severity
     title: str
     requirement: str
-    checks: tuple[str, ...]
     references: tuple[str, ...] = ()
 
 

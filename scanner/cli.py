@@ -148,14 +148,17 @@ def show_baseline() -> None:
     from rich.table import Table
 
     from scanner.baseline import load_baseline
+    from scanner.plugins import load_checks
 
     b = load_baseline()
+    feeding = load_checks(c.id for c in b.controls).by_control()
     table = Table(title=f"{b.title}, version {b.version} ({b.id})")
     table.add_column("ID", no_wrap=True)
     for col in ("Area", "Severity", "Scope", "Title", "Checks"):
         table.add_column(col)
     for c in b.controls:
-        table.add_row(c.id, b.areas[c.area], c.severity.value, c.scope, c.title, ", ".join(c.checks))
+        checks = ", ".join(feeding.get(c.id, ()))
+        table.add_row(c.id, b.areas[c.area], c.severity.value, c.scope, c.title, checks)
     listing_console().print(table)
 
 

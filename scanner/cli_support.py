@@ -14,8 +14,29 @@ from scanner.models import Report, Severity, Status, Target
 from scanner.settings import Settings
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
-FORMATS = ("html", "json", "csv", "sarif")
 FAIL_ON = ("critical", "high", "medium", "low", "never")
+
+
+class ReportFormat(click.ParamType):
+    """``--format``: any format published under ``pledgescan.reporters``, a plugin's included."""
+
+    name = "format"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        from scanner.reporters import format_names
+
+        return "[" + "|".join(format_names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from scanner.reporters import format_names
+
+        fmt, names = str(value).strip().lower(), format_names()
+        if fmt not in names:
+            self.fail(f"{value!r} is not a report format; choose from {', '.join(names)}", param, ctx)
+        return fmt
+
+
+FORMATS = ReportFormat()
 
 
 class InputProblem(click.ClickException):
@@ -86,7 +107,7 @@ def exceeds_threshold(report: Report, fail_on: str) -> bool:
 def scan_options(func: Any) -> Any:
     """Options shared by ``scan`` and ``demo`` (network, trust and politeness)."""
     opts = [
-        click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
+        click.option("--format", "formats", multiple=True, type=FORMATS,
                      help="Report format (repeatable). Default: html, plus a terminal summary."),
         click.option("-o", "--output", type=click.Path(path_type=Path),
                      help="Output file (one format) or directory (several). "

@@ -66,10 +66,11 @@ class Selection:
             self.controls = set(controls)
         self.controls -= skip_s
         fed = {ctl for chk in self.checks for ctl in chk.meta.controls}
+        feeding = registry.by_control()
         # A control whose every check was skipped by name is not reported.
         self.controls = {c for c in self.controls
-                         if c in fed or not any(x in skip_s for x in baseline.control(c).checks)}
-        self.loaded_ids = {c.id for c in registry.checks}
+                         if c in fed or not any(x in skip_s for x in feeding.get(c, ()))}
+        self.assessed = set(feeding)  # controls some installed check feeds
 
     def families(self, kind: str) -> set[str]:
         """Evidence families the selected checks of this kind of target need."""
@@ -216,7 +217,7 @@ class Scanner:
             if control.id not in self.selection.controls:
                 continue
             unavailable = None
-            if not any(c in self.selection.loaded_ids for c in control.checks):
+            if control.id not in self.selection.assessed:
                 unavailable = "no installed check assesses this control yet"
             controls.append(self.baseline.control_result(control, by_control.get(control.id, []),
                                                          unavailable))

@@ -176,6 +176,14 @@ class Registry:
     checks: list[Check] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
+    def by_control(self) -> dict[str, list[str]]:
+        """The IDs of the checks feeding each control, from the checks' metadata (the only mapping)."""
+        out: dict[str, list[str]] = {}
+        for c in self.checks:
+            for control in c.meta.controls:
+                out.setdefault(control, []).append(c.id)
+        return out
+
     def by_id(self) -> dict[str, Check]:
         out: dict[str, Check] = {}
         for c in self.checks:
@@ -250,6 +258,13 @@ class Reporter(Protocol):
     extension: str
 
     def render(self, report: Report) -> str: ...
+
+
+def reporter_names() -> list[str]:
+    """Formats published under ``pledgescan.reporters`` (pledgescan's own first), without loading any."""
+    eps = entry_points(group=REPORTER_GROUP)
+    own = [ep.name for ep in eps if getattr(getattr(ep, "dist", None), "name", "") == "pledgescan"]
+    return list(dict.fromkeys(own + sorted(ep.name for ep in eps)))
 
 
 def load_reporters() -> dict[str, Reporter]:
