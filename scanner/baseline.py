@@ -38,6 +38,11 @@ class Grading(Frozen):
     a_plus: str
     undecided_grade: str = "?"
 
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The grades from best to worst: A+ (every decided control passes), then the letters."""
+        return ("A+", *(name for name, _ in self.letters))
+
 
 class Aggregation(Frozen):
     precedence: tuple[Status, ...]
@@ -98,7 +103,7 @@ class Baseline(Frozen):
         total = sum(weights) or 1.0
         score = round(100 * sum(w * c for w, c in zip(weights, credit, strict=True)) / total)
         letter = next((name for name, minimum in g.letters if score >= minimum), g.letters[-1][0])
-        order = ["A+"] + [name for name, _ in g.letters]
+        order = g.order
         caps = [g.fail_caps[r.severity.value] for r in decided if r.status == Status.FAIL]
         if any(r.status == Status.WARN for r in decided):
             caps.append(g.warn_cap)
@@ -113,9 +118,14 @@ class Baseline(Frozen):
     @staticmethod
     def worst_grade(grades: Iterable[str]) -> str:
         """A member's grade: the worst of its targets' ('?' only when nothing was decided)."""
-        order = ["A+", "A", "B", "C", "D", "E", "F"]
+        order = grade_order()
         known = [g for g in grades if g in order]
-        return max(known, key=order.index) if known else "?"
+        return max(known, key=order.index) if known else load_baseline().grading.undecided_grade
+
+
+def grade_order() -> tuple[str, ...]:
+    """The grades from best to worst, as the bundled baseline's grading table defines them."""
+    return load_baseline().grading.order
 
 
 @cache

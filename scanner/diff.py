@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from scanner.baseline import grade_order
 from scanner.store import ResultSummary, RunInfo, Store, StoreError
 
-GRADES = ["A+", "A", "B", "C", "D", "E", "F"]
+GRADES = list(grade_order())
 BADNESS = {"pass": 0, "warn": 1, "fail": 2}  # error / not_applicable are undecided: never a regression
 ChangeKind = Literal["newly_failing", "regressed", "fixed", "improved", "changed"]
 

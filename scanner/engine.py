@@ -16,6 +16,7 @@ from scanner.baseline import Baseline, load_baseline
 from scanner.collectors import COLLECTORS
 from scanner.evidence import Snapshot
 from scanner.models import (
+    SCHEMA_VERSION,
     BaselineRef,
     Finding,
     Report,
@@ -29,7 +30,6 @@ from scanner.plugins import Check, Registry, load_checks
 from scanner.settings import Settings
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = "1.0"
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from scanner.baseline import Baseline
+from scanner.baseline import Baseline, grade_order, load_baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
 from scanner.reporters import finding_severity, jsonable, report_baseline, severity_counts, top_finding
 
@@ -363,7 +363,7 @@ def report_context(report: Report) -> dict[str, Any]:
     }
 
 
-_GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
+_GRADE_ORDER = [*grade_order(), load_baseline().grading.undecided_grade]
 
 
 # -- environment --------------------------------------------------------------------------------
