@@ -16,6 +16,7 @@ import click
 
 from scanner import __version__
 from scanner.cli_history import HISTORY_COMMANDS, run_stored_scan
+from scanner.cli_reanalyse import reanalyse
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -174,7 +175,7 @@ def demo(output: Path, keep_running: bool) -> None:
     click.echo(f"demo report written: {path.resolve()}")
 
 
-for _command in HISTORY_COMMANDS:
+for _command in (*HISTORY_COMMANDS, reanalyse):
     cli.add_command(_command)
 
 
