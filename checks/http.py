@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from checks.lib import csp as csplib
 from checks.lib import headers as hdr
+from checks.lib import security_txt as rfc9116
 from checks.lib.html import PageInfo, parse_page
 from scanner.evidence.http import Hop, HTTPEvidence, clip
 from scanner.models import Finding, Severity, Status
@@ -485,14 +486,10 @@ def version_disclosure(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
 # -- H11 ----------------------------------------------------------------------------------------
 
 def validate_security_txt(body: str, url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """RFC 9116 validation with the ``sectxt`` package's offline Parser (no I/O: it parses the bytes
-    given). Returns (errors, recommendations) as {code, message, line}."""
+    """RFC 9116 validation (``checks.lib.security_txt``). Returns (errors, recommendations) as
+    {code, message, line}."""
     try:
-        from sectxt import Parser
-
-        parser = Parser(body.encode("utf-8", errors="replace"), urls=url)
-        errors = [dict(e) for e in parser.errors]
-        recs = [dict(r) for r in parser.recommendations]
+        errors, recs = rfc9116.validate(body, [url])
     except Exception as exc:  # the validator must not break the check
         return [{"code": "unparsable", "message": f"could not be parsed: {str(exc)[:200]}", "line": None}], []
     return errors[:20], recs[:20]
