@@ -232,6 +232,8 @@ def test_h6_meta_overrides_header():
     ("camera=*;report-to=ep, microphone=(), geolocation=()", Status.FAIL),
     ("camera=(*);report-to=ep, microphone=(), geolocation=()", Status.FAIL),
     ('camera=(self "https://a.example");report-to=ep, microphone=(), geolocation=()', Status.PASS),
+    # not a structured-field dictionary: browsers ignore the whole header, good members included
+    ("camera=(), microphone=(), geolocation=(), bad value", Status.WARN),
 ])
 def test_h7(value, status):
     assert worst(H.permissions_policy.run(snapshot(headers(Permissions_Policy=value)))) == status
