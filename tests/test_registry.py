@@ -121,3 +121,36 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     assert "NOT VALID" not in ids
     assert ids.count("tls-handshake") == 1
     assert [c for c in reg.checks if c.id == "tls-handshake"][0].meta.title != "dup!"
+
+
+def test_a_check_without_metadata_is_refused_with_its_id(tmp_path: Path, monkeypatch):
+    """@check("id", ...) finds its record in <package>/metadata/<module>.yaml; a missing one is named."""
+    pkg = tmp_path / "ghostplug"
+    (pkg / "metadata").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "metadata" / "checks.yaml").write_text(textwrap.dedent('''
+        - id: ghost-other
+          title: Another check
+          severity: low
+          controls: [H10]
+          target_kind: endpoint
+          description: a record for some other check
+          risk: none whatsoever here
+          remediation: nothing to do here
+    '''))
+    (pkg / "checks.py").write_text(textwrap.dedent('''
+        from scanner.plugins import check
+
+        @check("ghost-check", needs="http")
+        def ghost(ev, meta):
+            return []
+    '''))
+    dist = tmp_path / "ghostplug-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ghostplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pledgescan.checks]\nghost = ghostplug.checks\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("ghostplug", "ghostplug.checks"):
+        sys.modules.pop(name, None)
+    reg = load_checks(CONTROL_IDS)
+    assert any("'ghost'" in r and "'ghost-check' has no metadata" in r for r in reg.refused), reg.refused
