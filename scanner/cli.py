@@ -123,7 +123,7 @@ def run_plain_scan(targets: list[Target], settings: Settings, kw: dict[str, Any]
 
 @cli.command(name="checks")
 def list_checks() -> None:
-    """List every registered check: ID, severity, controls it feeds, title."""
+    """List every registered check: ID, severity, controls it feeds, evidence it reads, title."""
     from rich.table import Table
 
     from scanner.baseline import load_baseline
@@ -133,11 +133,11 @@ def list_checks() -> None:
     reg = load_checks(c.id for c in baseline.controls)
     table = Table(title=f"{len(reg.checks)} checks", show_lines=False)
     table.add_column("ID", no_wrap=True)
-    for col in ("Severity", "Controls", "Kind", "Title"):
+    for col in ("Severity", "Controls", "Kind", "Evidence", "Title"):
         table.add_column(col)
     for chk in sorted(reg.checks, key=lambda c: (c.meta.controls[0][0], c.meta.controls, c.id)):
         m = chk.meta
-        table.add_row(m.id, m.severity.value, ",".join(m.controls), m.target_kind, m.title)
+        table.add_row(m.id, m.severity.value, ",".join(m.controls), m.target_kind, chk.needs.family, m.title)
     listing_console().print(table)
     for msg in reg.refused:
         click.echo(f"refused: {msg}", err=True)
