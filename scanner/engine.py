@@ -31,6 +31,17 @@ from scanner.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+class _SendNoiseFilter(logging.Filter):
+    """asyncio logs "socket.send() raised exception." when a misbehaving server drops a connection
+    mid-write; the failure is already recorded as evidence, so the line is noise on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("socket.send() raised exception")
+
+
+logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
+
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
 
 
