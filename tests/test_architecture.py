@@ -24,6 +24,9 @@ RULES = {
                              "scanner.collectors", "checkdmarc"),
     # A third-party plugin uses the check API and the evidence model, nothing of the engine.
     "tests/plugin_example": NETWORK,
+    # messages read stored results (and check metadata as data); they never scan
+    "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
+                       "dns"),
 }
 
 
