@@ -1,1 +1,1 @@
-"""The pluggable checks, one module per family. Each module exposes ``CHECKS`` (see setup.cfg)."""
+"""The pluggable checks, one module per family; each module is an entry point (see setup.cfg)."""

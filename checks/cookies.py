@@ -10,12 +10,10 @@ from urllib.parse import urlsplit
 
 from checks.lib.cookies import Cookie, parse_set_cookie, prefix_problems, session_rule
 from checks.lib.html import parse_page
-from scanner.evidence import Snapshot
 from scanner.evidence.http import HTTPEvidence, clip
 from scanner.models import Finding, Severity, Status
-from scanner.plugins import CheckMeta, check, load_metadata
+from scanner.plugins import CheckMeta, Needs, check
 
-META = load_metadata("cookies")
 MAX_COOKIES = 50
 
 
@@ -72,16 +70,22 @@ def collect_cookies(ev: HTTPEvidence) -> list[SeenCookie]:
     return out
 
 
-def _preamble(meta: CheckMeta, snap: Snapshot) -> tuple[list[SeenCookie] | None, list[Finding]]:
-    ev = snap.http
-    if ev is None:
-        return None, meta.errors("HTTP evidence was not collected")
+def _unobservable(ev: HTTPEvidence) -> str | None:
+    """Why cookies could not be observed: collection failed or the https:// request got no answer."""
     if ev.error:
-        return None, meta.errors(ev.error)
+        return ev.error
     if ev.https is None or ev.https.errored:
         first = ev.https.first if ev.https else None
         why = first.error if first and first.error else "not fetched"
-        return None, meta.errors(f"the HTTPS request failed ({why}): cookies could not be observed")
+        return f"the HTTPS request failed ({why}): cookies could not be observed"
+    return None
+
+
+OBSERVED = Needs("http", _unobservable)
+
+
+def _cookies(ev: HTTPEvidence, meta: CheckMeta) -> tuple[list[SeenCookie] | None, list[Finding]]:
+    """The cookies set, or the ``not_applicable`` finding when there are none."""
     cookies = collect_cookies(ev)
     if not cookies:
         return None, [meta.finding(Status.NOT_APPLICABLE, "No cookies are set",
@@ -89,10 +93,9 @@ def _preamble(meta: CheckMeta, snap: Snapshot) -> tuple[list[SeenCookie] | None,
     return cookies, []
 
 
-@check(META["cookie-secure"])
-def secure(snap: Snapshot) -> list[Finding]:
-    m = META["cookie-secure"]
-    cookies, early = _preamble(m, snap)
+@check("cookie-secure", needs=OBSERVED)
+def secure(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    cookies, early = _cookies(ev, m)
     if cookies is None:
         return early
     out: list[Finding] = []
@@ -115,10 +118,9 @@ def secure(snap: Snapshot) -> list[Finding]:
     return out
 
 
-@check(META["cookie-httponly"])
-def httponly(snap: Snapshot) -> list[Finding]:
-    m = META["cookie-httponly"]
-    cookies, early = _preamble(m, snap)
+@check("cookie-httponly", needs=OBSERVED)
+def httponly(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    cookies, early = _cookies(ev, m)
     if cookies is None:
         return early
     sessions = [c for c in cookies if c.session]
@@ -137,10 +139,9 @@ def httponly(snap: Snapshot) -> list[Finding]:
     return out
 
 
-@check(META["cookie-samesite"])
-def samesite(snap: Snapshot) -> list[Finding]:
-    m = META["cookie-samesite"]
-    cookies, early = _preamble(m, snap)
+@check("cookie-samesite", needs=OBSERVED)
+def samesite(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    cookies, early = _cookies(ev, m)
     if cookies is None:
         return early
     out: list[Finding] = []
@@ -169,10 +170,9 @@ def samesite(snap: Snapshot) -> list[Finding]:
     return out
 
 
-@check(META["cookie-prefixes"])
-def prefixes(snap: Snapshot) -> list[Finding]:
-    m = META["cookie-prefixes"]
-    cookies, early = _preamble(m, snap)
+@check("cookie-prefixes", needs=OBSERVED)
+def prefixes(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    cookies, early = _cookies(ev, m)
     if cookies is None:
         return early
     prefixed = [c for c in cookies if c.cookie.prefix]
@@ -189,5 +189,3 @@ def prefixes(snap: Snapshot) -> list[Finding]:
                              ", ".join(clip(c.cookie.name, 60) or "" for c in prefixed[:10])))
     return out
 
-
-CHECKS = [secure, httponly, samesite, prefixes]

@@ -8,23 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanner.evidence import Snapshot
 from scanner.evidence.dns import DNSAnswer, DNSEvidence
 from scanner.models import Finding, Severity, Status
-from scanner.plugins import Check, CheckMeta, check, load_metadata
+from scanner.plugins import CheckMeta, check
 
-META = load_metadata("dns")
 SPF_LOOKUP_LIMIT = 10
-
-
-def _dns(snap: Snapshot, meta: CheckMeta) -> tuple[DNSEvidence | None, list[Finding]]:
-    """The DNS evidence, or the error findings to return when it is missing or failed."""
-    ev = snap.dns
-    if ev is None:
-        return None, meta.errors("DNS evidence was not collected")
-    if ev.error:
-        return None, meta.errors(ev.error)
-    return ev, []
 
 
 def _answer(a: DNSAnswer | None) -> dict[str, Any] | None:
@@ -43,12 +31,8 @@ def tag_values(record: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------- D1 SPF
 
-@check(META["dns-spf"])
-def spf(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-spf"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-spf", needs="dns")
+def spf(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     s = ev.spf
     if s is None:
         return meta.errors("SPF was not looked up")
@@ -109,12 +93,8 @@ def _dmarc_fix(domain: str) -> str:
             f"_dmarc.{domain}. TXT \"v=DMARC1; p=reject;\"")
 
 
-@check(META["dns-dmarc"])
-def dmarc(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-dmarc"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-dmarc", needs="dns")
+def dmarc(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     d = ev.dmarc
     if d is None:
         return meta.errors("DMARC was not looked up")
@@ -173,12 +153,8 @@ def dmarc(snap: Snapshot) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------- D3 DNSSEC
 
-@check(META["dns-dnssec"])
-def dnssec(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-dnssec"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-dnssec", needs="dns")
+def dnssec(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     d = ev.dnssec
     if d is None:
         return meta.errors("DNSSEC was not assessed")
@@ -202,12 +178,8 @@ def dnssec(snap: Snapshot) -> list[Finding]:
 
 # ---------------------------------------------------------------------------------------------- D4 CAA
 
-@check(META["dns-caa"])
-def caa(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-caa"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-caa", needs="dns")
+def caa(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     c = ev.caa
     if c is None:
         return meta.errors("CAA was not looked up")
@@ -258,12 +230,8 @@ def _txt_with(answer: DNSAnswer | None, version: str) -> list[str]:
     return [r for r in answer.records if tag_values(r).get("v", "").lower() == version.lower()]
 
 
-@check(META["dns-mta-sts"])
-def mta_sts(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-mta-sts"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-mta-sts", needs="dns")
+def mta_sts(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     m = ev.mail
     if m is None or m.mx is None:
         return meta.errors("MX was not looked up")
@@ -332,12 +300,8 @@ def mta_sts(snap: Snapshot) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------- D6 dangling DNS
 
-@check(META["dns-dangling-cname"])
-def dangling_cname(snap: Snapshot) -> list[Finding]:
-    meta = META["dns-dangling-cname"]
-    ev, errs = _dns(snap, meta)
-    if ev is None:
-        return errs
+@check("dns-dangling-cname", needs="dns")
+def dangling_cname(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     if ev.cname_error:
         return meta.errors(ev.cname_error)
     chains = [c.model_dump(exclude_defaults=True) for c in ev.cnames[:50]]
@@ -362,5 +326,3 @@ def dangling_cname(snap: Snapshot) -> list[Finding]:
     return [meta.finding(Status.PASS, "No dangling CNAME",
                          f"{len(ev.cnames)} name(s) checked.", evidence={"chains": chains})]
 
-
-CHECKS: list[Check] = [spf, dmarc, dnssec, caa, mta_sts, dangling_cname]

@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from checks.lib.exposure_match import Hit, analyse
-from scanner.evidence import Snapshot
 from scanner.evidence.exposure import ExposureEvidence
 from scanner.models import Finding, Status
-from scanner.plugins import CheckMeta, check, load_metadata
-
-META = load_metadata("exposure")
+from scanner.plugins import CheckMeta, Needs, check
 
 
 def _summary(ev: ExposureEvidence) -> dict[str, Any]:
@@ -68,12 +65,10 @@ def _hit_finding(meta: CheckMeta, hit: Hit) -> Finding:
                         evidence=evidence, remediation=e.remediation)
 
 
-def _assess(snap: Snapshot, meta: CheckMeta, what: str) -> list[Finding]:
-    ev = snap.exposure
-    if ev is None:
-        return meta.errors("the exposure probes did not run")
-    if ev.error:
-        return meta.errors(ev.error, evidence={"origin": ev.origin, "requests": ev.requests})
+PROBED = Needs("exposure", error_evidence=lambda ev: {"origin": ev.origin, "requests": ev.requests})
+
+
+def _assess(ev: ExposureEvidence, meta: CheckMeta, what: str) -> list[Finding]:
     control = meta.controls[0]
     hits = [h for h in analyse(ev) if h.control == control]
     if not hits:
@@ -85,24 +80,22 @@ def _assess(snap: Snapshot, meta: CheckMeta, what: str) -> list[Finding]:
     return [_hit_finding(meta, h) for h in hits]
 
 
-@check(META["exposure-source-secrets"])
-def source_secrets(snap: Snapshot) -> list[Finding]:
-    return _assess(snap, META["exposure-source-secrets"], "exposed source control, secrets or backups")
+@check("exposure-source-secrets", needs=PROBED)
+def source_secrets(ev: ExposureEvidence, meta: CheckMeta) -> list[Finding]:
+    return _assess(ev, meta, "exposed source control, secrets or backups")
 
 
-@check(META["exposure-admin-consoles"])
-def admin_consoles(snap: Snapshot) -> list[Finding]:
-    return _assess(snap, META["exposure-admin-consoles"], "exposed consoles or admin logins")
+@check("exposure-admin-consoles", needs=PROBED)
+def admin_consoles(ev: ExposureEvidence, meta: CheckMeta) -> list[Finding]:
+    return _assess(ev, meta, "exposed consoles or admin logins")
 
 
-@check(META["exposure-diagnostics"])
-def diagnostics(snap: Snapshot) -> list[Finding]:
-    return _assess(snap, META["exposure-diagnostics"], "exposed diagnostics")
+@check("exposure-diagnostics", needs=PROBED)
+def diagnostics(ev: ExposureEvidence, meta: CheckMeta) -> list[Finding]:
+    return _assess(ev, meta, "exposed diagnostics")
 
 
-@check(META["exposure-directory-listing"])
-def directory_listing(snap: Snapshot) -> list[Finding]:
-    return _assess(snap, META["exposure-directory-listing"], "directory listings")
+@check("exposure-directory-listing", needs=PROBED)
+def directory_listing(ev: ExposureEvidence, meta: CheckMeta) -> list[Finding]:
+    return _assess(ev, meta, "directory listings")
 
-
-CHECKS = [source_secrets, admin_consoles, diagnostics, directory_listing]

@@ -9,29 +9,17 @@ from urllib.parse import urlsplit
 
 from checks.lib import csp as csplib
 from checks.lib import headers as hdr
+from checks.lib import security_txt as rfc9116
 from checks.lib.html import PageInfo, parse_page
-from scanner.evidence import Snapshot
 from scanner.evidence.http import Hop, HTTPEvidence, clip
 from scanner.models import Finding, Severity, Status
-from scanner.plugins import CheckMeta, check, load_metadata
+from scanner.plugins import CheckMeta, Needs, check
 
-META = load_metadata("http")
 UNTRUSTED_NOTE = ("the certificate did not validate; headers were read over an unverified connection "
                   "(browsers would show an error and ignore HSTS)")
 
 
 # -- shared helpers -----------------------------------------------------------------------------
-
-def _evidence(snap: Snapshot) -> tuple[HTTPEvidence | None, str | None]:
-    ev = snap.http
-    if ev is None:
-        return None, "HTTP evidence was not collected"
-    if ev.error:
-        return None, ev.error
-    if ev.https is None and ev.http is None:
-        return None, "no HTTP exchange was recorded"
-    return ev, None
-
 
 def _unreachable(ev: HTTPEvidence) -> str | None:
     """Reason when neither the http:// nor the https:// request got an answer."""
@@ -78,36 +66,39 @@ def _host(url: str) -> str:
         return ""
 
 
-def _reachable(m: CheckMeta, snap: Snapshot) -> tuple[HTTPEvidence | None, list[Finding]]:
-    """Common preamble of every H check: the HTTP evidence, or ``error`` findings saying why not."""
-    ev, why = _evidence(snap)
-    if ev is None:
-        return None, m.errors(why or "no evidence")
-    down = _unreachable(ev)
-    if down:
-        return None, m.errors(down)
-    return ev, []
+def _unanswered(ev: HTTPEvidence) -> str | None:
+    """Why HTTP evidence cannot be judged: collection failed, or neither scheme answered."""
+    if ev.error:
+        return ev.error
+    if ev.https is None and ev.http is None:
+        return "no HTTP exchange was recorded"
+    return _unreachable(ev)
 
 
-def _needs_https(m: CheckMeta, snap: Snapshot) -> tuple[HTTPEvidence | None, Hop | None, list[Finding]]:
-    """Common preamble of checks that read the HTTPS landing response."""
-    ev, errors = _reachable(m, snap)
-    if ev is None:
-        return None, None, errors
+def _no_https_answer(ev: HTTPEvidence) -> str | None:
+    """As ``_unanswered``, and the https:// request must have been answered."""
+    why = _unanswered(ev)
+    if why:
+        return why
     hop, why = _https_landing(ev)
-    if hop is None:
-        return None, None, m.errors(why or "no HTTPS response")
-    return ev, hop, []
+    return None if hop is not None else why or "no HTTPS response"
+
+
+ANSWERED = Needs("http", _unanswered)  # the endpoint answered over HTTP or HTTPS
+HTTPS = Needs("http", _no_https_answer)  # the https:// request was answered
+
+
+def https_hop(ev: HTTPEvidence) -> Hop:
+    """The HTTPS landing response of evidence that met ``HTTPS``."""
+    hop = ev.https.landing if ev.https else None
+    assert hop is not None, "a check needing HTTPS runs only when the https:// request was answered"
+    return hop
 
 
 # -- H1 -----------------------------------------------------------------------------------------
 
-@check(META["http-https-redirect"])
-def https_redirect(snap: Snapshot) -> list[Finding]:
-    m = META["http-https-redirect"]
-    ev, errors = _reachable(m, snap)
-    if ev is None:
-        return errors
+@check("http-https-redirect", needs=ANSWERED)
+def https_redirect(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
     chain = ev.http
     if chain is None:
         return m.errors("the plain-HTTP URL was not fetched")
@@ -153,16 +144,9 @@ def https_redirect(snap: Snapshot) -> list[Finding]:
 
 # -- H2 -----------------------------------------------------------------------------------------
 
-@check(META["http-hsts"])
-def hsts(snap: Snapshot) -> list[Finding]:
-    m = META["http-hsts"]
-    ev, errors = _reachable(m, snap)
-    if ev is None:
-        return errors
-    if ev.https is None or ev.https.errored:
-        _, why = _https_landing(ev)
-        return m.errors(why or "no HTTPS response")
-    hop = ev.https.first
+@check("http-hsts", needs=HTTPS)
+def hsts(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = ev.https.first if ev.https else None
     assert hop is not None
     values = hop.header_all("strict-transport-security")
     evid = hop_evidence(hop, header=[clip(v, 500) for v in values[:5]], preloaded=ev.hsts_preloaded)
@@ -216,12 +200,9 @@ def policies(hop: Hop, page: PageInfo | None) -> tuple[list[csplib.Policy], list
     return enforced, meta, report_only
 
 
-@check(META["http-csp"])
-def content_security_policy(snap: Snapshot) -> list[Finding]:
-    m = META["http-csp"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-csp", needs=HTTPS)
+def content_security_policy(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     page = _page(ev)
     enforced, meta, report_only = policies(hop, page)
     evid = hop_evidence(hop, header=[clip(v, 1000) for v in hop.header_all("content-security-policy")[:5]])
@@ -266,12 +247,9 @@ def content_security_policy(snap: Snapshot) -> list[Finding]:
 
 # -- H4 -----------------------------------------------------------------------------------------
 
-@check(META["http-framing"])
-def framing(snap: Snapshot) -> list[Finding]:
-    m = META["http-framing"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-framing", needs=HTTPS)
+def framing(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     enforced = csplib.parse_header(hop.header_all("content-security-policy"), "header")
     fa = csplib.frame_ancestors(enforced)
     xfo_values = hop.header_all("x-frame-options")
@@ -301,12 +279,9 @@ def framing(snap: Snapshot) -> list[Finding]:
 
 # -- H5 -----------------------------------------------------------------------------------------
 
-@check(META["http-nosniff"])
-def nosniff(snap: Snapshot) -> list[Finding]:
-    m = META["http-nosniff"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-nosniff", needs=HTTPS)
+def nosniff(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     values = hop.header_all("x-content-type-options")
     evid = hop_evidence(hop, header=[clip(v, 200) for v in values[:5]])
     if hdr.is_nosniff(values):
@@ -319,12 +294,9 @@ def nosniff(snap: Snapshot) -> list[Finding]:
 
 # -- H6 -----------------------------------------------------------------------------------------
 
-@check(META["http-referrer-policy"])
-def referrer_policy(snap: Snapshot) -> list[Finding]:
-    m = META["http-referrer-policy"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-referrer-policy", needs=HTTPS)
+def referrer_policy(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     values = hop.header_all("referrer-policy")
     policy, unknown = hdr.parse_referrer_policy(values)
     source = "header"
@@ -351,12 +323,9 @@ def referrer_policy(snap: Snapshot) -> list[Finding]:
 
 # -- H7 -----------------------------------------------------------------------------------------
 
-@check(META["http-permissions-policy"])
-def permissions_policy(snap: Snapshot) -> list[Finding]:
-    m = META["http-permissions-policy"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-permissions-policy", needs=HTTPS)
+def permissions_policy(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     values = hop.header_all("permissions-policy")
     legacy = hop.header_all("feature-policy")
     evid = hop_evidence(hop, header=[clip(v, 500) for v in values[:5]],
@@ -390,12 +359,8 @@ def _sets_cookies(ev: HTTPEvidence) -> bool:
     return any(h.set_cookies for h in hops) or any(p.set_cookie_count for p in ev.cors)
 
 
-@check(META["http-cors"])
-def cors(snap: Snapshot) -> list[Finding]:
-    m = META["http-cors"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-cors", needs=HTTPS)
+def cors(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
     probes = [p for p in ev.cors if p.error is None and p.status is not None]
     if not probes:
         why = next((p.error for p in ev.cors if p.error), "the CORS probes were not sent")
@@ -435,12 +400,9 @@ _ACTIVE = {"script": "scripts", "style": "stylesheets", "iframe": "frames", "fra
            "object": "objects", "embed": "objects"}
 
 
-@check(META["http-mixed-content"])
-def mixed_content(snap: Snapshot) -> list[Finding]:
-    m = META["http-mixed-content"]
-    ev, hop, errs = _needs_https(m, snap)
-    if ev is None or hop is None:
-        return errs
+@check("http-mixed-content", needs=HTTPS)
+def mixed_content(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
+    hop = https_hop(ev)
     if urlsplit(hop.url).scheme != "https":
         return [m.finding(Status.NOT_APPLICABLE, "The landing page is not served over HTTPS",
                           evidence=hop_evidence(hop))]
@@ -504,12 +466,8 @@ def mixed_content(snap: Snapshot) -> list[Finding]:
 
 # -- H10 ----------------------------------------------------------------------------------------
 
-@check(META["http-version-disclosure"])
-def version_disclosure(snap: Snapshot) -> list[Finding]:
-    m = META["http-version-disclosure"]
-    ev, errors = _reachable(m, snap)
-    if ev is None:
-        return errors
+@check("http-version-disclosure", needs=ANSWERED)
+def version_disclosure(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
     hops = [h for c in (ev.https, ev.http) if c for h in c.hops if h.ok]
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     banners: dict[str, set[str]] = {}
@@ -533,25 +491,17 @@ def version_disclosure(snap: Snapshot) -> list[Finding]:
 # -- H11 ----------------------------------------------------------------------------------------
 
 def validate_security_txt(body: str, url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """RFC 9116 validation with the ``sectxt`` package's offline Parser (no I/O: it parses the bytes
-    given). Returns (errors, recommendations) as {code, message, line}."""
+    """RFC 9116 validation (``checks.lib.security_txt``). Returns (errors, recommendations) as
+    {code, message, line}."""
     try:
-        from sectxt import Parser
-
-        parser = Parser(body.encode("utf-8", errors="replace"), urls=url)
-        errors = [dict(e) for e in parser.errors]
-        recs = [dict(r) for r in parser.recommendations]
+        errors, recs = rfc9116.validate(body, [url])
     except Exception as exc:  # the validator must not break the check
         return [{"code": "unparsable", "message": f"could not be parsed: {str(exc)[:200]}", "line": None}], []
     return errors[:20], recs[:20]
 
 
-@check(META["http-security-txt"])
-def security_txt(snap: Snapshot) -> list[Finding]:
-    m = META["http-security-txt"]
-    ev, errors = _reachable(m, snap)
-    if ev is None:
-        return errors
+@check("http-security-txt", needs=ANSWERED)
+def security_txt(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
     fetches = list(ev.security_txt)
     if not fetches:
         return m.errors("security.txt was not fetched")
@@ -600,6 +550,3 @@ def security_txt(snap: Snapshot) -> list[Finding]:
                           evidence=evid)]
     return [m.finding(Status.PASS, "Valid security.txt", f"{final}", evidence=evid)]
 
-
-CHECKS = [https_redirect, hsts, content_security_policy, framing, nosniff, referrer_policy,
-          permissions_policy, cors, mixed_content, version_disclosure, security_txt]

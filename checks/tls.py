@@ -6,46 +6,56 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from scanner.evidence import Snapshot
 from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence
 from scanner.models import Finding, Severity, Status
-from scanner.plugins import CheckMeta, check, load_metadata
+from scanner.plugins import CheckMeta, Needs, check
 
-META = load_metadata("tls")
 MAX_LISTED = 20  # suites named in one finding's evidence
 
 _HANDSHAKE_ONLY = ("tls-handshake",)
 
 
-def _usable(snap: Snapshot, meta: CheckMeta) -> TLSEvidence | list[Finding]:
-    """The TLS evidence when a handshake completed, else the ``error`` findings of this check."""
-    ev = snap.tls
-    if snap.resolution_error:
-        return meta.errors(f"host not resolved: {snap.resolution_error}")
-    if ev is None:
-        return meta.errors("TLS evidence was not collected")
+def _no_handshake(ev: TLSEvidence) -> str | None:
+    """Why the handshake cannot be judged: none was attempted."""
+    return None if ev.handshake is not None else ev.error or "no TLS handshake was attempted"
+
+
+def _unusable(ev: TLSEvidence) -> str | None:
+    """Why the TLS evidence cannot be judged: no completed handshake, or the scan failed."""
     if ev.handshake is None or ev.handshake.outcome != "completed":
         reason = (ev.handshake.reason if ev.handshake and ev.handshake.reason else None) or ev.error
-        return meta.errors(reason or "no TLS handshake")
-    if ev.error:
-        return meta.errors(ev.error)
-    return ev
+        return reason or "no TLS handshake"
+    return ev.error
+
+
+def _no_certificate(ev: TLSEvidence) -> str | None:
+    """As ``_unusable``, and a certificate chain must have been retrieved."""
+    why = _unusable(ev)
+    if why:
+        return why
+    if ev.certificate_error:
+        return f"certificate could not be retrieved: {ev.certificate_error}"
+    if not _chains(ev):
+        return "the server sent no certificate"
+    return None
+
+
+def _chains(ev: TLSEvidence) -> list[CertificateDeployment]:
+    return [d for d in ev.certificates if d.chain]
+
+
+ATTEMPTED = Needs("tls", _no_handshake)  # a handshake was attempted (T1 judges its outcome)
+COMPLETED = Needs("tls", _unusable)  # a handshake completed and the scan ran
+CERTIFIED = Needs("tls", _no_certificate)  # ... and a certificate chain was retrieved
 
 
 # -- T1 -------------------------------------------------------------------------------------------------
 
 
-@check(META["tls-handshake"])
-def handshake(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-handshake"]
-    if snap.resolution_error:
-        return meta.errors(f"host not resolved: {snap.resolution_error}")
-    ev = snap.tls
-    if ev is None:
-        return meta.errors("TLS evidence was not collected")
+@check("tls-handshake", needs=ATTEMPTED)
+def handshake(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     hs = ev.handshake
-    if hs is None:
-        return meta.errors(ev.error or "no TLS handshake was attempted")
+    assert hs is not None
     where = f"{ev.address}:{ev.port}"
     evidence: dict[str, Any] = {
         "address": ev.address,
@@ -84,12 +94,8 @@ def handshake(snap: Snapshot) -> list[Finding]:
 # -- T2 -------------------------------------------------------------------------------------------------
 
 
-@check(META["tls-protocols"])
-def protocols(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-protocols"]
-    ev = _usable(snap, meta)
-    if isinstance(ev, list):
-        return ev
+@check("tls-protocols", needs=COMPLETED)
+def protocols(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     if not ev.protocols:
         return meta.errors("protocol versions were not tested")
     offered = {
@@ -226,12 +232,8 @@ def curve_bits(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-@check(META["tls-ciphers"])
-def ciphers(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-ciphers"]
-    ev = _usable(snap, meta)
-    if isinstance(ev, list):
-        return ev
+@check("tls-ciphers", needs=COMPLETED)
+def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     accepted = [(p.protocol, s) for p in ev.protocols if p.status == "accepted" for s in p.suites]
     if not ev.protocols:
         return meta.errors("cipher suites were not tested")
@@ -413,27 +415,9 @@ def _cert_ev(c: Certificate) -> dict[str, Any]:
     }
 
 
-def _deployments(
-    snap: Snapshot, meta: CheckMeta
-) -> tuple[TLSEvidence, list[CertificateDeployment]] | list[Finding]:
-    ev = _usable(snap, meta)
-    if isinstance(ev, list):
-        return ev
-    if ev.certificate_error:
-        return meta.errors(f"certificate could not be retrieved: {ev.certificate_error}")
-    deps = [d for d in ev.certificates if d.chain]
-    if not deps:
-        return meta.errors("the server sent no certificate")
-    return ev, deps
-
-
-@check(META["tls-cert-trust"])
-def cert_trust(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-cert-trust"]
-    got = _deployments(snap, meta)
-    if isinstance(got, list):
-        return got
-    ev, deps = got
+@check("tls-cert-trust", needs=CERTIFIED)
+def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
+    deps = _chains(ev)
     out: list[Finding] = []
     seen: set[str] = set()
     for dep in deps:
@@ -548,13 +532,9 @@ def _trust_detail(problem: str, leaf: Certificate, ev: TLSEvidence) -> str:
 # -- T5 -------------------------------------------------------------------------------------------------
 
 
-@check(META["tls-cert-hygiene"])
-def cert_hygiene(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-cert-hygiene"]
-    got = _deployments(snap, meta)
-    if isinstance(got, list):
-        return got
-    ev, deps = got
+@check("tls-cert-hygiene", needs=CERTIFIED)
+def cert_hygiene(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
+    deps = _chains(ev)
     now = ev.scanned_at or datetime.now(UTC)
     out: list[Finding] = []
     done: set[str] = set()
@@ -644,12 +624,8 @@ def cert_hygiene(snap: Snapshot) -> list[Finding]:
 # -- T6 -------------------------------------------------------------------------------------------------
 
 
-@check(META["tls-vulnerabilities"])
-def vulnerabilities(snap: Snapshot) -> list[Finding]:
-    meta = META["tls-vulnerabilities"]
-    ev = _usable(snap, meta)
-    if isinstance(ev, list):
-        return ev
+@check("tls-vulnerabilities", needs=COMPLETED)
+def vulnerabilities(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     v = ev.vulnerabilities
     accepted = set(ev.accepted_protocols)
     pre13 = bool(accepted - {"TLSv1.3"})  # renegotiation and compression exist only before TLS 1.3
@@ -744,5 +720,3 @@ def vulnerabilities(snap: Snapshot) -> list[Finding]:
         )
     return out
 
-
-CHECKS = [handshake, protocols, ciphers, cert_trust, cert_hygiene, vulnerabilities]

@@ -1,4 +1,5 @@
-"""The baseline as data: controls, which checks feed them, how statuses aggregate and how grades cap.
+"""The baseline as data: controls, how statuses aggregate and how grades cap. Which checks feed a control
+is said once, by each check's metadata (``controls:``); the registry derives the reverse mapping.
 
 The rules live in ``scanner/baselines/<id>-v<version>.json`` so the coalition can revise them and keep
 old reports reproducible; this module only interprets that file.
@@ -25,7 +26,6 @@ class Control(Frozen):
     severity: Severity
     title: str
     requirement: str
-    checks: tuple[str, ...]
     references: tuple[str, ...] = ()
 
 
@@ -37,6 +37,11 @@ class Grading(Frozen):
     warn_cap: str
     a_plus: str
     undecided_grade: str = "?"
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The grades from best to worst: A+ (every decided control passes), then the letters."""
+        return ("A+", *(name for name, _ in self.letters))
 
 
 class Aggregation(Frozen):
@@ -98,7 +103,7 @@ class Baseline(Frozen):
         total = sum(weights) or 1.0
         score = round(100 * sum(w * c for w, c in zip(weights, credit, strict=True)) / total)
         letter = next((name for name, minimum in g.letters if score >= minimum), g.letters[-1][0])
-        order = ["A+"] + [name for name, _ in g.letters]
+        order = g.order
         caps = [g.fail_caps[r.severity.value] for r in decided if r.status == Status.FAIL]
         if any(r.status == Status.WARN for r in decided):
             caps.append(g.warn_cap)
@@ -113,9 +118,14 @@ class Baseline(Frozen):
     @staticmethod
     def worst_grade(grades: Iterable[str]) -> str:
         """A member's grade: the worst of its targets' ('?' only when nothing was decided)."""
-        order = ["A+", "A", "B", "C", "D", "E", "F"]
+        order = grade_order()
         known = [g for g in grades if g in order]
-        return max(known, key=order.index) if known else "?"
+        return max(known, key=order.index) if known else load_baseline().grading.undecided_grade
+
+
+def grade_order() -> tuple[str, ...]:
+    """The grades from best to worst, as the bundled baseline's grading table defines them."""
+    return load_baseline().grading.order
 
 
 @cache

@@ -20,6 +20,7 @@ from scanner import __version__
 from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
 from scanner.cli_lang import lang_option, use_language
 from scanner.cli_notify import notify as notify_command
+from scanner.cli_reanalyse import reanalyse
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -139,7 +140,7 @@ def run_plain_scan(targets: list[Target], settings: Settings, kw: dict[str, Any]
 
 @cli.command(name="checks")
 def list_checks() -> None:
-    """List every registered check: ID, severity, controls it feeds, title."""
+    """List every registered check: ID, severity, controls it feeds, evidence it reads, title."""
     from rich.table import Table
 
     from scanner.baseline import load_baseline
@@ -149,11 +150,11 @@ def list_checks() -> None:
     reg = load_checks(c.id for c in baseline.controls)
     table = Table(title=f"{len(reg.checks)} checks", show_lines=False)
     table.add_column("ID", no_wrap=True)
-    for col in ("Severity", "Controls", "Kind", "Title"):
+    for col in ("Severity", "Controls", "Kind", "Evidence", "Title"):
         table.add_column(col)
     for chk in sorted(reg.checks, key=lambda c: (c.meta.controls[0][0], c.meta.controls, c.id)):
         m = chk.meta
-        table.add_row(m.id, m.severity.value, ",".join(m.controls), m.target_kind, m.title)
+        table.add_row(m.id, m.severity.value, ",".join(m.controls), m.target_kind, chk.needs.family, m.title)
     listing_console().print(table)
     for msg in reg.refused:
         click.echo(f"refused: {msg}", err=True)
@@ -165,14 +166,17 @@ def show_baseline() -> None:
     from rich.table import Table
 
     from scanner.baseline import load_baseline
+    from scanner.plugins import load_checks
 
     b = load_baseline()
+    feeding = load_checks(c.id for c in b.controls).by_control()
     table = Table(title=f"{b.title}, version {b.version} ({b.id})")
     table.add_column("ID", no_wrap=True)
     for col in ("Area", "Severity", "Scope", "Title", "Checks"):
         table.add_column(col)
     for c in b.controls:
-        table.add_row(c.id, b.areas[c.area], c.severity.value, c.scope, c.title, ", ".join(c.checks))
+        checks = ", ".join(feeding.get(c.id, ()))
+        table.add_row(c.id, b.areas[c.area], c.severity.value, c.scope, c.title, checks)
     listing_console().print(table)
 
 
@@ -189,7 +193,7 @@ def demo(output: Path, keep_running: bool) -> None:
     click.echo(f"demo report written: {path.resolve()}")
 
 
-for _command in HISTORY_COMMANDS:
+for _command in (*HISTORY_COMMANDS, reanalyse):
     cli.add_command(_command)
 cli.add_command(notify_command)
 

@@ -241,7 +241,7 @@ def first_run_only(store: Any, ref: str) -> bool:
 @click.command()
 @store_option
 @click.argument("run", default="latest")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
+@click.option("--format", "formats", multiple=True, type=FORMATS,
               help="Formats for a run without members (default html). A members run gets the portfolio.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Directory (portfolio, several formats) or file (one format).")

@@ -4,7 +4,6 @@ settings, the scan-and-render pipeline and opening the history store."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,48 @@ from scanner.settings import Settings
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
 EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
-FORMATS = ("html", "json", "csv", "sarif", "xlsx")
 FAIL_ON = ("critical", "high", "medium", "low", "never")
+
+
+class ReportFormat(click.ParamType):
+    """``--format``: any format published under ``pledgescan.reporters``, a plugin's included."""
+
+    name = "format"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        from scanner.reporters import format_names
+
+        return "[" + "|".join(format_names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from scanner.reporters import format_names
+
+        fmt, names = str(value).strip().lower(), format_names()
+        if fmt not in names:
+            self.fail(f"{value!r} is not a report format; choose from {', '.join(names)}", param, ctx)
+        return fmt
+
+
+FORMATS = ReportFormat()
 
 
 class InputProblem(click.ClickException):
     """A user-input error: printed as one line, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+def setting_option(name: str, *decls: str, **kw: Any) -> Any:
+    """A ``scan`` option for the ``Settings`` field ``name``: its default, range and help come from the
+    field (the one place they are written)."""
+    from annotated_types import Ge, Le
+
+    field = Settings.model_fields[name]
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    kind = click.IntRange if field.annotation is int else click.FloatRange
+    return click.option(*decls, type=kind(low, high), default=field.default, show_default=True,
+                        help=field.description, **kw)
 
 
 class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an error)
@@ -35,54 +68,12 @@ class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an
                          f"`pledgescan scan --resume{store}` completes it")
 
 
-def parse_resolve(values: tuple[str, ...]) -> dict[tuple[str, int], str]:
-    """``HOST:PORT:ADDR`` (like curl; ADDR may be a bracketed IPv6 address)."""
-    out: dict[tuple[str, int], str] = {}
-    for v in values:
-        host, sep, rest = v.partition(":")
-        port_s, sep2, addr = rest.partition(":")
-        addr = addr.strip("[]")
-        if not (sep and sep2 and host and port_s.isdigit() and addr):
-            raise InputProblem(f"--resolve {v!r}: expected HOST:PORT:ADDR, e.g. example.org:443:192.0.2.1")
-        try:
-            ipaddress.ip_address(addr)
-        except ValueError:
-            raise InputProblem(f"--resolve {v!r}: {addr!r} is not an IP address") from None
-        port = int(port_s)
-        if not 0 < port < 65536:
-            raise InputProblem(f"--resolve {v!r}: port out of range")
-        out[(host.lower().rstrip("."), port)] = addr
-    return out
-
-
-def parse_nameservers(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """``ADDR[:PORT]``; IPv6 as ``[ADDR]:PORT`` or bare."""
-    out = []
-    for v in values:
-        addr, port = v, 53
-        if v.startswith("["):
-            addr, _, tail = v[1:].partition("]")
-            if tail.startswith(":"):
-                port = _port(tail[1:], v)
-        elif v.count(":") == 1:
-            addr, _, p = v.partition(":")
-            port = _port(p, v)
-        try:
-            ipaddress.ip_address(addr)
-        except ValueError:
-            raise InputProblem(f"--nameserver {v!r}: expected ADDR[:PORT] with an IP address") from None
-        out.append((addr, port))
-    return tuple(out)
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise InputProblem(f"--nameserver {whole!r}: bad port {text!r}")
-    return int(text)
-
-
-def _split_ids(values: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(x.strip() for v in values for x in v.split(",") if x.strip())
+# Options whose value, when given on the command line, overrides the environment and the settings file.
+SETTING_OPTIONS = {"timeout": "timeout", "target_deadline": "target_deadline", "concurrency": "concurrency",
+                   "per_host_connections": "per_host_connections", "rate_limit": "rate_limit",
+                   "contact": "contact_url", "ca_bundle": "ca_bundle", "resolve": "resolve",
+                   "nameservers": "nameservers", "trust_anchors": "trust_anchors", "only": "only",
+                   "skip": "skip"}
 
 
 def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
@@ -131,7 +122,7 @@ def exceeds_threshold(report: Report, fail_on: str) -> bool:
 def scan_options(func: Any) -> Any:
     """Options shared by ``scan`` and ``demo`` (network, trust and politeness)."""
     opts = [
-        click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
+        click.option("--format", "formats", multiple=True, type=FORMATS,
                      help="Report format (repeatable). Default: html, plus a terminal summary."),
         click.option("-o", "--output", type=click.Path(path_type=Path),
                      help="Output file (one format) or directory (several). "
@@ -145,17 +136,14 @@ def scan_options(func: Any) -> Any:
         click.option("--trust-anchor", "trust_anchors", multiple=True,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="DNSSEC trust anchors (DS/DNSKEY in zone-file format) replacing the root KSK."),
-        click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
-                     help="Seconds for each network operation."),
-        click.option("--target-deadline", type=click.FloatRange(1, 7200), default=120.0,
-                     show_default=True,
-                     help="Seconds for all the work on one target; undecided controls become error."),
-        click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
-                     help="Targets scanned at once."),
-        click.option("--per-host-connections", type=click.IntRange(1, 64), default=4, show_default=True,
-                     help="Politeness cap: simultaneous connections to one address."),
-        click.option("--rate-limit", type=click.FloatRange(0, 10000), default=20.0, show_default=True,
-                     help="Requests per second for the whole scan (0: unlimited)."),
+        setting_option("timeout", "--timeout"),
+        setting_option("target_deadline", "--target-deadline"),
+        setting_option("concurrency", "--concurrency"),
+        setting_option("per_host_connections", "--per-host-connections"),
+        setting_option("rate_limit", "--rate-limit"),
+        click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Settings file (TOML). Default: ./pledgescan.toml, else the user config "
+                          "directory's. Command-line options win, then PLEDGESCAN_* variables."),
         click.option("--only", multiple=True, metavar="IDS",
                      help="Run only these check or control IDs (comma-separated, repeatable)."),
         click.option("--skip", multiple=True, metavar="IDS",
@@ -209,21 +197,28 @@ def quiet_requested(kw: dict[str, Any]) -> bool:
 
 
 def build_settings(kw: dict[str, Any]) -> Settings:
-    check_selection(_split_ids(kw.get("only") or ()), _split_ids(kw.get("skip") or ()))
-    return Settings(
-        timeout=kw["timeout"],
-        target_deadline=kw["target_deadline"],
-        concurrency=kw["concurrency"],
-        per_host_connections=kw["per_host_connections"],
-        rate_limit=kw["rate_limit"],
-        contact_url=kw.get("contact"),
-        ca_bundle=kw.get("ca_bundle"),
-        resolve=parse_resolve(kw.get("resolve") or ()),
-        nameservers=parse_nameservers(kw.get("nameservers") or ()),
-        trust_anchors=tuple(kw.get("trust_anchors") or ()),
-        only=_split_ids(kw.get("only") or ()),
-        skip=_split_ids(kw.get("skip") or ()),
-    )
+    """The scan's settings: options given on the command line, then ``PLEDGESCAN_*``, then the settings
+    file (``--config``, ./pledgescan.toml or the user config directory's), then the defaults."""
+    from click.core import ParameterSource
+    from pydantic import ValidationError
+
+    from scanner.settings import load_settings
+
+    ctx = click.get_current_context(silent=True)
+    given = {field: kw[opt] for opt, field in SETTING_OPTIONS.items()
+             if kw.get(opt) not in (None, ())
+             and (ctx is None or ctx.get_parameter_source(opt) != ParameterSource.DEFAULT)}
+    try:
+        settings = load_settings(given, kw.get("config"))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        where = ".".join(str(x) for x in err["loc"][:1])
+        raise InputProblem(str(ctx_error) if ctx_error else f"setting {where}: {err['msg']}") from None
+    except (OSError, ValueError) as exc:
+        raise InputProblem(f"settings: {exc}") from None
+    check_selection(settings.only, settings.skip)
+    return settings
 
 
 def default_output(formats: tuple[str, ...], output: Path | None, default_name: str) -> Path:

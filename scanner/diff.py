@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from scanner.baseline import grade_order
 from scanner.store import Observation, ResultSummary, RunInfo, Store, StoreError
 
-GRADES = ["A+", "A", "B", "C", "D", "E", "F"]
+GRADES = list(grade_order())
 BADNESS = {"pass": 0, "warn": 1, "fail": 2}  # error / not_applicable are undecided: never a regression
 ChangeKind = Literal["newly_failing", "regressed", "fixed", "improved", "changed"]
 # assessed: reached now and before; back: reached again after being unreachable; new: never assessed

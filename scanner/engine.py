@@ -13,9 +13,10 @@ from typing import Any
 
 from scanner import __version__
 from scanner.baseline import Baseline, load_baseline
-from scanner.collectors import COLLECTORS, FAMILY_EVIDENCE
+from scanner.collectors import COLLECTORS
 from scanner.evidence import Snapshot
 from scanner.models import (
+    SCHEMA_VERSION,
     BaselineRef,
     Finding,
     Report,
@@ -40,8 +41,6 @@ class _SendNoiseFilter(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
-
-SCHEMA_VERSION = "1.0"
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
 
@@ -78,18 +77,15 @@ class Selection:
             self.controls = set(controls)
         self.controls -= skip_s
         fed = {ctl for chk in self.checks for ctl in chk.meta.controls}
+        feeding = registry.by_control()
         # A control whose every check was skipped by name is not reported.
         self.controls = {c for c in self.controls
-                         if c in fed or not any(x in skip_s for x in baseline.control(c).checks)}
-        self.loaded_ids = {c.id for c in registry.checks}
+                         if c in fed or not any(x in skip_s for x in feeding.get(c, ()))}
+        self.assessed = set(feeding)  # controls some installed check feeds
 
     def families(self, kind: str) -> set[str]:
         """Evidence families the selected checks of this kind of target need."""
-        fams = set()
-        for chk in self.checks:
-            if chk.meta.target_kind == kind:
-                fams.add(FAMILY_EVIDENCE.get(chk.family, chk.family))
-        return fams
+        return {chk.needs.family for chk in self.checks if chk.meta.target_kind == kind}
 
 
 class Scanner:
@@ -232,7 +228,7 @@ class Scanner:
             if control.id not in self.selection.controls:
                 continue
             unavailable = None
-            if not any(c in self.selection.loaded_ids for c in control.checks):
+            if control.id not in self.selection.assessed:
                 unavailable = "no installed check assesses this control yet"
             controls.append(self.baseline.control_result(control, by_control.get(control.id, []),
                                                          unavailable))

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+#: Version of the report format (``Report.schema_version``, the JSON Schema's ``$id``).
+SCHEMA_VERSION = "1.0"
+CHECK_ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"  # a check's ID, or "pledgescan" for the engine's own
+
+# Values the baseline defines: the generated JSON Schema takes their $defs from the baseline file.
+ControlId = Annotated[str, WithJsonSchema({"x-baseline": "control_id"})]
+AreaId = Annotated[str, WithJsonSchema({"x-baseline": "area"})]
+Grade = Annotated[str, WithJsonSchema({"x-baseline": "grade"})]
 
 
 class Frozen(BaseModel):
-    """Base of every record: immutable, no unknown fields."""
+    """Base of every record: immutable, no unknown fields. Serialised, every field is written (so the
+    generated JSON Schema requires it)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 class Status(StrEnum):
@@ -81,8 +91,8 @@ class Target(Frozen):
 class Finding(Frozen):
     """One observation by one check. ``evidence`` is plain JSON data, already bounded."""
 
-    check: str
-    control: str
+    check: str = Field(pattern=CHECK_ID_PATTERN)
+    control: ControlId
     status: Status
     severity: Severity | None = None  # weight if this is a fail/warn; defaults to the control's
     title: str
@@ -94,9 +104,9 @@ class Finding(Frozen):
 class ControlResult(Frozen):
     """The status of one baseline control on one target."""
 
-    id: str
+    id: ControlId
     title: str
-    area: str
+    area: AreaId
     status: Status
     severity: Severity
     findings: tuple[Finding, ...] = ()
@@ -108,28 +118,28 @@ class TargetResult(Frozen):
     member: str | None
     member_name: str | None = None
     kind: TargetKind
-    target: str
+    target: str = Field(min_length=1)
     addresses: tuple[str, ...] = ()
-    grade: str
-    score: int
-    decided: int  # controls that could be decided (not error, not n/a)
-    applicable: int  # controls that apply (not n/a)
+    grade: Grade
+    score: int = Field(ge=0, le=100)
+    decided: int = Field(ge=0)  # controls that could be decided (not error, not n/a)
+    applicable: int = Field(ge=0)  # controls that apply (not n/a)
     controls: tuple[ControlResult, ...]
     findings: tuple[Finding, ...]
     errors: tuple[str, ...] = ()
     started_at: datetime | None = None
-    duration_s: float | None = None
+    duration_s: float | None = Field(default=None, ge=0)
     stats: dict[str, Any] = Field(default_factory=dict)
 
 
 class ToolInfo(Frozen):
-    name: str = "pledgescan"
-    version: str
+    name: str = Field(default="pledgescan", min_length=1)
+    version: str = Field(min_length=1)
 
 
 class BaselineRef(Frozen):
-    id: str
-    version: str
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
 
 
 TargetState = Literal["assessed", "back", "new", "unreachable", "not_assessed", "removed"]
@@ -154,7 +164,7 @@ class TargetComparison(Frozen):
 class Report(Frozen):
     """One scan run: what reporters render."""
 
-    schema_version: str
+    schema_version: str = Field(pattern=r"^1\.[0-9]+$")
     tool: ToolInfo
     baseline: BaselineRef
     generated_at: datetime

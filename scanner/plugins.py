@@ -1,8 +1,9 @@
 """The check plugin API and the registry, loaded through entry points.
 
-A check is metadata (data, validated at load) plus a pure function ``Snapshot -> findings``. Families
-publish a list of checks under the entry-point group ``pledgescan.checks`` (see setup.cfg); third parties
-do the same from their own package. Reporters are published under ``pledgescan.reporters``.
+A check is metadata (data, validated at load), the evidence family it needs, and a pure function
+``(evidence, meta) -> findings``. A check module is published under the entry-point group
+``pledgescan.checks`` (see setup.cfg); third parties do the same from their own package. Reporters are
+published under ``pledgescan.reporters``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any, Protocol
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from scanner.evidence import EVIDENCE_LABELS
 from scanner.models import Finding, Frozen, Report, Severity, Status, TargetKind
 
 log = logging.getLogger(__name__)
@@ -75,40 +79,94 @@ class CheckMeta(Frozen):
         ]
 
 
-CheckFunc = Callable[[Any], Iterable[Finding]]
+CheckFunc = Callable[[Any, CheckMeta], Iterable[Finding]]
+Unusable = Callable[[Any], str | None]
+
+
+def _errored(evidence: Any) -> str | None:
+    return evidence.error
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The evidence family a check reads (a ``Snapshot`` field) and when that evidence can be judged.
+
+    ``unusable(evidence)`` says why collected evidence cannot be judged (default: its ``error``);
+    ``error_evidence(evidence)`` is attached to the ``error`` findings. Families declare stronger needs
+    (``Needs("http", _no_https_answer)``) once, and their checks name them.
+    """
+
+    family: str
+    unusable: Unusable = _errored
+    error_evidence: Callable[[Any], dict[str, Any]] | None = None
+
+    def evidence(self, snapshot: Any, meta: CheckMeta) -> Any:
+        """The evidence to judge, or the check's ``error`` findings (a list) saying why there is none."""
+        if getattr(snapshot, "resolution_error", None):
+            return meta.errors(f"host not resolved: {snapshot.resolution_error}")
+        ev = getattr(snapshot, self.family, None)
+        if ev is None:
+            return meta.errors(f"{EVIDENCE_LABELS.get(self.family, self.family)} evidence was not collected")
+        why = self.unusable(ev)
+        if why:
+            return meta.errors(why, self.error_evidence(ev) if self.error_evidence else None)
+        return ev
 
 
 @dataclass(frozen=True)
 class Check:
-    """A registered check: its metadata and the pure function that analyses a ``Snapshot``."""
+    """A registered check: its metadata, the evidence it needs and the pure function that judges it.
+
+    ``run`` is the shared preamble: evidence missing, unresolved or unusable gives ``error`` findings for
+    every control the check feeds; otherwise ``func(evidence, meta)`` decides.
+    """
 
     meta: CheckMeta
     func: CheckFunc
-    family: str = ""
+    needs: Needs
 
     @property
     def id(self) -> str:
         return self.meta.id
 
     def run(self, snapshot: Any) -> list[Finding]:
-        return list(self.func(snapshot))
+        ev = self.needs.evidence(snapshot, self.meta)
+        if isinstance(ev, list):
+            return ev
+        return list(self.func(ev, self.meta))
 
 
-def load_metadata(family: str) -> dict[str, CheckMeta]:
-    """Read and validate ``checks/metadata/<family>.yaml``: a list of check metadata records."""
-    text = resources.files("checks").joinpath("metadata", f"{family}.yaml").read_text("utf-8")
+@cache
+def load_metadata(module: str) -> dict[str, CheckMeta]:
+    """Read and validate the metadata of a check module: ``<package>/metadata/<module>.yaml`` beside it
+    (``checks.http`` -> ``checks/metadata/http.yaml``), a list of check metadata records."""
+    package, _, name = module.rpartition(".")
+    if not package:
+        raise LookupError(f"check module {module!r} is not in a package: no metadata/ folder to read")
+    text = resources.files(package).joinpath("metadata", f"{name}.yaml").read_text("utf-8")
     data = yaml.safe_load(text) or []
     metas = [CheckMeta.model_validate(item) for item in data]
     return {m.id: m for m in metas}
 
 
-def check(meta: CheckMeta) -> Callable[[CheckFunc], Check]:
-    """Decorator: ``@check(META["tls-protocols"])`` turns a function into a ``Check``."""
+def check(check_id: str, needs: str | Needs) -> Callable[[CheckFunc], Check]:
+    """Decorator: ``@check("tls-protocols", needs="tls")`` turns ``func(evidence, meta)`` into a ``Check``
+    whose metadata is the record ``check_id`` of the module's metadata file."""
+    need = needs if isinstance(needs, Needs) else Needs(needs)
 
     def wrap(func: CheckFunc) -> Check:
-        return Check(meta=meta, func=func, family=func.__module__.rsplit(".", 1)[-1])
+        metas = load_metadata(func.__module__)
+        if check_id not in metas:
+            raise LookupError(f"check {check_id!r} has no metadata in {func.__module__}'s metadata file")
+        return Check(meta=metas[check_id], func=func, needs=need)
 
     return wrap
+
+
+def checks_in(module: ModuleType) -> list[Check]:
+    """The checks a module defines, in the order it defines them (an entry point may name the module)."""
+    return [v for v in vars(module).values()
+            if isinstance(v, Check) and getattr(v.func, "__module__", None) == module.__name__]
 
 
 @dataclass
@@ -117,6 +175,14 @@ class Registry:
 
     checks: list[Check] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+
+    def by_control(self) -> dict[str, list[str]]:
+        """The IDs of the checks feeding each control, from the checks' metadata (the only mapping)."""
+        out: dict[str, list[str]] = {}
+        for c in self.checks:
+            for control in c.meta.controls:
+                out.setdefault(control, []).append(c.id)
+        return out
 
     def by_id(self) -> dict[str, Check]:
         out: dict[str, Check] = {}
@@ -143,7 +209,12 @@ def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
         except Exception as exc:  # a broken plugin must not stop the scan
             reg.refused.append(f"check plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
             continue
-        items = [loaded] if isinstance(loaded, Check) else list(loaded) if _iterable(loaded) else [loaded]
+        if isinstance(loaded, ModuleType):
+            items: list[Any] = checks_in(loaded)
+        elif isinstance(loaded, Check):
+            items = [loaded]
+        else:
+            items = list(loaded) if _iterable(loaded) else [loaded]
         for item in items:
             problem = _validate(item, seen, controls)
             if problem:
@@ -168,6 +239,9 @@ def _validate(item: object, seen: set[str], controls: set[str] | None) -> str | 
         CheckMeta.model_validate(item.meta.model_dump())
     except ValidationError as exc:
         return f"invalid metadata: {exc.errors()[0]['msg']}"
+    if item.needs.family not in EVIDENCE_LABELS:
+        return (f"check {item.id!r} needs evidence family {item.needs.family!r}; known: "
+                f"{', '.join(EVIDENCE_LABELS)}")
     if item.id in seen:
         return f"duplicate check ID {item.id!r} refused"
     if controls is not None:
@@ -184,6 +258,13 @@ class Reporter(Protocol):
     extension: str
 
     def render(self, report: Report) -> str | bytes: ...
+
+
+def reporter_names() -> list[str]:
+    """Formats published under ``pledgescan.reporters`` (pledgescan's own first), without loading any."""
+    eps = entry_points(group=REPORTER_GROUP)
+    own = [ep.name for ep in eps if getattr(getattr(ep, "dist", None), "name", "") == "pledgescan"]
+    return list(dict.fromkeys(own + sorted(ep.name for ep in eps)))
 
 
 def load_reporters() -> dict[str, Reporter]:

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from scanner.baseline import Baseline, load_baseline
 from scanner.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
-from scanner.models import BaselineRef, Report, Status, TargetComparison, ToolInfo
+from scanner.models import SCHEMA_VERSION, BaselineRef, Report, Status, TargetComparison, ToolInfo
 from scanner.store import ResultSummary, RunInfo, Store
 
 NO_MEMBER_PAGE = "_unassigned"
@@ -178,7 +178,7 @@ def _place(points: list[TrendPoint], width: float = 560, height: float = 140) ->
 
 
 def _footer_report(run: RunInfo) -> Report:
-    return Report(schema_version="1.0", tool=ToolInfo(version=run.tool_version),
+    return Report(schema_version=SCHEMA_VERSION, tool=ToolInfo(version=run.tool_version),
                   baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
                   generated_at=run.started_at, targets=(), run_id=str(run.id))
 
@@ -194,7 +194,7 @@ def run_report(store: Store, run: RunInfo) -> Report:
     """A stored run as a ``Report`` (what the JSON/CSV/HTML reporters take), with each target's
     comparison with its own past."""
     targets = tuple(store.results(run.id))
-    return Report(schema_version="1.0", tool=ToolInfo(version=run.tool_version),
+    return Report(schema_version=SCHEMA_VERSION, tool=ToolInfo(version=run.tool_version),
                   baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
                   generated_at=run.started_at, targets=targets, run_id=str(run.id),
                   stats={**run.stats, "run_status": run.status},

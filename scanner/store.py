@@ -237,40 +237,19 @@ def members_inventory(path: Path) -> str:
     return _fit(f"members:{Path(path).expanduser().resolve()}")
 
 
+# The settings a run keeps: what decides how its targets are scanned (not the fixed safety limits).
+STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "per_host_connections", "rate_limit",
+                   "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors", "only", "skip")
+
+
 def settings_to_json(settings: Settings) -> dict[str, Any]:
     """The scan settings as JSON, stored with the run so ``--resume`` scans the rest the same way."""
-    return {
-        "timeout": settings.timeout,
-        "target_deadline": settings.target_deadline,
-        "concurrency": settings.concurrency,
-        "per_host_connections": settings.per_host_connections,
-        "rate_limit": settings.rate_limit,
-        "contact_url": settings.contact_url,
-        "ca_bundle": str(settings.ca_bundle) if settings.ca_bundle else None,
-        "resolve": [[h, p, a] for (h, p), a in settings.resolve.items()],
-        "nameservers": [list(ns) for ns in settings.nameservers],
-        "trust_anchors": [str(p) for p in settings.trust_anchors],
-        "only": sorted(settings.only),
-        "skip": sorted(settings.skip),
-    }
+    return settings.model_dump(mode="json", include=set(STORED_SETTINGS))
 
 
 def settings_from_json(data: dict[str, Any]) -> Settings:
-    d = dict(data)
-    return Settings(
-        timeout=d.get("timeout", 10.0),
-        target_deadline=d.get("target_deadline", 120.0),
-        concurrency=d.get("concurrency", 8),
-        per_host_connections=d.get("per_host_connections", 4),
-        rate_limit=d.get("rate_limit", 20.0),
-        contact_url=d.get("contact_url"),
-        ca_bundle=Path(d["ca_bundle"]) if d.get("ca_bundle") else None,
-        resolve={(h, int(p)): a for h, p, a in d.get("resolve", [])},
-        nameservers=tuple((a, int(p)) for a, p in d.get("nameservers", [])),
-        trust_anchors=tuple(Path(p) for p in d.get("trust_anchors", [])),
-        only=frozenset(d.get("only", [])),
-        skip=frozenset(d.get("skip", [])),
-    )
+    """The stored settings back (fields missing from an older run take today's defaults)."""
+    return Settings.model_validate({k: v for k, v in data.items() if k in STORED_SETTINGS})
 
 
 def make_engine(url: str) -> Engine:

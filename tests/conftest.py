@@ -16,3 +16,11 @@ def _hermetic_history_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     if "PLEDGESCAN_STORE" not in os.environ:
         path = tmp_path_factory.mktemp("store") / "history.sqlite3"
         os.environ["PLEDGESCAN_STORE"] = f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hermetic_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Scans run by tests read no settings file or PLEDGESCAN_* variable of the developer's."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    for name in [n for n in os.environ if n.startswith("PLEDGESCAN_") and n != "PLEDGESCAN_STORE"]:
+        del os.environ[name]

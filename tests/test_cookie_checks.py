@@ -7,6 +7,7 @@ import pytest
 from checks import cookies as C
 from checks.lib.cookies import parse_cookie_date, parse_set_cookie, session_rule
 from scanner.models import Severity, Status
+from scanner.plugins import checks_in
 from tests.testbed.http_sites import GOOD_HEADERS, HOST, URL, failed, hop, snapshot
 
 
@@ -63,7 +64,7 @@ def test_session_rules(name, rule):
 
 # -- C1
 def test_c1_no_cookies_not_applicable():
-    for chk in C.CHECKS:
+    for chk in checks_in(C):
         assert worst(chk.run(snapshot())) == Status.NOT_APPLICABLE
 
 
@@ -88,7 +89,7 @@ def test_c1_secure_passes():
 
 def test_c_errors_when_https_failed():
     snap = snapshot(https_hops=[failed(URL, "timed out", "timeout")])
-    for chk in C.CHECKS:
+    for chk in checks_in(C):
         assert {f.status for f in chk.run(snap)} == {Status.ERROR}
 
 

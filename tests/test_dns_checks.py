@@ -21,6 +21,7 @@ from scanner.evidence.dns import (
     SPFEvidence,
 )
 from scanner.models import Status, Target
+from scanner.plugins import checks_in
 
 DOMAIN = "school.example"
 TARGET = Target(kind="domain", target=DOMAIN, host=DOMAIN, scope=(DOMAIN,))
@@ -41,7 +42,7 @@ def txt(name: str, *records: str, rcode: str = "NOERROR") -> DNSAnswer:
 # ------------------------------------------------------------------------------------------ common
 
 
-@pytest.mark.parametrize("chk", checks.CHECKS, ids=lambda c: c.id)
+@pytest.mark.parametrize("chk", checks_in(checks), ids=lambda c: c.id)
 def test_every_check_errors_when_dns_evidence_failed(chk):
     # Given a DNS collection that timed out / was never run
     for s in (Snapshot(target=TARGET, dns=DNSEvidence(error="DNS query timed out")), Snapshot(target=TARGET)):
@@ -51,10 +52,10 @@ def test_every_check_errors_when_dns_evidence_failed(chk):
 
 
 def test_check_ids_and_controls():
-    ids = {c.id: c.meta.controls for c in checks.CHECKS}
+    ids = {c.id: c.meta.controls for c in checks_in(checks)}
     assert ids == {"dns-spf": ("D1",), "dns-dmarc": ("D2",), "dns-dnssec": ("D3",), "dns-caa": ("D4",),
                    "dns-mta-sts": ("D5",), "dns-dangling-cname": ("D6",)}
-    assert all(c.meta.target_kind == "domain" for c in checks.CHECKS)
+    assert all(c.meta.target_kind == "domain" for c in checks_in(checks))
 
 
 # --------------------------------------------------------------------------------------------- D1

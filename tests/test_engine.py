@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from scanner.engine import Scanner, SelectionError
-from scanner.evidence import Snapshot
+from scanner.evidence import HTTPEvidence, Snapshot
 from scanner.models import Status
-from scanner.plugins import Check, CheckMeta, Registry
+from scanner.plugins import Check, CheckMeta, Needs, Registry
 from scanner.settings import Settings
 from scanner.targets import domain, endpoint
 from scanner.testbed.tls_servers import start_stalling_server
@@ -37,20 +37,26 @@ def test_unknown_selection_id_is_an_input_error():
 
 
 def test_a_crashing_check_becomes_error_for_its_controls_and_others_still_run():
-    def boom(snap):
+    def boom(ev, m):
         raise RuntimeError("bug")
 
-    def fine(snap):
-        return [meta("test-fine", ("H5",)).finding("pass", "ok")]
+    def fine(ev, m):
+        return [m.finding("pass", "ok")]
 
-    reg = Registry(checks=[Check(meta("test-boom", ("H4",)), boom), Check(meta("test-fine", ("H5",)), fine)])
+    http = Needs("http")
+    reg = Registry(checks=[Check(meta("test-boom", ("H4",)), boom, http),
+                           Check(meta("test-fine", ("H5",)), fine, http)])
     s = Scanner(Settings(), registry=reg)
     t = endpoint("https://x.example/")
-    findings = s.analyse(Snapshot(target=t))
-    result = s.assess(t, Snapshot(target=t), findings)
+    snap = Snapshot(target=t, http=HTTPEvidence())
+    findings = s.analyse(snap)
+    result = s.assess(t, snap, findings)
     by_id = {c.id: c for c in result.controls}
     assert by_id["H4"].status == Status.ERROR and "bug" in by_id["H4"].findings[0].detail
     assert by_id["H5"].status == Status.PASS
+    # The registry's preamble: evidence a check needs but that was not collected is an error, not a fail.
+    (missing,) = reg.checks[1].run(Snapshot(target=t))
+    assert missing.status == Status.ERROR and missing.detail == "HTTP evidence was not collected"
     # Controls with no installed check are reported as not assessed, not silently dropped.
     assert by_id["T1"].status == Status.ERROR
     assert result.grade == "A+" and result.decided == 1

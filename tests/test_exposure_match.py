@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from checks.exposure import CHECKS
+from checks import exposure
 from checks.lib.exposure_match import analyse, match_entry, secret_summary
 from scanner.evidence import Snapshot
 from scanner.evidence.exposure import ExposureEvidence, Probe, mask_secrets, similar, sniff
 from scanner.exposure_catalogue.model import load_catalogue, parse_family
 from scanner.models import Status, Target
+from scanner.plugins import checks_in
 
 ORIGIN = "https://site.test"
 NOT_FOUND = b"<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
@@ -45,7 +46,7 @@ def snapshot(ev: ExposureEvidence | None) -> Snapshot:
 
 def run_checks(ev: ExposureEvidence | None) -> list:
     snap = snapshot(ev)
-    return [f for chk in CHECKS for f in chk.run(snap)]
+    return [f for chk in checks_in(exposure) for f in chk.run(snap)]
 
 
 # ---- masking ------------------------------------------------------------------------------------------

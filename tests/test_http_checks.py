@@ -9,6 +9,7 @@ import pytest
 from checks import http as H
 from scanner.evidence.http import CorsProbe, TextFetch
 from scanner.models import Status
+from scanner.plugins import checks_in
 from tests.testbed.http_sites import GOOD_HEADERS, HOST, URL, failed, hop, redirect, sectxt_ok, snapshot
 
 
@@ -27,7 +28,7 @@ def headers(**over: str | None) -> dict[str, str]:
     return h
 
 
-ALL = H.CHECKS
+ALL = checks_in(H)
 
 
 def test_all_pass_on_good_site():
@@ -255,6 +256,8 @@ def test_h6_meta_overrides_header():
     ("camera=*;report-to=ep, microphone=(), geolocation=()", Status.FAIL),
     ("camera=(*);report-to=ep, microphone=(), geolocation=()", Status.FAIL),
     ('camera=(self "https://a.example");report-to=ep, microphone=(), geolocation=()', Status.PASS),
+    # not a structured-field dictionary: browsers ignore the whole header, good members included
+    ("camera=(), microphone=(), geolocation=(), bad value", Status.WARN),
 ])
 def test_h7(value, status):
     assert worst(H.permissions_policy.run(snapshot(headers(Permissions_Policy=value)))) == status

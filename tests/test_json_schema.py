@@ -12,8 +12,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from scanner.baseline import load_baseline
-from scanner.engine import SCHEMA_VERSION
+from scanner.models import SCHEMA_VERSION
 from scanner.reporters.json_report import JsonReporter, load_schema, validate
+from scanner.reporters.json_schema import render
 from tests.testbed.reports import finding, make_report, make_target
 
 
@@ -28,6 +29,12 @@ def test_schema_is_package_data_and_a_valid_2020_12_schema():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
     assert load_schema() == schema
+
+
+def test_the_committed_schema_is_generated_from_the_report_models():
+    """Regenerate with: python -m scanner.reporters.json_schema > scanner/schemas/report.schema.json"""
+    text = resources.files("scanner").joinpath("schemas", "report.schema.json").read_text("utf-8")
+    assert text == render()
 
 
 def test_report_validates(document):
@@ -107,7 +114,9 @@ def test_extra_fields_are_allowed(document):
 
 
 def test_all_grades_statuses_and_kinds_validate():
-    grades = {"A+", "A", "B", "C", "D", "E", "F", "?"}
+    grading = load_baseline().grading
+    grades = {*grading.order, grading.undecided_grade}
+    assert grades == {"A+", "A", "B", "C", "D", "F", "?"}
     base = make_target("endpoint", "https://a.example/", {})
     targets = [base.model_copy(update={"grade": g}) for g in grades]
     targets.append(make_target("domain", "a.example", {"D5": [finding("dns-mta-sts", "D5", "not_applicable",

@@ -158,40 +158,30 @@ class PermissionsPolicy:
 
 
 def parse_permissions_policy(values: list[str] | tuple[str, ...]) -> PermissionsPolicy:
-    """feature=allowlist pairs of the combined header(s); a later duplicate replaces an earlier one."""
+    """feature=allowlist members of the combined header(s), parsed as the RFC 8941 structured-field
+    dictionary it is (``http-sf``), as browsers do: a header that does not parse is ignored whole, and a
+    later duplicate member replaces an earlier one. Allowlists are given back as text (``*``, ``()``,
+    ``(self "https://a.example")``); parameters such as ``;report-to=`` are dropped."""
+    import http_sf
+
+    text = ", ".join(v[:MAX] for v in values[:20])
+    try:
+        parsed = http_sf.parse(text.encode("utf-8"), tltype="dictionary")
+    except Exception as exc:  # StructuredFieldError, or anything a hostile value provokes
+        return PermissionsPolicy(problems=(f"not a structured-field dictionary ({str(exc)[:120]}): browsers "
+                                           "ignore the whole header",))
     features: dict[str, str] = {}
-    problems: list[str] = []
-    text = ",".join(v[:MAX] for v in values[:20])
-    for item in _split_top(text):
-        item = item.strip(" \t")
-        if not item:
-            continue
-        name, eq, allow = item.partition("=")
-        name = name.strip().lower()
-        if not eq or not re.fullmatch(r"[a-z*][a-z0-9_.*-]*", name):
-            problems.append(f"unparsable member {item[:60]!r}")
-            continue
-        features[name[:60]] = _split_top(allow, ";")[0].strip()[:300]  # drop ;parameters
-    return PermissionsPolicy(features=dict(list(features.items())[:100]), problems=tuple(problems[:10]))
+    for name, (value, _params) in list(parsed.items())[:100]:
+        features[str(name)[:60]] = _allowlist_text(value)[:300]
+    return PermissionsPolicy(features=features)
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside parentheses and quotes."""
-    out, cur, depth, quote = [], [], 0, False
-    for ch in text:
-        if ch == '"':
-            quote = not quote
-        elif not quote and ch == "(":
-            depth += 1
-        elif not quote and ch == ")":
-            depth = max(0, depth - 1)
-        if ch == sep and depth == 0 and not quote:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
+def _allowlist_text(value: object) -> str:
+    if isinstance(value, list):
+        return "(" + " ".join(_allowlist_text(item) for item, _ in value) + ")"
+    if isinstance(value, str):  # an sf-string ("https://a.example"); a Token (self, *) is not a str
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
 
 
 # -- version disclosure -------------------------------------------------------------------------

@@ -35,12 +35,3 @@ COLLECTORS: tuple[CollectorSpec, ...] = (
     CollectorSpec("exposure", "endpoint", 1, "scanner.collectors.exposure"),
     CollectorSpec("dns", "domain", 0, "scanner.collectors.dns"),
 )
-
-# Which evidence family each check family reads (a check module's name is its family).
-FAMILY_EVIDENCE: dict[str, str] = {
-    "tls": "tls",
-    "http": "http",
-    "cookies": "http",
-    "exposure": "exposure",
-    "dns": "dns",
-}

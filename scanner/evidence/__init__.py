@@ -26,4 +26,9 @@ class Snapshot(Frozen):
     dns: DNSEvidence | None = None
 
 
-__all__ = ["Evidence", "Snapshot", "TLSEvidence", "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]
+# The evidence families a check can need (``Snapshot`` fields), with the name used in messages.
+EVIDENCE_LABELS: dict[str, str] = {"tls": "TLS", "http": "HTTP", "exposure": "exposure", "dns": "DNS"}
+
+
+__all__ = ["EVIDENCE_LABELS", "Evidence", "Snapshot", "TLSEvidence", "HTTPEvidence", "ExposureEvidence",
+           "DNSEvidence"]

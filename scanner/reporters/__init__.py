@@ -61,6 +61,14 @@ def available_reporters() -> dict[str, Any]:
     return out
 
 
+def format_names() -> list[str]:
+    """Every format ``render_all`` accepts: the ``pledgescan.reporters`` entry points (built-ins when
+    pledgescan itself runs uninstalled)."""
+    from scanner.plugins import reporter_names
+
+    return reporter_names() or list(builtin_reporters())
+
+
 def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike[str] | None = None
                ) -> list[Path]:
     """Render ``report`` in each format and write it; return the paths written.

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from scanner import i18n
-from scanner.baseline import Baseline
+from scanner.baseline import Baseline, grade_order, load_baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
 from scanner.reporters import (
     finding_severity,
@@ -49,7 +49,7 @@ CHANGE_LABELS = {"newly_failing": N_("newly failing"), "regressed": N_("regresse
                  "improved": N_("improved"), "changed": N_("changed")}
 SEVERITY_LABELS = {"critical": N_("Critical"), "high": N_("High"), "medium": N_("Medium"), "low": N_("Low"),
                    "info": N_("Info")}
-_GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
+_GRADE_ORDER = [*grade_order(), load_baseline().grading.undecided_grade]
 STATUS_ICONS = {"pass": "✓", "warn": "!", "fail": "✗", "error": "?", "not_applicable": "–"}
 
 

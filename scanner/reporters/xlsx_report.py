@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.baseline import Baseline
+from scanner.baseline import Baseline, grade_order
 from scanner.models import Report, Status, TargetResult
 from scanner.reporters import readable, report_baseline, severity_counts, top_finding
 
@@ -83,7 +83,7 @@ def member_rows(report: Report, areas: list[str], extras: Mapping[str | None, Me
         rows.append([mid, ts[0].member_name or mid, Baseline.worst_grade(t.grade for t in ts),
                      round(sum(scores) / len(scores), 1) if scores else None,
                      *[failing.get(a) for a in areas], warns, errors, len(ts), extra.contact, extra.change])
-    grade_rank = ["F", "E", "D", "C", "B", "A", "A+", "?"]
+    grade_rank = [*reversed(grade_order()), "?"]  # worst first; undecided last
     rows.sort(key=lambda r: (grade_rank.index(r[2]) if r[2] in grade_rank else 99, r[3] or 0))
     return rows
 

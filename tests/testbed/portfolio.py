@@ -20,6 +20,7 @@ from typing import Any
 from scanner.baseline import load_baseline
 from scanner.models import Finding, Status, Target, TargetResult
 from scanner.targets import domain, endpoint
+from tests.testbed.reports import feeding
 
 PLEDGESCAN = [sys.executable, "-m", "scanner"]
 
@@ -37,7 +38,7 @@ def make_result(target: Target, statuses: dict[str, str] | None = None,
     controls = []
     for c in b.controls_for(target.kind):
         st = Status(statuses.get(c.id, default))
-        f = Finding(check=c.checks[0], control=c.id, status=st, title=f"{c.title}: {st.value}",
+        f = Finding(check=feeding(c.id), control=c.id, status=st, title=f"{c.title}: {st.value}",
                     detail=f"constructed {st.value}",
                     remediation="Fix it." if st in (Status.FAIL, Status.WARN) else None)
         controls.append(b.control_result(c, [f]))

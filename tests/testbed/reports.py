@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from scanner.baseline import load_baseline
 from scanner.models import BaselineRef, Finding, Report, Severity, Status, TargetKind, TargetResult, ToolInfo
+from scanner.plugins import load_checks
 
 GENERATED_AT = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 
@@ -28,6 +30,16 @@ def finding(check: str, control: str, status: str, title: str, detail: str = "",
                    evidence=evidence or {}, remediation=remediation)
 
 
+@cache
+def _feeding() -> dict[str, list[str]]:
+    return load_checks().by_control()
+
+
+def feeding(control: str) -> str:
+    """The first installed check that feeds a control (the ID a constructed finding carries)."""
+    return next(iter(_feeding().get(control, ())), "pledgescan")
+
+
 def make_target(kind: TargetKind, target: str, by_control: Mapping[str, Sequence[Finding]], *,
                 member: str | None = None, member_name: str | None = None,
                 addresses: tuple[str, ...] = ("127.0.0.1",), errors: tuple[str, ...] = (),
@@ -38,7 +50,7 @@ def make_target(kind: TargetKind, target: str, by_control: Mapping[str, Sequence
     for c in baseline.controls_for(kind):
         fs = list(by_control.get(c.id, ()))
         if not fs:
-            check = c.checks[0] if c.checks else "pledgescan"
+            check = feeding(c.id)
             fs = [finding(check, c.id, default, f"{c.title}: {default}")]
         controls.append(baseline.control_result(c, fs))
     grade, score, decided, applicable = baseline.grade(controls)
