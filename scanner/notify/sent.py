@@ -1,8 +1,8 @@
 """What was sent to whom and when: one row per item a message mentioned (a problem reported or
 reminded, or a fix thanked for), so the next message repeats an item only when its reminder is due.
 
-The table lives in the history store's database. It is created by ``SentLog`` itself until the store
-has schema migrations of its own.
+The table lives in the history store's database; it comes from the store's migration 0003 (applied when
+the store is opened), never from ``create_all``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ class SentLog:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
-        NotifyBase.metadata.create_all(self.engine)
 
     def last_states(self, member: str) -> dict[str, SentState]:
         """Per item key, the latest row recorded for this member."""
