@@ -109,7 +109,8 @@ def test_arabic_member_page_is_right_to_left_and_fits_a_phone(browser: Browser, 
 
 def test_arabic_tables_are_mirrored(browser: Browser, site: Path) -> None:
     browser.open(site / "madrasa.html", 1280)
-    heads = browser.evaluate("[...document.querySelectorAll('#since-last-scan table thead th')]"
+    heads = browser.evaluate("[...document.querySelector('#since-last-scan table')"
+                             ".querySelectorAll('thead th')]"
                              ".map(th => Math.round(th.getBoundingClientRect().left))")
     assert len(heads) == 5 and heads == sorted(heads, reverse=True)  # first column on the right
     assert browser.evaluate("getComputedStyle(document.querySelector('main')).direction") == "rtl"
