@@ -14,8 +14,8 @@ import contextlib
 import ipaddress
 import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -158,20 +158,81 @@ class SocketCap:
             self.in_flight -= taken
 
 
+Reclaimer = Callable[[str | None], Awaitable[None]]
+
+
 class Politeness:
     """What probers use: the address budget first (may wait long), then the machine's socket cap (so a
-    prober never holds machine sockets while it waits for a busy address)."""
+    prober never holds machine sockets while it waits for a busy address).
+
+    Kept-alive connections hold their slots while idle. So that they never starve another prober,
+    ``reclaimers`` (the fetcher's "close idle connections") run when a prober would wait for an address
+    (``None``: for the socket cap), and ``waiting`` tells the fetcher to close its idle connections to an
+    address as soon as they turn idle.
+    """
 
     def __init__(self, budget: AddressBudget, socket_cap: SocketCap) -> None:
         self.budget = budget
         self.socket_cap = socket_cap
+        self.reclaimers: list[Reclaimer] = []
+        self._waiting: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()
+
+    @classmethod
+    def local(cls, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
+              requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+              sockets: int = DEFAULT_SOCKET_CAP) -> Politeness:
+        """In-process politeness (one scan on one machine)."""
+        return cls(LocalAddressBudget(per_address_connections, requests_per_second), SocketCap(sockets))
+
+    def waiting(self, address: str) -> bool:
+        """Does a prober of this process wait for a slot of ``address`` (or for a machine socket)?"""
+        return self._waiting[address_key(address)] > 0 or self._waiting[""] > 0
+
+    async def _reclaim(self, address: str | None) -> None:
+        for reclaim in self.reclaimers:
+            await reclaim(address)
 
     @contextlib.asynccontextmanager
     async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
         """``count`` connection slots of ``address`` and as many sockets of the machine."""
-        async with self.budget.connections(address, count) as held:
-            async with self.socket_cap.sockets(held):
-                yield held
+        key = address_key(address)
+        count = min(max(1, count), self.budget.per_address_connections)
+        self._waiting[key] += 1
+        waiting = True
+        try:
+            if self._held[key] + count > self.budget.per_address_connections:
+                await self._reclaim(address)
+            async with self.budget.connections(address, count) as held:
+                self._waiting[key] -= 1
+                waiting = False
+                self._held[key] += held
+                try:
+                    async with self._machine_sockets(held):
+                        yield held
+                finally:
+                    self._held[key] -= held
+        finally:
+            if waiting:
+                self._waiting[key] -= 1
+
+    @contextlib.asynccontextmanager
+    async def _machine_sockets(self, count: int) -> AsyncIterator[None]:
+        if self.socket_cap.in_flight + count <= self.socket_cap.limit:
+            async with self.socket_cap.sockets(count):
+                yield
+            return
+        self._waiting[""] += 1
+        waiting = True
+        try:
+            await self._reclaim(None)
+            async with self.socket_cap.sockets(count):
+                self._waiting[""] -= 1
+                waiting = False
+                yield
+        finally:
+            if waiting:
+                self._waiting[""] -= 1
 
     async def request(self, address: str) -> None:
         await self.budget.request(address)

@@ -18,9 +18,10 @@ class Settings:
 
     timeout: float = 10.0  # seconds, each network operation
     target_deadline: float = 120.0  # seconds, all the work on one target
-    concurrency: int = 8  # targets in flight
-    per_host_connections: int = 4  # simultaneous connections to one host/address
-    rate_limit: float = 20.0  # requests per second, whole scan (0 = unlimited)
+    concurrency: int = 64  # targets in flight (politeness is per address, so this only bounds the work)
+    per_host_connections: int = 4  # open connections to one IP address, every prober together
+    rate_limit: float = 100.0  # requests (and TLS handshakes) per second to one IP address (0 = unlimited)
+    max_sockets: int = 512  # sockets in flight from this machine, every address together
     user_agent: str = DEFAULT_USER_AGENT
     contact_url: str | None = None
     ca_bundle: Path | None = None

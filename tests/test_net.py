@@ -9,13 +9,12 @@ import pytest
 
 from scanner.net import (
     Fetcher,
-    HostLimiter,
-    RateLimiter,
     ResolutionError,
     Resolver,
     ScanStats,
     is_internal_address,
 )
+from scanner.politeness import Politeness
 from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (
@@ -54,7 +53,7 @@ def servers(pki):
 
 
 def make_fetcher(settings: Settings) -> Fetcher:
-    return Fetcher(settings, Resolver(settings), HostLimiter(2), RateLimiter(0), ScanStats())
+    return Fetcher(settings, Resolver(settings), Politeness.local(2, 0), ScanStats())
 
 
 def run(coro):

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scanner.collectors import tls_probe
+from scanner.collectors import tls_gate, tls_probe
 from scanner.collectors.tls_probe import ProtocolProbe
 from scanner.evidence.tls import (
     MAX_CHAIN,
@@ -90,8 +91,9 @@ async def collect(
     if not ctx.fetcher.address_allowed(addr):
         return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)")
 
-    await ctx.rate.wait()
-    async with ctx.limiter.slot(addr):
+    polite = ctx.politeness
+    async with polite.connections(addr):
+        await polite.request(addr)
         ctx.stats.tls_connections[host] += 1
         handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
     connections = 1
@@ -104,13 +106,20 @@ async def collect(
             error=f"no TLS handshake: {handshake.reason}",
         )
 
-    # The prober and sslyze open up to per_host_connections connections of their own: take every slot.
-    async with ctx.limiter.hold_all(addr):
-        evidence = await asyncio.to_thread(scan_blocking, host, port, addr, ctx.settings, base, handshake)
+    # The prober and sslyze open connections of their own: they take a share of the address's slots
+    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
+    share = tls_share(polite.budget.per_address_connections)
+    async with polite.connections(addr, share) as held:
+        settings = dataclasses.replace(ctx.settings, per_host_connections=held)
+        with tls_gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as gate:
+            evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    if gate.connections:  # exact, where sslyze's part would otherwise be estimated
+        evidence = evidence.model_copy(update={"connections": gate.connections})
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
     if _profile_only(evidence):
-        async with ctx.limiter.slot(addr):
+        async with polite.connections(addr):
+            await polite.request(addr)
             second = await openssl_validation(addr, port, host, ctx)
         ctx.stats.tls_connections[host] += 1
         evidence = evidence.model_copy(update={"openssl_validation": second,
@@ -119,6 +128,11 @@ async def collect(
         hs = await _with_http_probe(evidence.handshake, target, ctx)
         evidence = evidence.model_copy(update={"handshake": hs})
     return evidence
+
+
+def tls_share(cap: int) -> int:
+    """Connection slots the TLS probers take of an address's cap: half, rounded up."""
+    return max(1, (cap + 1) // 2)
 
 
 def _profile_only(ev: TLSEvidence) -> bool:
