@@ -187,7 +187,9 @@ class Scanner:
             for s in specs:
                 tasks[s.family] = asyncio.create_task(run(s))
             remaining = max(0.0, deadline - time.monotonic())
-            _, pending = await asyncio.wait(tasks.values(), timeout=remaining)
+            pending: set[asyncio.Task[Any]] = set()
+            if tasks:
+                _, pending = await asyncio.wait(tasks.values(), timeout=remaining)
             for fam, task in tasks.items():
                 if task in pending:
                     task.cancel()

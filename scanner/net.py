@@ -29,7 +29,14 @@ import httpx
 from pydantic import Field
 
 from scanner.models import Frozen
-from scanner.politeness import AddressBudget, LocalAddressBudget, Politeness, SocketCap, address_key
+from scanner.politeness import (
+    AddressBudget,
+    LocalAddressBudget,
+    Politeness,
+    SocketCap,
+    address_key,
+    http_share,
+)
 from scanner.settings import Settings
 
 
@@ -378,7 +385,7 @@ class Fetcher:
         key = address_key(addr)
         client = self._clients.get(key)
         if client is None:
-            cap = self.politeness.budget.per_address_connections
+            cap = http_share(self.politeness.budget.per_address_connections)
             pool = httpcore.AsyncConnectionPool(
                 ssl_context=self._contexts[True], max_connections=cap, max_keepalive_connections=cap,
                 keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2, network_backend=self._backend)
@@ -446,7 +453,6 @@ class Fetcher:
         client = self._client(addr)
 
         async def send() -> HttpResponse:
-            await self.politeness.request(addr)
             self.stats.http_requests[host] += 1
             return await self._send(client, url, method, wire_url, req_headers, {}, limit, addr)
 
@@ -480,7 +486,9 @@ class Fetcher:
             # of a busy address (politeness) is not the server's slowness and is not counted.
             async with asyncio.timeout(None) as deadline:
                 async def trace(event: str, info: dict[str, Any]) -> None:
+                    # The address's rate is drawn just before the request goes out, on its connection.
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
+                        await self.politeness.request(addr)
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
 
                 request = client.build_request(method, wire_url, headers=headers,

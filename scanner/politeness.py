@@ -45,6 +45,17 @@ def rate_window(requests_per_second: float) -> tuple[int, float]:
     return n, n / requests_per_second
 
 
+def tls_share(cap: int) -> int:
+    """Connection slots of an address's cap for its TLS probers (the prober, sslyze): half, rounded up."""
+    return max(1, (cap + 1) // 2)
+
+
+def http_share(cap: int) -> int:
+    """Connections an address's HTTP pool keeps: the rest of the cap (all of it when the cap is 1), so the
+    HTTP probes and the TLS probers of one target run side by side without waiting for each other."""
+    return max(1, cap - tls_share(cap))
+
+
 @runtime_checkable
 class AddressBudget(Protocol):
     """The politeness owed to each IP address, shared by every prober of every target on it."""

@@ -56,6 +56,7 @@ from scanner.evidence.tls import (
 )
 from scanner.models import Target
 from scanner.net import ScanContext, is_ip_literal
+from scanner.politeness import tls_share
 from scanner.settings import Settings
 
 # Estimated connections for sslyze's fixed probes (see the module docstring).
@@ -128,11 +129,6 @@ async def collect(
         hs = await _with_http_probe(evidence.handshake, target, ctx)
         evidence = evidence.model_copy(update={"handshake": hs})
     return evidence
-
-
-def tls_share(cap: int) -> int:
-    """Connection slots the TLS probers take of an address's cap: half, rounded up."""
-    return max(1, (cap + 1) // 2)
 
 
 def _profile_only(ev: TLSEvidence) -> bool:
