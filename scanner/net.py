@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import ipaddress
 import ssl
 import time
@@ -241,7 +240,9 @@ def _bracket(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
 
 
-HTTP2 = importlib.util.find_spec("h2") is not None  # speak HTTP/2 where the server offers it
+# HTTP/2 where the server offers it: wired through (ALPN on both contexts, the pools) but off until the
+# h2 package is a dependency and the testbed serves h2 (issue 9 follow-up).
+HTTP2 = False
 KEEPALIVE_S = 5.0  # idle connections are also closed at once when another prober waits for their slot
 
 
