@@ -46,7 +46,7 @@ from tests.testbed.nginx import NginxServer  # noqa: E402
 TLS_PORT, HTTP_PORT = 18443, 18080
 # The portfolio's nginx listens on every address: ports no test uses, so it never collides with one.
 WILD_TLS_PORT, WILD_HTTP_PORT = 29443, 29080
-BACKEND = "127.0.100.2"  # nginx behind the latency and counting proxies
+BACKEND = "127.2.255.2"  # nginx behind the latency and counting proxies (127.2.0.0/16: the benchmark's)
 DELAY = 0.025  # each way: 50 ms round trip
 DOMAIN = "bench.test"
 
@@ -100,7 +100,7 @@ def routes(front: str, ports: tuple[int, ...] = (TLS_PORT, HTTP_PORT)) -> list:
 
 
 def case_latency(bed: Bed) -> None:
-    front, name = "127.0.100.1", f"one.{DOMAIN}"
+    front, name = "127.2.255.1", f"one.{DOMAIN}"
     with backend(bed, "latency"), TcpProxy(routes(front), delay=DELAY) as proxy:
         settings = Settings(ca_bundle=bed.ca, resolve={(name, p): front for p in (TLS_PORT, HTTP_PORT)})
         t0 = time.monotonic()
@@ -113,7 +113,7 @@ def case_latency(bed: Bed) -> None:
 
 
 def case_tls(bed: Bed, hosts: int) -> None:
-    fronts = [f"127.0.100.{11 + i}" for i in range(hosts)]
+    fronts = [f"127.2.254.{1 + i}" for i in range(hosts)]
     names = [f"t{i}.{DOMAIN}" for i in range(hosts)]
     all_routes = [r for f in fronts for r in routes(f, (TLS_PORT,))]
     resolve_args = [a for n, f in zip(names, fronts, strict=True)
@@ -154,7 +154,7 @@ def one_portfolio(size: int, tmp: Path) -> dict[str, float]:
     """In a fresh process: ``size`` endpoints, each on its own address, whole baseline, defaults."""
     bed = Bed(tmp)
     names = [f"e{i}.{DOMAIN}" for i in range(size)]
-    addrs = [f"127.2.{i // 250}.{i % 250 + 1}" for i in range(size)]
+    addrs = [f"127.2.{i // 250}.{i % 250 + 1}" for i in range(size)]  # up to 127.2.199.250
     ports = (WILD_TLS_PORT, WILD_HTTP_PORT)
     resolve = {(n, p): a for n, a in zip(names, addrs, strict=True) for p in ports}
     with bed.nginx("portfolio", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
@@ -186,7 +186,7 @@ def case_portfolio(sizes: list[int]) -> None:
 
 
 def case_shared(bed: Bed, size: int) -> None:
-    front = "127.0.100.3"
+    front = "127.2.255.3"
     names = [f"s{i}.{DOMAIN}" for i in range(size)]
     log = bed.tmp / "shared-requests.log"
     with backend(bed, "shared", f"{log} stamp"), TcpProxy(routes(front)) as proxy:

@@ -150,7 +150,7 @@ def scan_options(func: Any) -> Any:
         click.option("--target-deadline", type=click.FloatRange(1, 7200), default=120.0,
                      show_default=True,
                      help="Seconds for all the work on one target; undecided controls become error."),
-        click.option("--concurrency", type=click.IntRange(1, 1024), default=64, show_default=True,
+        click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True,
                      help="Targets scanned at once (politeness is per address, whatever this is)."),
         click.option("--per-host-connections", type=click.IntRange(1, 64), default=4, show_default=True,
                      help="Politeness cap: open connections to one IP address, every prober together."),

@@ -18,7 +18,7 @@ class Settings:
 
     timeout: float = 10.0  # seconds, each network operation
     target_deadline: float = 120.0  # seconds, all the work on one target
-    concurrency: int = 64  # targets in flight (politeness is per address, so this only bounds the work)
+    concurrency: int = 16  # targets in flight: politeness is per address; this bounds the machine's work
     per_host_connections: int = 4  # open connections to one IP address, every prober together
     rate_limit: float = 100.0  # requests (and TLS handshakes) per second to one IP address (0 = unlimited)
     max_sockets: int = 512  # sockets in flight from this machine, every address together
