@@ -17,10 +17,13 @@ worker thread).
    ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
    own evidence model right here: nothing of sslyze leaves this module.
 
-TLS connections are counted per host into ``ctx.stats.tls_connections``: exactly for our own handshakes
-and the fast prober; sslyze does not expose a count, so its part is estimated from the work done (one
-connection per cipher suite and curve tested, plus fixed numbers for the certificate, vulnerability and
-connectivity probes). ``FAST_PROBE = False`` (tests and bench only) leaves every suite to sslyze.
+TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
+prober and sslyze open passes the address's politeness gate (``tls_gate``: one request of the address's
+rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
+fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
+The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
+of the same address go on beside them. ``FAST_PROBE = False`` (tests and bench only) leaves every suite
+to sslyze.
 """
 
 from __future__ import annotations
