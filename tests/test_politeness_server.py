@@ -82,4 +82,6 @@ def test_virtual_hosts_on_one_address_share_its_budget(tmp_path):
     assert proxy.peak_by_address[FRONT] <= CAP, f"{proxy.peak_by_address[FRONT]} connections open at once"
     assert proxy.peak_by_address[FRONT] == CAP  # and the budget was used, not left idle
     assert most_in_window(requests, WINDOW) <= RATE
-    assert most_in_window(connections, WINDOW) <= RATE
+    # TLS handshakes draw on the rate as they connect; an HTTP connection opens just before its first
+    # request draws, so at most CAP of them can be ahead of the budget.
+    assert most_in_window(connections, WINDOW) <= RATE + CAP
