@@ -27,6 +27,7 @@ testbed: install  ## start the test servers by hand (Ctrl-C stops them)
 bench: install
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
+	$(PY) bench/bench_scale.py
 
 I18N_POT = scanner/locale/messages.pot
 i18n-extract:  ## every translatable text (templates, Python, check metadata, baseline) into the .pot

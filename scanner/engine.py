@@ -27,6 +27,7 @@ from scanner.models import (
 )
 from scanner.net import ResolutionError, ScanContext
 from scanner.plugins import Check, Registry, load_checks
+from scanner.politeness import AddressBudget
 from scanner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,9 @@ class Scanner:
     """One scan over many targets, with the settings' concurrency and per-target deadline."""
 
     def __init__(self, settings: Settings, baseline: Baseline | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, budget: AddressBudget | None = None) -> None:
         self.settings = settings
+        self.budget = budget  # per-address politeness; None: in-process, from the settings
         self.baseline = baseline or load_baseline()
         self.registry = registry or load_checks(c.id for c in self.baseline.controls)
         self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
@@ -102,7 +104,7 @@ class Scanner:
                   on_start: Callable[[Target], None] | None = None) -> Report:
         """Scan every target; results are handed to ``on_result`` as each target finishes."""
         started = datetime.now(UTC)
-        ctx = ScanContext.create(self.settings)
+        ctx = ScanContext.create(self.settings, self.budget)
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
         results: dict[str, TargetResult] = {}
         t0 = time.monotonic()
@@ -113,6 +115,7 @@ class Scanner:
                     on_start(target)
                 result, snap = await self.scan_target(target, ctx)
                 results[target.key] = result
+                await ctx.target_done(snap.addresses)
                 if on_result:
                     maybe = on_result(result, snap)
                     if asyncio.iscoroutine(maybe):
@@ -134,7 +137,9 @@ class Scanner:
             "targets": len(ordered),
             "http_requests": sum(ctx.stats.http_requests.values()),
             "http_requests_per_host": dict(ctx.stats.http_requests),
+            "http_connections": sum(ctx.stats.http_connections.values()),
             "tls_connections": sum(ctx.stats.tls_connections.values()),
+            "peak_sockets": ctx.politeness.socket_cap.peak,
             "blocked_requests": list(ctx.stats.blocked)[:100],
             "refused_plugins": list(self.registry.refused),
         }
@@ -168,21 +173,31 @@ class Scanner:
                                                timeout=max(0.1, deadline - time.monotonic()))
                 addresses = tuple(addrs)
                 ctx.target_addresses.update(addresses)
+                ctx.in_flight.update(addresses)
             except ResolutionError as exc:
                 resolution_error = exc.reason
             except TimeoutError:
                 resolution_error = "name resolution exceeded the target deadline"
         specs = [s for s in COLLECTORS if s.kind == target.kind and s.family in families]
-        for stage in sorted({s.stage for s in specs}):
-            batch = [s for s in specs if s.stage == stage]
-            if resolution_error:
-                for s in batch:
-                    evidence[s.family] = _evidence_error(s.family, f"host not resolved: {resolution_error}")
-                continue
-            tasks = {s.family: asyncio.create_task(self._run_collector(s, target, ctx, addresses, evidence))
-                     for s in batch}
+        if resolution_error:
+            for s in specs:
+                evidence[s.family] = _evidence_error(s.family, f"host not resolved: {resolution_error}")
+        else:
+            tasks: dict[str, asyncio.Task[Any]] = {}
+
+            async def run(spec: Any) -> Any:
+                deps = [tasks[f] for f in spec.after if f in tasks]
+                if deps:
+                    await asyncio.wait(deps)
+                prior = {f: tasks[f].result() for f in spec.after if f in tasks}
+                return await self._run_collector(spec, target, ctx, addresses, prior)
+
+            for s in specs:
+                tasks[s.family] = asyncio.create_task(run(s))
             remaining = max(0.0, deadline - time.monotonic())
-            done, pending = await asyncio.wait(tasks.values(), timeout=remaining)
+            pending: set[asyncio.Task[Any]] = set()
+            if tasks:
+                _, pending = await asyncio.wait(tasks.values(), timeout=remaining)
             for fam, task in tasks.items():
                 if task in pending:
                     task.cancel()

@@ -15,17 +15,27 @@ import ipaddress
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
+import httpcore
 import httpx
 from pydantic import Field
 
 from scanner.models import Frozen
+from scanner.politeness import (
+    AddressBudget,
+    LocalAddressBudget,
+    Politeness,
+    SocketCap,
+    address_key,
+    http_share,
+)
 from scanner.settings import Settings
 
 
@@ -155,62 +165,12 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class RateLimiter:
-    """A global token bucket: at most ``rate`` request starts per second (0 disables it)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
-class HostLimiter:
-    """At most ``per_host`` connections in flight to one address, for every kind of probe.
-
-    ``slot`` is one connection; ``hold_all`` takes every slot of an address for a prober that opens up to
-    ``per_host`` connections of its own (sslyze), so the cap holds across collectors.
-    """
-
-    def __init__(self, per_host: int) -> None:
-        self.per_host = max(1, per_host)
-        self._sems: dict[str, asyncio.Semaphore] = {}
-        self._exclusive: dict[str, asyncio.Lock] = {}
-
-    def slot(self, address: str) -> asyncio.Semaphore:
-        return self._sems.setdefault(address, asyncio.Semaphore(self.per_host))
-
-    @contextlib.asynccontextmanager
-    async def hold_all(self, address: str) -> AsyncIterator[int]:
-        """Every slot of ``address`` (yields how many). Multi-slot holders queue on a lock, so two of them
-        can never each hold part of the slots and wait for the rest (no deadlock)."""
-        sem = self.slot(address)
-        taken = 0
-        try:
-            async with self._exclusive.setdefault(address, asyncio.Lock()):
-                for _ in range(self.per_host):
-                    await sem.acquire()
-                    taken += 1
-            yield self.per_host
-        finally:
-            for _ in range(taken):
-                sem.release()
-
-
 @dataclass
 class ScanStats:
     """Counters for the scan's statistics (reported in JSON and the benchmark)."""
 
     http_requests: Counter[str] = field(default_factory=Counter)  # per host
+    http_connections: Counter[str] = field(default_factory=Counter)  # per address: TCP connections opened
     tls_connections: Counter[str] = field(default_factory=Counter)
     dns_queries: int = 0
     blocked: list[str] = field(default_factory=list)
@@ -280,31 +240,127 @@ def _bracket(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
 
 
+# HTTP/2 where the server offers it: wired through (ALPN on both contexts, the pools) but off until the
+# h2 package is a dependency and the testbed serves h2 (issue 9 follow-up).
+HTTP2 = False
+KEEPALIVE_S = 5.0  # idle connections are also closed at once when another prober waits for their slot
+
+
+class _PoliteStream(httpcore.AsyncNetworkStream):
+    """A connection that holds its address's politeness slot until it is closed."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, release: Callable[[], Awaitable[object]],
+                 fetcher: Fetcher, port: int) -> None:
+        self._inner = inner
+        self._release = release
+        self._fetcher = fetcher
+        self._port = port
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            await self._release()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        chosen = self._fetcher.tls_context_for(server_hostname or "", self._port)
+        try:
+            inner = await self._inner.start_tls(chosen, server_hostname, timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+        return _PoliteStream(inner, self._release, self._fetcher, self._port)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PoliteBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting to the address the scanner resolved (``--resolve``,
+    ``--nameserver``) under that address's connection slot, and choosing per host name whether TLS
+    verifies (decided once per host, see ``Fetcher.fetch``)."""
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        f = self._fetcher
+        try:
+            addr = (await f.resolver.resolve(host, port))[0]
+        except ResolutionError as exc:
+            raise httpcore.ConnectError(exc.reason) from None
+        if not f.address_allowed(addr):
+            raise httpcore.ConnectError(f"refused to connect to internal address {addr} (not a target)")
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(f.politeness.connections(addr))
+        try:
+            stream = await self._inner.connect_tcp(addr, port, timeout=timeout, local_address=local_address,
+                                                   socket_options=socket_options)
+        except BaseException:
+            await stack.aclose()
+            raise
+        f.stats.http_connections[addr] += 1
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await stack.aclose()
+
+        return _PoliteStream(stream, release, f, port)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PoolTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool of our making (the polite backend)."""
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:  # no super(): the pool is ours
+        self._pool = pool
+
+
 class Fetcher:
-    """HTTP(S) requests to an address of the scanner's choosing, keeping the name for SNI and Host.
+    """HTTP(S) requests to the address the scanner resolved, by name (SNI, Host and pooling per name).
 
     Only GET and HEAD. Redirects are never followed here: callers decide, with ``check_redirect``.
-    A certificate that does not validate is recorded (``tls_verified=False``) and the page is fetched
-    anyway, so header checks still run.
+    One connection pool per address (at most ``per_host_connections`` connections, kept alive, HTTP/2
+    where offered, shared by the virtual hosts of that address); every connection holds a slot of the
+    address's politeness budget and every request draws on its rate. Whether a host's certificate
+    validates is decided by its first HTTPS request: when it does not, the fetch is repeated once without
+    verification, and every later request to that host goes unverified at once (``tls_verified=False``
+    and the reason recorded in each response), so header checks still run.
     """
 
-    def __init__(self, settings: Settings, resolver: Resolver, limiter: HostLimiter,
-                 rate: RateLimiter, stats: ScanStats, allowed_addresses: set[str] | None = None) -> None:
+    def __init__(self, settings: Settings, resolver: Resolver, politeness: Politeness, stats: ScanStats,
+                 allowed_addresses: set[str] | None = None) -> None:
         self.settings = settings
         self.resolver = resolver
-        self.limiter = limiter
-        self.rate = rate
+        self.politeness = politeness
         self.stats = stats
         self.allowed_addresses = allowed_addresses if allowed_addresses is not None else set()
-        timeout = httpx.Timeout(settings.timeout)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        hooks = {"response": [_hide_location]}
-        self._verified = httpx.AsyncClient(verify=self.ssl_context(verify=True), timeout=timeout,
-                                           limits=limits, follow_redirects=False, trust_env=False,
-                                           event_hooks=hooks)
-        self._unverified = httpx.AsyncClient(verify=self.ssl_context(verify=False), timeout=timeout,
-                                             limits=limits, follow_redirects=False, trust_env=False,
-                                             event_hooks=hooks)
+        alpn = ["http/1.1", "h2"] if HTTP2 else ["http/1.1"]
+        self._contexts = {True: self.ssl_context(verify=True), False: self.ssl_context(verify=False)}
+        for c in self._contexts.values():
+            c.set_alpn_protocols(alpn)
+        self._backend = _PoliteBackend(self)
+        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._unverified: dict[tuple[str, int], str] = {}  # (host, port) -> why its certificate failed
+        self._verified: set[tuple[str, int]] = set()
+        self._deciding: dict[tuple[str, int], asyncio.Lock] = {}
+        politeness.reclaimers.append(self.close_idle)
 
     def ssl_context(self, verify: bool) -> ssl.SSLContext:
         """Mozilla's store (certifi, as shipped with httpx) plus ``--ca-bundle``; or no verification."""
@@ -322,9 +378,46 @@ class Fetcher:
             ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
         return ctx
 
+    def tls_context_for(self, host: str, port: int) -> ssl.SSLContext:
+        """Verifying, unless this host's certificate was already found not to validate."""
+        return self._contexts[(host.lower(), port) not in self._unverified]
+
+    def _client(self, addr: str) -> httpx.AsyncClient:
+        key = address_key(addr)
+        client = self._clients.get(key)
+        if client is None:
+            cap = http_share(self.politeness.budget.per_address_connections)
+            pool = httpcore.AsyncConnectionPool(
+                ssl_context=self._contexts[True], max_connections=cap, max_keepalive_connections=cap,
+                keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2, network_backend=self._backend)
+            t = self.settings.timeout
+            client = httpx.AsyncClient(transport=_PoolTransport(pool), follow_redirects=False,
+                                       timeout=httpx.Timeout(t, pool=None), trust_env=False,
+                                       event_hooks={"response": [_hide_location]})
+            self._pools[key], self._clients[key] = pool, client
+        return client
+
+    async def close_idle(self, addr: str | None = None) -> None:
+        """Close the idle kept-alive connections to ``addr`` (every address when None)."""
+        pools = [self._pools.get(address_key(addr))] if addr else list(self._pools.values())
+        for pool in pools:
+            for conn in list(pool.connections) if pool else ():
+                if conn.is_idle():
+                    with contextlib.suppress(Exception):
+                        await conn.aclose()
+
+    async def release(self, addr: str) -> None:
+        """No target on ``addr`` is in flight any more: close its connections and forget its pool."""
+        key = address_key(addr)
+        client = self._clients.pop(key, None)
+        self._pools.pop(key, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     async def aclose(self) -> None:
-        await self._verified.aclose()
-        await self._unverified.aclose()
+        for key in list(self._clients):
+            await self.release(key)
 
     def address_allowed(self, addr: str) -> bool:
         """Public addresses always; internal ones only when they are targets or ``--resolve`` maps."""
@@ -353,28 +446,37 @@ class Fetcher:
             self.stats.blocked.append(url)
             return HttpResponse(url=url, method=method, address=addr, error_kind="blocked",
                                 error=f"refused to connect to internal address {addr} (not a target)")
-        netloc = f"{_bracket(addr)}:{port}"
+        netloc = f"{_bracket(host)}:{port}"
         wire_url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         host_header = host if parts.port is None else f"{host}:{port}"
         req_headers = {"User-Agent": self.settings.effective_user_agent, "Accept": "*/*",
                        "Accept-Encoding": "identity", **(headers or {}), "Host": host_header}
-        extensions = {"sni_hostname": host} if scheme == "https" and not is_ip_literal(host) else {}
         limit = max_bytes or self.settings.max_body_bytes
-        await self.rate.wait()
-        async with self.limiter.slot(addr):
+        client = self._client(addr)
+
+        async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
-            if scheme == "https":
-                resp = await self._send(self._verified, url, method, wire_url, req_headers, extensions,
-                                        limit, addr)
-                if resp.error_kind == "tls":
-                    # Fetch anyway without verification so header checks can run; record why.
-                    self.stats.http_requests[host] += 1
-                    second = await self._send(self._unverified, url, method, wire_url, req_headers,
-                                              extensions, limit, addr)
-                    return second.model_copy(update={"tls_verified": False, "tls_error": resp.error})
-                return resp.model_copy(update={"tls_verified": resp.error is None or None})
-            return await self._send(self._verified, url, method, wire_url, req_headers, extensions,
-                                    limit, addr)
+            return await self._send(client, url, method, wire_url, req_headers, {}, limit, addr)
+
+        if scheme != "https":
+            return await send()
+        key = (host, port)
+        if key not in self._verified and key not in self._unverified:
+            async with self._deciding.setdefault(key, asyncio.Lock()):  # the first request decides
+                if key not in self._verified and key not in self._unverified:
+                    resp = await send()
+                    if resp.error_kind == "tls":
+                        # Fetch anyway without verification so header checks can run; record why.
+                        self._unverified[key] = resp.error or "certificate verification failed"
+                    else:
+                        if resp.error is None:
+                            self._verified.add(key)
+                        return resp.model_copy(update={"tls_verified": resp.error is None or None})
+        why = self._unverified.get(key)
+        resp = await send()
+        if why is not None:
+            return resp.model_copy(update={"tls_verified": False, "tls_error": why})
+        return resp.model_copy(update={"tls_verified": resp.error is None or None})
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
@@ -382,13 +484,24 @@ class Fetcher:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         try:
-            async with asyncio.timeout(self.settings.timeout * 2):
-                request = client.build_request(method, wire_url, headers=headers, extensions=extensions)
+            # The exchange gets twice the timeout from its first byte out; waiting for a connection slot
+            # of a busy address (politeness) is not the server's slowness and is not counted.
+            async with asyncio.timeout(None) as deadline:
+                async def trace(event: str, info: dict[str, Any]) -> None:
+                    # The address's rate is drawn just before the request goes out, on its connection.
+                    if event.endswith("send_request_headers.started") and deadline.when() is None:
+                        await self.politeness.request(addr)
+                        deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
+
+                request = client.build_request(method, wire_url, headers=headers,
+                                               extensions={**extensions, "trace": trace})
                 response = await client.send(request, stream=True)
                 try:
                     body, truncated = await _read_bounded(response, limit)
                 finally:
                     await response.aclose()
+                    if self.politeness.waiting(addr):
+                        await self.close_idle(addr)
                 body, truncated = _decode_bounded(body, truncated, response.headers.get("content-encoding"),
                                                   limit)
         except (TimeoutError, httpx.TimeoutException):
@@ -511,20 +624,35 @@ class ScanContext:
     settings: Settings
     resolver: Resolver
     fetcher: Fetcher
-    limiter: HostLimiter
-    rate: RateLimiter
+    politeness: Politeness
     stats: ScanStats
     target_addresses: set[str] = field(default_factory=set)
+    owns_budget: bool = True
+    in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
+
+    async def target_done(self, addresses: Iterable[str]) -> None:
+        """A target is finished: an address with no target left in flight gets its connections closed."""
+        for addr in addresses:
+            self.in_flight[addr] -= 1
+            if self.in_flight[addr] <= 0:
+                del self.in_flight[addr]
+                await self.fetcher.release(addr)
 
     @classmethod
-    def create(cls, settings: Settings) -> ScanContext:
+    def create(cls, settings: Settings, budget: AddressBudget | None = None) -> ScanContext:
+        """The scan's plumbing; ``budget`` is the per-address politeness (in-process when None, or a
+        shared one such as the workers' Redis budget, which the caller then closes)."""
         resolver = Resolver(settings)
-        limiter = HostLimiter(settings.per_host_connections)
-        rate = RateLimiter(settings.rate_limit)
+        owns = budget is None
+        if budget is None:
+            budget = LocalAddressBudget(settings.per_host_connections, settings.rate_limit)
+        politeness = Politeness(budget, SocketCap(settings.max_sockets))
         stats = ScanStats()
         allowed: set[str] = set()
-        fetcher = Fetcher(settings, resolver, limiter, rate, stats, allowed)
-        return cls(settings, resolver, fetcher, limiter, rate, stats, allowed)
+        fetcher = Fetcher(settings, resolver, politeness, stats, allowed)
+        return cls(settings, resolver, fetcher, politeness, stats, allowed, owns)
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
+        if self.owns_budget:
+            await self.politeness.aclose()

@@ -39,11 +39,15 @@ class Settings(BaseSettings):
     timeout: float = Field(10.0, ge=0.1, le=600, description="Seconds for each network operation.")
     target_deadline: float = Field(120.0, ge=1, le=7200, description=(
         "Seconds for all the work on one target; undecided controls become error."))
-    concurrency: int = Field(8, ge=1, le=256, description="Targets scanned at once.")
+    concurrency: int = Field(16, ge=1, le=1024, description=(
+        "Targets scanned at once (politeness is per address, whatever this is)."))
     per_host_connections: int = Field(4, ge=1, le=64, description=(
-        "Politeness cap: simultaneous connections to one address."))
-    rate_limit: float = Field(20.0, ge=0, le=10000, description=(
-        "Requests per second for the whole scan (0: unlimited)."))
+        "Politeness cap: open connections to one IP address, every prober together."))
+    rate_limit: float = Field(100.0, ge=0, le=10000, description=(
+        "Politeness budget: requests and TLS handshakes per second to one IP address, shared by the "
+        "targets on it (5: gentle, for fragile servers; 0: unlimited)."))
+    max_sockets: int = Field(512, ge=1, le=65536, description=(
+        "Sockets in flight from this machine, every address together."))
     user_agent: str = DEFAULT_USER_AGENT
     contact_url: str | None = None
     ca_bundle: Path | None = None

@@ -14,7 +14,8 @@ import pytest
 
 from scanner.engine import Scanner
 from scanner.models import Status
-from scanner.net import Fetcher, HostLimiter, RateLimiter, Resolver, ScanStats
+from scanner.net import Fetcher, Resolver, ScanStats
+from scanner.politeness import Politeness
 from scanner.settings import Settings
 from scanner.targets import endpoint
 from scanner.testbed.certs import TestPKI
@@ -114,7 +115,7 @@ def target(name: str):
 
 def fetch(settings: Settings, url: str):
     async def go():
-        f = Fetcher(settings, Resolver(settings), HostLimiter(2), RateLimiter(0), ScanStats())
+        f = Fetcher(settings, Resolver(settings), Politeness.local(2, 0), ScanStats())
         try:
             return await f.fetch(url)
         finally:

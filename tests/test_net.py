@@ -9,13 +9,12 @@ import pytest
 
 from scanner.net import (
     Fetcher,
-    HostLimiter,
-    RateLimiter,
     ResolutionError,
     Resolver,
     ScanStats,
     is_internal_address,
 )
+from scanner.politeness import Politeness
 from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (
@@ -54,7 +53,7 @@ def servers(pki):
 
 
 def make_fetcher(settings: Settings) -> Fetcher:
-    return Fetcher(settings, Resolver(settings), HostLimiter(2), RateLimiter(0), ScanStats())
+    return Fetcher(settings, Resolver(settings), Politeness.local(2, 0), ScanStats())
 
 
 def run(coro):
@@ -90,6 +89,26 @@ def test_untrusted_certificate_is_recorded_and_page_still_fetched(servers, pki):
     assert r.status == 200
     assert r.tls_verified is False
     assert r.tls_error
+
+
+def test_certificate_decided_once_per_host_never_two_requests_per_probe(servers, pki):
+    """Given a host whose certificate does not validate, when ten paths are fetched at once, then the
+    first request decides (verified, then once unverified) and the nine others go unverified at once,
+    each recording why: 11 requests, never 20."""
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18444): ADDR}, ca_bundle=ca)
+
+    async def go():
+        f = make_fetcher(s)
+        try:
+            got = await asyncio.gather(*(f.fetch(f"https://{NAME}:18444/p{i}") for i in range(10)))
+            return got, f.stats.http_requests[NAME]
+        finally:
+            await f.aclose()
+
+    responses, requests = run(go())
+    assert all(r.status == 200 and r.tls_verified is False and r.tls_error for r in responses)
+    assert requests == 11
 
 
 def test_without_ca_bundle_private_ca_is_not_trusted(servers):

@@ -3,7 +3,8 @@
 Each module exposes ``async def collect(target, ctx, addresses, prior) -> <Family>Evidence``:
 ``target`` is the ``Target``, ``ctx`` the ``ScanContext`` (settings, resolver, fetcher, limits, stats),
 ``addresses`` the target host's resolved addresses (empty for domain targets), and ``prior`` the
-evidence already collected for this target by earlier stages (``{"http": HTTPEvidence, ...}``).
+evidence of the families it runs after (``{"http": HTTPEvidence}``). Collectors of one target run side by
+side, each as soon as what it reads is there; the address's politeness budget paces them all.
 A collector never raises for network trouble: it returns evidence with ``error`` set.
 """
 
@@ -20,8 +21,8 @@ from scanner.models import TargetKind
 class CollectorSpec:
     family: str  # the Snapshot field it fills
     kind: TargetKind
-    stage: int  # stages run in order; collectors of one stage run concurrently
     module: str
+    after: tuple[str, ...] = ()  # families whose evidence it reads (``prior``); it starts when they end
 
     def load(self) -> Callable[..., Awaitable[Any]]:
         import importlib
@@ -30,8 +31,8 @@ class CollectorSpec:
 
 
 COLLECTORS: tuple[CollectorSpec, ...] = (
-    CollectorSpec("tls", "endpoint", 0, "scanner.collectors.tls"),
-    CollectorSpec("http", "endpoint", 0, "scanner.collectors.http"),
-    CollectorSpec("exposure", "endpoint", 1, "scanner.collectors.exposure"),
-    CollectorSpec("dns", "domain", 0, "scanner.collectors.dns"),
+    CollectorSpec("tls", "endpoint", "scanner.collectors.tls"),
+    CollectorSpec("http", "endpoint", "scanner.collectors.http"),
+    CollectorSpec("exposure", "endpoint", "scanner.collectors.exposure", after=("http",)),
+    CollectorSpec("dns", "domain", "scanner.collectors.dns"),
 )

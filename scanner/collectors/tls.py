@@ -17,22 +17,26 @@ worker thread).
    ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
    own evidence model right here: nothing of sslyze leaves this module.
 
-TLS connections are counted per host into ``ctx.stats.tls_connections``: exactly for our own handshakes
-and the fast prober; sslyze does not expose a count, so its part is estimated from the work done (one
-connection per cipher suite and curve tested, plus fixed numbers for the certificate, vulnerability and
-connectivity probes). ``FAST_PROBE = False`` (tests and bench only) leaves every suite to sslyze.
+TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
+prober and sslyze open passes the address's politeness gate (``tls_gate``: one request of the address's
+rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
+fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
+The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
+of the same address go on beside them. ``FAST_PROBE = False`` (tests and bench only) leaves every suite
+to sslyze.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scanner.collectors import tls_probe
+from scanner.collectors import tls_gate, tls_probe
 from scanner.collectors.tls_probe import ProtocolProbe
 from scanner.evidence.tls import (
     MAX_CHAIN,
@@ -55,6 +59,7 @@ from scanner.evidence.tls import (
 )
 from scanner.models import Target
 from scanner.net import ScanContext, is_ip_literal
+from scanner.politeness import tls_share
 from scanner.settings import Settings
 
 # Estimated connections for sslyze's fixed probes (see the module docstring).
@@ -90,8 +95,9 @@ async def collect(
     if not ctx.fetcher.address_allowed(addr):
         return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)")
 
-    await ctx.rate.wait()
-    async with ctx.limiter.slot(addr):
+    polite = ctx.politeness
+    async with polite.connections(addr):
+        await polite.request(addr)
         ctx.stats.tls_connections[host] += 1
         handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
     connections = 1
@@ -104,13 +110,20 @@ async def collect(
             error=f"no TLS handshake: {handshake.reason}",
         )
 
-    # The prober and sslyze open up to per_host_connections connections of their own: take every slot.
-    async with ctx.limiter.hold_all(addr):
-        evidence = await asyncio.to_thread(scan_blocking, host, port, addr, ctx.settings, base, handshake)
+    # The prober and sslyze open connections of their own: they take a share of the address's slots
+    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
+    share = tls_share(polite.budget.per_address_connections)
+    async with polite.connections(addr, share) as held:
+        settings = dataclasses.replace(ctx.settings, per_host_connections=held)
+        with tls_gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as gate:
+            evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    if gate.connections:  # exact, where sslyze's part would otherwise be estimated
+        evidence = evidence.model_copy(update={"connections": gate.connections})
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
     if _profile_only(evidence):
-        async with ctx.limiter.slot(addr):
+        async with polite.connections(addr):
+            await polite.request(addr)
             second = await openssl_validation(addr, port, host, ctx)
         ctx.stats.tls_connections[host] += 1
         evidence = evidence.model_copy(update={"openssl_validation": second,

@@ -1,0 +1,241 @@
+"""Scale benchmark (issue 9): latency, TLS against sslyze, portfolios of one address per endpoint, and many
+endpoints sharing one address. Everything local: one Debian nginx per case, certificates minted here, and
+the testbed's TCP proxy (``scanner/testbed/tcp_proxy.py``) that adds latency and counts what an address
+feels (TCP connections, connections open at once).
+
+    python bench/bench_scale.py                           # every case, default sizes
+    python bench/bench_scale.py --cases latency,tls       # some of them
+    python bench/bench_scale.py --sizes 100 300 1000 --shared 100
+
+Cases:
+* ``latency``: one HTTPS host 50 ms away (round trip), the whole baseline with default settings: wall time
+  and TCP connections seen by the proxy (HTTP and TLS together).
+* ``tls``: ``--hosts`` hosts (default 16), each on its own address 50 ms away, T1-T6 only: ``pledgescan
+  scan`` against ``python -m sslyze`` (every scan command) over the same proxies, in the same run: wall
+  times and TCP connections (both counted by the proxy, so exact for both) and the ratios.
+* ``portfolio``: N endpoints, each on its own loopback address (127.2.0.0/16; one nginx listening on every
+  address with a wildcard certificate and name-based hosts), the whole baseline with default settings,
+  each size in a fresh process: wall time, time per endpoint, peak memory (max RSS).
+* ``shared``: N endpoints on one address behind the counting proxy, default settings: wall time, the most
+  connections open at once and the most requests in any second, against the per-address budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scanner.engine import Scanner  # noqa: E402
+from scanner.settings import Settings  # noqa: E402
+from scanner.targets import endpoint  # noqa: E402
+from scanner.testbed.certs import TestPKI  # noqa: E402
+from scanner.testbed.tcp_proxy import TcpProxy  # noqa: E402
+from tests.testbed.nginx import NginxServer  # noqa: E402
+
+TLS_PORT, HTTP_PORT = 18443, 18080
+# The portfolio's nginx listens on every address: ports no test uses, so it never collides with one.
+WILD_TLS_PORT, WILD_HTTP_PORT = 29443, 29080
+BACKEND = "127.2.255.2"  # nginx behind the latency and counting proxies (127.2.0.0/16: the benchmark's)
+DELAY = 0.025  # each way: 50 ms round trip
+DOMAIN = "bench.test"
+
+
+def site_conf(listen: list[str], chain: Path, key: Path, log: str = "off") -> str:
+    listens = "\n".join(f"        listen {a};" for a in listen)
+    return f"""
+    log_format stamp '$msec';
+    server {{
+{listens}
+        server_name .{DOMAIN};
+        ssl_certificate {chain};
+        ssl_certificate_key {key};
+        access_log {log};
+        keepalive_requests 10000;
+        default_type text/html;
+        add_header Strict-Transport-Security "max-age=63072000" always;
+        add_header X-Content-Type-Options "nosniff" always;
+        add_header Content-Security-Policy "default-src 'self'" always;
+        location = / {{ return 200 "<!doctype html><title>bench</title><p>hello</p>"; }}
+        location / {{ return 404 "<!doctype html><title>404</title>"; }}
+    }}
+"""
+
+
+class Bed:
+    """A private CA, a wildcard certificate for *.bench.test and the files nginx needs."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        pki = TestPKI.create("bench scale")
+        self.ca = pki.write_ca_bundle(tmp / "ca.pem")
+        self.chain, self.key = pki.leaf([f"*.{DOMAIN}", DOMAIN]).write(tmp, "wildcard")
+
+    def nginx(self, name: str, listen: list[str], wait: list[tuple[str, int]],
+              log: str = "off") -> NginxServer:
+        return NginxServer(site_conf(listen, self.chain, self.key, log), name=f"bench-{name}",
+                           listen=wait, workdir=self.tmp / name)
+
+    def targets(self, names: list[str], tls: int = TLS_PORT, http: int = HTTP_PORT) -> list:
+        return [endpoint(f"https://{n}:{tls}/").model_copy(update={"http_port": http}) for n in names]
+
+
+def backend(bed: Bed, name: str, log: str = "off") -> NginxServer:
+    return bed.nginx(name, [f"{BACKEND}:{TLS_PORT} ssl", f"{BACKEND}:{HTTP_PORT}"],
+                     [(BACKEND, TLS_PORT), (BACKEND, HTTP_PORT)], log)
+
+
+def routes(front: str, ports: tuple[int, ...] = (TLS_PORT, HTTP_PORT)) -> list:
+    return [((front, p), (BACKEND, p)) for p in ports]
+
+
+def case_latency(bed: Bed) -> None:
+    front, name = "127.2.255.1", f"one.{DOMAIN}"
+    with backend(bed, "latency"), TcpProxy(routes(front), delay=DELAY) as proxy:
+        settings = Settings(ca_bundle=bed.ca, resolve={(name, p): front for p in (TLS_PORT, HTTP_PORT)})
+        t0 = time.monotonic()
+        report = asyncio.run(Scanner(settings).run(bed.targets([name])))
+        wall = time.monotonic() - t0
+    (t,) = report.targets
+    print(f"latency: one host 50 ms away, whole baseline, defaults: {wall:.2f} s, "
+          f"{len(proxy.accepted)} TCP connections ({report.stats['http_requests']} HTTP requests, "
+          f"{report.stats['tls_connections']} TLS prober connections), grade {t.grade}, decided {t.decided}")
+
+
+def case_tls(bed: Bed, hosts: int) -> None:
+    fronts = [f"127.2.254.{1 + i}" for i in range(hosts)]
+    names = [f"t{i}.{DOMAIN}" for i in range(hosts)]
+    all_routes = [r for f in fronts for r in routes(f, (TLS_PORT,))]
+    resolve_args = [a for n, f in zip(names, fronts, strict=True)
+                    for a in ("--resolve", f"{n}:{TLS_PORT}:{f}")]
+    with backend(bed, "tls"):
+        with TcpProxy(all_routes, delay=DELAY) as proxy:
+            out = bed.tmp / "pledgescan-tls.json"
+            cmd = [sys.executable, "-m", "scanner", "scan", *[f"https://{n}:{TLS_PORT}/" for n in names],
+                   *resolve_args, "--ca-bundle", str(bed.ca), "--only", "T1,T2,T3,T4,T5,T6",
+                   "--format", "json", "-o", str(out), "-q",
+                   "--store", f"sqlite:///{bed.tmp / 'tls-history.db'}"]
+            t0 = time.monotonic()
+            subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800)
+            p_wall = time.monotonic() - t0
+            p_conn = len(proxy.accepted)
+        verdicts = {}
+        try:
+            for t in json.loads(out.read_text())["targets"]:
+                verdicts[t["target"]] = {c["id"]: c["status"] for c in t["controls"]}
+        except (OSError, ValueError, KeyError):
+            pass
+        with TcpProxy(all_routes, delay=DELAY) as proxy:
+            servers = [f"{n}:{TLS_PORT}{{{f}}}" for n, f in zip(names, fronts, strict=True)]
+            cmd = [sys.executable, "-m", "sslyze", f"--json_out={bed.tmp / 'sslyze.json'}",
+                   f"--certinfo_ca_file={bed.ca}", "--quiet", *servers]
+            t0 = time.monotonic()
+            subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800)
+            s_wall = time.monotonic() - t0
+            s_conn = len(proxy.accepted)
+    same = len({json.dumps(v, sort_keys=True) for v in verdicts.values()}) == 1 if verdicts else False
+    print(f"tls: {hosts} hosts 50 ms away, T1-T6: pledgescan scan {p_wall:.2f} s, {p_conn} TCP connections; "
+          f"python -m sslyze (all commands) {s_wall:.2f} s, {s_conn} TCP connections; ratios: wall "
+          f"{p_wall / s_wall:.3f}, connections {p_conn / max(1, s_conn):.3f}; "
+          f"T verdicts identical on every host: {same} {next(iter(verdicts.values()), {})}")
+
+
+def one_portfolio(size: int, tmp: Path) -> dict[str, float]:
+    """In a fresh process: ``size`` endpoints, each on its own address, whole baseline, defaults."""
+    bed = Bed(tmp)
+    names = [f"e{i}.{DOMAIN}" for i in range(size)]
+    addrs = [f"127.2.{i // 250}.{i % 250 + 1}" for i in range(size)]  # up to 127.2.199.250
+    ports = (WILD_TLS_PORT, WILD_HTTP_PORT)
+    resolve = {(n, p): a for n, a in zip(names, addrs, strict=True) for p in ports}
+    with bed.nginx("portfolio", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
+        settings = Settings(ca_bundle=bed.ca, resolve=resolve)
+        t0 = time.monotonic()
+        report = asyncio.run(Scanner(settings).run(bed.targets(names, *ports)))
+        wall = time.monotonic() - t0
+    grades: dict[str, int] = {}
+    for t in report.targets:
+        grades[t.grade] = grades.get(t.grade, 0) + 1
+    return {"endpoints": size, "wall_s": round(wall, 1), "per_endpoint_ms": round(1000 * wall / size),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "grades": grades, "errors": sum(1 for t in report.targets if t.errors)}
+
+
+def case_portfolio(sizes: list[int]) -> None:
+    print("portfolio: each endpoint on its own address, whole baseline, default settings")
+    print(f"{'endpoints':>10} {'wall s':>8} {'ms/endpoint':>12} {'peak MB':>8}  grades / errors")
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp],
+                                 capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{r['endpoints']:>10} {r['wall_s']:>8} {r['per_endpoint_ms']:>12} {r['peak_rss_mb']:>8}  "
+              f"{r['grades']} / {r['errors']}")
+
+
+def case_shared(bed: Bed, size: int) -> None:
+    front = "127.2.255.3"
+    names = [f"s{i}.{DOMAIN}" for i in range(size)]
+    log = bed.tmp / "shared-requests.log"
+    with backend(bed, "shared", f"{log} stamp"), TcpProxy(routes(front)) as proxy:
+        resolve = {(n, p): front for n in names for p in (TLS_PORT, HTTP_PORT)}
+        settings = Settings(ca_bundle=bed.ca, resolve=resolve)
+        t0 = time.monotonic()
+        report = asyncio.run(Scanner(settings).run(bed.targets(names)))
+        wall = time.monotonic() - t0
+    stamps = sorted(float(x.split()[0]) for x in log.read_text().splitlines() if x.strip())
+    per_second: dict[int, int] = {}
+    for s in stamps:
+        per_second[int(s)] = per_second.get(int(s), 0) + 1
+    conns: dict[int, int] = {}
+    for t, _ in proxy.accepted:
+        conns[int(t)] = conns.get(int(t), 0) + 1
+    print(f"shared: {size} endpoints on one address, defaults ({settings.per_host_connections} connections, "
+          f"{settings.rate_limit:g} requests/s per address): {wall:.1f} s; at most "
+          f"{proxy.peak_by_address.get(front, 0)} connections open at once; at most "
+          f"{max(per_second.values(), default=0)} HTTP requests and {max(conns.values(), default=0)} new "
+          f"connections in one second; {len(stamps)} HTTP requests in all; "
+          f"{sum(1 for t in report.targets if t.errors)} targets with errors")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="latency,tls,shared,portfolio")
+    ap.add_argument("--hosts", type=int, default=16)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    ap.add_argument("--shared", type=int, default=50)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tmp", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    if args.one:
+        print(json.dumps(one_portfolio(args.one, Path(args.tmp))))
+        return 0
+    cases = set(args.cases.split(","))
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        bed = Bed(Path(tmp))
+        if "latency" in cases:
+            case_latency(bed)
+        if "tls" in cases:
+            case_tls(bed, args.hosts)
+        if "shared" in cases:
+            case_shared(bed, args.shared)
+    if "portfolio" in cases:
+        case_portfolio(args.sizes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,252 @@
+"""Politeness per IP address: what a site owner feels is the load on their server, so the budget belongs
+to each address and every prober (HTTP, exposure, the TLS prober, sslyze) draws on the same one.
+
+``AddressBudget`` is the interface: a connection cap and a request rate per address. ``LocalAddressBudget``
+is the in-process implementation (one scan on one machine); a Redis-backed one keeps the same promises
+when several workers scan (see ``/work/wt/politeness-interface.md`` for the contract). ``SocketCap`` is
+separate: a cap on sockets in flight that protects the scanning machine, never shared between machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import math
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+DEFAULT_PER_ADDRESS_CONNECTIONS = 4
+DEFAULT_REQUESTS_PER_SECOND = 100.0
+DEFAULT_SOCKET_CAP = 512
+
+
+def address_key(address: str) -> str:
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), the key of its budget."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address.lower()
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.compressed
+
+
+def rate_window(requests_per_second: float) -> tuple[int, float]:
+    """``(n, seconds)``: at most n request starts in any sliding window of that many seconds.
+
+    100/s is 100 per second; 2.5/s is 2 per 0.8 s; 0.5/s is 1 per 2 s.
+    """
+    n = max(1, math.floor(requests_per_second))
+    return n, n / requests_per_second
+
+
+def tls_share(cap: int) -> int:
+    """Connection slots of an address's cap for its TLS probers (the prober, sslyze): half, rounded up."""
+    return max(1, (cap + 1) // 2)
+
+
+def http_share(cap: int) -> int:
+    """Connections an address's HTTP pool keeps: the rest of the cap (all of it when the cap is 1), so the
+    HTTP probes and the TLS probers of one target run side by side without waiting for each other."""
+    return max(1, cap - tls_share(cap))
+
+
+@runtime_checkable
+class AddressBudget(Protocol):
+    """The politeness owed to each IP address, shared by every prober of every target on it."""
+
+    per_address_connections: int  # the cap on open connections to one address (>= 1)
+    requests_per_second: float  # request starts per second to one address (0 = unlimited)
+
+    def connections(self, address: str, count: int = 1) -> AbstractAsyncContextManager[int]:
+        """Hold ``count`` connection slots of ``address`` (clamped to 1..cap) for the ``async with`` block,
+        which yields the number held. Taken all or nothing; multi-slot holders queue per address, so two
+        of them never each hold part of the slots (no deadlock). Released on exit, error or cancellation."""
+        ...
+
+    async def request(self, address: str) -> None:
+        """Wait until one more request may start to ``address`` (an HTTP request or a TLS handshake):
+        at most ``rate_window(requests_per_second)`` starts in any sliding window. The start counts once
+        this returns, whether or not the request then succeeds."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the budget holds (connections to a broker, and so on)."""
+        ...
+
+
+@dataclass
+class _AddressState:
+    slots: asyncio.Semaphore
+    multi: asyncio.Lock = field(default_factory=asyncio.Lock)
+    starts: deque[float] = field(default_factory=deque)
+    rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class LocalAddressBudget:
+    """``AddressBudget`` in one process: a semaphore and a sliding log of request starts per address."""
+
+    def __init__(self, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
+                 requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND) -> None:
+        self.per_address_connections = max(1, per_address_connections)
+        self.requests_per_second = max(0.0, requests_per_second)
+        self._state: dict[str, _AddressState] = {}
+
+    def _of(self, address: str) -> _AddressState:
+        key = address_key(address)
+        state = self._state.get(key)
+        if state is None:
+            state = self._state[key] = _AddressState(asyncio.Semaphore(self.per_address_connections))
+        return state
+
+    @contextlib.asynccontextmanager
+    async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
+        count = min(max(1, count), self.per_address_connections)
+        state = self._of(address)
+        taken = 0
+        try:
+            if count == 1:
+                await state.slots.acquire()
+                taken = 1
+            else:
+                async with state.multi:
+                    for _ in range(count):
+                        await state.slots.acquire()
+                        taken += 1
+            yield count
+        finally:
+            for _ in range(taken):
+                state.slots.release()
+
+    async def request(self, address: str) -> None:
+        if not self.requests_per_second:
+            return
+        n, window = rate_window(self.requests_per_second)
+        state = self._of(address)
+        async with state.rate_lock:  # FIFO: waiters start in the order they asked
+            while True:
+                now = time.monotonic()
+                while state.starts and state.starts[0] <= now - window:
+                    state.starts.popleft()
+                if len(state.starts) < n:
+                    state.starts.append(now)
+                    return
+                await asyncio.sleep(state.starts[0] + window - now)
+
+    async def aclose(self) -> None:
+        self._state.clear()
+
+
+class SocketCap:
+    """At most ``limit`` sockets in flight from this process, whatever their address (protects the
+    scanning machine: file descriptors, memory). Always local, even when the address budget is shared."""
+
+    def __init__(self, limit: int = DEFAULT_SOCKET_CAP) -> None:
+        self.limit = max(1, limit)
+        self._sem = asyncio.Semaphore(self.limit)
+        self.in_flight = 0
+        self.peak = 0
+
+    @contextlib.asynccontextmanager
+    async def sockets(self, count: int = 1) -> AsyncIterator[None]:
+        count = min(max(1, count), self.limit)
+        taken = 0
+        try:
+            for _ in range(count):
+                await self._sem.acquire()
+                taken += 1
+            self.in_flight += taken
+            self.peak = max(self.peak, self.in_flight)
+            yield
+        finally:
+            for _ in range(taken):
+                self._sem.release()
+            self.in_flight -= taken
+
+
+Reclaimer = Callable[[str | None], Awaitable[None]]
+
+
+class Politeness:
+    """What probers use: the address budget first (may wait long), then the machine's socket cap (so a
+    prober never holds machine sockets while it waits for a busy address).
+
+    Kept-alive connections hold their slots while idle. So that they never starve another prober,
+    ``reclaimers`` (the fetcher's "close idle connections") run when a prober would wait for an address
+    (``None``: for the socket cap), and ``waiting`` tells the fetcher to close its idle connections to an
+    address as soon as they turn idle.
+    """
+
+    def __init__(self, budget: AddressBudget, socket_cap: SocketCap) -> None:
+        self.budget = budget
+        self.socket_cap = socket_cap
+        self.reclaimers: list[Reclaimer] = []
+        self._waiting: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()
+
+    @classmethod
+    def local(cls, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
+              requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+              sockets: int = DEFAULT_SOCKET_CAP) -> Politeness:
+        """In-process politeness (one scan on one machine)."""
+        return cls(LocalAddressBudget(per_address_connections, requests_per_second), SocketCap(sockets))
+
+    def waiting(self, address: str) -> bool:
+        """Does a prober of this process wait for a slot of ``address`` (or for a machine socket)?"""
+        return self._waiting[address_key(address)] > 0 or self._waiting[""] > 0
+
+    async def _reclaim(self, address: str | None) -> None:
+        for reclaim in self.reclaimers:
+            await reclaim(address)
+
+    @contextlib.asynccontextmanager
+    async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
+        """``count`` connection slots of ``address`` and as many sockets of the machine."""
+        key = address_key(address)
+        count = min(max(1, count), self.budget.per_address_connections)
+        self._waiting[key] += 1
+        waiting = True
+        try:
+            if self._held[key] + count > self.budget.per_address_connections:
+                await self._reclaim(address)
+            async with self.budget.connections(address, count) as held:
+                self._waiting[key] -= 1
+                waiting = False
+                self._held[key] += held
+                try:
+                    async with self._machine_sockets(held):
+                        yield held
+                finally:
+                    self._held[key] -= held
+        finally:
+            if waiting:
+                self._waiting[key] -= 1
+
+    @contextlib.asynccontextmanager
+    async def _machine_sockets(self, count: int) -> AsyncIterator[None]:
+        if self.socket_cap.in_flight + count <= self.socket_cap.limit:
+            async with self.socket_cap.sockets(count):
+                yield
+            return
+        self._waiting[""] += 1
+        waiting = True
+        try:
+            await self._reclaim(None)
+            async with self.socket_cap.sockets(count):
+                self._waiting[""] -= 1
+                waiting = False
+                yield
+        finally:
+            if waiting:
+                self._waiting[""] -= 1
+
+    async def request(self, address: str) -> None:
+        await self.budget.request(address)
+
+    async def aclose(self) -> None:
+        await self.budget.aclose()
