@@ -83,11 +83,12 @@ def worker(broker_url: str | None, store_url: str | None, processes: int, thread
     except brk.BrokerError as exc:
         click.echo(f"pledgescan: error: {exc}", err=True)
         sys.exit(EXIT_BROKER)
-    from scanner.distributed.records import ensure_schema
+    from scanner.distributed.records import store_id
 
     store = open_store(store_url)
-    ensure_schema(store)
+    ns = brk.namespace(store_id(store))
     store.close()
+    os.environ[brk.ENV_NAMESPACE] = ns
     os.environ[brk.ENV_VAR] = url
     os.environ["PLEDGESCAN_STORE"] = store_url
     os.environ[brk.ENV_REDELIVERY] = str(redelivery_after)
@@ -139,7 +140,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
         raise InputProblem(str(exc)) from None
     run_id, pending = stored.run_id, stored.targets
     try:
-        dispatcher = Dispatcher(url)
+        dispatcher = Dispatcher(url, store)
         hand_over_lock(store, stored.recorder.lock, run_id)
         dispatcher.enqueue_run(store, run_id, pending)
     except BaseException:

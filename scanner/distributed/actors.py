@@ -8,17 +8,26 @@ redeliveries after a killed worker included, after which the family is recorded 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dramatiq
 
 from scanner.distributed import records, work
-from scanner.distributed.broker import ENV_VAR, QUEUE_COLLECT, QUEUE_TLS, broker_url, make_broker
+from scanner.distributed.broker import (
+    ENV_NAMESPACE,
+    ENV_VAR,
+    NAMESPACE,
+    QUEUE_COLLECT,
+    QUEUE_TLS,
+    broker_url,
+    make_broker,
+)
 
 _url = broker_url(None)
 if not _url:
     raise RuntimeError(f"{ENV_VAR} is not set: start workers with `pledgescan worker --broker URL`")
-broker = make_broker(_url)
+broker = make_broker(_url, os.environ.get(ENV_NAMESPACE) or NAMESPACE)
 dramatiq.set_broker(broker)
 
 _OPTIONS: dict[str, Any] = {

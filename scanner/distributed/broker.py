@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 ENV_VAR = "PLEDGESCAN_BROKER"
 ENV_REDELIVERY = "PLEDGESCAN_REDELIVERY_AFTER"  # seconds without heartbeat before redelivery
+ENV_NAMESPACE = "PLEDGESCAN_BROKER_NAMESPACE"  # set by `pledgescan worker` from its store's identity
 NAMESPACE = "pledgescan"
 QUEUE_TLS = "pledgescan-tls"  # TLS probes: long, many handshakes; its own workers can be sized apart
 QUEUE_COLLECT = "pledgescan"  # HTTP, exposure and DNS evidence, and assessing a finished target
 QUEUES = (QUEUE_COLLECT, QUEUE_TLS)
 DEFAULT_REDELIVERY_S = 60.0
-MAINTENANCE_CHANCE = 50_000  # per million broker commands: about every 20th fetch of an idle worker
+MAINTENANCE_CHANCE = 100_000  # per million broker commands: every 10th, on average (cheap when all live)
 
 
 class BrokerError(Exception):
@@ -56,12 +57,17 @@ def redelivery_after() -> float:
         return DEFAULT_REDELIVERY_S
 
 
-def make_broker(url: str) -> Any:
-    """Dramatiq's Redis broker for ``url``, with the pledgescan namespace and its redelivery delay."""
+def namespace(store_id: str) -> str:
+    """The Redis key prefix of one store's queues: workers only see the runs of their own store."""
+    return f"{NAMESPACE}:{store_id}"
+
+
+def make_broker(url: str, ns: str) -> Any:
+    """Dramatiq's Redis broker for ``url`` in namespace ``ns``, with pledgescan's redelivery delay."""
     from dramatiq.brokers.redis import RedisBroker
 
     check_url(url)
-    return RedisBroker(url=url, namespace=NAMESPACE, heartbeat_timeout=int(redelivery_after() * 1000),
+    return RedisBroker(url=url, namespace=ns, heartbeat_timeout=int(redelivery_after() * 1000),
                        maintenance_chance=MAINTENANCE_CHANCE, socket_timeout=30, socket_connect_timeout=5)
 
 
@@ -80,16 +86,17 @@ def ping(url: str) -> None:
         raise BrokerError(f"the broker {redact(url)} does not answer: {exc}") from None
 
 
-def queue_size(url: str) -> int:
-    """Messages waiting on pledgescan's queues (not counting those being worked on)."""
+def queue_size(url: str, ns: str) -> int:
+    """Messages waiting on the namespace's queues (not counting those being worked on)."""
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        return sum(int(client.llen(f"{NAMESPACE}:{q}")) for q in QUEUES)
+        return sum(int(client.llen(f"{ns}:{q}")) for q in QUEUES)
     finally:
         client.close()
 
 
-__all__ = ["ENV_VAR", "QUEUES", "QUEUE_TLS", "QUEUE_COLLECT", "BrokerError", "broker_url", "make_broker",
+__all__ = ["ENV_VAR", "ENV_NAMESPACE", "namespace", "QUEUES", "QUEUE_TLS", "QUEUE_COLLECT", "BrokerError",
+           "broker_url", "make_broker",
            "ping", "redact", "redelivery_after", "queue_size"]

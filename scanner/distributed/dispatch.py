@@ -19,6 +19,7 @@ from scanner.distributed.broker import (
     QUEUE_TLS,
     BrokerError,
     make_broker,
+    namespace,
     ping,
     queue_size,
     redact,
@@ -38,9 +39,10 @@ class RunUnfinished(Exception):
 class Dispatcher:
     """Puts a run's messages on the broker's queues (the actors' names, not their code)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, store: Any) -> None:
         self.url = url
-        self.broker = make_broker(url)
+        self.namespace = namespace(records.store_id(store))
+        self.broker = make_broker(url, self.namespace)
         for q in ACTORS:
             self.broker.declare_queue(q)
 
@@ -103,7 +105,8 @@ def wait_for_run(store: Any, run_id: int, dispatcher: Dispatcher, targets: list[
                 log.warning("the broker %s answers again after %.0fs", redact(dispatcher.url),
                             time.monotonic() - outage_since)
                 outage_since, last_change = None, time.monotonic()
-            elif time.monotonic() - last_change > stall_s and queue_size(dispatcher.url) == 0:
+            elif (time.monotonic() - last_change > stall_s
+                  and queue_size(dispatcher.url, dispatcher.namespace) == 0):
                 n = dispatcher.enqueue_unfinished(store, run_id, targets)
                 log.warning("run %s made no progress for %.0fs with empty queues: %d messages enqueued again",
                             run_id, stall_s, n)

@@ -56,6 +56,11 @@ work_items = Table(
     Column("stats", _JSON, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+work_meta = Table(
+    "work_meta", metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
 
 def _now() -> datetime:
@@ -76,6 +81,16 @@ def ensure_schema(store: Store) -> None:
         metadata.create_all(store.engine)
     except (IntegrityError, ProgrammingError):  # another worker created it at the same moment
         metadata.create_all(store.engine)
+
+
+def store_id(store: Store) -> str:
+    """A random identity of this store, made once: the broker namespace of its runs, so that workers of
+    another store sharing the same Redis never take (and misfile) this store's messages."""
+    ensure_schema(store)
+    stmt = _insert(store)(work_meta).values(key="store_id", value=uuid.uuid4().hex[:16])
+    with store.engine.begin() as c:
+        c.execute(stmt.on_conflict_do_nothing())
+        return str(c.execute(select(work_meta.c.value).where(work_meta.c.key == "store_id")).scalar_one())
 
 
 def claim(store: Store, run_id: int, target_key: str, family: str) -> bool:
@@ -203,6 +218,6 @@ def finish_if_complete(store: Store, run_id: int) -> bool:
     return True
 
 
-__all__ = ["MAX_ATTEMPTS", "ASSESS", "ensure_schema", "claim", "begin_attempt", "write_evidence",
+__all__ = ["MAX_ATTEMPTS", "ASSESS", "ensure_schema", "store_id", "claim", "begin_attempt", "write_evidence",
            "done_families", "unfinished", "add_result_once", "hand_over_lock", "touch_lock", "release_lock",
            "finish_if_complete", "run_stats", "forget_run"]
