@@ -22,7 +22,8 @@ from tests.testbed.workers import ADDR, ServerConnections, Workers, redis_url
 
 PORT = 18643
 HSTS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}
-CHEAP = ["--only", "T1,T2,H1,H2,H3,H5,C1", "--timeout", "5", "--rate-limit", "0"]  # TLS and HTTP evidence, no exposure probes
+# TLS and HTTP evidence, no exposure probes
+CHEAP = ["--only", "T1,T2,H1,H2,H3,H5,C1", "--timeout", "5", "--rate-limit", "0"]
 
 
 def pledgescan(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
