@@ -110,7 +110,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
     """``scan --broker``: record the run, enqueue its work, wait (or detach), render from the store."""
     from scanner.distributed.broker import BrokerError, check_url, ping
     from scanner.distributed.dispatch import Dispatcher, RunUnfinished, wait_for_run
-    from scanner.distributed.records import hand_over_lock
+    from scanner.distributed.records import forget_run, hand_over_lock
     from scanner.members import combine
     from scanner.portfolio import StoredScan
     from scanner.store import StoreBusy, StoreError
@@ -142,6 +142,8 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
     try:
         dispatcher = Dispatcher(url, store)
         hand_over_lock(store, stored.recorder.lock, run_id)
+        if kw["resume"]:
+            forget_run(store, run_id)  # its unfinished work starts afresh: attempts counted anew
         dispatcher.enqueue_run(store, run_id, pending)
     except BaseException:
         stored.abort()

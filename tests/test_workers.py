@@ -287,3 +287,72 @@ def test_worker_with_an_unreachable_broker_exits_3_in_one_line(tmp_path) -> None
                      timeout=60)
     assert out.returncode == 3, out.stderr
     assert "does not answer" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_resumes_when_redis_comes_back_after_a_restart(sites, tmp_path) -> None:
+    from tests.testbed.workers import OwnRedis
+
+    # Given workers on a Redis of the test's own, and a scan of six endpoints under way
+    redis_srv = OwnRedis(ADDR.format(9), 16390, tmp_path).start()
+    store = pg_store_url()
+    workers = Workers(redis_srv.url, store, tmp_path)
+    members = members_file(tmp_path / "members.yaml", sites)
+    scan = None
+    try:
+        workers.start(threads=2)
+        scan = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "scan", "--members", str(members), "--store", store,
+             "--broker", redis_srv.url, *CHEAP, "--target-deadline", "20", *common(sites),
+             "-o", str(tmp_path / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
+        for _ in range(600):
+            if _run_exists(store) and stored_rows(store, 1)[1]:
+                break
+            time.sleep(0.05)
+        # When Redis is stopped mid-run and started again a few seconds later
+        redis_srv.stop()
+        time.sleep(3)
+        redis_srv.start()
+        _out, err = scan.communicate(timeout=300)
+    finally:
+        if scan is not None and scan.poll() is None:
+            scan.kill()
+            scan.wait()
+        workers.stop()
+        redis_srv.stop()
+    # Then the run completes, every target once
+    assert scan.returncode == 0, err + workers.logs()
+    results, _items = stored_rows(store, 1)
+    assert len(results) == 6 and len(set(results)) == 6
+    assert "run 1 complete: 6/6" in err
+
+
+def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tmp_path) -> None:
+    from tests.testbed.workers import OwnRedis
+
+    # Given a scan enqueued on a Redis that then goes away for good (no worker ever ran)
+    redis_srv = OwnRedis(ADDR.format(9), 16391, tmp_path).start()
+    store = pg_store_url()
+    target = f"https://{sites['names'][2][0]}:{PORT}/"
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", target, "--store", store, "--broker", redis_srv.url,
+         "--broker-wait", "2", *CHEAP, *common(sites)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
+    try:
+        for _ in range(600):
+            if _run_exists(store) and stored_rows(store, 1)[1]:
+                break
+            time.sleep(0.05)
+        redis_srv.stop()
+        _out, err = scan.communicate(timeout=120)
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait()
+        redis_srv.stop()
+    # Then it exits 4 with one line naming the run, what is left and how to complete it
+    assert scan.returncode == 4, err
+    (line,) = [ln for ln in err.splitlines() if "error" in ln]
+    assert "run 1 unfinished: 0/1 targets done" in line and target in line and "--resume" in line

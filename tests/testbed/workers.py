@@ -125,3 +125,42 @@ class ServerConnections:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class OwnRedis:
+    """A Redis server of the test's own (append-only file in a temporary directory), to be restarted."""
+
+    def __init__(self, addr: str, port: int, data_dir: Path) -> None:
+        self.addr, self.port, self.dir = addr, port, data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.addr}:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        import shutil
+
+        import redis
+
+        from tests.testbed.proc import require_tool
+
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        require_tool(Path(exe).exists(), "redis-server")
+        self.proc = subprocess.Popen(
+            [exe, "--bind", self.addr, "--port", str(self.port), "--dir", str(self.dir),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "no", "--daemonize", "no"],
+            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        for _ in range(100):
+            try:
+                redis.Redis(host=self.addr, port=self.port, socket_connect_timeout=0.5).ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise RuntimeError("the test's redis-server did not start: " + (self.dir / "redis.log").read_text())
+
+    def stop(self) -> None:
+        from tests.testbed.proc import stop_process
+
+        stop_process(self.proc, timeout=10)  # SIGTERM: Redis writes its append-only file and exits
+        self.proc = None
