@@ -238,10 +238,10 @@ def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, bro
     actors = importlib.reload(actors)
     real = work.collect_family
 
-    def crashing(scanner: Any, target: Any, family: str, prior: Any = None) -> Any:
+    def crashing(scanner: Any, target: Any, family: str, prior: Any = None, run_id: int = 0) -> Any:
         if family == "http":
             raise RuntimeError("collector crashed the message")
-        return real(scanner, target, family, prior)
+        return real(scanner, target, family, prior, run_id)
 
     monkeypatch.setattr(work, "collect_family", crashing)
     name = sites["names"][1][0]
