@@ -28,6 +28,7 @@ testbed: install  ## start the test servers by hand (Ctrl-C stops them)
 bench: install
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
+	$(PY) bench/bench_workers.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache report.html pledgescan-report*

@@ -356,3 +356,33 @@ def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tm
     assert scan.returncode == 4, err
     (line,) = [ln for ln in err.splitlines() if "error" in ln]
     assert "run 1 unfinished: 0/1 targets done" in line and target in line and "--resume" in line
+
+
+def test_the_workers_docs_are_literally_usable() -> None:
+    """docs/workers.md's command lines and the systemd unit use options that exist; every exit code of
+    `scan --broker` is explained."""
+    import re
+    import shlex
+
+    import click
+
+    from scanner.cli import cli
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = (docs / "workers.md").read_text()
+    lines = [ln.strip() for b in re.findall(r"```sh\n(.*?)```", text, re.S) for ln in b.splitlines()]
+    commands = [ln for ln in lines if ln.startswith("pledgescan ")]
+    assert {c.split()[1] for c in commands} >= {"worker", "scan", "report"}
+    unit = (docs / "pledgescan-worker@.service").read_text()
+    exec_start = re.search(r"^ExecStart=/usr/local/bin/(pledgescan worker .*)$", unit, re.M)
+    assert exec_start
+    for line in [*commands, exec_start.group(1)]:
+        name, *args = shlex.split(line)[1:]
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None, line
+        known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        assert all(a.split("=")[0] in known for a in args if a.startswith("-")), line
+    assert "EnvironmentFile=/etc/pledgescan/worker.env" in unit
+    scan_codes = text.split("`pledgescan scan --broker`:")[1].split("`pledgescan worker`")[0]
+    table = dict(re.findall(r"^\| (\d+) \| (.*) \|$", scan_codes, re.M))
+    assert set(table) >= {"0", "1", "2", "3", "4", "130"} and "--resume" in table["4"]
