@@ -19,7 +19,7 @@ demo: install
 testbed-deps:  ## Debian packages the integration tests use (root)
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    nginx-light knot knot-dnsutils apache2 libapache2-mod-php phpmyadmin adminer git openssl \
+	    nginx-light knot knot-dnsutils apache2 libapache2-mod-php phpmyadmin adminer git openssl chromium \
 	    redis-server
 
 testbed: install  ## start the test servers by hand (Ctrl-C stops them)

@@ -3,6 +3,7 @@
 Exit codes: 0 scan completed and nothing at or above ``--fail-on`` failed; 1 the threshold was met
 (or, with ``--fail-on-regression``, something got worse); 2 usage or input error (one line, no traceback).
 3 the history store is busy (another run holds its lock for longer than ``--lock-wait``).
+4 the scan ran but no target could be assessed (every target unreachable or undecided).
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.cli_history import HISTORY_COMMANDS, run_stored_scan
+from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
+    EXIT_UNASSESSED,
     EXIT_USAGE,
     InputProblem,
+    ScanInterrupted,
     build_settings,
+    check_output,
+    configure_logging,
     exceeds_threshold,
     execute_scan,
     listing_console,
+    not_assessed,
+    quiet_requested,
     scan_options,
     store_option,
+    unassessed_message,
 )
 from scanner.cli_worker import run_distributed_scan, scan_broker_options, worker
 from scanner.models import Target
@@ -36,16 +44,14 @@ from scanner.settings import Settings
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pledgescan")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress display or summary (scan); errors only.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """pledgescan: measure the Pledge 4 security baseline of public endpoints and domains."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    if not verbose:
-        # Library deprecation chatter (e.g. cryptography on certifi's store via sslyze) is not for users.
-        import warnings
-
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*serial number.*")
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # -v/-q may also follow the command (scan_options); the counts add up in ctx.obj
+    ctx.obj = {**(ctx.obj or {}), "verbose": int((ctx.obj or {}).get("verbose", 0)) + verbose,
+               "quiet": quiet}
+    configure_logging(ctx.obj["verbose"])
 
 
 @cli.command()
@@ -74,6 +80,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """
     from scanner.targets import InputError, from_cli
 
+    kw["quiet"] = quiet_requested(kw)
     if not targets and not domains and not kw["members_file"] and not kw["resume"]:
         raise InputProblem("nothing to scan: give at least one TARGET, --domain NAME or --members FILE")
     if kw["resume"] and (targets or domains or kw["members_file"]):
@@ -88,13 +95,10 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     except InputError as exc:
         raise InputProblem(str(exc)) from None
     if inventory is not None:
-        out = kw["output"]
-        if out is not None and out.exists() and not out.is_dir():
-            raise InputProblem(f"-o {out}: is a file; a members scan writes the portfolio into a directory "
-                               "(index.html, <member>.html, scan.json, scan.csv)")
+        check_output(("html",), kw["output"] or Path(PORTFOLIO_DIR), portfolio=True)
         if kw["formats"] and not kw["quiet"]:
             click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
-                       "holds index.html, one page per member, scan.json and scan.csv", err=True)
+                       "holds index.html, one page per member, scan.json, scan.csv and scan.xlsx", err=True)
     settings = build_settings(kw)
     if kw["broker_url"] or kw["detach"]:
         if not kw["broker_url"] or kw["no_store"]:
@@ -124,6 +128,9 @@ def run_plain_scan(targets: list[Target], settings: Settings, kw: dict[str, Any]
     """A scan that keeps no history: scan, write the reports, exit code by ``--fail-on``."""
     report, _ = execute_scan(targets, settings, formats=kw["formats"], output=kw["output"],
                              quiet=kw["quiet"], fail_on=kw["fail_on"])
+    if not_assessed(report):
+        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+        return EXIT_UNASSESSED
     return EXIT_THRESHOLD if exceeds_threshold(report, kw["fail_on"]) else EXIT_OK
 
 
@@ -174,6 +181,7 @@ def demo(output: Path, keep_running: bool) -> None:
     """Start a small local testbed (good and bad TLS/HTTP servers) and scan it: a real report."""
     from scanner.demo import run_demo
 
+    check_output(("html",), output)
     path = run_demo(output, keep_running=keep_running)
     click.echo(f"demo report written: {path.resolve()}")
 
@@ -193,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_USAGE if isinstance(exc, click.UsageError | InputProblem) else exc.exit_code
         click.echo(f"pledgescan: error: {exc.format_message()}", err=True)
         sys.exit(code)
+    except ScanInterrupted as exc:
+        click.echo(f"pledgescan: interrupted; {exc}", err=True)
+        sys.exit(130)
     except click.exceptions.Abort:
         click.echo("pledgescan: aborted", err=True)
         sys.exit(130)

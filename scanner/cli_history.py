@@ -12,18 +12,26 @@ import click
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
+    EXIT_UNASSESSED,
     EXIT_USAGE,
     FORMATS,
     InputProblem,
+    ScanInterrupted,
     StoreBusyProblem,
+    check_output,
+    default_output,
     exceeds_threshold,
     execute_scan,
     listing_console,
+    not_assessed,
     open_store,
     store_option,
+    unassessed_message,
 )
 from scanner.models import Target
 from scanner.settings import Settings
+
+PORTFOLIO_DIR = "pledgescan-portfolio"  # where a members scan writes without -o
 
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
@@ -51,26 +59,33 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         raise InputProblem(str(exc)) from None
     run = store.run(stored.run_id)
     portfolio = bool(run.members)
+    formats = kw["formats"] or ("html",)
+    out = (kw["output"] or Path(PORTFOLIO_DIR)) if portfolio else \
+        default_output(formats, kw["output"], "pledgescan-report")
+    try:
+        check_output(formats, out, portfolio=portfolio)
+    except InputProblem:
+        stored.abort()
+        raise
     try:
         report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
                                      output=kw["output"], quiet=quiet or kw["resume"], fail_on=kw["fail_on"],
                                      on_result=stored.on_result, render=not (portfolio or kw["resume"]))
+    except KeyboardInterrupt:
+        stored.abort()
+        raise ScanInterrupted(stored.run_id, kw["store_url"]) from None
     except BaseException:
         stored.abort()
         raise
     run = stored.finish(report.stats)
     if portfolio or kw["resume"]:
         report = run_report(store, run)
-        out = kw["output"]
         try:
-            if portfolio:
-                paths = write_portfolio(store, run.id, out or Path("pledgescan-portfolio"))
-            else:
-                formats = kw["formats"] or ("html",)
-                paths = render_all(report, formats, out or Path(f"pledgescan-report.{formats[0]}"
-                                                              if len(formats) == 1 else "pledgescan-report"))
+            paths = write_portfolio(store, run.id, out) if portfolio else render_all(report, formats, out)
         except (OSError, ValueError) as exc:
-            raise InputProblem(f"cannot write the reports: {getattr(exc, 'strerror', None) or exc}") from None
+            raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}; "
+                               f"the run is stored: `pledgescan report {run.id} -o DIR` writes them"
+                               ) from None
         if not quiet:
             for p in paths:
                 click.echo(f"report written: {p}", err=True)
@@ -80,18 +95,21 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     code = EXIT_OK
     if exceeds_threshold(report, kw["fail_on"]):
         code = EXIT_THRESHOLD
+    unassessed = not_assessed(report)
     if kw["fail_on_regression"]:
         diff = stored.regression()
         if diff is not None and diff.regressed:
             if not quiet:
-                from rich.console import Console
+                from scanner.reporters.terminal import plain_console
 
-                console = Console(stderr=True)
-                print_diff(diff, console if console.is_terminal else Console(stderr=True, width=200))
+                print_diff(diff, plain_console(stderr=True))
             click.echo(f"pledgescan: run {run.id} regressed since run {diff.run_a.id if diff.run_a else '-'}",
                        err=True)
             code = EXIT_THRESHOLD
     store.close()
+    if unassessed:
+        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+        return EXIT_UNASSESSED
     return code
 
 
@@ -109,6 +127,9 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
     from scanner.portfolio import iter_history
 
     rows = list(iter_history(open_store(store_url), member=member, limit=limit))
+    if member is not None and not rows:
+        raise InputProblem(f"--member {member}: no run in the store scanned this member "
+                           "(the ID is the members file's id, e.g. 'good-school')")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -151,24 +172,42 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
     if len(runs) > 2:
         raise InputProblem("diff takes at most two run IDs")
     store = open_store(store_url)
+    if len(runs) < 2 and first_run_only(store, runs[0] if runs else "latest"):
+        click.echo("pledgescan: nothing to compare yet: there is no earlier run; "
+                   "`pledgescan diff` reports changes from the second run on", err=True)
+        return
     try:
         a, b = default_pair(store, *(runs + (None, None))[:2])
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
     d = diff_runs(store, a, b)
     if fmt == "table":
-        print_diff(d)
+        from scanner.reporters.terminal import plain_console
+
+        print_diff(d, plain_console())
     else:
         text = json.dumps(d.to_json(), indent=2) + "\n" if fmt == "json" else render_diff(d)
-        if output:
+        if output and str(output) != "-":
             try:
                 write_atomic(output, text)
-            except OSError as exc:
-                raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise InputProblem(f"cannot write {output}: {why}") from None
         else:
             click.echo(text, nl=False)
     if fail_on_regression and d.regressed:
         sys.exit(EXIT_THRESHOLD)
+
+
+def first_run_only(store: Any, ref: str) -> bool:
+    """True when ``ref`` names a run the store has, and no run came before it (nothing to diff yet)."""
+    from scanner.store import StoreError
+
+    try:
+        run = store.run(ref)
+    except StoreError:
+        return False
+    return store.previous_run(run.id) is None and store.previous_run(run.id, same_inventory=False) is None
 
 
 @click.command()
@@ -190,6 +229,9 @@ def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Pa
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
     out = output
+    if info.members and output is not None and str(output) == "-":
+        raise InputProblem(f"-o -: run {info.id} is a members run, whose portfolio is a directory: "
+                           "give -o DIR")
     try:
         if info.members:
             out = output or Path(f"pledgescan-portfolio-{info.id}")

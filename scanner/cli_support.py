@@ -14,7 +14,8 @@ from scanner.models import Report, Severity, Status, Target
 from scanner.settings import Settings
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
-FORMATS = ("html", "json", "csv", "sarif")
+EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
+FORMATS = ("html", "json", "csv", "sarif", "xlsx")
 FAIL_ON = ("critical", "high", "medium", "low", "never")
 
 
@@ -22,6 +23,16 @@ class InputProblem(click.ClickException):
     """A user-input error: printed as one line, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an error)
+    """Ctrl-C during a stored run: the message says how to finish it (exit 130). Not a KeyboardInterrupt,
+    which click would turn into a bare "Aborted"."""
+
+    def __init__(self, run_id: int, store_url: str | None) -> None:
+        store = f" --store {store_url}" if store_url else ""
+        super().__init__(f"run {run_id} keeps the targets it finished; "
+                         f"`pledgescan scan --resume{store}` completes it")
 
 
 def parse_resolve(values: tuple[str, ...]) -> dict[tuple[str, int], str]:
@@ -74,6 +85,40 @@ def _split_ids(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(x.strip() for v in values for x in v.split(",") if x.strip())
 
 
+def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
+    """Refuse an unknown ``--only``/``--skip`` ID before scanning, with the nearest known IDs."""
+    import difflib
+
+    from scanner.baseline import load_baseline
+    from scanner.plugins import load_checks
+
+    asked = [("--only", x) for x in sorted(only)] + [("--skip", x) for x in sorted(skip)]
+    if not asked:
+        return
+    baseline = load_baseline()
+    controls = [c.id for c in baseline.controls]
+    known = set(controls) | set(load_checks(controls).by_id())
+    for opt, name in asked:
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+            near += [k for k in sorted(known) if k.lower() == name.lower() and k not in near]
+            hint = f" (did you mean {' or '.join(near)}?)" if near else " (`pledgescan checks` lists them)"
+            raise InputProblem(f"{opt} {name}: unknown check or control ID{hint}")
+
+
+def not_assessed(report: Report) -> bool:
+    """True when targets were scanned but none of them had a single control decided."""
+    return bool(report.targets) and all(t.decided == 0 for t in report.targets)
+
+
+def unassessed_message(report: Report) -> str:
+    n = len(report.targets)
+    first = next((e for t in report.targets for e in t.errors), "")
+    why = f" (first error: {first[:200]})" if first else ""
+    return (f"no target could be assessed: all {n} target(s) unreachable or undecided{why}; "
+            "exit code 4" if n > 1 else f"the target could not be assessed{why}; exit code 4")
+
+
 def exceeds_threshold(report: Report, fail_on: str) -> bool:
     """Did any control fail at or above the ``--fail-on`` severity?"""
     if fail_on == "never":
@@ -120,13 +165,51 @@ def scan_options(func: Any) -> Any:
         click.option("--contact", metavar="URL",
                      help="Contact URL added to the User-Agent, so site owners can reach you."),
         click.option("-q", "--quiet", is_flag=True, help="No progress display or summary; errors only."),
+        verbose_option,
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
+def configure_logging(verbose: int) -> None:
+    """-v: info, -vv: debug; without -v, library deprecation chatter is hidden."""
+    import logging
+    import warnings
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if not verbose:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*serial number.*")
+    else:
+        warnings.resetwarnings()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _verbose_after_command(ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    """``pledgescan scan -v``: the same as ``pledgescan -v scan`` (the counts add up)."""
+    if value:
+        root = ctx.find_root()
+        total = value + int((root.obj or {}).get("verbose", 0))
+        root.obj = {**(root.obj or {}), "verbose": total}
+        configure_logging(total)
+    return value
+
+
+verbose_option = click.option("-v", "--verbose", count=True, expose_value=False, is_eager=True,
+                              callback=_verbose_after_command,
+                              help="More log output (-vv for debug); also accepted before the command.")
+
+
+def quiet_requested(kw: dict[str, Any]) -> bool:
+    """``-q`` after the command, or before it (``pledgescan -q scan``)."""
+    ctx = click.get_current_context(silent=True)
+    root_obj = (ctx.find_root().obj if ctx else None) or {}
+    return bool(kw.get("quiet")) or bool(root_obj.get("quiet"))
+
+
 def build_settings(kw: dict[str, Any]) -> Settings:
+    check_selection(_split_ids(kw.get("only") or ()), _split_ids(kw.get("skip") or ()))
     return Settings(
         timeout=kw["timeout"],
         target_deadline=kw["target_deadline"],
@@ -143,17 +226,47 @@ def build_settings(kw: dict[str, Any]) -> Settings:
     )
 
 
-def check_output(formats: tuple[str, ...], output: Path | None) -> None:
-    """Refuse an impossible output before scanning, not after a long scan."""
-    if output is None:
-        return
-    if len(set(formats)) > 1 and output.exists() and not output.is_dir():
-        raise InputProblem(f"-o {output}: is a file; with several formats --output must be a directory")
-    parent = output if len(set(formats)) > 1 else output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise InputProblem(f"-o {output}: {parent} is not a directory")
+def default_output(formats: tuple[str, ...], output: Path | None, default_name: str) -> Path:
+    """``-o`` as given, else ``<default_name>.<format>`` (one format) or the directory ``<default_name>``."""
+    if output is not None:
+        return output
+    return Path(f"{default_name}.{formats[0]}") if len(set(formats)) == 1 else Path(default_name)
+
+
+def check_output(formats: tuple[str, ...], output: Path, *, portfolio: bool = False) -> None:
+    """Refuse an impossible output before scanning, not after a long scan: a device, FIFO, socket or
+    outside symlink as the file, a directory that cannot be written, ``-o -`` with several formats."""
+    from scanner.reporters import REPORT_STEM, available_reporters
+    from scanner.reporters.output import OutputRefused, check_directory, check_file, is_stdout
+
+    wanted = list(dict.fromkeys(formats))
+    reporters = available_reporters()
+    exts = [reporters[f].extension if f in reporters else f for f in wanted]
+    try:
+        if is_stdout(output):
+            if portfolio:
+                raise OutputRefused("-o -: a members scan writes a directory (index.html, a page per "
+                                    "member, scan.json, scan.csv, scan.xlsx); give -o DIR")
+            if len(wanted) > 1:
+                raise OutputRefused("-o - writes one format to standard output: ask for one --format")
+            return
+        if portfolio or len(wanted) > 1:
+            if output.exists() and not output.is_dir():
+                need = ("a members scan writes the portfolio into a directory (index.html, <member>.html, "
+                        "scan.json, scan.csv)" if portfolio else
+                        "with several formats -o must be a directory")
+                raise OutputRefused(f"-o {output}: is a file; {need}")
+            check_directory(output)
+            names = ["index.html", "scan.json", "scan.csv", "scan.xlsx"] if portfolio else \
+                [f"{REPORT_STEM}.{e}" for e in exts]
+            for name in names:
+                check_file(output / name)
+        elif output.is_dir():
+            check_file(output / f"{REPORT_STEM}.{exts[0]}")
+        else:
+            check_file(output)
+    except OutputRefused as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
@@ -170,8 +283,10 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     from scanner.reporters import render_all
     from scanner.reporters.terminal import print_summary
 
+    formats = formats or ("html",)
+    out = default_output(formats, output, default_name)
     if render:
-        check_output(formats or ("html",), output)
+        check_output(formats, out)
     progress = ScanProgress(len(targets), enabled=not quiet)
 
     async def result_cb(result: Any, snap: Any) -> None:
@@ -183,14 +298,17 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
 
     with progress:
         report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start))
-    formats = formats or ("html",)
-    out = output or (Path(f"{default_name}.{formats[0]}") if len(formats) == 1 else Path(default_name))
     try:
         paths = render_all(report, formats, out) if render else []
     except (OSError, ValueError) as exc:
-        raise InputProblem(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write the report to {out}: {getattr(exc, 'strerror', None) or exc}"
+                           ) from None
     if not quiet:
-        print_summary(report)
+        from scanner.reporters.output import is_stdout
+        from scanner.reporters.terminal import plain_console
+
+        # with -o - the report owns standard output: the summary goes to stderr
+        print_summary(report, plain_console(stderr=True) if is_stdout(out) and render else None)
         for p in paths:
             click.echo(f"report written: {p}", err=True)
     return report, paths
@@ -225,7 +343,6 @@ def open_store(url: str | None) -> Any:
 
 def listing_console() -> Any:
     """A console for listings: wide enough for whole IDs even when piped."""
-    from rich.console import Console
+    from scanner.reporters.terminal import plain_console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return plain_console()

@@ -1,6 +1,6 @@
 """Scanning with workers: the ``worker`` command and ``scan --broker`` (enqueue, wait, render).
 
-Exit codes added here (see docs/workers.md): ``scan --broker`` exits 4 when the run cannot finish now
+Exit codes added here (see docs/workers.md): ``scan --broker`` exits 5 when the run cannot finish now
 (the broker stopped answering; ``scan --resume --broker`` completes it). ``worker`` exits with
 Dramatiq's codes: 0 stopped, 1 a worker process died (systemd restarts it), 2 bad arguments or import,
 3 the broker could not be reached at start.
@@ -19,16 +19,19 @@ import click
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
+    EXIT_UNASSESSED,
     InputProblem,
     StoreBusyProblem,
     exceeds_threshold,
+    not_assessed,
     open_store,
     store_option,
+    unassessed_message,
 )
 from scanner.models import Target
 from scanner.settings import Settings
 
-EXIT_UNFINISHED = 4  # the run could not finish now; --resume completes it
+EXIT_UNFINISHED = 5  # the run could not finish now (the broker went away); --resume completes it
 EXIT_BROKER = 3  # the broker does not answer at start (as Dramatiq's RET_CONNECT)
 
 
@@ -42,7 +45,7 @@ def scan_broker_options(func: Any) -> Any:
     """``scan --broker URL --detach --broker-wait S``."""
     func = click.option("--broker-wait", type=click.FloatRange(1, 86400), default=300.0,
                         show_default=True,
-                        help="With --broker: seconds to wait for an unreachable broker, then exit 4.")(func)
+                        help="With --broker: seconds to wait for an unreachable broker, then exit 5.")(func)
     func = click.option("--detach", is_flag=True,
                         help="With --broker: enqueue the run, print its ID and return at once "
                              "(`pledgescan report RUN` renders it later).")(func)
@@ -204,6 +207,9 @@ def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
                 click.echo(f"pledgescan: run {run.id} regressed since run {prev.id}", err=True)
                 code = EXIT_THRESHOLD
     store.close()
+    if not_assessed(report):
+        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+        return EXIT_UNASSESSED
     return code
 
 

@@ -10,7 +10,8 @@ YAML::
         endpoints: [https://good.example/, https://learn.good.example/]
         exclude: [https://good.example/legacy/]   # optional
 
-CSV: columns ``member,contact,kind,target`` (``kind`` is ``endpoint`` or ``domain``; optional ``id``).
+CSV: columns ``member,contact,kind,target`` (``kind`` is ``endpoint`` or ``domain``; optional ``id``),
+separated by ``,`` or ``;`` (sniffed from the header line).
 
 Every problem names the file, the line and the field. PyYAML's composed nodes carry their positions
 (``start_mark``), which is all the line-awareness needed, so no extra YAML library.
@@ -224,18 +225,30 @@ def _line(node: Any) -> int:
     return int(node.start_mark.line) + 1
 
 
+def csv_delimiter(text: str) -> str:
+    """``,`` or ``;`` (French and German Excel save CSV with ``;``), sniffed from the header line."""
+    header = text.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",;").delimiter
+    except csv.Error:
+        return ";" if header.count(";") > header.count(",") else ","
+
+
 def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
     text = text.removeprefix("\ufeff")  # spreadsheets' "CSV UTF-8" starts with a byte-order mark
     if not text.strip():
         issues.append(Issue(source, 0, "members", "the file is empty: expected a header line "
                             "member,contact,kind,target and one row per target"))
         return []
-    reader = csv.DictReader(io.StringIO(text))
+    sep = csv_delimiter(text)
+    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("member", "kind", "target") if c not in header]
     if missing:
         issues.append(Issue(source, 1, ",".join(missing),
-                            "missing CSV column(s); expected header: member,contact,kind,target"))
+                            f"missing CSV column(s); read the header with the separator {sep!r} "
+                            f"(',' and ';' are accepted) and found {len(header)} column(s); "
+                            "expected header: member,contact,kind,target"))
         return []
     unknown = [h for h in header if h and h not in CSV_COLUMNS]
     if unknown:  # a misspelt optional column (say "contcat") would otherwise be dropped silently

@@ -178,12 +178,12 @@ def _validate(item: object, seen: set[str], controls: set[str] | None) -> str | 
 
 
 class Reporter(Protocol):
-    """A report format. ``render`` returns the whole document as text."""
+    """A report format. ``render`` returns the whole document: text, or bytes for a binary format (xlsx)."""
 
     format: str
     extension: str
 
-    def render(self, report: Report) -> str: ...
+    def render(self, report: Report) -> str | bytes: ...
 
 
 def load_reporters() -> dict[str, Reporter]:

@@ -189,7 +189,12 @@ def _env() -> Any:
     return env
 
 
-def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str, list[MemberRow]]:
+DOWNLOADS = {"json": "every result, machine-readable", "csv": "one row per target and control",
+             "xlsx": "spreadsheet: members, targets, findings"}
+
+
+def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tuple[str, ...] = ()
+                 ) -> tuple[str, list[MemberRow]]:
     baseline = _baseline(run)
     areas = list(baseline.areas) if baseline else ["T", "H", "C", "E", "D"]
     after = store.summaries(run.id)
@@ -200,8 +205,14 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str,
         for md in compare_summaries(store.summaries(prev.id), after, names, titles):
             if md.member in rows:
                 rows[md.member].change = md
+    from scanner.portfolio_fixes import common_failures
+
+    fixes = common_failures(after, {c.id: c.title for c in baseline.controls} if baseline else {},
+                            {r.id: (r.name, r.page) for r in rows.values()})
     del after
-    members = sorted(rows.values(), key=lambda r: (-r.grade_rank, r.score or 0, r.name.lower()))
+    # worst grade first; members that could not be assessed after every graded one
+    members = sorted(rows.values(), key=lambda r: (r.grade not in GRADES, -r.grade_rank, r.score or 0,
+                                                   r.name.lower()))
     dist = {g: 0 for g in [*GRADES, "?"]}
     for m in members:
         dist[m.grade if m.grade in dist else "?"] += 1
@@ -212,19 +223,21 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None) -> tuple[str,
         run=run, prev=prev, members=members, areas=areas,
         area_names=dict(baseline.areas) if baseline else {}, bars=bars, trend=trend,
         report=_footer_report(run), script=Markup(TABLE_JS), script_hash=TABLE_JS_HASH,
+        downloads=[(f"scan.{fmt}", DOWNLOADS.get(fmt, fmt)) for fmt in downloads], fixes=fixes,
         now=datetime.now(UTC))
     return html, members
 
 
 def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
-    from scanner.reporters.html import target_view
+    from scanner.reporters.html import fix_first, target_view, worst_first
 
     baseline = _baseline(run)
-    views = [target_view(t, i, baseline) for i, t in enumerate(store.results(run.id, member=row.id), 1)
-             if t.member == row.id]
+    results = worst_first(t for t in store.results(run.id, member=row.id) if t.member == row.id)
+    views = [target_view(t, i, baseline) for i, t in enumerate(results, 1)]
     trend = _trend(store, run, member=row.id, all_members=False)
     return _env().get_template("member.html").render(
-        run=run, member=row, targets=views, change=row.change, trend=trend, report=_footer_report(run))
+        run=run, member=row, targets=views, fixes=fix_first(views), change=row.change, trend=trend,
+        report=_footer_report(run))
 
 
 def render_diff(diff: RunDiff) -> str:
@@ -233,14 +246,14 @@ def render_diff(diff: RunDiff) -> str:
 
 
 def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
-                    formats: tuple[str, ...] = ("json", "csv")) -> list[Path]:
+                    formats: tuple[str, ...] = ("json", "csv", "xlsx")) -> list[Path]:
     """Write the portfolio of a stored run into ``outdir``; return the paths written."""
     from scanner.reporters import builtin_reporters, write_atomic
 
     run = store.run(run_ref)
     prev = store.previous_run(run.id)
     outdir.mkdir(parents=True, exist_ok=True)
-    index, members = render_index(store, run, prev)
+    index, members = render_index(store, run, prev, formats)
     paths = []
     for row in members:  # one member in memory at a time
         paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
@@ -250,8 +263,27 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
         report = run_report(store, run)
         for fmt in formats:
             rep = reporters[fmt]
-            paths.append(write_atomic(outdir / f"scan.{rep.extension}", rep.render(report)))
+            data = xlsx_workbook(report, members) if fmt == "xlsx" else rep.render(report)
+            paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
     return paths
+
+
+def xlsx_workbook(report: Report, members: list[MemberRow]) -> bytes:
+    """The portfolio's spreadsheet, with each member's contact and change since the last run."""
+    from scanner.reporters.xlsx_report import MemberExtra, workbook
+
+    def change(row: MemberRow) -> str:
+        ch = row.change
+        if ch is None:
+            return "first run"
+        parts = []
+        if ch.grade_before != ch.grade_after:
+            parts.append(f"grade {ch.grade_before or 'new'} -> {ch.grade_after}")
+        parts += [f"{len(ch.newly_failing)} newly failing"] if ch.newly_failing else []
+        parts += [f"{len(ch.fixed)} fixed"] if ch.fixed else []
+        return "; ".join(parts) or "no change"
+
+    return workbook(report, {r.id: MemberExtra(contact=r.contact, change=change(r)) for r in members})
 
 
 def write_diff(diff: RunDiff, path: Path) -> Path:

@@ -1,12 +1,21 @@
-"""Terminal progress for long scans (rich), on stderr, only when it is a terminal."""
+"""Terminal progress for long scans (rich), on stderr, only when it is a terminal: targets done/total,
+elapsed and estimated time left, and the targets in work."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+MAX_SHOWN = 2  # targets named in the bar; "+N more" for the rest
 
 
 class ScanProgress:
@@ -18,11 +27,14 @@ class ScanProgress:
         self._progress: Progress | None = None
         self._task: Any = None
         self.total = total
+        self._in_work: dict[str, None] = {}  # insertion-ordered set of targets being scanned
 
     def __enter__(self) -> ScanProgress:
         if self.enabled:
             self._progress = Progress(
-                TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left ~"),
+                TimeRemainingColumn(elapsed_when_finished=False),
                 TextColumn("{task.description}"), console=self.console, transient=True,
             )
             self._progress.__enter__()
@@ -33,12 +45,17 @@ class ScanProgress:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
 
+    def describe(self) -> str:
+        names = list(self._in_work)
+        shown = ", ".join(names[:MAX_SHOWN])
+        return shown + (f" +{len(names) - MAX_SHOWN} more" if len(names) > MAX_SHOWN else "")
+
     def start(self, target: Any) -> None:
+        self._in_work[str(getattr(target, "target", target))] = None
         if self._progress is not None:
-            self._progress.update(self._task, description=str(getattr(target, "target", "")))
+            self._progress.update(self._task, description=self.describe())
 
     def done(self, result: Any) -> None:
+        self._in_work.pop(str(getattr(result, "target", result)), None)
         if self._progress is not None:
-            self._progress.advance(self._task)
-        elif not self.enabled and sys.stderr.isatty():
-            pass
+            self._progress.update(self._task, advance=1, description=self.describe())

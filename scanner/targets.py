@@ -14,6 +14,15 @@ class InputError(ValueError):
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+# "http//host", "https:/host", "http:host": a scheme with its "://" mistyped (else read as host "http")
+_SCHEME_TYPO = re.compile(r"^(https?)(?::/?|//|:?\\\\)(?!/)(?P<rest>.+)$", re.IGNORECASE)
+
+
+def not_a_target(text: str, why: str = "") -> InputError:
+    """The one-line error for an argument that is neither a URL nor a host name."""
+    typo = _SCHEME_TYPO.match(text.strip())
+    hint = f" (did you mean {typo.group(1).lower()}://{typo.group('rest')} ?)" if typo else ""
+    return InputError(f"{text!r} is not a URL or host name{hint}{': ' + why if why and not hint else ''}")
 
 
 def normalise_host(name: str) -> str:
@@ -35,16 +44,23 @@ def endpoint(url: str, member: str | None = None, member_name: str | None = None
              scope: tuple[str, ...] = ()) -> Target:
     """An endpoint target from a URL (https assumed when the scheme is missing)."""
     raw = url.strip()
-    if "://" not in raw:
+    schemeless = "://" not in raw
+    if schemeless:
+        if _SCHEME_TYPO.match(raw):
+            raise not_a_target(url)
         raw = "https://" + raw
     try:
         parts = urlsplit(raw)
         port = parts.port
     except ValueError as exc:
+        if schemeless:
+            raise not_a_target(url) from exc
         raise InputError(f"malformed URL {url!r}: {exc}") from exc
     if parts.scheme.lower() not in ("http", "https"):
         raise InputError(f"malformed URL {url!r}: only http and https URLs can be scanned")
     if not parts.hostname:
+        if schemeless:
+            raise not_a_target(url)
         raise InputError(f"malformed URL {url!r}: no host name")
     host = normalise_host(parts.hostname)
     https_port = port if (port and parts.scheme.lower() == "https") else 443

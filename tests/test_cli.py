@@ -56,7 +56,10 @@ def test_unresolvable_target_gives_error_statuses_not_fail(tmp_path: Path):
     out = tmp_path / "r.json"
     r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53",
             "--timeout", "1", "--format", "json", "-o", str(out), "--fail-on", "low", "-q")
-    assert r.returncode == 0, r.stderr
+    # exit 4: the scan ran but nothing could be assessed (never the "all clear" of exit 0)
+    assert r.returncode == 4, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("pledgescan: the target could not be assessed") and "nowhere" in line
     data = json.loads(out.read_text())
     (t,) = data["targets"]
     assert t["kind"] == "endpoint" and t["grade"] == "?"
@@ -69,7 +72,7 @@ def test_bare_host_means_endpoint_and_domain(tmp_path: Path):
     out = tmp_path / "r.json"
     r = run("scan", "nowhere.pledgescan.test", "--nameserver", "127.0.60.250:53", "--timeout", "1",
             "--format", "json", "-o", str(out), "-q")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr  # nothing could be assessed
     kinds = sorted((t["kind"], t["target"]) for t in json.loads(out.read_text())["targets"])
     assert kinds == [("domain", "nowhere.pledgescan.test"), ("endpoint", "https://nowhere.pledgescan.test/")]
 
@@ -79,7 +82,7 @@ def test_several_formats_go_to_a_directory(tmp_path: Path):
     r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1",
             "--format", "json", "--format", "csv", "--format", "sarif", "--format", "html",
             "-o", str(out), "-q")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr  # nothing could be assessed, but every report is written
     names = sorted(p.name for p in out.iterdir())
     assert names == ["report.csv", "report.html", "report.json", "report.sarif"]
 
@@ -103,7 +106,7 @@ def test_no_store_scan_keeps_no_history(tmp_path: Path):
                         "127.0.60.250:53", "--timeout", "1", "--format", "json",
                         "-o", str(tmp_path / "r.json"), "-q", "--no-store"],
                        capture_output=True, text=True, timeout=120, env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr  # unreachable: nothing assessed
     assert not store.exists()
     r = run("scan", "--members", str(tmp_path / "m.yaml"), "--no-store")
     assert r.returncode == 2
@@ -120,7 +123,7 @@ def test_unusable_default_store_degrades_to_a_warning(tmp_path: Path):
     r = subprocess.run([*PLEDGESCAN, "scan", "https://nowhere.pledgescan.test/", "--nameserver",
                         "127.0.60.250:53", "--timeout", "1", "--format", "json", "-o", str(out), "-q"],
                        capture_output=True, text=True, timeout=120, env=env)
-    assert r.returncode == 0 and out.exists()
+    assert r.returncode == 4 and out.exists()  # 4: nothing assessed (unreachable)
     assert "warning: history not kept" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([*PLEDGESCAN, "history"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and r.stderr.startswith("pledgescan: error: cannot open the history store")

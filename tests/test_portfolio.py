@@ -65,9 +65,9 @@ def test_portfolio_of_two_runs(store: Store, tmp_path) -> None:
     out = tmp_path / "site"
     # When the portfolio of the second run is written
     paths = write_portfolio(store, run2, out)
-    # Then there is an index, one page per member, scan.json and scan.csv, and no temporary file
+    # Then there is an index, one page per member, scan.json, scan.csv and scan.xlsx, and no temporary file
     assert sorted(p.name for p in paths) == ["alpha.html", "beta.html", "evil.html", "index.html",
-                                             "scan.csv", "scan.json"]
+                                             "scan.csv", "scan.json", "scan.xlsx"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     index = (out / "index.html").read_text()
     # the member rows, worst first, with failing controls per area and the change since last run

@@ -90,7 +90,7 @@ def test_two_runs_diff_regression_and_trend(backend: str, ca, tmp_path) -> None:
         # the portfolio shows the change and a trend over both runs
         out = tmp_path / "run2"
         assert {p.name for p in out.iterdir()} == {"index.html", "alpha-schools.html", "beta.html",
-                                                    "gamma.html", "scan.json", "scan.csv"}
+                                                    "gamma.html", "scan.json", "scan.csv", "scan.xlsx"}
         index = (out / "index.html").read_text()
         assert "1 newly failing" in index and "1 fixed" in index
         assert "run 1 " in index and "run 2 " in index  # the trend's two points

@@ -75,8 +75,9 @@ def test_nested_evidence_renders_as_tables_and_inline_values_not_a_dump():
                        evidence={"suites": suites})]})
     html, text, tags = _render(target)
     assert "ECDH" in text and "secp256r1" in text and "{'kind'" not in text
-    # and the evidence of a failing finding is unfolded
-    assert any(t == "details" and "evidence" in (a.get("class") or "") and "open" in a for t, a in tags)
+    # and the evidence is folded (a click away: unfolded, it made failing reports tens of pages long)
+    assert any(t == "details" and "evidence" in (a.get("class") or "") for t, a in tags)
+    assert not any(t == "details" and "evidence" in (a.get("class") or "") and "open" in a for t, a in tags)
 
 
 def test_an_unreachable_area_says_why_once_and_is_not_called_a_failure():
@@ -103,7 +104,10 @@ def test_remediation_quotes_config_as_code_and_is_said_once_per_control():
     html, text, _ = _render(target)
     assert "<code>Content-Security-Policy: object-src &#39;none&#39;</code>" in html
     assert "<code>add_header &lt;x&gt; always;</code>" in html  # still escaped
-    assert html.count("Content-Security-Policy: object-src &#39;none&#39;") == 1
+    # once under the control (not under each finding), and once in "What to fix first" at the top
+    assert html.count("Content-Security-Policy: object-src &#39;none&#39;") == 2
+    top, _, body = html.partition('<section class="target"')
+    assert top.count("Content-Security-Policy: object-src &#39;none&#39;") == 1
 
 
 def test_code_spans_leave_an_unpaired_backtick_as_text():
@@ -134,7 +138,7 @@ def test_member_page_names_what_is_wrong_and_what_could_not_be_assessed(tmp_path
     page.feed((tmp_path / "site" / "m1.html").read_text())
     text = " ".join(" ".join(page.parts).split())
     # Then "what to fix first" says what is wrong, not only which control, and links to the control
-    assert "HSTS: fail on https://up.example/" in text  # the top finding's title
+    assert "HSTS: fail On 1 target: https://up.example/" in text  # the top finding's title
     assert any(t == "a" and (a.get("href") or "").endswith("-H2") for t, a in page.tags)
     # and the unreachable site is listed apart, as not assessed, with its reason
     assert "Could not be assessed (not failures" in text

@@ -16,7 +16,7 @@ from rich.console import Console
 from scanner.models import Status
 from scanner.plugins import load_reporters
 from scanner.reporters import ReporterError, jsonable, render_all, write_atomic
-from scanner.reporters.csv_report import COLUMNS, CsvReporter, safe_cell
+from scanner.reporters.csv_report import BOM, COLUMNS, CsvReporter, safe_cell
 from scanner.reporters.html import HtmlReporter, make_environment, shape_evidence
 from scanner.reporters.json_report import JsonReporter
 from scanner.reporters.sarif import SarifReporter
@@ -111,8 +111,14 @@ def test_json_has_the_issue_shape(report):
 
 # -- CSV -----------------------------------------------------------------------------------------
 
+def _csv_text(report) -> str:
+    text = CsvReporter().render(report)
+    assert text.startswith(BOM), "Excel needs the byte-order mark to read UTF-8"
+    return text.removeprefix(BOM)
+
+
 def test_csv_one_row_per_target_and_control(report):
-    rows = list(csv.DictReader(io.StringIO(CsvReporter().render(report), newline="")))
+    rows = list(csv.DictReader(io.StringIO(_csv_text(report), newline="")))
     assert len(rows) == sum(len(t.controls) for t in report.targets)
     assert tuple(rows[0]) == COLUMNS
     t3 = next(r for r in rows if r["control"] == "T3")
@@ -126,12 +132,22 @@ def test_csv_one_row_per_target_and_control(report):
     assert passing["remediation"] == ""
 
 
+def test_csv_leaves_the_score_of_an_unassessed_target_empty():
+    # Given a target where nothing could be decided (unreachable) and one graded target
+    given = make_report(make_target("endpoint", "https://down.example/", {}, default="error"),
+                        make_target("endpoint", "https://up.example/", {}))
+    rows = list(csv.DictReader(io.StringIO(_csv_text(given), newline="")))
+    # Then the unreachable one has an empty score (not 0: a 0 would read as the worst possible result)
+    assert {r["score"] for r in rows if r["target"] == "https://down.example/"} == {""}
+    assert {r["score"] for r in rows if r["target"] == "https://up.example/"} == {"100"}
+
+
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
 def test_csv_cells_that_start_a_formula_are_quoted(text):
     given = make_report(make_target("endpoint", "https://a.example/", {
         "H10": [finding("http-version-disclosure", "H10", "fail", text, remediation=text)]},
         member=text, member_name=text))
-    rows = list(csv.reader(io.StringIO(CsvReporter().render(given), newline="")))
+    rows = list(csv.reader(io.StringIO(_csv_text(given), newline="")))
     h10 = next(r for r in rows if r[6] == "H10")
     for idx in (0, 1, 11, 12):
         assert h10[idx] == "'" + text
@@ -252,7 +268,12 @@ def test_html_reads_like_a_report(html, report):
     # failing, warning and errored controls are open; passing ones closed
     controls = {a["id"]: "open" in a for t, a in doc.tags
                 if t == "details" and "control" in a.get("class", "")}
-    assert controls["t1-T3"] and controls["t1-T2"] and controls["t1-T4"] and not controls["t1-T1"]
+    # (targets are shown worst first: the endpoint graded B comes after the domain graded lower)
+    import re
+
+    (www,) = re.findall(r'id="(t\d+)-h">https://www\.school\.example/<', html)
+    assert controls[f"{www}-T3"] and controls[f"{www}-T2"] and controls[f"{www}-T4"]
+    assert not controls[f"{www}-T1"]
 
 
 def test_html_of_an_empty_report():

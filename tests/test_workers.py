@@ -352,8 +352,8 @@ def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tm
             scan.kill()
             scan.wait()
         redis_srv.stop()
-    # Then it exits 4 with one line naming the run, what is left and how to complete it
-    assert scan.returncode == 4, err
+    # Then it exits 5 with one line naming the run, what is left and how to complete it
+    assert scan.returncode == 5, err
     (line,) = [ln for ln in err.splitlines() if "error" in ln]
     assert "run 1 unfinished: 0/1 targets done" in line and target in line and "--resume" in line
 
@@ -385,4 +385,4 @@ def test_the_workers_docs_are_literally_usable() -> None:
     assert "EnvironmentFile=/etc/pledgescan/worker.env" in unit
     scan_codes = text.split("`pledgescan scan --broker`:")[1].split("`pledgescan worker`")[0]
     table = dict(re.findall(r"^\| (\d+) \| (.*) \|$", scan_codes, re.M))
-    assert set(table) >= {"0", "1", "2", "3", "4", "130"} and "--resume" in table["4"]
+    assert set(table) >= {"0", "1", "2", "3", "4", "5", "130"} and "--resume" in table["5"]

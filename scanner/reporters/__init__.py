@@ -7,11 +7,10 @@ entry-point group; ``render_all`` is what the CLI calls to write them.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import tempfile
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import Enum
@@ -20,6 +19,7 @@ from typing import Any
 
 from scanner.baseline import Baseline, load_baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status
+from scanner.reporters.output import OutputRefused, is_stdout, write_atomic
 
 #: File name (without extension) of every report written by ``render_all``.
 REPORT_STEM = "report"
@@ -29,22 +29,15 @@ class ReporterError(ValueError):
     """An unknown format or an unusable output path (the CLI turns it into a usage error)."""
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory and
-    ``os.replace``, so a reader never sees a half-written report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
+def write_stdout(data: str | bytes) -> None:
+    """``-o -``: the one requested format on standard output."""
+    if isinstance(data, str):
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 def builtin_reporters() -> dict[str, Any]:
@@ -53,8 +46,10 @@ def builtin_reporters() -> dict[str, Any]:
     from scanner.reporters.html import HtmlReporter
     from scanner.reporters.json_report import JsonReporter
     from scanner.reporters.sarif import SarifReporter
+    from scanner.reporters.xlsx_report import XlsxReporter
 
-    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter())}
+    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter(),
+                                  XlsxReporter())}
 
 
 def available_reporters() -> dict[str, Any]:
@@ -71,8 +66,8 @@ def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike
     """Render ``report`` in each format and write it; return the paths written.
 
     With one format, ``output`` is the file to write (an existing directory gets ``report.<ext>``
-    inside it); with several, ``output`` is a directory that receives ``report.<ext>`` per format.
-    ``None`` means the current directory.
+    inside it; ``-`` is standard output); with several, ``output`` is a directory that receives
+    ``report.<ext>`` per format. ``None`` means the current directory.
     """
     wanted = list(dict.fromkeys(f.strip().lower() for f in formats if f and f.strip()))
     if not wanted:
@@ -82,6 +77,11 @@ def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike
     if unknown:
         raise ReporterError(f"unknown report format(s): {', '.join(unknown)} "
                             f"(available: {', '.join(sorted(reporters))})")
+    if is_stdout(output):
+        if len(wanted) != 1:
+            raise ReporterError("-o - writes one format to standard output: ask for one --format")
+        write_stdout(reporters[wanted[0]].render(report))
+        return []
     out = Path(output) if output is not None else Path.cwd()
     paths: list[Path] = []
     if len(wanted) == 1:
@@ -128,6 +128,18 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
+_REPR_NAME = re.compile(r"<Name\(([^<>]*)\)>")
+_REPR_CERT = re.compile(r"<Certificate\(subject=([^<>]*?)(?:, \.\.\.)?\)>")
+
+
+def readable(text: str) -> str:
+    """Python reprs that libraries put into error messages, as text: "<Certificate(subject=<Name(CN=a)>,
+    ...)>" -> "certificate CN=a" (reports for people; the JSON keeps the evidence as recorded)."""
+    if "<" not in text:
+        return text
+    return _REPR_CERT.sub(r"certificate \1", _REPR_NAME.sub(r"\1", text))
+
+
 _BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -172,14 +184,17 @@ def severity_counts(controls: Iterable[ControlResult], status: Status = Status.F
 
 __all__ = [
     "REPORT_STEM",
+    "OutputRefused",
     "ReporterError",
     "available_reporters",
     "builtin_reporters",
     "finding_severity",
     "jsonable",
+    "readable",
     "render_all",
     "report_baseline",
     "severity_counts",
     "top_finding",
     "write_atomic",
+    "write_stdout",
 ]

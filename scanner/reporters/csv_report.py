@@ -1,5 +1,8 @@
 """CSV report: one row per target and control, for spreadsheets.
 
+UTF-8 with a byte-order mark, so that Excel reads accented names right ("Académie", not "AcadÃ©mie");
+what was not assessed is an empty cell, never 0 (a score of 0 is a real, very bad score).
+
 Cells are protected against CSV/formula injection (OWASP): a text cell that starts with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return is prefixed with a single quote, since server-controlled text
 (titles quoting headers, cookie names) ends up in these cells.
@@ -18,6 +21,7 @@ COLUMNS = (
     "member", "member_name", "kind", "target", "grade", "score", "control", "control_title", "area",
     "status", "severity", "finding", "remediation",
 )
+BOM = "\ufeff"
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,20 +36,22 @@ def safe_cell(value: Any) -> Any:
 
 
 class CsvReporter:
-    """``--format csv``: RFC 4180 CSV (CRLF line ends, header row), UTF-8."""
+    """``--format csv``: RFC 4180 CSV (CRLF line ends, header row), UTF-8 with a byte-order mark."""
 
     format = "csv"
     extension = "csv"
 
     def render(self, report: Report) -> str:
         buf = io.StringIO()
+        buf.write(BOM)
         writer = csv.writer(buf)
         writer.writerow(COLUMNS)
         for t in report.targets:
             for c in t.controls:
                 top = top_finding(c)
                 row = (
-                    t.member, t.member_name, t.kind, t.target, t.grade, t.score, c.id, c.title, c.area,
+                    t.member, t.member_name, t.kind, t.target, t.grade, t.score if t.decided else None,
+                    c.id, c.title, c.area,
                     c.status.value, c.severity.value,
                     top.title if top else "",
                     (top.remediation or "") if top and c.status.value in ("fail", "warn") else "",

@@ -18,7 +18,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
-from scanner.reporters import finding_severity, jsonable, report_baseline, severity_counts, top_finding
+from scanner.reporters import (
+    finding_severity,
+    jsonable,
+    readable,
+    report_baseline,
+    severity_counts,
+    top_finding,
+)
 
 TEMPLATE_PACKAGE = "templates"
 MAX_TEXT = 500  # characters of one evidence string shown
@@ -27,10 +34,12 @@ MAX_DEPTH = 6  # nesting of evidence shown
 MAX_NODES = 1500  # evidence nodes shown per finding
 INLINE_ITEMS = 12  # a list of at most this many short values is shown on one line
 INLINE_TEXT = 80  # ... each at most this long
+MAX_FIXES = 15  # entries of the cross-target "what to fix first" list
 DEFAULT_AREAS = {"T": "Encrypted transport", "H": "HTTPS enforcement and browser protections",
                  "C": "Cookies", "E": "Exposed surfaces", "D": "Domain and e-mail"}
 STATUS_LABELS = {"pass": "Pass", "warn": "Warning", "fail": "Fail", "error": "Not assessed",
                  "not_applicable": "Not applicable"}
+_GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
 STATUS_ICONS = {"pass": "✓", "warn": "!", "fail": "✗", "error": "?", "not_applicable": "–"}
 
 
@@ -70,7 +79,7 @@ def shape_evidence(value: Any, *, max_text: int = MAX_TEXT, max_items: int = MAX
     def text(v: Any) -> EvNode:
         if v is None:
             return EvNode("none", "—")
-        s = ("yes" if v else "no") if isinstance(v, bool) else str(v)
+        s = ("yes" if v else "no") if isinstance(v, bool) else readable(str(v))
         if len(s) > max_text:
             return EvNode("text", s[:max_text], clipped=len(s) - max_text)
         return EvNode("text", s)
@@ -144,7 +153,7 @@ class FindingView:
     severity: Severity | None
     evidence: EvNode | None
     show_remediation: bool
-    open_evidence: bool = False  # fail/warn: the evidence is what the engineer acts on, shown unfolded
+    open_evidence: bool = False  # folded by default: a click away, left out of print unless opened
     untrusted_tls: str | None = None  # read over HTTPS whose certificate did not validate: why
     show_detail: bool = True  # False when the title already says it ("Could not be assessed: <detail>")
 
@@ -167,6 +176,16 @@ class AreaView:
     code: str
     name: str
     controls: list[ControlView]
+
+    @property
+    def to_act(self) -> list[ControlView]:
+        """Failing, warning and unassessed controls: shown one by one."""
+        return [c for c in self.controls if c.result.status in (Status.FAIL, Status.WARN, Status.ERROR)]
+
+    @property
+    def settled(self) -> list[ControlView]:
+        """Passing and not-applicable controls: folded into one line for the area."""
+        return [c for c in self.controls if c.result.status in (Status.PASS, Status.NOT_APPLICABLE)]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -201,6 +220,24 @@ class TargetView:
     @property
     def undecided(self) -> int:
         return max(0, self.result.applicable - self.result.decided)
+
+
+@dataclass
+class FixView:
+    """One entry of the cross-target "what to fix first" list: a control that fails (or warns) the same
+    way on one or more targets, so that one server change may fix all of them."""
+
+    control: ControlView  # the first (worst) occurrence: id, title, severity, status
+    remediation: str | None
+    targets: list[tuple[str, str]]  # (anchor of the control on that target, target name)
+
+    @property
+    def status(self) -> Status:
+        return self.control.result.status
+
+    @property
+    def severity(self) -> Severity:
+        return self.control.result.severity
 
 
 @dataclass
@@ -265,7 +302,7 @@ def finding_view(f: Finding, c: ControlResult) -> FindingView:
         severity=finding_severity(f, c),
         evidence=shape_evidence(f.evidence) if f.evidence else None,
         show_remediation=bool(f.remediation) and acting,
-        open_evidence=acting,
+        open_evidence=False,
         untrusted_tls=untrusted_tls(f.evidence),
         show_detail=bool(detail) and not (f.status == Status.ERROR and f.title.endswith(detail)),
     )
@@ -333,6 +370,32 @@ def _ordered(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: rank[f.status])
 
 
+def target_rank(result: TargetResult) -> tuple[int, float, str]:
+    """Sort key, worst first: F ... A+, then targets that could not be assessed; lower score first."""
+    grade = result.grade if result.grade in _GRADE_ORDER else "?"
+    return (-_GRADE_ORDER.index(grade) if grade != "?" else 1, result.score, result.target)
+
+
+def worst_first(results: Iterable[TargetResult]) -> list[TargetResult]:
+    return sorted(results, key=target_rank)
+
+
+def fix_first(targets: list[TargetView], limit: int = MAX_FIXES) -> list[FixView]:
+    """Failing then warning controls across targets, grouped by control and remediation: heaviest
+    severity first, then the fix shared by the most targets (one server change, many endpoints)."""
+    groups: dict[tuple[str, str], FixView] = {}
+    for tv in targets:
+        for cv in tv.priorities:
+            fix = cv.shared_remediation or (cv.top.remediation if cv.top is not None else None)
+            key = (cv.result.id, fix or "")
+            if key not in groups:
+                groups[key] = FixView(control=cv, remediation=fix, targets=[])
+            groups[key].targets.append((cv.anchor, tv.result.target))
+    fixes = sorted(groups.values(), key=lambda f: (f.status != Status.FAIL, -f.severity.rank,
+                                                   -len(f.targets), f.control.result.id))
+    return fixes[:limit]
+
+
 def member_views(targets: list[TargetView]) -> list[MemberView]:
     """Targets grouped by member (only members that are set), member grade = worst of its targets."""
     groups: dict[str, list[TargetView]] = {}
@@ -347,7 +410,7 @@ def member_views(targets: list[TargetView]) -> list[MemberView]:
 def report_context(report: Report) -> dict[str, Any]:
     """Everything ``report.html`` needs."""
     baseline = report_baseline(report)
-    targets = [target_view(t, i, baseline) for i, t in enumerate(report.targets, start=1)]
+    targets = [target_view(t, i, baseline) for i, t in enumerate(worst_first(report.targets), start=1)]
     grades: dict[str, int] = {}
     for t in report.targets:
         grades[t.grade] = grades.get(t.grade, 0) + 1
@@ -357,13 +420,11 @@ def report_context(report: Report) -> dict[str, Any]:
         "baseline_title": baseline.title if baseline else f"Baseline {report.baseline.id}",
         "targets": targets,
         "members": member_views(targets),
+        "fixes": fix_first(targets),
         "grades": dict(sorted(grades.items(), key=lambda kv: _GRADE_ORDER.index(kv[0])
                               if kv[0] in _GRADE_ORDER else 99)),
         "stats": shape_evidence(report.stats) if report.stats else None,
     }
-
-
-_GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -403,6 +464,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["clip"] = clip
+    env.filters["readable"] = readable
     env.filters["code_spans"] = code_spans
     env.filters["grade_class"] = grade_class
     env.filters["datetime"] = format_datetime

@@ -18,6 +18,15 @@ GRADE_STYLE = {"A+": "bold green", "A": "green", "B": "yellow", "C": "dark_orang
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "dark_orange", "low": "yellow",
                   "info": "dim"}
 MAX_FAILING_ROWS = 200
+#: Width of a console that is not a terminal (a file, a pipe, a cron mail): lines are never cut or
+#: wrapped there, and tables are as wide as their content (rich does not pad them to the width).
+UNBOUNDED_WIDTH = 100_000
+
+
+def plain_console(stderr: bool = False) -> Console:
+    """The console for output: a terminal as it is; anything else with no width limit."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=UNBOUNDED_WIDTH)
 
 
 def _fails_text(counts: dict[str, int]) -> Text:
@@ -33,14 +42,12 @@ def _fails_text(counts: dict[str, int]) -> Text:
 def print_summary(report: Report, console: Console | None = None) -> None:
     """Print the targets table and the failing controls to ``console`` (default: stdout)."""
     if console is None:
-        console = Console()
-        if not console.is_terminal:  # piped or logged: no 80-column wrapping of URLs
-            console = Console(width=max(console.width, 120))
+        console = plain_console()
     fancy = console.is_terminal
     table_box = box.ROUNDED if fancy else box.ASCII
     # keep URLs on one line where the width allows (they are what people copy)
     longest = max((len(t.target) for t in report.targets), default=10)
-    url_width = max(12, min(longest, 48, console.width - 72))
+    url_width = max(12, min(longest, 48, console.width - 72)) if fancy else longest
     targets = Table(title="Scan summary", box=table_box, title_justify="left", highlight=False)
     targets.add_column("Target", overflow="fold", min_width=url_width)
     targets.add_column("Member", overflow="fold", max_width=24)
@@ -82,6 +89,9 @@ def print_summary(report: Report, console: Console | None = None) -> None:
         console.print(failing)
         if len(rows) > MAX_FAILING_ROWS:
             console.print(f"... and {len(rows) - MAX_FAILING_ROWS} more failing controls (see the report)")
+    elif report.targets and all(t.decided == 0 for t in report.targets):
+        console.print(Text("Nothing could be assessed: no control was decided on any target.",
+                           style="magenta"))
     else:
         console.print(Text("No failing controls.", style="green"))
     console.print(Text(f"baseline {report.baseline.id} v{report.baseline.version} · "
