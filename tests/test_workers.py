@@ -48,10 +48,11 @@ def sites(tmp_path_factory) -> Any:
         s.stop()
 
 
-def members_file(path: Path, sites: Any) -> Path:
+def members_file(path: Path, sites: Any, domain: bool = False) -> Path:
     n1, n2 = sites["names"][1], sites["names"][2]
     return write_members(path, [
-        {"name": "Alpha", "id": "alpha", "endpoints": [f"https://{n}:{PORT}/" for n in n1]},
+        {"name": "Alpha", "id": "alpha", "endpoints": [f"https://{n}:{PORT}/" for n in n1],
+         **({"domains": ["wk.test"]} if domain else {})},
         {"name": "Beta", "id": "beta", "endpoints": [f"https://{n}:{PORT}/" for n in n2]},
     ])
 
@@ -101,8 +102,9 @@ def workers(broker, tmp_path) -> Any:
 
 
 def test_two_workers_give_the_same_controls_as_the_in_process_scan(sites, workers, tmp_path) -> None:
-    # Given a members file of six endpoints on two addresses, and two worker processes
-    members = members_file(tmp_path / "members.yaml", sites)
+    # Given a members file of six endpoints on two addresses and a domain (none of whose controls is
+    # selected: assessed without evidence), and two worker processes
+    members = members_file(tmp_path / "members.yaml", sites, domain=True)
     workers.start()
     workers.start()
     # When it is scanned in-process, then through the broker
@@ -114,14 +116,14 @@ def test_two_workers_give_the_same_controls_as_the_in_process_scan(sites, worker
     assert dist.returncode == 0, dist.stderr + workers.logs()
     # Then every control of every target has the same status, and the portfolio is written
     assert controls(tmp_path / "dist" / "scan.json") == controls(tmp_path / "local" / "scan.json")
-    assert len(controls(tmp_path / "dist" / "scan.json")) == 6
+    assert len(controls(tmp_path / "dist" / "scan.json")) == 7
     assert (tmp_path / "dist" / "index.html").exists()
-    assert "run 1 complete: 6/6 targets (workers" in dist.stderr
+    assert "run 1 complete: 7/7 targets (workers" in dist.stderr
     # and each target was recorded once, each (target, family) once, TLS and HTTP apart
     results, items = stored_rows(workers.store, 1)
-    assert sorted(results) == sorted(set(results)) and len(results) == 6
-    assert {(f, s) for _t, f, s, _a in items} == {("tls", "done"), ("http", "done")}
-    assert len(items) == 12
+    assert sorted(results) == sorted(set(results)) and len(results) == 7
+    assert {(f, s) for _t, f, s, _a in items} == {("tls", "done"), ("http", "done"), ("-", "done")}
+    assert len(items) == 13
 
 
 def test_detach_returns_the_run_id_and_report_renders_it_later(sites, workers, tmp_path) -> None:

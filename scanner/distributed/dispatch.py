@@ -54,12 +54,12 @@ class Dispatcher:
                                     kwargs={}, options={}))
 
     def enqueue_run(self, store: Any, run_id: int, targets: list[Target]) -> int:
-        """Enqueue the first stage of every target that has no result yet; returns the messages sent."""
+        """Enqueue the first families of every target without a result yet; returns the messages sent."""
         records.ensure_schema(store)
         scanner = _scanner_for(store, run_id)
         sent = 0
         for t in targets:
-            for fam in work.first_stage(scanner, t):
+            for fam in work.first_families(scanner, t):
                 records.claim(store, run_id, t.key, fam)
                 self.send(run_id, t.model_dump(mode="json"), fam)
                 sent += 1

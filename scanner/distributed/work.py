@@ -1,6 +1,7 @@
 """What one message does on a worker: collect one evidence family of one target, record it, enqueue the
-next stage when the target's stage is complete, and assess the target (checks, baseline) once all of
-its evidence is recorded; the worker that records a run's last result marks the run complete.
+families that were waiting for it (exposure reads the HTTP evidence), and assess the target (checks,
+baseline) once all of its evidence is recorded; the worker that records a run's last result marks the
+run complete.
 
 Collection is the engine's: the same collectors, the same settings (read from the run), the same
 error handling; only the politeness budget lives in Redis so that all workers share it.
@@ -55,17 +56,27 @@ def run_scanner(run_id: int) -> Any:
     return Scanner(settings_from_json(store().run(run_id).options))
 
 
-def stages(scanner: Any, kind: str) -> list[list[CollectorSpec]]:
-    """The collectors a target of this kind needs, grouped by stage, in order."""
+def needed(scanner: Any, kind: str) -> dict[str, tuple[str, ...]]:
+    """The families a target of this kind needs, each with the needed families it reads first."""
     families = scanner.selection.families(kind)
     specs = [s for s in COLLECTORS if s.kind == kind and s.family in families]
-    return [[s for s in specs if s.stage == st] for st in sorted({s.stage for s in specs})]
+    return {s.family: tuple(f for f in _after(s) if f in families) for s in specs}
 
 
-def first_stage(scanner: Any, target: Target) -> list[str]:
+def _after(spec: CollectorSpec) -> tuple[str, ...]:
+    """The families a collector reads (``after``), or, for collectors declared by stage, every family
+    of an earlier stage."""
+    after = getattr(spec, "after", None)
+    if after is not None:
+        return tuple(after)
+    stage = getattr(spec, "stage", 0)
+    return tuple(s.family for s in COLLECTORS if s.kind == spec.kind and getattr(s, "stage", 0) < stage)
+
+
+def first_families(scanner: Any, target: Target) -> list[str]:
     """The families to enqueue when the run starts (``ASSESS`` alone when the target needs none)."""
-    st = stages(scanner, target.kind)
-    return [s.family for s in st[0]] if st else [records.ASSESS]
+    need = needed(scanner, target.kind)
+    return [f for f, deps in need.items() if not deps] or [records.ASSESS]
 
 
 class LockKeeper:
@@ -134,20 +145,20 @@ def process(run_id: int, target_data: dict[str, Any], family: str, enqueue: Enqu
 
 
 def advance(run_id: int, target: Target, scanner: Any, enqueue: Enqueue, again: bool = False) -> None:
-    """Enqueue the target's next stage once its current one is recorded; assess it once all are.
+    """Enqueue the target's families whose inputs are recorded; assess it once all are recorded.
 
     ``again``: this message ran before (redelivered or retried); its follow-ups may not have been
     enqueued then, so they are enqueued again (a duplicate finds its work done and only advances)."""
     st = store()
     done = records.done_families(st, run_id, target.key)
-    for stage in stages(scanner, target.kind):
-        missing = [s.family for s in stage if s.family not in done]
-        if missing:
-            for fam in missing:
-                if records.claim(st, run_id, target.key, fam) or again:
-                    enqueue(run_id, target.model_dump(mode="json"), fam)
-            return
-    assess(run_id, target, scanner, done)
+    need = needed(scanner, target.kind)
+    missing = [f for f in need if f not in done]
+    if not missing:
+        assess(run_id, target, scanner, done)
+        return
+    for fam in missing:
+        if all(d in done for d in need[fam]) and (records.claim(st, run_id, target.key, fam) or again):
+            enqueue(run_id, target.model_dump(mode="json"), fam)
 
 
 def assess(run_id: int, target: Target, scanner: Any, done: dict[str, Any]) -> None:
@@ -281,9 +292,8 @@ def _context(cls: Any, settings: Settings, budget: Any) -> Any:
 
 
 def prior_evidence(st: Any, run_id: int, target: Target, family: str, scanner: Any) -> dict[str, Any]:
-    """Evidence of the target's earlier stages, as the engine hands it to a later collector."""
-    stage = next(s.stage for s in COLLECTORS if s.family == family and s.kind == target.kind)
-    earlier = {s.family for s in COLLECTORS if s.kind == target.kind and s.stage < stage}
+    """Evidence of the families a collector reads, as the engine hands it over (``prior``)."""
+    earlier = set(needed(scanner, target.kind).get(family, ()))
     done = records.done_families(st, run_id, target.key)
     fams = {f: row.evidence for f, row in done.items() if f in earlier}
     if not fams:
@@ -299,5 +309,5 @@ def error_evidence(family: str, reason: str) -> Any:
     return cls[family](error=reason)
 
 
-__all__ = ["process", "advance", "assess", "collect_family", "first_stage", "stages", "BrokerOutage",
+__all__ = ["process", "advance", "assess", "collect_family", "first_families", "needed", "BrokerOutage",
            "error_evidence"]
