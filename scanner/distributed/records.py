@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from scanner.store import LOCK_NAME, LockRow, Store
+from scanner.store import LockRow, Store
 
 MAX_ATTEMPTS = 3
 ASSESS = "-"  # the family of a target that needs no evidence (all its checks skipped): assess only
@@ -197,14 +197,13 @@ def hand_over_lock(store: Store, lock: Any, run_id: int) -> str:
 def touch_lock(store: Store, run_id: int) -> None:
     """Heartbeat of a run's lock held by the workers (no effect when someone else holds the store)."""
     with store.engine.begin() as c:
-        c.execute(update(LockRow).where(LockRow.name == LOCK_NAME, LockRow.run_id == run_id,
-                                        LockRow.owner.like(f"{BROKER_OWNER}:%")).values(heartbeat_at=_now()))
+        c.execute(update(LockRow).where(LockRow.run_id == run_id, LockRow.owner.like(f"{BROKER_OWNER}:%"))
+                  .values(heartbeat_at=_now()))
 
 
 def release_lock(store: Store, run_id: int) -> None:
     with store.engine.begin() as c:
-        c.execute(delete(LockRow).where(LockRow.name == LOCK_NAME, LockRow.run_id == run_id,
-                                        LockRow.owner.like(f"{BROKER_OWNER}:%")))
+        c.execute(delete(LockRow).where(LockRow.run_id == run_id, LockRow.owner.like(f"{BROKER_OWNER}:%")))
 
 
 def finish_if_complete(store: Store, run_id: int) -> bool:
