@@ -191,6 +191,11 @@ def hsts(snap: Snapshot) -> list[Finding]:
     age = parsed.max_age
     flags = f"max-age={age}, includeSubDomains {'yes' if parsed.include_subdomains else 'no'}, " \
             f"preload {'yes' if parsed.preload else 'no'}"
+    if hop.tls_verified is False:  # RFC 6797 8.1: ignored on a connection with certificate errors
+        return [m.finding(Status.FAIL, "HSTS has no effect: the certificate does not validate",
+                          f"{flags}, but browsers ignore Strict-Transport-Security received over a "
+                          f"connection with certificate errors ({clip(hop.tls_error, 200)}): HSTS has no "
+                          "effect until the certificate is valid" + suffix, evidence=evid)]
     if age >= 31536000:
         return [m.finding(Status.PASS, "HSTS is set for at least a year", flags + suffix, evidence=evid)]
     if age >= 15552000:

@@ -461,6 +461,10 @@ def cert_trust(snap: Snapshot) -> list[Finding]:
             out += meta.errors("the certificate chain was not validated", evidence=base)
             continue
         problems = {v.problem or "other" for v in dep.validations}
+        second = ev.openssl_validation
+        if "profile" in problems and problems <= _ROOT_LACKING and second and second.validated:
+            out.append(_profile_finding(meta, dep, ev, base))
+            continue
         if len(problems) > 1:
             problems.discard("untrusted")
         for problem in sorted(problems, key=_PROBLEM_ORDER.index):
@@ -471,15 +475,6 @@ def cert_trust(snap: Snapshot) -> list[Finding]:
             failed = [v for v in dep.validations if (v.problem or "other") == problem]
             failed = failed or list(dep.validations)
             detail = _trust_detail(problem, leaf, ev)
-            second = ev.openssl_validation
-            if problem == "profile" and problems == {"profile"} and second and second.validated:
-                # OpenSSL (as browsers) accepts the chain: a conformance caveat, not an outage.
-                out.append(meta.finding(
-                    Status.WARN, title,
-                    f"{second.store} validates the chain for {ev.hostname}, but strict validators reject "
-                    f"it: {_store_errors(failed)}.",
-                    evidence={**base, "problem": problem, "openssl": second.store}, remediation=fix))
-                continue
             out.append(
                 meta.finding(
                     Status.FAIL,
@@ -491,6 +486,34 @@ def cert_trust(snap: Snapshot) -> list[Finding]:
                 )
             )
     return out
+
+
+# A store that lacks the root (Mozilla's, for a private CA given with --ca-bundle) says one of these
+# while the store that has it objects only to the profile.
+_ROOT_LACKING = frozenset({"profile", "untrusted", "missing_intermediate"})
+
+
+def _profile_finding(meta: CheckMeta, dep: CertificateDeployment, ev: TLSEvidence,
+                     base: dict[str, Any]) -> Finding:
+    """OpenSSL (as browsers, curl and Python's ssl) validates the chain to a trusted root, so it is
+    trusted; only cryptography's strict profile checks object. The CA/Browser Forum profile binds public
+    CAs: a ``warn`` caveat for a public root, nothing for a private CA given with --ca-bundle."""
+    second = ev.openssl_validation
+    assert second is not None
+    failed = [v for v in dep.validations if v.problem == "profile"]
+    title, fix = _TRUST_PROBLEMS["profile"]
+    if all(v.store == "--ca-bundle" for v in failed):
+        return meta.finding(
+            Status.PASS, f"Certificate trusted (validated by {second.store})",
+            f"Chain: {' -> '.join(c.subject for c in dep.chain)}. Strict RFC 5280 profile checks object "
+            f"({_store_errors(failed)}); the CA/Browser Forum profile binds public CAs, not a private one "
+            "given with --ca-bundle.",
+            evidence={**base, "validated_by": [second.store], "profile_note": _store_errors(failed)})
+    return meta.finding(
+        Status.WARN, title,
+        f"{second.store} validates the chain for {ev.hostname}, but strict validators reject it: "
+        f"{_store_errors(failed)}.",
+        evidence={**base, "problem": "profile", "openssl": second.store}, remediation=fix)
 
 
 def _plain_validation_error(error: str | None) -> str:
@@ -699,10 +722,21 @@ def vulnerabilities(snap: Snapshot) -> list[Finding]:
         )
     elif legacy and v.fallback_scsv.value is None:
         errors.append(f"fallback_scsv: {v.fallback_scsv.error}")
-    if errors:
+    completed = [key for key, test, *_ in tests if test.value is not None]
+    if errors and completed:
+        # Decide from the tests that ran (sslyze's Heartbleed/CCS/ROBOT commands crash on some hosts,
+        # e.g. one serving a 36 KB certificate); name the ones that could not run.
+        not_run = ", ".join(e.split(":", 1)[0] for e in errors)
+        out.append(meta.finding(
+            Status.WARN, f"Some TLS flaw tests could not run ({not_run})",
+            f"No flaw found by the tests that completed ({', '.join(completed)}); {not_run} could not run: "
+            f"{'; '.join(errors)[:600]}.", severity=Severity.LOW,
+            evidence={"errors": errors, "completed": completed, "results": results},
+            remediation="Re-scan later, or test the named flaws with another tool."))
+    elif errors:
         out += [
             f.model_copy(update={"evidence": {"errors": errors, "results": results}})
-            for f in meta.errors(f"some tests could not run: {'; '.join(errors)}")
+            for f in meta.errors(f"no test could run: {'; '.join(errors)}")
         ]
     if not out:
         out.append(

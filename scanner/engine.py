@@ -29,6 +29,18 @@ from scanner.plugins import Check, Registry, load_checks
 from scanner.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _SendNoiseFilter(logging.Filter):
+    """asyncio logs "socket.send() raised exception." when a misbehaving server drops a connection
+    mid-write; the failure is already recorded as evidence, so the line is noise on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("socket.send() raised exception")
+
+
+logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
+
 SCHEMA_VERSION = "1.0"
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]

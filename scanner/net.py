@@ -298,10 +298,13 @@ class Fetcher:
         self.allowed_addresses = allowed_addresses if allowed_addresses is not None else set()
         timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        hooks = {"response": [_hide_location]}
         self._verified = httpx.AsyncClient(verify=self.ssl_context(verify=True), timeout=timeout,
-                                           limits=limits, follow_redirects=False, trust_env=False)
+                                           limits=limits, follow_redirects=False, trust_env=False,
+                                           event_hooks=hooks)
         self._unverified = httpx.AsyncClient(verify=self.ssl_context(verify=False), timeout=timeout,
-                                             limits=limits, follow_redirects=False, trust_env=False)
+                                             limits=limits, follow_redirects=False, trust_env=False,
+                                             event_hooks=hooks)
 
     def ssl_context(self, verify: bool) -> ssl.SSLContext:
         """Mozilla's store (certifi, as shipped with httpx) plus ``--ca-bundle``; or no verification."""
@@ -398,9 +401,11 @@ class Fetcher:
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             kind = "tls" if _is_tls_error(exc) else "connect"
             return HttpResponse(**base, error=_short(exc) or type(exc).__name__, error_kind=kind)
+        except (httpx.InvalidURL, UnicodeError, ValueError) as exc:  # a URL or Host httpx cannot send
+            return HttpResponse(**base, error=f"invalid request: {_short(exc)}", error_kind="protocol")
         header_list: list[tuple[str, str]] = []
         size = 0
-        for k, v in response.headers.multi_items():
+        for k, v in response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items():
             size += len(k) + len(v)
             if size > self.settings.max_header_bytes:
                 break
@@ -414,6 +419,18 @@ class Fetcher:
             body_truncated=truncated,
             elapsed_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+_HEADERS_AS_SENT = "pledgescan.headers"
+
+
+async def _hide_location(response: httpx.Response) -> None:
+    """Keep httpx from parsing a redirect's Location: even with ``follow_redirects=False`` it builds the
+    next request and raises on a Location it cannot parse (``javascript:``, too long), losing the
+    response. The callers follow redirects themselves from the headers kept here as sent."""
+    if response.has_redirect_location:
+        response.extensions[_HEADERS_AS_SENT] = response.headers.multi_items()
+        del response.headers["location"]
 
 
 def _is_tls_error(exc: BaseException) -> bool:

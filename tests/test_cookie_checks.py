@@ -52,7 +52,10 @@ def test_cookie_date_forms():
 
 @pytest.mark.parametrize("name,rule", [
     ("PHPSESSID", "known"), ("MoodleSession", "known"), ("my_auth", "auth"), ("csrftoken", "token"),
-    ("theme", None)])
+    ("theme", None),
+    # issue 11: matched without the prefix
+    ("__Host-sid", "known"), ("__Secure-PHPSESSID", "known"), ("__host-SESSIONID", "known"),
+    ("__Host-id", None)])
 def test_session_rules(name, rule):
     got = session_rule(name)
     assert (got is None) if rule is None else (rule in got)
@@ -94,6 +97,20 @@ def test_c2_login_form_rule():
     html = '<form method=post><input type="password" name="pw"></form>'
     f = C.httponly.run(with_cookies("xyz=1; Secure; SameSite=Lax", html=html))
     assert worst(f) == Status.FAIL and f[0].evidence["session_rule"].startswith("set on the response")
+
+
+def test_c2_prefixed_session_cookie_is_recognised():
+    assert worst(C.httponly.run(with_cookies("__Host-sid=1; Secure; Path=/; HttpOnly"))) == Status.PASS
+    f = C.httponly.run(with_cookies("__Host-sid=1; Secure; Path=/"))
+    assert worst(f) == Status.FAIL and "known framework" in f[0].evidence["session_rule"]
+
+
+@pytest.mark.parametrize("attr,domain", [
+    ("Domain=.example.org", "example.org"), ("Domain=..example.org", ".example.org"),
+    ("Domain=EXAMPLE.org", "example.org"), ("Domain=.", None)])
+def test_parser_removes_one_leading_dot_of_domain(attr, domain):
+    c = parse_set_cookie(f"a=1; {attr}")
+    assert c is not None and c.domain == domain
 
 
 def test_c2_non_session_cookies_not_applicable_and_httponly_passes():

@@ -47,6 +47,14 @@ def test_planted_exposures_are_found(expose_report: Report):
     assert {c for c, _, _ in got} == {"E1", "E4"}, got
 
 
+def test_nginx_stub_status_at_apache_path_is_found(exposure_nginx: ExposureBed):
+    # issue 11: every status signature is matched at every status path of its family
+    report = scan(exposure_nginx, "stubstatus.test")
+    got = fails(report)
+    assert ("E3", "nginx-stub-status", "/server-status") in got, [
+        (f.control, f.status, f.title, f.detail) for f in report.targets[0].findings]
+
+
 def test_secrets_are_masked_in_findings(expose_report: Report):
     env = next(f for f in expose_report.targets[0].findings if f.evidence.get("path") == "/.env")
     assert "DB_PASSWORD=h*****" in env.evidence["secrets"]

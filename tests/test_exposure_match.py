@@ -137,6 +137,14 @@ def test_real_exposures_are_found_with_evidence():
     assert next(f for f in findings if f.control == "E2").status == Status.PASS
 
 
+def test_nginx_stub_status_is_found_at_the_apache_status_path():
+    # issue 11: status signatures are matched at every status path of the family
+    body = (b"Active connections: 1 \nserver accepts handled requests\n 7 7 7 \n"
+            b"Reading: 0 Writing: 1 Waiting: 0 \n")
+    hits = analyse(evidence(rec("/server-status", body=body, headers=(("content-type", "text/plain"),))))
+    assert [(h.entry.id, h.probe.path) for h in hits] == [("nginx-stub-status", "/server-status")]
+
+
 def test_lms_login_is_a_warning():
     page = (b"<html><head><title>Log in to the site</title></head><body><script>M.cfg = {\"wwwroot\":"
             b"\"https://x\"};</script><form id=\"login\"><input name=\"logintoken\"></form></body></html>")

@@ -84,6 +84,12 @@ def test_h1_port_80_closed_passes_but_https_ok():
     ("max-age=" + "9" * 40, Status.PASS),  # delta-seconds has no upper bound: browsers cap it
     ("max-age=31536000; max-age=31536000", Status.FAIL),
     ("includeSubDomains", Status.FAIL),
+    # issue 11: Chromium's ParseHSTSHeader rejects these, so browsers apply no HSTS
+    ("max-age=31536000; includeSubDomains, max-age=31536000; includeSubDomains", Status.FAIL),
+    ("includeSubDomains=yes; max-age=31536000", Status.FAIL),
+    ("max-age=31536000; x y", Status.FAIL),
+    ('max-age=31536000; x="a;b"; preload', Status.PASS),  # unknown directives with token/quoted values
+    ("max-age = 31536000 ;; includeSubDomains", Status.PASS),
 ])
 def test_h2_values(value, status):
     assert worst(H.hsts.run(snapshot(headers(Strict_Transport_Security=value)))) == status
@@ -102,6 +108,24 @@ def test_h2_untrusted_certificate_is_noted():
     h = hop(URL, 200, GOOD_HEADERS, tls_verified=False, tls_error="self-signed certificate")
     f = H.hsts.run(snapshot(https_hops=[h]))
     assert f[0].evidence["tls_verified"] is False and "unverified" in f[0].evidence["note"]
+
+
+def test_h2_fails_over_a_certificate_with_errors():
+    # RFC 6797 8.1: a user agent ignores HSTS received over a connection with certificate errors.
+    h = hop(URL, 200, GOOD_HEADERS, tls_verified=False, tls_error="certificate has expired")
+    f = H.hsts.run(snapshot(https_hops=[h]))
+    assert worst(f) == Status.FAIL
+    assert "no effect until the certificate is valid" in f[0].detail and "expired" in f[0].detail
+
+
+def test_h3_invalid_nonce_does_not_neutralise_unsafe_inline():
+    f = csp("script-src 'unsafe-inline' 'nonce-abcdefgh==='; object-src 'none'; base-uri 'none'")
+    assert worst(f) == Status.FAIL
+    assert "unsafe-inline" in {x.evidence.get("problem") for x in f}
+
+
+def test_h3_empty_object_src_is_none():
+    assert worst(csp("script-src 'self'; object-src; base-uri 'none'")) == Status.PASS
 
 
 # -- H3
@@ -136,7 +160,7 @@ def test_h3_each_problem_is_its_own_finding():
 
 
 def test_h3_nonce_neutralises_unsafe_inline_and_strict_dynamic_drops_hosts():
-    f = csp("script-src 'nonce-r4nd0m' 'strict-dynamic' 'unsafe-inline' https: *; object-src 'none'; "
+    f = csp("script-src 'nonce-r4nd0mr4nd0m' 'strict-dynamic' 'unsafe-inline' https: *; object-src 'none'; "
             "base-uri 'none'")
     assert worst(f) == Status.PASS
     assert any("ignored" in n for n in f[0].evidence.get("notes", []))

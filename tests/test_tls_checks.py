@@ -349,6 +349,34 @@ def test_t4_profile_rule_accepted_by_openssl_is_a_warning() -> None:
     assert "MUST NOT be critical" in f.detail and "OpenSSL" in f.detail
 
 
+CRITICALITY = ("validation failed: candidates exhausted: invalid extension: 2.5.29.19: Certificate extension "
+               "has incorrect criticality")
+
+
+def test_ca_without_critical_basic_constraints_is_a_profile_problem_not_untrusted() -> None:
+    # issue 11: cryptography words it "candidates exhausted", which used to read as "untrusted"
+    assert classify_validation_error(CRITICALITY, (cert(), INTERMEDIATE)) == "profile"
+    assert classify_validation_error("validation failed: missing required extension: 2.5.29.35",
+                                     (cert(), INTERMEDIATE)) == "profile"
+
+
+def test_t4_private_ca_given_with_ca_bundle_and_accepted_by_openssl_passes() -> None:
+    dep = CertificateDeployment(
+        chain=(cert(), INTERMEDIATE),
+        validations=(
+            TrustValidation(store="Mozilla", validated=False, problem="untrusted", error="no issuer"),
+            TrustValidation(store="--ca-bundle", validated=False, problem="profile", error=CRITICALITY),
+        ),
+    )
+    ok = TrustValidation(store="OpenSSL (Mozilla + --ca-bundle)", validated=True)
+    ev = good_evidence(certificates=(dep,)).model_copy(update={"openssl_validation": ok})
+    (f,) = T.cert_trust.run(snap(ev))
+    assert f.status == Status.PASS and "incorrect criticality" in f.evidence["profile_note"]
+    # Without OpenSSL's word it stays a profile failure, never "untrusted".
+    (f,) = T.cert_trust.run(snap(good_evidence(certificates=(dep,))))
+    assert f.status == Status.FAIL and f.evidence["problem"] == "profile"
+
+
 def test_t4_profile_rule_without_a_second_opinion_fails() -> None:
     for second in (None, TrustValidation(store="OpenSSL (Mozilla)", validated=False, error="unable to get")):
         (f,) = T.cert_trust.run(snap(_profile_evidence(second)))
@@ -426,9 +454,26 @@ def test_t6_missing_fallback_scsv_without_legacy_protocols_passes() -> None:
     }
 
 
-def test_t6_test_error_is_error() -> None:
+def test_t6_decided_from_the_tests_that_completed() -> None:
+    # issue 11: sslyze's Heartbleed, CCS and ROBOT commands crash on a host with a 36 KB certificate
+    ev = good_evidence(protocols=protocols(TLSv1_2="accepted", TLSv1_3="accepted"))
+    crash = VulnTest(error="BUG_IN_SSLYZE: IndexError")
+    vulns = ev.vulnerabilities.model_copy(
+        update={"heartbleed": crash, "ccs_injection": crash, "robot": crash})
+    (f,) = T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": vulns})))
+    assert f.status == Status.WARN and "heartbleed, ccs_injection, robot" in f.title
+    assert f.evidence["completed"] == ["insecure_renegotiation", "compression"]
+    # A flaw found by a completed test still fails.
+    bad = vulns.model_copy(update={"compression": VulnTest(value=True)})
+    findings = T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": bad})))
+    assert statuses(findings) == {Status.FAIL, Status.WARN}
+
+
+def test_t6_no_test_completed_is_error() -> None:
     ev = good_evidence()
-    vulns = ev.vulnerabilities.model_copy(update={"heartbleed": VulnTest(error="CONNECTIVITY_ISSUE")})
+    err = VulnTest(error="CONNECTIVITY_ISSUE")
+    vulns = ev.vulnerabilities.model_copy(update=dict.fromkeys(
+        ("heartbleed", "ccs_injection", "robot", "insecure_renegotiation", "compression"), err))
     assert statuses(T.vulnerabilities.run(snap(ev.model_copy(update={"vulnerabilities": vulns})))) == {
         Status.ERROR
     }

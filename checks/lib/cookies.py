@@ -95,8 +95,8 @@ def parse_set_cookie(line: str) -> Cookie | None:
             if re.fullmatch(r"-?\d+", avalue) and avalue[0] in "-0123456789":
                 attrs[aname] = avalue
         elif aname == "domain":
-            if avalue:
-                attrs[aname] = avalue.lstrip(".").lower()
+            if avalue:  # RFC 6265bis 5.6.2: one leading dot is removed, not all of them
+                attrs[aname] = (avalue[1:] if avalue.startswith(".") else avalue).lower()
         elif aname == "path":
             attrs[aname] = avalue if avalue.startswith("/") else ""
         elif aname in ("secure", "httponly", "partitioned"):
@@ -159,8 +159,13 @@ def parse_cookie_date(text: str) -> datetime | None:
 
 
 def session_rule(name: str, on_login_form: bool = False) -> str | None:
-    """Why a cookie counts as a session/authentication cookie (the rule, for evidence), or None."""
+    """Why a cookie counts as a session/authentication cookie (the rule, for evidence), or None.
+    The name is compared without a __Host- or __Secure- prefix (``__Host-sid`` is a session cookie)."""
     low = name.lower()
+    for prefix in ("__host-", "__secure-"):
+        if low.startswith(prefix):
+            low = low[len(prefix):]
+            break
     if low in SESSION_NAMES:
         return f"name {name!r} is a known framework session cookie"
     for part in SESSION_PARTS:

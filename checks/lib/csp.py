@@ -2,8 +2,14 @@
 
 Written by hand because no maintained Python library parses CSP3 and evaluates the effective script
 policy of several policies combined (Google's CSP Evaluator is TypeScript). It follows the CSP3
-algorithms "parse a serialized CSP (list)" and "does a source list allow all inline behavior", and
-reports the problems Google's CSP Evaluator reports, each as its own ``Problem``.
+algorithms "parse a serialized CSP (list)" and "does a source list allow all inline behavior", with
+Chromium's grammar for nonces and hashes (``ParseNonce``/``ParseHash``: base64 with at most two trailing
+'=', a hash of its algorithm's length), and reports the problems Google's CSP Evaluator reports, each as
+its own ``Problem``: unsafe-inline/eval, wildcard and scheme sources, missing object-src/base-uri,
+short nonces, http: sources, IP sources, script hosts known to serve JSONP or AngularJS bypasses (its
+list, ``csp_bypasses.json``), syntax and deprecation. Where Pledge 4 decides differently (object-src must
+be 'none', base-uri is required, bypass hosts are ``warn``) the baseline wins; the peer tests in
+tests/test_csp_evaluator_vectors.py name each deviation.
 
 Several enforced policies combine as browsers apply them: a resource must pass *every* policy, so a
 permissive source is a problem only when every policy permits it, and a restriction (object-src 'none',
@@ -12,8 +18,12 @@ base-uri) holds when any policy has it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
 
 MAX_POLICY_CHARS = 16_384
 MAX_TOKENS = 500
@@ -52,8 +62,14 @@ SOURCE_DIRECTIVES = frozenset({
     "fenced-frame-src", "prefetch-src", "navigate-to",
 })
 RISKY_SOURCES = ("*", "http:", "https:", "data:")
-_NONCE = re.compile(r"^'nonce-[A-Za-z0-9+/_=-]+'$", re.I)
-_HASH = re.compile(r"^'(sha256|sha384|sha512)-[A-Za-z0-9+/_=-]+'$", re.I)
+# Chromium's ParseNonce/ParseHash (CSP3 base64-value): base64 or base64url characters, at most two '='.
+_NONCE = re.compile(r"^'nonce-([A-Za-z0-9+/_-]+)(={0,2})'$", re.I)
+_HASH = re.compile(r"^'(sha256|sha384|sha512)-([A-Za-z0-9+/_-]+)(={0,2})'$", re.I)
+_NONCE_LIKE = re.compile(r"^'nonce-", re.I)
+_HASH_LIKE = re.compile(r"^'sha(256|384|512)-", re.I)
+DIGEST_BYTES = {"sha256": 32, "sha384": 48, "sha512": 64}
+MIN_NONCE = 8  # CSP Evaluator's checkNonceLength; CSP3 asks for 128 bits of randomness
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:$", re.I)
 _HOST = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://)?(?:\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])"
@@ -101,6 +117,43 @@ class Problem:
     values: tuple[str, ...] = ()
 
 
+def valid_nonce(token: str) -> bool:
+    """A nonce-source browsers accept: 'nonce-' then base64 characters and at most two '='."""
+    return _NONCE.match(token) is not None
+
+
+def valid_hash(token: str) -> bool:
+    """A hash-source browsers accept: valid base64 whose decoded length is the algorithm's digest."""
+    m = _HASH.match(token)
+    if m is None:
+        return False
+    chars, pad = len(m.group(2)), len(m.group(3))
+    want = DIGEST_BYTES[m.group(1).lower()]
+    return chars == -(-want * 4 // 3) and (pad == 0 or (chars + pad) % 4 == 0)
+
+
+def short_nonce(token: str) -> bool:
+    m = _NONCE.match(token)
+    return m is not None and len(m.group(1)) < MIN_NONCE
+
+
+def host_of(source: str) -> str:
+    """The host part of a host-source ('https://a.b:443/x' -> 'a.b'), '' when there is none."""
+    if source.startswith("'") or _SCHEME.match(source):
+        return ""
+    rest = source.split("://", 1)[1] if "://" in source else source.removeprefix("//")
+    rest = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if rest.startswith("["):
+        return rest[:rest.find("]") + 1] if "]" in rest else rest
+    return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+
+
+def is_ip_source(source: str) -> bool:
+    """CSP Evaluator's looksLikeIpAddress applied to the host of a source."""
+    host = host_of(source)
+    return bool(_IPV4.match(host)) or (host.startswith("[") and host.endswith("]"))
+
+
 def parse_policy(text: str, origin: str = "header") -> Policy:
     """Parse one serialized policy (CSP3 section 2.2.1). Never raises."""
     raw = text[:MAX_POLICY_CHARS]
@@ -127,6 +180,10 @@ def parse_policy(text: str, origin: str = "header") -> Policy:
             issues.append(Issue("ignored", name, "ignored when the policy is delivered in a <meta> element"))
             continue
         directives[name] = tuple(values)
+        glued = [v for v in values if v.lower() in KNOWN_DIRECTIVES]
+        if glued:
+            issues.append(Issue("syntax", name, f"missing ';' before {glued[0][:40]!r}? It is read as a "
+                                f"source of {name}, not as a directive", glued[0][:200]))
         if name not in KNOWN_DIRECTIVES:
             issues.append(Issue("syntax", name[:100], "unknown directive"))
         elif name in DEPRECATED:
@@ -143,9 +200,15 @@ def _source_issues(name: str, values: list[str]) -> list[Issue]:
         out.append(Issue("syntax", name, "'none' combined with other sources is ignored", " ".join(values)))
     for v in values:
         low = v.lower()
-        if low in KEYWORDS or _NONCE.match(v) or _HASH.match(v) or _SCHEME.match(v):
+        if low in KEYWORDS or valid_nonce(v) or valid_hash(v) or _SCHEME.match(v):
             continue
-        if _UNQUOTED.match(v):
+        if _NONCE_LIKE.match(v):
+            out.append(Issue("syntax", name, "invalid nonce (base64 with at most two '='): browsers "
+                             "ignore it", v[:200]))
+        elif _HASH_LIKE.match(v):
+            out.append(Issue("syntax", name, "invalid hash (base64 of the algorithm's digest length): "
+                             "browsers ignore it", v[:200]))
+        elif _UNQUOTED.match(v):
             out.append(Issue("syntax", name, f"did you forget to quote {v!r}? Unquoted it is a host name",
                              v[:200]))
         elif v.startswith("'"):
@@ -181,8 +244,10 @@ def _lower(values: tuple[str, ...]) -> list[str]:
 
 
 def neutralises_inline(values: tuple[str, ...]) -> bool:
-    """Nonces, hashes and 'strict-dynamic' make browsers ignore 'unsafe-inline' (CSP3 6.7.3.3)."""
-    return any(_NONCE.match(v) or _HASH.match(v) or v.lower() == "'strict-dynamic'" for v in values)
+    """Nonces, hashes and 'strict-dynamic' make browsers ignore 'unsafe-inline' (CSP3 6.7.3.3). Only
+    sources browsers accept count, and a nonce shorter than 8 characters does not (it can be guessed)."""
+    return any((valid_nonce(v) and not short_nonce(v)) or valid_hash(v) or v.lower() == "'strict-dynamic'"
+               for v in values)
 
 
 def allows_inline(values: tuple[str, ...] | None) -> bool:
@@ -242,6 +307,57 @@ def http_host_sources(values: tuple[str, ...] | None) -> set[str]:
     return {v for v in values if v.lower().startswith("http://")}
 
 
+@cache
+def _bypass_lists() -> dict[str, list[str]]:
+    with (Path(__file__).parent / "csp_bypasses.json").open(encoding="utf-8") as fh:
+        data: dict[str, list[str]] = json.load(fh)
+    return data
+
+
+def _url_matches(source: str, url: str) -> bool:
+    """CSP Evaluator's matchWildcardUrls for one source and one listed '//host/path' URL."""
+    rest = source.split("://", 1)[1] if "://" in source else source
+    host, _, path = rest.partition("/")
+    host = host.lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.lower()
+    listed = urlsplit("https:" + url)
+    domain = (listed.hostname or "").lower()
+    if host.startswith("*."):
+        if not domain.endswith(host[1:]):
+            return False
+    elif host != domain:
+        return False
+    if path:
+        path = "/" + path
+        return listed.path.startswith(path) if path.endswith("/") else listed.path == path
+    return True
+
+
+def bypass_hosts(values: tuple[str, ...] | None) -> set[str] | None:
+    """Hosts of a script source list known to serve JSONP endpoints or AngularJS (CSP Evaluator's
+    checkScriptAllowlistBypass). None: the list does not restrict hosts (absent, or a wildcard)."""
+    if values is None:
+        return None
+    low = _lower(values)
+    if "'strict-dynamic'" in low or "'none'" in low:
+        return set()
+    if any(risky_kind(v) in ("*", "https:", "http:") for v in values):
+        return None
+    lists = _bypass_lists()
+    found: set[str] = set()
+    for v in values:
+        if v.startswith("'") or _SCHEME.match(v) or "." not in v:
+            continue
+        for kind in ("jsonp", "angular"):
+            for url in lists[kind]:
+                if _url_matches(v.lower(), url):
+                    domain = urlsplit("https:" + url).hostname or ""
+                    if kind == "jsonp" and domain in lists["jsonp_needs_eval"] and "'unsafe-eval'" not in low:
+                        continue
+                    found.add(f"{v[:100]} ({'JSONP' if kind == 'jsonp' else 'AngularJS'} on {domain})")
+                    break
+    return found
+
+
 def _intersect(sets: list[set[str] | None]) -> set[str] | None:
     """Intersection where None is the universal set."""
     out: set[str] | None = None
@@ -262,8 +378,9 @@ def script_policy(policy: Policy) -> dict[str, tuple[str, tuple[str, ...]] | Non
 
 
 def blocks_objects(policy: Policy) -> bool:
+    """object-src (or default-src) is 'none' or empty: an empty source list matches nothing (CSP3)."""
     found = _first(policy, "object-src", "default-src")
-    return found is not None and _lower(found[1]) == ["'none'"]
+    return found is not None and _lower(found[1]) in (["'none'"], [])
 
 
 def evaluate(policies: list[Policy]) -> list[Problem]:
@@ -283,10 +400,15 @@ def evaluate(policies: list[Policy]) -> list[Problem]:
         names = sorted({e["elem"][0] for e in eff if e["elem"]})
         where = "/".join(names)
         if all(allows_inline(v) for v in elem_lists):
+            unusable = sorted({v[:60] for lst in elem_lists for v in (lst or ())
+                               if (_NONCE_LIKE.match(v) or _HASH_LIKE.match(v))
+                               and not neutralises_inline((v,))})
+            why = (f" (browsers reject or an attacker can guess {', '.join(unusable[:3])})"
+                   if unusable else "")
             problems.append(Problem(
                 "unsafe-inline", "fail", "CSP allows inline scripts ('unsafe-inline')",
-                f"{where} allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic': injected "
-                "inline scripts run", where, ("'unsafe-inline'",)))
+                f"{where} allows 'unsafe-inline' without a valid nonce, hash or 'strict-dynamic'{why}: "
+                "injected inline scripts run", where, ("'unsafe-inline'",)))
         elif all(allows_inline(v) for v in attr_lists):
             problems.append(Problem(
                 "unsafe-inline-attr", "fail", "CSP allows inline event handlers ('unsafe-inline')",
@@ -314,6 +436,14 @@ def evaluate(policies: list[Policy]) -> list[Problem]:
             problems.append(Problem(
                 "script-http-host", "warn", "CSP allows scripts over plain HTTP",
                 "script sources with http:// can be replaced by a network attacker", where, tuple(srcs)))
+        bypass = sorted(_intersect([bypass_hosts(v) for v in elem_lists]) or ())[:10]
+        if bypass:
+            problems.append(Problem(
+                "script-allowlist-bypass", "warn", "CSP allows script hosts known to bypass it",
+                f"{where} allows {', '.join(bypass)}: these hosts serve JSONP endpoints or AngularJS "
+                "libraries that run attacker-chosen script (use nonces or hashes with 'strict-dynamic')",
+                where, tuple(bypass)))
+    problems += _source_warnings(policies)
     if not any(blocks_objects(p) for p in policies):
         found = [f for f in (_first(p, "object-src", "default-src") for p in policies) if f]
         if found:
@@ -344,6 +474,32 @@ def evaluate(policies: list[Policy]) -> list[Problem]:
                 + f": {issue.directive}", issue.message, issue.directive,
                 (issue.value,) if issue.value else ()))
     return problems
+
+
+def _source_warnings(policies: list[Policy]) -> list[Problem]:
+    """Nonces shorter than 8 characters and IP-address sources (CSP Evaluator's checkNonceLength and
+    checkIpSource), once per distinct source."""
+    short: dict[str, str] = {}
+    ips: dict[str, str] = {}
+    for p in policies:
+        for name, values in p.directives.items():
+            if name not in SOURCE_DIRECTIVES:
+                continue
+            for v in values:
+                if short_nonce(v):
+                    short.setdefault(v[:100], name)
+                elif is_ip_source(v):
+                    ips.setdefault(v[:100], name)
+    out = [Problem("short-nonce", "warn", "CSP nonce shorter than 8 characters",
+                   f"{name} has {v}: a nonce this short can be guessed, so it does not stop injected "
+                   "scripts and does not neutralise 'unsafe-inline'; use at least 128 random bits, "
+                   "base64-encoded", name, (v,)) for v, name in list(short.items())[:5]]
+    out += [Problem("ip-source", "warn", "CSP has an IP address as source",
+                    f"{name} has {v}: browsers match it only against URLs that use that IP address "
+                    "literally" + (" (localhost: remove it in production)"
+                                   if host_of(v) == "127.0.0.1" else ""),
+                    name, (v,)) for v, name in list(ips.items())[:5]]
+    return out
 
 
 def neutralised_notes(policies: list[Policy]) -> list[str]:

@@ -28,24 +28,39 @@ class Hsts:
     problems: tuple[str, ...] = ()
 
 
+_TCHAR = r"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_HSTS_DIRECTIVE = re.compile(
+    rf"[ \t]*({_TCHAR}+)[ \t]*(?:=[ \t]*({_TCHAR}+|{_QUOTED})[ \t]*)?")
+_HSTS_PART = re.compile(rf'(?:{_QUOTED}|[^;"])+|"')
+
+
 def parse_hsts(value: str) -> Hsts:
-    """Parse one Strict-Transport-Security value. Directive names case-insensitive, values may be quoted;
-    a repeated directive or a missing/invalid max-age makes the header invalid (RFC 6797 6.1, 8.1)."""
+    """Parse one Strict-Transport-Security value as Chromium's ``ParseHSTSHeader`` does (RFC 6797 6.1):
+    ``[ directive ] *( ";" [ directive ] )`` where a directive is a token, optionally ``=`` a token or
+    quoted-string. Names are case-insensitive; a directive that breaks this grammar (``a, max-age=1``,
+    ``x y``), a repeated directive, a value on includeSubDomains, or a missing or non-numeric max-age
+    makes browsers ignore the whole header."""
     seen: dict[str, str | None] = {}
     problems: list[str] = []
-    for part in value[:MAX].split(";"):
-        part = part.strip(" \t")
-        if not part:
+    for part in _HSTS_PART.findall(value[:MAX]):
+        if not part.strip(" \t"):
             continue
-        name, eq, val = part.partition("=")
-        name = name.strip(" \t").lower()
-        v: str | None = val.strip(" \t") if eq else None
-        if v is not None and len(v) >= 2 and v[0] == v[-1] == '"':
-            v = v[1:-1]
+        m = _HSTS_DIRECTIVE.fullmatch(part)
+        if m is None:
+            problems.append(f"{part.strip()[:60]!r} is not a directive (a token, optionally "
+                            "=token or =\"quoted string\")")
+            continue
+        name = m.group(1).lower()
+        v = m.group(2)
+        if v is not None and v.startswith('"'):
+            v = re.sub(r"\\(.)", r"\1", v[1:-1])
         if name in seen:
             problems.append(f"directive {name[:40]!r} appears more than once")
             continue
         seen[name] = v
+        if name == "includesubdomains" and v is not None:
+            problems.append(f"includeSubDomains takes no value (got {v[:40]!r})")
     max_age: int | None = None
     raw = seen.get("max-age")
     if "max-age" not in seen:

@@ -10,6 +10,8 @@ import secrets
 import warnings
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpx
+
 from scanner.evidence.http import (
     MAX_HEADERS,
     MAX_PAGE_CHARS,
@@ -27,6 +29,7 @@ from scanner.models import Target
 from scanner.net import HttpResponse, ScanContext, in_scope, is_ip_literal, registrable_domain
 
 PAGE_BYTES = 512_000
+HEADER_VALUE_CAP = 8192  # the fetcher keeps this much of a header value: a longer Location was cut
 SECTXT_BYTES = 64_000
 
 
@@ -50,6 +53,11 @@ def _refusal(url: str, target: Target, scope: tuple[str, ...], ctx: ScanContext)
         return f"redirect to a non-HTTP URL ({parts.scheme[:20]}:)"
     if not host:
         return "Location has no host"
+    try:  # what httpx would refuse to send (non-printable characters, too long, non-ASCII host)
+        httpx.URL(url)
+        host.encode("ascii")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return f"redirect not followed: invalid Location ({type(exc).__name__}: {str(exc)[:100]})"
     if is_ip_literal(host):
         if host == target.host or host in ctx.target_addresses:
             return None
@@ -68,7 +76,13 @@ async def follow(ctx: ScanContext, url: str, target: Target, scope: tuple[str, .
     last: HttpResponse | None = None
     stop: str | None = None
     for n in range(max_redirects + 1):
-        resp = await ctx.fetcher.fetch(current, headers=headers, max_bytes=max_bytes)
+        try:
+            resp = await ctx.fetcher.fetch(current, headers=headers, max_bytes=max_bytes)
+        except Exception as exc:  # never lose the chain (and the target's HTTP checks) to one request
+            hops.append(Hop(url=clip(current, 2000) or "", error=f"request failed: {type(exc).__name__}: "
+                            f"{str(exc)[:200]}", error_kind="protocol"))
+            stop = "redirect not followed: the request could not be made"
+            break
         last = resp
         hop = _hop(resp)
         hops.append(hop)
@@ -80,10 +94,14 @@ async def follow(ctx: ScanContext, url: str, target: Target, scope: tuple[str, .
         if n == max_redirects:
             stop = f"more than {max_redirects} redirects"
             break
+        if len(resp.location or "") >= HEADER_VALUE_CAP:
+            stop = f"redirect not followed: invalid Location (longer than {HEADER_VALUE_CAP} characters)"
+            hops.append(Hop(url=clip(resp.location, 2000) or "", fetched=False, not_followed=stop))
+            break
         try:
-            nxt = urljoin(current, (hop.location or "").strip())
+            nxt = urljoin(current, (resp.location or "").strip())  # as sent: hop.location is clipped
         except ValueError:
-            nxt = hop.location or ""
+            nxt = resp.location or ""
         why = _refusal(nxt, target, scope, ctx)
         if why:
             hops.append(Hop(url=clip(nxt, 2000) or "", fetched=False, not_followed=why))

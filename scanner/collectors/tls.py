@@ -122,9 +122,10 @@ async def collect(
 
 
 def _profile_only(ev: TLSEvidence) -> bool:
-    """Did the strict validator object to nothing but the certificate's profile?"""
+    """Did the strict validator object to nothing but the certificate's profile (a store lacking the
+    root, e.g. Mozilla's for a private CA given with --ca-bundle, may say "untrusted" meanwhile)?"""
     problems = {v.problem for d in ev.certificates for v in d.validations if not v.validated}
-    return bool(problems) and problems <= {"profile"}
+    return "profile" in problems and problems <= {"profile", "untrusted", "missing_intermediate"}
 
 
 async def openssl_validation(addr: str, port: int, host: str, ctx: ScanContext) -> TrustValidation:
@@ -627,6 +628,11 @@ def _validation(pv: Any, chain: tuple[Certificate, ...]) -> TrustValidation:
     )
 
 
+_PROFILE_PHRASES = ("invalid extension", "incorrect criticality", "missing required extension",
+                    "duplicate extension", "unsupported critical extension", "invalid key usage",
+                    "policy violation")
+
+
 def classify_validation_error(error: str, chain: tuple[Certificate, ...]) -> ValidationProblem:
     """Name the reason a chain did not validate, from cryptography's message and the chain served.
 
@@ -635,9 +641,11 @@ def classify_validation_error(error: str, chain: tuple[Certificate, ...]) -> Val
     leaf-only chain whose issuer is not in the store: a missing intermediate).
     """
     low = error.lower()
-    if " must " in f" {low} " or "must not" in low:
+    if " must " in f" {low} " or "must not" in low or any(p in low for p in _PROFILE_PHRASES):
         # RFC 5280 / CA/B profile rules (e.g. "EE subjectAltName MUST NOT be critical when subject is
-        # nonempty"): checked before the host name, whose test shares the word subjectAltName.
+        # nonempty", a CA's basicConstraints not marked critical: "invalid extension: 2.5.29.19:
+        # Certificate extension has incorrect criticality"), even when cryptography words them as
+        # "candidates exhausted"; checked before the host name, whose test shares the word subjectAltName.
         return "profile"
     if "subjectaltname" in low or "does not match" in low or "hostname" in low:
         return "hostname_mismatch"

@@ -31,6 +31,7 @@ HOSTS = {
     "forbidden.test": "127.0.30.4",
     "redirect.test": "127.0.30.5",
     "pma.test": "127.0.30.10",
+    "stubstatus.test": "127.0.120.3",  # nginx stub_status copied to Apache's /server-status (issue 11)
 }
 UNREACHABLE = ("down.test", "127.0.30.99")  # nothing listens there
 FAKE_ENV = ("APP_NAME=Pledge\nAPP_ENV=production\nAPP_KEY=base64:c2VjcmV0c2VjcmV0\nDB_HOST=127.0.0.1\n"
@@ -139,6 +140,12 @@ server {{
     location = / {{ return 200 '<html><head><title>Home</title></head><body>Home page</body></html>'; }}
     location / {{ return 302 /; }}
 }}
+server {{
+    listen {a['stubstatus.test']}:{PORT} ssl; server_name stubstatus.test; {tls}
+    default_type text/html;
+    location = / {{ return 200 '<html><head><title>Home</title></head><body>Home page</body></html>'; }}
+    location = /server-status {{ stub_status; }}
+}}
 """
 
 
@@ -168,7 +175,7 @@ def _start_nginx() -> tuple[ExposureBed, Callable[[], None]]:
     os.chmod(root, 0o755)  # nginx workers run unprivileged
     ca_file, chain, key = make_certs(root)
     _site(root)
-    names = ("expose.test", "catchall.test", "spa.test", "forbidden.test", "redirect.test")
+    names = ("expose.test", "catchall.test", "spa.test", "forbidden.test", "redirect.test", "stubstatus.test")
     listen = [(HOSTS[n], PORT) for n in names]
     server = NginxServer(nginx_conf(root, chain, key), name="pledgescan-exposure", listen=listen,
                          workdir=root / "nginx")

@@ -126,7 +126,7 @@ SITES = {
 
 GOOD_ADD = """
     add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
-    add_header Content-Security-Policy "default-src 'self'; script-src 'self' 'nonce-abc123' 'strict-dynamic'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'" always;
+    add_header Content-Security-Policy "default-src 'self'; script-src 'self' 'nonce-r4nd0mN0nce8' 'strict-dynamic'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'" always;
     add_header X-Frame-Options DENY always;
     add_header X-Content-Type-Options nosniff always;
     add_header Referrer-Policy "no-referrer, strict-origin-when-cross-origin" always;
@@ -140,7 +140,7 @@ def nginx_conf(cert: Path, key: Path, docroot: Path) -> str:
     s = SITES
     ssl = _ssl(cert, key)
     sectxt = _sectxt_location()
-    good_html = ('<html><head><title>ok</title></head><body><script nonce="abc123" src="/app.js">'
+    good_html = ('<html><head><title>ok</title></head><body><script nonce="r4nd0mN0nce8" src="/app.js">'
                  '</script><img src="/logo.png"><form action="/search"></form></body></html>')
     bare_html = ('<html><body><form method="post" action="/login"><input type="password" name="p">'
                  '</form></body></html>')
