@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo testbed testbed-deps bench clean
+.PHONY: install test lint demo testbed testbed-deps bench clean i18n-extract i18n-update i18n-compile
 
 install:  ## editable install with the test tools
 	$(PY) -m pip install -q -e '.[test]'
@@ -29,6 +29,17 @@ bench: install
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
 	$(PY) bench/bench_workers.py
+
+I18N_POT = scanner/locale/messages.pot
+i18n-extract:  ## every translatable text (templates, Python, check metadata, baseline) into the .pot
+	$(PY) -m babel.messages.frontend extract -F babel.cfg --no-location --sort-output \
+	    --project pledgescan --msgid-bugs-address "" -o $(I18N_POT) .
+
+i18n-update: i18n-extract  ## merge new texts into each language's .po (translators then fill them in)
+	$(PY) -m babel.messages.frontend update -i $(I18N_POT) -d scanner/locale --no-wrap --ignore-obsolete
+
+i18n-compile:  ## .po -> .mo (the .mo files are committed: a plain `pip install .` ships them)
+	$(PY) -m babel.messages.frontend compile -d scanner/locale --statistics
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache report.html pledgescan-report*

@@ -8,6 +8,7 @@ Exit codes: 0 scan completed and nothing at or above ``--fail-on`` failed; 1 the
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ import click
 
 from scanner import __version__
 from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
+from scanner.cli_lang import lang_option, use_language
+from scanner.cli_notify import notify as notify_command
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -70,6 +73,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
 @scan_broker_options
 @scan_options
+@lang_option
 def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """Scan TARGETs: a URL is a web endpoint; a bare host name means its https:// endpoint and its domain.
 
@@ -80,6 +84,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     """
     from scanner.targets import InputError, from_cli
 
+    use_language(kw.pop("lang"))
     kw["quiet"] = quiet_requested(kw)
     if not targets and not domains and not kw["members_file"] and not kw["resume"]:
         raise InputProblem("nothing to scan: give at least one TARGET, --domain NAME or --members FILE")
@@ -189,12 +194,15 @@ def demo(output: Path, keep_running: bool) -> None:
 for _command in HISTORY_COMMANDS:
     cli.add_command(_command)
 cli.add_command(worker)
+cli.add_command(notify_command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit 2 for usage and input problems."""
     try:
-        rv = cli.main(args=argv, prog_name="pledgescan", standalone_mode=False)
+        # in a context of its own: --lang (scanner.i18n.set_current) ends with the command
+        rv = contextvars.copy_context().run(cli.main, args=argv, prog_name="pledgescan",
+                                            standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from scanner.cli_lang import lang_option, use_language
 from scanner.cli_support import (
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -217,9 +218,12 @@ def first_run_only(store: Any, ref: str) -> bool:
               help="Formats for a run without members (default html). A members run gets the portfolio.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Directory (portfolio, several formats) or file (one format).")
-def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None) -> None:
+@lang_option
+def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None, lang: str) -> None:
     """Re-render the reports of a stored RUN (an ID or 'latest') without scanning."""
     from scanner.portfolio import run_report, write_portfolio
+
+    use_language(lang)
     from scanner.reporters import render_all
     from scanner.store import StoreError
 

@@ -9,9 +9,14 @@ YAML::
         domains: [good.example]
         endpoints: [https://good.example/, https://learn.good.example/]
         exclude: [https://good.example/legacy/]   # optional
+        exclude_until: 2027-01-31                 # optional: the exclusions lapse after this day
+        exclude_reason: platform migration        # optional, shown in reports
+        language: fr                              # optional: its pages and messages (en, fr, es, ar)
+        notify: false                             # optional: scanned, but sent no messages
 
-CSV: columns ``member,contact,kind,target`` (``kind`` is ``endpoint`` or ``domain``; optional ``id``),
-separated by ``,`` or ``;`` (sniffed from the header line).
+CSV: columns ``member,contact,kind,target`` (``kind`` is ``endpoint``, ``domain`` or ``exclude``),
+separated by ``,`` or ``;`` (sniffed from the header line); optional ``id``, ``language``, ``notify``,
+and for ``exclude`` rows ``exclude_until`` and ``exclude_reason``.
 
 Every problem names the file, the line and the field. PyYAML's composed nodes carry their positions
 (``start_mark``), which is all the line-awareness needed, so no extra YAML library.
@@ -24,18 +29,24 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from scanner.i18n import LanguageError
+from scanner.i18n import normalize as normalize_language
 from scanner.models import Frozen, Target
 from scanner.net import in_scope, registrable_domain
 from scanner.targets import InputError, dedupe, domain, endpoint, link_related
 
 MEMBER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
-MEMBER_KEYS = ("name", "id", "contact", "domains", "endpoints", "exclude")
-CSV_COLUMNS = ("member", "contact", "kind", "target", "id")
+MEMBER_KEYS = ("name", "id", "contact", "domains", "endpoints", "exclude", "exclude_until", "exclude_reason",
+               "language", "notify")
+CSV_COLUMNS = ("member", "contact", "kind", "target", "id", "language", "notify", "exclude_until",
+               "exclude_reason")
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 MAX_MEMBERS = 10_000
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
@@ -68,6 +79,15 @@ class MembersError(InputError):
         super().__init__(first + more)
 
 
+class Exclusion(Frozen):
+    """A target the member asked not to be scanned, until a day (inclusive) and for a reason."""
+
+    target: str  # normalised URL or domain name
+    until: date | None = None
+    reason: str | None = None
+    active: bool = True  # False once ``until`` has passed: the target is scanned again
+
+
 class Member(Frozen):
     """A member of the coalition as listed in the members file."""
 
@@ -76,6 +96,9 @@ class Member(Frozen):
     contact: str | None = None
     domains: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()  # normalised URLs
+    language: str | None = None  # its pages and messages; None: the command's --lang
+    notify: bool = True  # False: scanned, but ``notify`` sends it nothing
+    exclusions: tuple[Exclusion, ...] = ()
     line: int = 0
 
 
@@ -112,11 +135,17 @@ class _Entry:
     domains: list[tuple[str, int]] = field(default_factory=list)
     endpoints: list[tuple[str, int]] = field(default_factory=list)
     exclude: list[tuple[str, int]] = field(default_factory=list)
+    language: str | None = None
+    notify: bool = True
+    exclude_until: date | None = None  # YAML: for every exclusion of the member
+    exclude_reason: str | None = None
+    exclude_terms: dict[str, tuple[date | None, str | None]] = field(default_factory=dict)  # CSV: per row
     broken: bool = False  # a field was already reported: no follow-on "nothing to scan" error
 
 
-def load_members(path: str | Path) -> Inventory:
-    """Read and validate a members file (``.csv`` is CSV, anything else YAML); raise ``MembersError``."""
+def load_members(path: str | Path, today: date | None = None) -> Inventory:
+    """Read and validate a members file (``.csv`` is CSV, anything else YAML); raise ``MembersError``.
+    ``today`` (default: the UTC date) decides which ``exclude_until`` exclusions are still in force."""
     p = Path(path)
     try:
         text = p.read_text("utf-8")
@@ -124,14 +153,36 @@ def load_members(path: str | Path) -> Inventory:
         raise MembersError([Issue(str(p), 0, "", "not UTF-8 text")]) from None
     except OSError as exc:
         raise MembersError([Issue(str(p), 0, "", f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_members(text, str(p), fmt="csv" if p.suffix.lower() == ".csv" else "yaml")
+    return parse_members(text, str(p), fmt="csv" if p.suffix.lower() == ".csv" else "yaml", today=today)
 
 
-def parse_members(text: str, source: str = "<members>", fmt: Literal["yaml", "csv"] = "yaml") -> Inventory:
+def parse_members(text: str, source: str = "<members>", fmt: Literal["yaml", "csv"] = "yaml",
+                  today: date | None = None) -> Inventory:
     """Parse members from text; every error names the line and field."""
     issues: list[Issue] = []
     entries = _read_csv(text, source, issues) if fmt == "csv" else _read_yaml(text, source, issues)
-    return _validate(entries, source, fmt, issues)
+    return _validate(entries, source, fmt, issues, today or datetime.now(UTC).date())
+
+
+def _language(value: str, source: str, line: int, fld: str, issues: list[Issue]) -> str | None:
+    try:
+        return normalize_language(value)
+    except LanguageError as exc:
+        issues.append(Issue(source, line, fld, str(exc)))
+        return None
+
+
+def _day(value: object, source: str, line: int, fld: str, issues: list[Issue]) -> date | None:
+    """A YAML date (``2027-01-31``) or its text; anything else is an error."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        issues.append(Issue(source, line, fld, f"{value!r} is not a date (YYYY-MM-DD)"))
+        return None
 
 
 def _read_yaml(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
@@ -186,6 +237,9 @@ def _read_yaml(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
                 issues.append(Issue(source, _line(k), fld, f"given twice (first on line {e.lines[key]})"))
                 continue
             e.lines[key] = _line(v)
+            if key in ("language", "notify", "exclude_until", "exclude_reason"):
+                _member_option(e, key, v, fld, source, issues)
+                continue
             if key in ("name", "id", "contact"):
                 val = _scalar(v)
                 if isinstance(val, int | float) and not isinstance(val, bool):
@@ -213,6 +267,26 @@ def _read_yaml(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
                     getattr(e, key).append((val.strip(), _line(item)))
         entries.append(e)
     return entries
+
+
+def _member_option(e: _Entry, key: str, node: Any, fld: str, source: str, issues: list[Issue]) -> None:
+    """``language``, ``notify``, ``exclude_until``, ``exclude_reason`` of a YAML member."""
+    val = _scalar(node)
+    n = len(issues)
+    if key == "notify":
+        if not isinstance(val, bool):
+            issues.append(Issue(source, _line(node), fld, "must be true or false"))
+        else:
+            e.notify = val
+    elif val is ... or val is None or str(val).strip() == "":
+        issues.append(Issue(source, _line(node), fld, "must be a non-empty text value"))
+    elif key == "language":
+        e.language = _language(str(val), source, _line(node), fld, issues)
+    elif key == "exclude_until":
+        e.exclude_until = _day(val, source, _line(node), fld, issues)
+    else:
+        e.exclude_reason = str(val).strip()
+    e.broken = e.broken or len(issues) > n
 
 
 def _scalar(node: Any) -> Any:
@@ -269,14 +343,10 @@ def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
         if e is None:
             e = by_name[name] = _Entry(index=len(by_name), line=line, name=name)
             e.lines["name"] = line
-        for col in ("contact", "id"):
+        for col in ("contact", "id", "language", "notify"):
             val = (row.get(col) or "").strip()
-            if val and getattr(e, col) not in (None, val):
-                issues.append(Issue(source, line, col, f"member {name!r} already has {col} "
-                                    f"{getattr(e, col)!r} (line {e.lines[col]})"))
-            elif val and getattr(e, col) is None:
-                setattr(e, col, val)
-                e.lines[col] = line
+            if val:
+                _csv_member_field(e, col, val, name, line, source, issues)
         if not target:
             e.broken = True
             issues.append(Issue(source, line, "target", "empty target"))
@@ -287,14 +357,39 @@ def _read_csv(text: str, source: str, issues: list[Issue]) -> list[_Entry]:
             e.domains.append((target, line))
         elif kind in ("exclude", "exclusion"):
             e.exclude.append((target, line))
+            until_s = (row.get("exclude_until") or "").strip()
+            until = _day(until_s, source, line, "exclude_until", issues) if until_s else None
+            e.exclude_terms[target] = (until, (row.get("exclude_reason") or "").strip() or None)
         else:
             issues.append(Issue(source, line, "kind", f"{kind!r} is not one of: endpoint, domain, exclude"))
             continue
     return list(by_name.values())
 
 
+def _csv_member_field(e: _Entry, col: str, val: str, name: str, line: int, source: str,
+                      issues: list[Issue]) -> None:
+    """A member-wide CSV column (contact, id, language, notify): the same on every row that gives it."""
+    if col == "notify":
+        if val.lower() not in _BOOLEANS:
+            issues.append(Issue(source, line, col, f"{val!r} is not true or false"))
+            return
+        parsed: Any = _BOOLEANS[val.lower()]
+    elif col == "language":
+        parsed = _language(val, source, line, col, issues)
+        if parsed is None:
+            return
+    else:
+        parsed = val
+    if col in e.lines and getattr(e, col) != parsed:
+        issues.append(Issue(source, line, col, f"member {name!r} already has {col} "
+                            f"{getattr(e, col)!r} (line {e.lines[col]})"))
+    elif col not in e.lines:
+        setattr(e, col, parsed)
+        e.lines[col] = line
+
+
 # -- validation -------------------------------------------------------------------------------------------
-def _validate(entries: list[_Entry], source: str, fmt: str, issues: list[Issue]) -> Inventory:
+def _validate(entries: list[_Entry], source: str, fmt: str, issues: list[Issue], today: date) -> Inventory:
     inv = Inventory()
     ids: dict[str, int] = {}
     owner: dict[str, tuple[str, int]] = {}  # target key -> (member id, line)
@@ -341,11 +436,26 @@ def _validate(entries: list[_Entry], source: str, fmt: str, issues: list[Issue])
             targets.append(t)
         scope = tuple(dict.fromkeys(registrable_domain(d) for d in doms))
         excluded: set[str] = set()
+        exclusions: list[Exclusion] = []
         for j, (name, line) in enumerate(e.exclude):
             try:
-                excluded.add(endpoint(name).target if "/" in name else domain(name).target)
+                key = endpoint(name).target if "/" in name else domain(name).target
             except InputError as exc:
                 issues.append(Issue(source, line, fld(e, "exclude", j), str(exc)))
+                continue
+            until, reason = e.exclude_terms.get(name, (e.exclude_until, e.exclude_reason))
+            active = until is None or today <= until
+            exclusions.append(Exclusion(target=key, until=until, reason=reason, active=active))
+            if active:
+                excluded.add(key)
+            else:
+                inv.warnings.append(Issue(source, line, fld(e, "exclude", j),
+                                          f"the exclusion of {key} ended on {until.isoformat()}: "
+                                          "it is scanned again", level="warning"))
+        for opt in ("exclude_until", "exclude_reason"):
+            if getattr(e, opt) is not None and not e.exclude:
+                issues.append(Issue(source, e.lines.get(opt, e.line), fld(e, opt),
+                                    "applies to the member's 'exclude:' list, which is missing"))
         urls: list[str] = []
         for j, (url, line) in enumerate(e.endpoints):
             try:
@@ -372,7 +482,8 @@ def _validate(entries: list[_Entry], source: str, fmt: str, issues: list[Issue])
             owner.setdefault(t.key, (mid, e.line))
         targets = [t for t in targets if t.kind == "endpoint" or t.target not in excluded]
         inv.members.append(Member(id=mid, name=e.name, contact=e.contact, domains=tuple(dict.fromkeys(doms)),
-                                  endpoints=tuple(dict.fromkeys(urls)), line=e.line))
+                                  endpoints=tuple(dict.fromkeys(urls)), language=e.language,
+                                  notify=e.notify, exclusions=tuple(exclusions), line=e.line))
         inv.targets.extend(targets)
     if not entries and not issues:
         issues.append(Issue(source, 0, "members", "no members listed"))

@@ -179,18 +179,29 @@ def run_report(store: Store, run: RunInfo) -> Report:
 
 
 # -- rendering --------------------------------------------------------------------------------------------
-@functools.cache
 def _env() -> Any:
-    """One Jinja2 environment per process: templates compile once, not once per member page."""
+    """The environment of the current language (``scanner.i18n.using``)."""
+    from scanner.i18n import current
+
+    return _lang_env(current())
+
+
+@functools.cache
+def _lang_env(lang: str) -> Any:
+    """One Jinja2 environment per language and process: templates compile once, not once per page."""
     from scanner.reporters.html import make_environment
 
-    env = make_environment()
+    env = make_environment(lang)
     env.globals["GRADES"] = GRADES
     return env
 
 
-DOWNLOADS = {"json": "every result, machine-readable", "csv": "one row per target and control",
-             "xlsx": "spreadsheet: members, targets, findings"}
+def N_(text: str) -> str:  # noqa: N802 - gettext's conventional name: marks a text for extraction
+    return text
+
+
+DOWNLOADS = {"json": N_("every result, machine-readable"), "csv": N_("one row per target and control"),
+             "xlsx": N_("spreadsheet: members, targets, findings")}
 
 
 def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tuple[str, ...] = ()
@@ -235,9 +246,11 @@ def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
     results = worst_first(t for t in store.results(run.id, member=row.id) if t.member == row.id)
     views = [target_view(t, i, baseline) for i, t in enumerate(results, 1)]
     trend = _trend(store, run, member=row.id, all_members=False)
+    info = next((m for m in run.members if m.get("id") == row.id), {})
+    exclusions = [x for x in info.get("exclusions") or [] if x.get("active", True)]
     return _env().get_template("member.html").render(
         run=run, member=row, targets=views, fixes=fix_first(views), change=row.change, trend=trend,
-        report=_footer_report(run))
+        report=_footer_report(run), exclusions=exclusions)
 
 
 def render_diff(diff: RunDiff) -> str:
@@ -255,8 +268,12 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     outdir.mkdir(parents=True, exist_ok=True)
     index, members = render_index(store, run, prev, formats)
     paths = []
-    for row in members:  # one member in memory at a time
-        paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
+    from scanner.i18n import using
+
+    info = {m.get("id"): m for m in run.members}
+    for row in members:  # one member in memory at a time, in its own language when it has one
+        with using(info.get(row.id, {}).get("language")):
+            paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
     paths.append(write_atomic(outdir / "index.html", index))
     if formats:
         reporters = builtin_reporters()

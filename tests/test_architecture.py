@@ -17,6 +17,9 @@ RULES = {
     "scanner/reporters": ("checks", "scanner.collectors", "scanner.net", "scanner.engine",
                           "scanner.plugins.load_checks", "scanner.distributed", "httpx", "sslyze", "dns"),
     "scanner/evidence": ("checks", "scanner.collectors", "scanner.engine", "httpx", "sslyze", "nassl"),
+    # messages read stored results (and check metadata as data); they never scan
+    "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
+                       "dns"),
 }
 
 

@@ -12,10 +12,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from scanner import i18n
 from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
 from scanner.reporters import (
@@ -37,8 +39,16 @@ INLINE_TEXT = 80  # ... each at most this long
 MAX_FIXES = 15  # entries of the cross-target "what to fix first" list
 DEFAULT_AREAS = {"T": "Encrypted transport", "H": "HTTPS enforcement and browser protections",
                  "C": "Cookies", "E": "Exposed surfaces", "D": "Domain and e-mail"}
-STATUS_LABELS = {"pass": "Pass", "warn": "Warning", "fail": "Fail", "error": "Not assessed",
-                 "not_applicable": "Not applicable"}
+def N_(text: str) -> str:  # noqa: N802 - gettext's conventional name: marks a text for extraction
+    return text
+
+
+STATUS_LABELS = {"pass": N_("Pass"), "warn": N_("Warning"), "fail": N_("Fail"), "error": N_("Not assessed"),
+                 "not_applicable": N_("Not applicable")}
+CHANGE_LABELS = {"newly_failing": N_("newly failing"), "regressed": N_("regressed"), "fixed": N_("fixed"),
+                 "improved": N_("improved"), "changed": N_("changed")}
+SEVERITY_LABELS = {"critical": N_("Critical"), "high": N_("High"), "medium": N_("Medium"), "low": N_("Low"),
+                   "info": N_("Info")}
 _GRADE_ORDER = ["A+", "A", "B", "C", "D", "E", "F", "?"]
 STATUS_ICONS = {"pass": "✓", "warn": "!", "fail": "✗", "error": "?", "not_applicable": "–"}
 
@@ -353,14 +363,21 @@ def grade_note(result: TargetResult, baseline: Baseline | None) -> str | None:
         return None
     causes = [c for c in result.controls if c.status == Status.FAIL
               and g.fail_caps.get(c.severity.value) == result.grade]
+    lang = i18n.current()
+    _, ngettext = i18n.gettext_for(lang), i18n.ngettext_for(lang)
     if causes:
-        names = ", ".join(f"{c.id} {c.title}" for c in causes[:5]) + (" ..." if len(causes) > 5 else "")
-        kind = f"{causes[0].severity.value} failure{'s' if len(causes) > 1 else ''}"
-        return (f"A score of {result.score} alone would give {by_score}; the {kind} ({names}) "
-                f"cap{'s' if len(causes) == 1 else ''} the grade at {result.grade}.")
+        names = ", ".join(f"{c.id} {i18n.tr(c.title, lang)}" for c in causes[:5]) + (
+            " ..." if len(causes) > 5 else "")
+        severity = _(SEVERITY_LABELS.get(causes[0].severity.value, causes[0].severity.value)).lower()
+        return ngettext("A score of %(score)d alone would give %(by_score)s; the %(severity)s failure "
+                        "(%(names)s) caps the grade at %(grade)s.",
+                        "A score of %(score)d alone would give %(by_score)s; the %(severity)s failures "
+                        "(%(names)s) cap the grade at %(grade)s.", len(causes)) % {
+            "score": result.score, "by_score": by_score, "severity": severity, "names": names,
+            "grade": result.grade}
     if g.warn_cap == result.grade and any(c.status == Status.WARN for c in result.controls):
-        return (f"A score of {result.score} alone would give {by_score}; warnings cap the grade at "
-                f"{result.grade}.")
+        text = _("A score of %(score)d alone would give %(by_score)s; warnings cap the grade at %(grade)s.")
+        return text % {"score": result.score, "by_score": by_score, "grade": result.grade}
     return None
 
 
@@ -453,16 +470,26 @@ def format_datetime(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def make_environment() -> Environment:
+def make_environment(lang: str | None = None) -> Environment:
     """The Jinja2 environment of every HTML report: package templates, autoescape always on,
-    undefined variables are errors, and the filters/globals the macros use."""
+    undefined variables are errors, the filters/globals the macros use, and gettext in ``lang`` (default:
+    ``scanner.i18n.current()``): ``_()``/``ngettext()`` for the templates' own words, ``|tr`` for data
+    texts (control titles, requirements, area names, remediation), ``LANG``/``DIR`` for ``<html>``."""
+    lang = i18n.normalize(lang or i18n.current())
     env = Environment(
         loader=PackageLoader(TEMPLATE_PACKAGE, "."),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["tr"] = lambda text: i18n.tr(text, lang)
+    env.globals["LANG"] = lang
+    env.globals["DIR"] = i18n.direction(lang)
+    env.globals["SEVERITY_LABELS"] = SEVERITY_LABELS
+    env.globals["CHANGE_LABELS"] = CHANGE_LABELS
     env.filters["clip"] = clip
     env.filters["readable"] = readable
     env.filters["code_spans"] = code_spans
@@ -472,6 +499,11 @@ def make_environment() -> Environment:
     env.globals["STATUS_ICONS"] = STATUS_ICONS
     env.globals["shape_evidence"] = shape_evidence
     return env
+
+
+@cache
+def _environment(lang: str) -> Environment:
+    return make_environment(lang)
 
 
 class HtmlReporter:
@@ -486,9 +518,8 @@ class HtmlReporter:
 
     @property
     def environment(self) -> Environment:
-        if self._env is None:
-            self._env = make_environment()
-        return self._env
+        """The given environment, else one in the current language (``scanner.i18n.using``)."""
+        return self._env or _environment(i18n.current())
 
     def render(self, report: Report) -> str:
         return self.environment.get_template(self.template).render(**report_context(report))

@@ -1,0 +1,134 @@
+"""Pages in the member's language: ``report --lang``, a member's ``language:`` for its own page, and the
+Arabic member page right to left in a real headless Chromium (no horizontal overflow at 390 px,
+``dir="rtl"``, mirrored tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanner.cli import main
+from scanner.store import Store
+from tests.testbed.browser import Browser, chromium_path
+from tests.testbed.portfolio import make_result, make_target
+
+MEMBERS = [
+    {"id": "madrasa", "name": "مدرسة النور", "contact": "amn@madrasa.example", "language": "ar",
+     "exclusions": [{"target": "https://old.madrasa.example/", "until": "2027-06-30",
+                     "reason": "platform migration", "active": True}]},
+    {"id": "lycee", "name": "Lycée Ouvert", "contact": "rssi@lycee.example", "language": "fr"},
+    {"id": "escuela", "name": "Escuela Abierta", "contact": "ti@escuela.example"},
+]
+
+# Any element sticking out of the viewport on either side (RTL overflows to the left), except the
+# skip link parked off-screen until focused.
+RTL_OVERFLOW_JS = """
+(() => {
+  const vw = document.documentElement.clientWidth;
+  const scrolls = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  const out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('.skip, .sr')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || scrolls(el)) continue;
+    if (r.left < -1 || r.right > vw + 1) out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.left));
+  }
+  return {viewport: vw, page: document.documentElement.scrollWidth, dir: document.documentElement.dir,
+          lang: document.documentElement.lang, out: out.slice(0, 20)};
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs of three members, rendered by ``pledgescan report --lang es``."""
+    root = tmp_path_factory.mktemp("i18n-site")
+    targets = [make_target("https://madrasa.example/", "madrasa"),
+               make_target("https://learn.madrasa.example/a/rather/long/path/to/moodle/", "madrasa"),
+               make_target("https://lycee.example/", "lycee"),
+               make_target("https://escuela.example/", "escuela")]
+    url = f"sqlite:///{root / 'h.sqlite3'}"
+    store = Store(url)
+    try:
+        for statuses in ({"H2": "fail"}, {"H2": "fail", "T4": "fail", "C1": "fail", "H3": "warn"}):
+            with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
+                                 members=MEMBERS) as rec:
+                for t in targets:
+                    rec.on_result(make_result(t, statuses), None)
+    finally:
+        store.close()
+    with pytest.raises(SystemExit) as done:
+        main(["report", "latest", "--store", url, "-o", str(root / "site"), "--lang", "es"])
+    assert done.value.code == 0
+    return root / "site"
+
+
+def test_member_pages_in_their_language_others_in_lang(site: Path) -> None:
+    ar, fr, es = ((site / f"{m}.html").read_text("utf-8") for m in ("madrasa", "lycee", "escuela"))
+    assert '<html lang="ar" dir="rtl">' in ar and "منذ الفحص الأخير" in ar and "ما يجب إصلاحه أولًا" in ar
+    assert '<html lang="fr" dir="ltr">' in fr and "Depuis la dernière analyse" in fr
+    assert "Certificat reconnu" in fr  # control titles translated (T4)
+    assert '<html lang="es" dir="ltr">' in es and "Desde el último análisis" in es
+    assert "Qué corregir primero" in es
+    assert "T4" in es and "Certificado de confianza" in es  # control IDs as they are, titles translated
+    assert '<html lang="es"' in (site / "index.html").read_text("utf-8")
+
+
+def test_exclusions_are_shown_on_the_member_page(site: Path) -> None:
+    ar = (site / "madrasa.html").read_text("utf-8")
+    assert "لم يُفحص، بناءً على طلب العضو:" in ar and "https://old.madrasa.example/" in ar
+    assert "2027-06-30" in ar and "platform migration" in ar
+
+
+def test_report_refuses_an_unknown_language(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["report", "latest", "--lang", "tlh"])
+    assert done.value.code == 2 and "unknown language 'tlh'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium_path()  # skip (locally) or fail (CI) before starting anything
+    with Browser() as b:
+        yield b
+
+
+def test_arabic_member_page_is_right_to_left_and_fits_a_phone(browser: Browser, site: Path) -> None:
+    browser.open(site / "madrasa.html", 390)
+    got = browser.evaluate(RTL_OVERFLOW_JS)
+    assert got["viewport"] == 390 and got["dir"] == "rtl" and got["lang"] == "ar"
+    assert got["page"] <= 390 and got["out"] == [], got
+
+
+def test_arabic_tables_are_mirrored(browser: Browser, site: Path) -> None:
+    browser.open(site / "madrasa.html", 1280)
+    heads = browser.evaluate("[...document.querySelectorAll('#since-last-scan table thead th')]"
+                             ".map(th => Math.round(th.getBoundingClientRect().left))")
+    assert len(heads) == 5 and heads == sorted(heads, reverse=True)  # first column on the right
+    assert browser.evaluate("getComputedStyle(document.querySelector('main')).direction") == "rtl"
+
+
+def test_scan_report_in_the_language_of_lang() -> None:
+    """What ``scan --lang es`` renders: the single-scan report (HtmlReporter) in the current language."""
+    from scanner.i18n import using
+    from scanner.reporters.html import HtmlReporter
+    from tests.testbed.reports import make_report
+
+    with using("es"):
+        page = HtmlReporter().render(make_report())
+    assert '<html lang="es" dir="ltr">' in page and "Informe de seguridad" in page
+    assert "Cómo leer este informe" in page and "Qué corregir primero" in page
+    assert "Security report" in HtmlReporter().render(make_report())  # back to English after the block
+
+
+def test_scan_accepts_lang(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["scan", "--lang", "xx", "https://a.example/"])
+    assert done.value.code == 2 and "--lang: unknown language 'xx'" in capsys.readouterr().err
