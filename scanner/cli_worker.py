@@ -112,7 +112,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
                          kw: dict[str, Any]) -> int:
     """``scan --broker``: record the run, enqueue its work, wait (or detach), render from the store."""
     from scanner.distributed.broker import BrokerError, check_url, ping
-    from scanner.distributed.dispatch import Dispatcher, RunUnfinished, wait_for_run
+    from scanner.distributed.dispatch import Dispatcher, RunUnfinished, unfinished_message, wait_for_run
     from scanner.distributed.records import forget_run, hand_over_lock
     from scanner.members import combine
     from scanner.portfolio import StoredScan
@@ -143,14 +143,19 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
         raise InputProblem(str(exc)) from None
     run_id, pending = stored.run_id, stored.targets
     try:
-        dispatcher = Dispatcher(url, store)
+        dispatcher = Dispatcher(url, store, kw["broker_wait"])
         hand_over_lock(store, stored.recorder.lock, run_id)
         if kw["resume"]:
             forget_run(store, run_id)  # its unfinished work starts afresh: attempts counted anew
-        dispatcher.enqueue_run(store, run_id, pending)
     except BaseException:
         stored.abort()
         raise
+    try:
+        dispatcher.enqueue_run(store, run_id, pending)
+    except BrokerError as exc:
+        click.echo(f"pledgescan: error: {unfinished_message(store, run_id, pending, exc, kw['broker_wait'])}",
+                   err=True)
+        return EXIT_UNFINISHED
     if kw["detach"]:
         click.echo(str(run_id))
         if not quiet:

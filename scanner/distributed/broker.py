@@ -93,6 +93,8 @@ def queue_size(url: str, ns: str) -> int:
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
         return sum(int(client.llen(f"{ns}:{q}")) for q in QUEUES)
+    except (redis.RedisError, OSError) as exc:
+        raise BrokerError(f"the broker {redact(url)} does not answer: {exc}") from None
     finally:
         client.close()
 

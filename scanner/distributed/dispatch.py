@@ -39,19 +39,30 @@ class RunUnfinished(Exception):
 class Dispatcher:
     """Puts a run's messages on the broker's queues (the actors' names, not their code)."""
 
-    def __init__(self, url: str, store: Any) -> None:
+    def __init__(self, url: str, store: Any, wait: float = 300.0) -> None:
         self.url = url
+        self.wait = wait  # seconds to retry a message while the broker does not answer
         self.namespace = namespace(records.store_id(store))
         self.broker = make_broker(url, self.namespace)
         for q in ACTORS:
             self.broker.declare_queue(q)
 
     def send(self, run_id: int, target: dict[str, Any], family: str) -> None:
+        import redis
         from dramatiq import Message
 
         queue = QUEUE_TLS if family == "tls" else QUEUE_COLLECT
-        self.broker.enqueue(Message(queue_name=queue, actor_name=ACTORS[queue], args=(run_id, target, family),
-                                    kwargs={}, options={}))
+        message = Message(queue_name=queue, actor_name=ACTORS[queue], args=(run_id, target, family),
+                          kwargs={}, options={})
+        give_up = time.monotonic() + self.wait
+        while True:
+            try:
+                self.broker.enqueue(message)
+                return
+            except (redis.RedisError, OSError) as exc:
+                if time.monotonic() >= give_up:
+                    raise BrokerError(f"the broker {redact(self.url)} does not answer: {exc}") from None
+                time.sleep(1.0)
 
     def enqueue_run(self, store: Any, run_id: int, targets: list[Target]) -> int:
         """Enqueue the first families of every target without a result yet; returns the messages sent."""
@@ -134,4 +145,8 @@ def _unfinished_message(store: Any, run: Any, targets: list[Target], exc: Except
             f"`pledgescan scan --resume --broker URL` completes the run")
 
 
-__all__ = ["Dispatcher", "RunUnfinished", "wait_for_run"]
+def unfinished_message(store: Any, run_id: int, targets: list[Target], exc: Exception, waited: float) -> str:
+    return _unfinished_message(store, store.run(run_id), targets, exc, waited)
+
+
+__all__ = ["Dispatcher", "RunUnfinished", "wait_for_run", "unfinished_message"]
