@@ -19,7 +19,8 @@ demo: install
 testbed-deps:  ## Debian packages the integration tests use (root)
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    nginx-light knot knot-dnsutils apache2 libapache2-mod-php phpmyadmin adminer git openssl chromium
+	    nginx-light knot knot-dnsutils apache2 libapache2-mod-php phpmyadmin adminer git openssl chromium \
+	    redis-server
 
 testbed: install  ## start the test servers by hand (Ctrl-C stops them)
 	$(PY) -m tests.testbed.run
@@ -28,6 +29,7 @@ bench: install
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
 	$(PY) bench/bench_scale.py
+	$(PY) bench/bench_workers.py
 
 I18N_POT = scanner/locale/messages.pot
 i18n-extract:  ## every translatable text (templates, Python, check metadata, baseline) into the .pot

@@ -40,6 +40,7 @@ from scanner.cli_support import (
     store_option,
     unassessed_message,
 )
+from scanner.cli_worker import run_distributed_scan, scan_broker_options, worker
 from scanner.models import Target
 from scanner.settings import Settings
 
@@ -74,6 +75,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 @click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
               help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
+@scan_broker_options
 @scan_options
 @lang_option
 def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
@@ -108,6 +110,11 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
             click.echo("pledgescan: note: --format is not used with --members: the portfolio directory "
                        "holds index.html, one page per member, scan.json, scan.csv and scan.xlsx", err=True)
     settings = build_settings(kw)
+    if kw["broker_url"] or kw["detach"]:
+        if not kw["broker_url"] or kw["no_store"]:
+            raise InputProblem("--detach needs --broker" if not kw["broker_url"] else
+                               "--no-store cannot go with --broker: the workers write results to the store")
+        sys.exit(run_distributed_scan(target_list, inventory, settings, kw))
     needs_store = (kw["resume"] or kw["fail_on_regression"] or kw["fail_on_unreachable"]
                    or inventory is not None)
     if kw["no_store"]:
@@ -195,6 +202,7 @@ def demo(output: Path, keep_running: bool) -> None:
 
 for _command in (*HISTORY_COMMANDS, reanalyse):
     cli.add_command(_command)
+cli.add_command(worker)
 cli.add_command(notify_command)
 
 

@@ -11,11 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("httpx", "httpcore", "sslyze", "nassl", "dns", "socket", "ssl", "urllib.request", "requests",
            "asyncio", "checkdmarc", "scanner.net", "scanner.collectors", "scanner.engine", "scanner.cli",
-           "scanner.store")
+           "scanner.store", "scanner.distributed", "dramatiq", "redis")
 RULES = {
     "checks": NETWORK,
     "scanner/reporters": ("checks", "scanner.collectors", "scanner.net", "scanner.engine",
-                          "scanner.plugins.load_checks", "httpx", "sslyze", "dns"),
+                          "scanner.plugins.load_checks", "scanner.distributed", "httpx", "sslyze", "dns"),
     "scanner/evidence": ("checks", "scanner.collectors", "scanner.engine", "httpx", "sslyze", "nassl"),
     # The check API is imported by every check (third-party ones too): as pure as they are.
     "scanner/plugins.py": NETWORK,

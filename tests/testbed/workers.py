@@ -1,0 +1,166 @@
+"""Testbed of the distributed mode: Redis, `pledgescan worker` processes started and stopped by pid, a
+counter of the TCP connections open to a server (read from the kernel's table, server side)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REDIS_URL = os.environ.get("PLEDGESCAN_TEST_REDIS", "redis://127.0.0.1:6379/13")
+ADDR = "127.0.140.{}"  # this module's block of test addresses
+
+
+def redis_url() -> str:
+    """The shared Redis (own DB number) without pledgescan's keys; skip locally when absent, fail in CI."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis not reachable at {REDIS_URL} but CI must have it (.ci/run starts it): {exc}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    keys = list(client.scan_iter("pledgescan*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    return REDIS_URL
+
+
+class Workers:
+    """`pledgescan worker` processes (each a Dramatiq main process and its children, in its own session)."""
+
+    def __init__(self, broker: str, store: str, log_dir: Path) -> None:
+        self.broker, self.store, self.log_dir = broker, store, log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, threads: int = 2, redelivery_after: float = 3.0) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115 (kept by Popen)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "worker", "--broker", self.broker, "--store", self.store,
+             "--processes", "1", "--threads", str(threads), "--redelivery-after", str(redelivery_after)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its children: its own process group (its pid), nothing else."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill(proc)
+            else:  # a child left behind by a main process that died first
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def logs(self) -> str:
+        logs = sorted(self.log_dir.glob("worker*.log"))
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
+
+
+def _proc_net_addr(addr: str, port: int) -> str:
+    """``ADDR:PORT`` as /proc/net/tcp writes it (IPv4 little-endian hex)."""
+    packed = ipaddress.IPv4Address(addr).packed
+    return f"{int.from_bytes(packed, 'little'):08X}:{port:04X}"
+
+
+class ServerConnections:
+    """Connections established to ADDR:PORT, counted on the server side from the kernel's TCP table
+    (sampled every few milliseconds in a thread): a socket the client closed leaves ESTABLISHED at once,
+    without waiting for the server program to notice."""
+
+    ESTABLISHED = "01"
+
+    def __init__(self, addr: str, port: int) -> None:
+        self.local = _proc_net_addr(addr, port)
+        self.peak = 0
+        self.samples = 0
+        self.busy = 0  # samples with at least one connection open
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        n = 0
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1] == self.local and fields[3] == self.ESTABLISHED:
+                    n += 1
+        return n
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            n = self.count()
+            self.samples += 1
+            self.busy += n > 0
+            self.peak = max(self.peak, n)
+            time.sleep(0.002)
+
+    def __enter__(self) -> ServerConnections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class OwnRedis:
+    """A Redis server of the test's own (append-only file in a temporary directory), to be restarted."""
+
+    def __init__(self, addr: str, port: int, data_dir: Path) -> None:
+        self.addr, self.port, self.dir = addr, port, data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.addr}:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        import shutil
+
+        import redis
+
+        from tests.testbed.proc import require_tool
+
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        require_tool(Path(exe).exists(), "redis-server")
+        self.proc = subprocess.Popen(
+            [exe, "--bind", self.addr, "--port", str(self.port), "--dir", str(self.dir),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "no", "--daemonize", "no"],
+            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        for _ in range(100):
+            try:
+                redis.Redis(host=self.addr, port=self.port, socket_connect_timeout=0.5).ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise RuntimeError("the test's redis-server did not start: " + (self.dir / "redis.log").read_text())
+
+    def stop(self) -> None:
+        from tests.testbed.proc import stop_process
+
+        stop_process(self.proc, timeout=10)  # SIGTERM: Redis writes its append-only file and exits
+        self.proc = None
