@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,7 +113,7 @@ async def collect(
     # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
     share = tls_share(polite.budget.per_address_connections)
     async with polite.connections(addr, share) as held:
-        settings = dataclasses.replace(ctx.settings, per_host_connections=held)
+        settings = ctx.settings.model_copy(update={"per_host_connections": held})
         with tls_gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as gate:
             evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
     if gate.connections:  # exact, where sslyze's part would otherwise be estimated
