@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from scanner.store import Store
 
 # Session-wide testbeds shared by several test modules: defined once here so they start once.
 from tests.testbed.tls import tls_bed  # noqa: F401
@@ -25,3 +29,14 @@ def _hermetic_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
     for name in [n for n in os.environ if n.startswith("PLEDGESCAN_") and n != "PLEDGESCAN_STORE"]:
         del os.environ[name]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh history store, once on SQLite and once on PostgreSQL (a schema of its own)."""
+    from tests.test_store import pg_store_url
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
+    s = Store(url)
+    yield s
+    s.close()

@@ -16,7 +16,6 @@ from scanner.diff import diff_runs, print_diff, target_state
 from scanner.portfolio import chain_linked, reference_run, write_portfolio
 from scanner.reporters.json_report import validate
 from scanner.store import Observation, Store
-from tests.test_store import pg_store_url
 from tests.testbed.portfolio import make_result, make_target
 
 A1 = make_target("https://alpha.example/", "alpha")
@@ -25,14 +24,6 @@ C1 = make_target("https://gamma.example/", "gamma")
 MEMBERS = [{"id": "alpha", "name": "Alpha Schools"}, {"id": "beta", "name": "Beta Learning"},
            {"id": "gamma", "name": "Gamma"}]
 INVENTORY = "members:/srv/pledgescan/members.yaml"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Store:
-    url = f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
-    s = Store(url)
-    yield s
-    s.close()
 
 
 def record(store: Store, results, inventory: str = INVENTORY) -> int:

@@ -8,15 +8,6 @@ from scanner.notify.plan import DEFAULT_INTERVALS, parse_intervals, plan_member
 from scanner.notify.sent import SentLog
 from scanner.store import Store
 from tests.notify_helpers import day, members, record_run
-from tests.test_store import pg_store_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Store:
-    url = f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
-    s = Store(url)
-    yield s
-    s.close()
 
 
 def tell(store: Store, log: SentLog, run_id: int, when, intervals=None, member: int = 0):

@@ -40,14 +40,6 @@ def pg_store_url() -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Store:
-    url = f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
-    s = Store(url)
-    yield s
-    s.close()
-
-
 TARGETS = [make_target("https://a.example/", "alpha"), make_target("a.example", "alpha"),
            make_target("https://b.example/", "beta")]
 
