@@ -49,6 +49,7 @@ def notify(members_file: Path, store_url: str | None, output: Path, sender: str 
     from scanner.notify.plan import parse_intervals, plan_all
     from scanner.notify.sent import SentLog
     from scanner.notify.smtp import Mailer, SmtpError, parse_smtp_url
+    from scanner.reporters.output import OutputRefused
     from scanner.store import StoreError
 
     try:
@@ -113,6 +114,8 @@ def notify(members_file: Path, store_url: str | None, output: Path, sender: str 
             continue
         try:
             path = write_eml(output / f"{plan.id}.eml", msg)
+        except OutputRefused as exc:
+            raise InputProblem(str(exc)) from None
         except OSError as exc:
             raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
         say(f"{plan.id}: message written: {path} ({counts})")

@@ -4,11 +4,8 @@ new, then reminders, fixes thanked for first; no link, no image, no external res
 
 from __future__ import annotations
 
-import contextlib
 import email.policy
-import os
 import re
-import tempfile
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +21,7 @@ from scanner import i18n
 from scanner.baseline import load_baseline
 from scanner.notify.plan import MemberPlan
 from scanner.reporters.html import code_spans
+from scanner.reporters.output import write_atomic
 
 TEMPLATE_PACKAGE = "templates"
 
@@ -124,16 +122,5 @@ def build_message(plan: MemberPlan, *, lang: str, sender: str, now: datetime) ->
 
 
 def write_eml(path: Path, msg: EmailMessage) -> Path:
-    """The message as an ``.eml`` file (RFC 5322, CRLF line ends), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msg.as_bytes(policy=email.policy.SMTP))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """The message as an ``.eml`` file (RFC 5322, CRLF line ends), written atomically like the reports."""
+    return write_atomic(path, msg.as_bytes(policy=email.policy.SMTP))
