@@ -5,7 +5,6 @@ portfolio run holds its inventory's lock; ``scan --members F --resume`` after a 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,11 +15,11 @@ import pytest
 import trustme
 
 from scanner.store import Store
+from tests.test_portfolio_flow import HSTS, pledgescan  # the same servers' header and CLI runner
 from tests.test_store import pg_store_url
 from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
 
 ADDR = "127.0.110.{}"
-HSTS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +28,6 @@ def ca(tmp_path_factory) -> tuple[trustme.CA, Path]:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return ca, path
-
-
-def pledgescan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
 
 
 def scan_args(store: str, servers: dict[str, tuple[str, int]], ca_path: Path, *extra: str) -> list[str]:
