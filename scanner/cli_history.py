@@ -38,7 +38,7 @@ PORTFOLIO_DIR = "pledgescan-portfolio"  # where a members scan writes without -o
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
     """``scan`` with history: record the run as targets finish, write reports from the store."""
     from scanner.members import combine
-    from scanner.portfolio import StoredScan, run_report, write_portfolio
+    from scanner.portfolio import StoredScan, run_stream, write_portfolio
     from scanner.reporters import render_all
     from scanner.store import StoreBusy, StoreError
 
@@ -76,40 +76,46 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         stored.abort()
         raise
     try:
-        report, paths = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
-                                     output=kw["output"], quiet=quiet or resumed, fail_on=kw["fail_on"],
-                                     on_result=stored.on_result, render=not (portfolio or resumed))
+        scanned, _ = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
+                                  output=kw["output"], quiet=quiet or resumed, fail_on=kw["fail_on"],
+                                  on_result=stored.on_result, render=False, keep_results=False)
     except KeyboardInterrupt:
         stored.abort()
         raise ScanInterrupted(stored.run_id, kw["store_url"]) from None
     except BaseException:
         stored.abort()
         raise
-    run = stored.finish(report.stats)
-    if portfolio or resumed:
-        report = run_report(store, run)
-        try:
-            paths = write_portfolio(store, run.id, out) if portfolio else render_all(report, formats, out)
-        except (OSError, ValueError) as exc:
-            raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}; "
-                               f"the run is stored: `pledgescan report {run.id} -o DIR` writes them"
-                               ) from None
-        if not quiet:
-            for p in paths:
-                click.echo(f"report written: {p}", err=True)
+    run = stored.finish(scanned.stats)
+    # Results went to the store as targets finished; the reports read them back a batch at a time, so
+    # memory does not grow with the inventory. A one-off scan's reports keep the engine's header.
+    report = run_stream(store, run, None if portfolio or resumed else scanned)
+    try:
+        paths = write_portfolio(store, run.id, out) if portfolio else render_all(report, formats, out)
+    except (OSError, ValueError) as exc:
+        raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}; "
+                           f"the run is stored: `pledgescan report {run.id} -o DIR` writes them"
+                           ) from None
+    if not (quiet or resumed):
+        from scanner.reporters.output import is_stdout
+        from scanner.reporters.terminal import plain_console, print_summary
+
+        # with -o - the report owns standard output: the summary goes to stderr
+        print_summary(report, plain_console(stderr=True) if is_stdout(out) and not portfolio else None)
     if not quiet:
+        for p in paths:
+            click.echo(f"report written: {p}", err=True)
         click.echo(f"run {run.id} {run.status}: {run.targets_done}/{run.targets_total} targets "
                    f"(store {store.url.split('://')[0]})", err=True)
     code = EXIT_OK
     if exceeds_threshold(report, kw["fail_on"]):
         code = EXIT_THRESHOLD
-    unassessed = not_assessed(report)
+    unassessed = unassessed_message(report) if not_assessed(report) else None
     if kw["fail_on_regression"] or kw["fail_on_unreachable"]:
         code = max(code, _history_gate(stored.regression(), run.id, kw["fail_on_regression"],
                                        kw["fail_on_unreachable"], quiet))
     store.close()
     if unassessed:
-        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+        click.echo(f"pledgescan: {unassessed}", err=True)
         return EXIT_UNASSESSED
     return code
 
@@ -248,7 +254,7 @@ def first_run_only(store: Any, ref: str) -> bool:
 @lang_option
 def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None, lang: str) -> None:
     """Re-render the reports of a stored RUN (an ID or 'latest') without scanning."""
-    from scanner.portfolio import run_report, write_portfolio
+    from scanner.portfolio import run_stream, write_portfolio
 
     use_language(lang)
     from scanner.reporters import render_all
@@ -271,7 +277,7 @@ def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Pa
             formats = formats or ("html",)
             default = f"pledgescan-report-{info.id}" + (f".{formats[0]}" if len(formats) == 1 else "")
             out = output or Path(default)
-            paths = render_all(run_report(store, info), formats, out)
+            paths = render_all(run_stream(store, info), formats, out)
     except (OSError, ValueError) as exc:
         raise InputProblem(f"cannot write the reports to {out}: {getattr(exc, 'strerror', None) or exc}"
                            ) from None

@@ -4,13 +4,17 @@ settings, the scan-and-render pipeline and opening the history store."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from scanner.models import Report, Severity, Status, Target
+from scanner.models import Report, Severity, Status, Target, TargetResult
 from scanner.settings import Settings
+
+if TYPE_CHECKING:
+    from scanner.reporters.stream import ReportStream
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
 EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
@@ -97,26 +101,39 @@ def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
             raise InputProblem(f"{opt} {name}: unknown check or control ID{hint}")
 
 
-def not_assessed(report: Report) -> bool:
+def _targets(report: Report | ReportStream) -> Iterator[TargetResult]:
+    from scanner.reporters.stream import as_stream
+
+    return as_stream(report).targets()
+
+
+def not_assessed(report: Report | ReportStream) -> bool:
     """True when targets were scanned but none of them had a single control decided."""
-    return bool(report.targets) and all(t.decided == 0 for t in report.targets)
+    seen = False
+    for t in _targets(report):
+        if t.decided:
+            return False
+        seen = True
+    return seen
 
 
-def unassessed_message(report: Report) -> str:
-    n = len(report.targets)
-    first = next((e for t in report.targets for e in t.errors), "")
+def unassessed_message(report: Report | ReportStream) -> str:
+    n, first = 0, ""
+    for t in _targets(report):
+        n += 1
+        first = first or next(iter(t.errors), "")
     why = f" (first error: {first[:200]})" if first else ""
     return (f"no target could be assessed: all {n} target(s) unreachable or undecided{why}; "
             "exit code 4" if n > 1 else f"the target could not be assessed{why}; exit code 4")
 
 
-def exceeds_threshold(report: Report, fail_on: str) -> bool:
+def exceeds_threshold(report: Report | ReportStream, fail_on: str) -> bool:
     """Did any control fail at or above the ``--fail-on`` severity?"""
     if fail_on == "never":
         return False
     floor = Severity(fail_on).rank
     return any(c.status == Status.FAIL and c.severity.rank >= floor
-               for t in report.targets for c in t.controls)
+               for t in _targets(report) for c in t.controls)
 
 
 def scan_options(func: Any) -> Any:
@@ -266,8 +283,12 @@ def check_output(formats: tuple[str, ...], output: Path, *, portfolio: bool = Fa
 
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
                  output: Path | None, quiet: bool, fail_on: str, on_result: Any = None,
-                 default_name: str = "pledgescan-report", render: bool = True) -> tuple[Report, list[Path]]:
-    """Run the scan with a progress display, write the reports, print the summary."""
+                 default_name: str = "pledgescan-report", render: bool = True,
+                 keep_results: bool = True) -> tuple[Report, list[Path]]:
+    """Run the scan with a progress display, write the reports, print the summary.
+
+    ``keep_results=False`` (a stored scan: ``on_result`` stores each target): the engine keeps no
+    result, and the caller renders and summarises from the store."""
     from scanner.engine import Scanner, SelectionError
 
     try:
@@ -292,7 +313,10 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
                 await maybe
 
     with progress:
-        report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start))
+        report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start,
+                                         keep_results=keep_results))
+    if not keep_results:
+        return report, []
     try:
         paths = render_all(report, formats, out) if render else []
     except (OSError, ValueError) as exc:

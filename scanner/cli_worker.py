@@ -179,11 +179,11 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
 
 def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
     """Write the reports of the finished run from the store, as a scan with history does."""
-    from scanner.portfolio import run_report, write_portfolio
+    from scanner.portfolio import run_stream, write_portfolio
     from scanner.reporters import render_all
     from scanner.reporters.terminal import print_summary
 
-    report = run_report(store, run)
+    report = run_stream(store, run)
     out = kw["output"]
     try:
         if run.members:
@@ -211,9 +211,10 @@ def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
             if diff.regressed:
                 click.echo(f"pledgescan: run {run.id} regressed since run {prev.id}", err=True)
                 code = EXIT_THRESHOLD
+    unassessed = unassessed_message(report) if not_assessed(report) else None
     store.close()
-    if not_assessed(report):
-        click.echo(f"pledgescan: {unassessed_message(report)}", err=True)
+    if unassessed:
+        click.echo(f"pledgescan: {unassessed}", err=True)
         return EXIT_UNASSESSED
     return code
 

@@ -101,20 +101,28 @@ class Scanner:
         self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
 
     async def run(self, targets: list[Target], on_result: ResultCallback | None = None,
-                  on_start: Callable[[Target], None] | None = None) -> Report:
-        """Scan every target; results are handed to ``on_result`` as each target finishes."""
+                  on_start: Callable[[Target], None] | None = None, keep_results: bool = True) -> Report:
+        """Scan every target; results are handed to ``on_result`` as each target finishes.
+
+        With ``keep_results=False`` the report has no targets (only the statistics): results live only
+        as long as ``on_result`` takes to store them, so memory does not grow with the inventory.
+        """
         started = datetime.now(UTC)
         ctx = ScanContext.create(self.settings, self.budget)
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
         results: dict[str, TargetResult] = {}
+        done = 0
         t0 = time.monotonic()
 
         async def one(target: Target) -> None:
+            nonlocal done
             async with sem:
                 if on_start:
                     on_start(target)
                 result, snap = await self.scan_target(target, ctx)
-                results[target.key] = result
+                done += 1
+                if keep_results:
+                    results[target.key] = result
                 await ctx.target_done(snap.addresses)
                 if on_result:
                     maybe = on_result(result, snap)
@@ -134,7 +142,7 @@ class Scanner:
         ordered = tuple(results[t.key] for t in targets if t.key in results)
         stats = {
             "duration_s": round(time.monotonic() - t0, 3),
-            "targets": len(ordered),
+            "targets": done,
             "http_requests": sum(ctx.stats.http_requests.values()),
             "http_requests_per_host": dict(ctx.stats.http_requests),
             "http_connections": sum(ctx.stats.http_connections.values()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from markupsafe import Markup
 from scanner.baseline import Baseline, load_baseline
 from scanner.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
 from scanner.models import SCHEMA_VERSION, BaselineRef, Report, Status, TargetComparison, ToolInfo
+from scanner.reporters.stream import ReportStream
 from scanner.store import ResultSummary, RunInfo, Store
 
 NO_MEMBER_PAGE = "_unassigned"
@@ -192,24 +193,40 @@ def _baseline(run: RunInfo) -> Baseline | None:
 
 def run_report(store: Store, run: RunInfo) -> Report:
     """A stored run as a ``Report`` (what the JSON/CSV/HTML reporters take), with each target's
-    comparison with its own past."""
-    targets = tuple(store.results(run.id))
-    return Report(schema_version=SCHEMA_VERSION, tool=ToolInfo(version=run.tool_version),
-                  baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
-                  generated_at=run.started_at, targets=targets, run_id=str(run.id),
-                  stats={**run.stats, "run_status": run.status},
-                  comparison=comparisons(store, run, targets))
+    comparison with its own past. The whole run in memory: ``run_stream`` is the bounded form."""
+    return run_stream(store, run).materialize()
 
 
-def comparisons(store: Store, run: RunInfo, targets: tuple[Any, ...]) -> tuple[TargetComparison, ...]:
-    """Every target of the run (and those that left the inventory) with its state against its past."""
+def run_stream(store: Store, run: RunInfo, head: Report | None = None) -> ReportStream:
+    """A stored run as a ``ReportStream``: targets read from the store in plan order, a batch at a
+    time, on each pass. ``head`` replaces the run's own header (a scan's report as the engine made it)."""
+    if head is None:
+        keys = [(s.member, s.target) for s in _in_plan_order(store, run)]
+        head = Report(schema_version=SCHEMA_VERSION, tool=ToolInfo(version=run.tool_version),
+                      baseline=BaselineRef(id=run.baseline_id, version=run.baseline_version),
+                      generated_at=run.started_at, targets=(), run_id=str(run.id),
+                      stats={**run.stats, "run_status": run.status},
+                      comparison=comparisons(store, run, keys))
+    return ReportStream(head, lambda: store.results_in_plan_order(run.id))
+
+
+def _in_plan_order(store: Store, run: RunInfo) -> list[ResultSummary]:
+    order = {k: i for i, (_m, k) in enumerate(store.plan_keys(run.id))}
+    summaries = store.summaries(run.id)
+    return sorted(summaries, key=lambda s: order.get(s.target_key, len(order)))
+
+
+def comparisons(store: Store, run: RunInfo, targets: Iterable[Any]) -> tuple[TargetComparison, ...]:
+    """Every target of the run (and those that left the inventory) with its state against its past;
+    ``targets``: the run's (member, target) pairs, or its results."""
     prev = reference_run(store, run)
     if prev is None:
         return ()
     notable = {(md.member, t.target): t for md in diff_runs(store, prev, run).members for t in md.targets}
     out = []
     removed = [k for k, t in notable.items() if t.state == "removed"]
-    for key in [*((t.member, t.target) for t in targets), *removed]:
+    keys = [t if isinstance(t, tuple) else (t.member, t.target) for t in targets]
+    for key in [*keys, *removed]:
         t = notable.get(key)
         if t is None:
             out.append(TargetComparison(member=key[0], target=key[1], state="assessed", summary="compared"))
@@ -325,10 +342,12 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     paths.append(write_atomic(outdir / "index.html", index))
     if formats:
         reporters = builtin_reporters()
-        report = run_report(store, run)
+        stream = run_stream(store, run)
         for fmt in formats:
             rep = reporters[fmt]
-            data = xlsx_workbook(report, members) if fmt == "xlsx" else rep.render(report)
+            data: Any = (xlsx_workbook(stream, members) if fmt == "xlsx" else
+                         functools.partial(rep.write, stream) if hasattr(rep, "write") else
+                         rep.render(stream.materialize()))
             paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
     return paths
 
@@ -339,7 +358,7 @@ def reference_run(store: Store, run: RunInfo) -> RunInfo | None:
     return store.previous_run(run.id) or store.previous_run(run.id, same_inventory=False)
 
 
-def xlsx_workbook(report: Report, members: list[MemberRow]) -> bytes:
+def xlsx_workbook(report: Report | ReportStream, members: list[MemberRow]) -> bytes:
     """The portfolio's spreadsheet, with each member's contact and change since the last run."""
     from scanner.reporters.xlsx_report import MemberExtra, workbook
 

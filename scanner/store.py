@@ -564,6 +564,23 @@ class Store:
                 yield load_result(r.result)
             last = rows[-1].id
 
+    def results_in_plan_order(self, run_id: int, batch: int = 50) -> Iterator[TargetResult]:
+        """Full results of a run in the order its plan lists the targets (the order a scan reports
+        them), streamed in batches: memory holds one batch, whatever the size of the run."""
+        order = {k: i for i, (_m, k) in enumerate(self.plan_keys(run_id))}
+        with self._read() as c:
+            rows = c.execute(select(ResultRow.id, ResultRow.target_key)
+                             .where(ResultRow.run_id == run_id)).all()
+        ids = [r.id for r in sorted(rows, key=lambda r: (order.get(r.target_key, len(order)), r.id))]
+        for i in range(0, len(ids), batch):
+            chunk = ids[i:i + batch]
+            with self._read() as c:
+                got = dict(c.execute(select(ResultRow.id, ResultRow.result)
+                                     .where(ResultRow.id.in_(chunk))).all())
+            for rid in chunk:
+                if rid in got:
+                    yield load_result(got[rid])
+
     def snapshot(self, run_id: int, target_key: str) -> dict[str, Any] | None:
         """The stored evidence of one target (JSON), for re-analysis."""
         with self._read() as c:

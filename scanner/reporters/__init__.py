@@ -20,6 +20,7 @@ from typing import Any
 from scanner.baseline import Baseline, load_baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status
 from scanner.reporters.output import OutputRefused, is_stdout, write_atomic
+from scanner.reporters.stream import ReportStream, as_stream
 
 #: File name (without extension) of every report written by ``render_all``.
 REPORT_STEM = "report"
@@ -69,9 +70,13 @@ def format_names() -> list[str]:
     return reporter_names() or list(builtin_reporters())
 
 
-def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike[str] | None = None
-               ) -> list[Path]:
+def render_all(report: Report | ReportStream, formats: Iterable[str],
+               output: str | os.PathLike[str] | None = None) -> list[Path]:
     """Render ``report`` in each format and write it; return the paths written.
+
+    A ``ReportStream`` (a stored run read from the store) is written target by target by the reporters
+    that can (``write``: JSON, CSV, SARIF; the spreadsheet keeps rows only); the others get the whole
+    report in memory.
 
     With one format, ``output`` is the file to write (an existing directory gets ``report.<ext>``
     inside it; ``-`` is standard output); with several, ``output`` is a directory that receives
@@ -85,25 +90,46 @@ def render_all(report: Report, formats: Iterable[str], output: str | os.PathLike
     if unknown:
         raise ReporterError(f"unknown report format(s): {', '.join(unknown)} "
                             f"(available: {', '.join(sorted(reporters))})")
+    stream = as_stream(report)
+    whole: list[Report] = []
+
+    def content(rep: Any) -> Any:
+        if hasattr(rep, "write") and rep.format in STREAMING_FORMATS:
+            return lambda out: rep.write(stream, out)
+        if rep.format == "xlsx" and hasattr(rep, "render"):
+            return rep.render(stream)
+        if not whole:
+            whole.append(stream.materialize())
+        return rep.render(whole[0])
+
     if is_stdout(output):
         if len(wanted) != 1:
             raise ReporterError("-o - writes one format to standard output: ask for one --format")
-        write_stdout(reporters[wanted[0]].render(report))
+        data = content(reporters[wanted[0]])
+        if callable(data):
+            data(sys.stdout)
+            sys.stdout.flush()
+        else:
+            write_stdout(data)
         return []
     out = Path(output) if output is not None else Path.cwd()
     paths: list[Path] = []
     if len(wanted) == 1:
         rep = reporters[wanted[0]]
         dest = out / f"{REPORT_STEM}.{rep.extension}" if out.is_dir() or output is None else out
-        paths.append(write_atomic(dest, rep.render(report)))
+        paths.append(write_atomic(dest, content(rep)))
         return paths
     if out.exists() and not out.is_dir():
         raise ReporterError(f"{out} is a file; with several formats --output must be a directory")
     out.mkdir(parents=True, exist_ok=True)
     for fmt in wanted:
         rep = reporters[fmt]
-        paths.append(write_atomic(out / f"{REPORT_STEM}.{rep.extension}", rep.render(report)))
+        paths.append(write_atomic(out / f"{REPORT_STEM}.{rep.extension}", content(rep)))
     return paths
+
+
+#: Built-in formats written target by target (``write(stream, out)``).
+STREAMING_FORMATS = ("json", "csv", "sarif")
 
 
 # -- helpers shared by the reporters ------------------------------------------------------------
@@ -193,6 +219,7 @@ def severity_counts(controls: Iterable[ControlResult], status: Status = Status.F
 __all__ = [
     "REPORT_STEM",
     "OutputRefused",
+    "ReportStream",
     "ReporterError",
     "available_reporters",
     "builtin_reporters",

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Any, TextIO
 
 from scanner.models import Report
 from scanner.reporters import top_finding
+from scanner.reporters.stream import ReportStream, as_stream
 
 COLUMNS = (
     "member", "member_name", "kind", "target", "grade", "score", "control", "control_title", "area",
@@ -43,11 +44,17 @@ class CsvReporter:
 
     def render(self, report: Report) -> str:
         buf = io.StringIO()
-        buf.write(BOM)
-        writer = csv.writer(buf)
+        self.write(report, buf)
+        return buf.getvalue()
+
+    def write(self, report: Report | ReportStream, out: TextIO) -> None:
+        """The CSV, written one target at a time."""
+        stream = as_stream(report)
+        out.write(BOM)
+        writer = csv.writer(out)
         writer.writerow(COLUMNS)
-        history = {(c.member, c.target): c for c in report.comparison}
-        for t in report.targets:
+        history = {(c.member, c.target): c for c in stream.head.comparison}
+        for t in stream.targets():
             past = history.get((t.member, t.target))
             for c in t.controls:
                 top = top_finding(c)
@@ -60,4 +67,3 @@ class CsvReporter:
                     past.state if past else "", past.summary if past else "",
                 )
                 writer.writerow([safe_cell(v) for v in row])
-        return buf.getvalue()

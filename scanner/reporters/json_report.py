@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TextIO
 
 from scanner.models import ControlResult, Finding, Report, TargetResult
 from scanner.reporters import finding_severity, jsonable
+from scanner.reporters.stream import ReportStream, as_stream, json_splice, slot
 
 SCHEMA_RESOURCE = ("schemas", "report.schema.json")
 
@@ -66,8 +67,9 @@ def target_dict(result: TargetResult) -> dict[str, Any]:
     }
 
 
-def report_dict(report: Report) -> dict[str, Any]:
-    """The whole report as plain JSON data (no bytes, no enums, no datetimes)."""
+def report_dict(report: Report, targets: Any = None) -> dict[str, Any]:
+    """The whole report as plain JSON data (no bytes, no enums, no datetimes); ``targets`` replaces the
+    list of targets (the stream slot)."""
     extra = {"comparison": [c.model_dump(mode="json") for c in report.comparison]} \
         if report.comparison else {}  # reports of stored runs only
     return {
@@ -76,7 +78,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "baseline": {"id": report.baseline.id, "version": report.baseline.version},
         "generated_at": report.generated_at.isoformat(),
         "run_id": report.run_id,
-        "targets": [target_dict(t) for t in report.targets],
+        "targets": [target_dict(t) for t in report.targets] if targets is None else targets,
         "stats": jsonable(report.stats),
         **extra,
     }
@@ -104,3 +106,9 @@ class JsonReporter:
 
     def render(self, report: Report) -> str:
         return json.dumps(report_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def write(self, report: Report | ReportStream, out: TextIO) -> None:
+        """The same text as ``render``, written one target at a time."""
+        stream = as_stream(report)
+        json_splice(out, report_dict(stream.head, slot()), "targets", 2,
+                    (target_dict(t) for t in stream.targets()))

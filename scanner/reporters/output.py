@@ -12,7 +12,9 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 STDOUT = "-"
 
@@ -86,17 +88,22 @@ def check_file(path: str | os.PathLike[str]) -> None:
     check_directory(dest.parent)
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Callable[[TextIO], None]) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` through a temporary file in the same directory and
     ``os.replace``, so a reader never sees a half-written report. ``path`` must be a regular file or
-    not exist yet (``regular_destination``)."""
+    not exist yet (``regular_destination``). ``data`` may be a writer that writes the text piece by
+    piece to the file (UTF-8, line ends as written), so a long report is never whole in memory."""
     target = regular_destination(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
+        if callable(data):
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as text:
+                data(text)
+        else:
+            raw = data.encode("utf-8") if isinstance(data, str) else data
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:

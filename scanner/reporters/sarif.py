@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
 from scanner.reporters import finding_severity, jsonable, report_baseline
+from scanner.reporters.stream import ReportStream, as_stream, json_splice, slot
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/pledgescan/pledgescan"
@@ -52,23 +54,44 @@ class SarifReporter:
         return json.dumps(self.document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     def document(self, report: Report) -> dict[str, Any]:
+        doc, results = self._head(ReportStream.of(report))
+        doc["runs"][0]["results"] = list(results)
+        return doc
+
+    def write(self, report: Report | ReportStream, out: TextIO) -> None:
+        """The same text as ``render``, in two passes over the targets: rules, errors and the target
+        list first (small), then the results written one at a time."""
+        doc, results = self._head(as_stream(report))
+        json_splice(out, doc, "results", 6, results)
+
+    def _head(self, stream: ReportStream) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+        """The log with a slot for its results, and the results (a second pass over the targets)."""
+        report = stream.head
         baseline = report_baseline(report)
         rules: dict[str, dict[str, Any]] = {}
-        results: list[dict[str, Any]] = []
         notifications: list[dict[str, Any]] = []
-        for target in report.targets:
+        listed: list[dict[str, Any]] = []
+        for target in stream.targets():
             for control in target.controls:
                 for f in control.findings:
-                    if f.status not in (Status.FAIL, Status.WARN):
-                        continue
-                    rule = self._rule(rules, f, control, baseline)
-                    results.append(self._result(target, control, f, rule))
+                    if f.status in (Status.FAIL, Status.WARN):
+                        self._rule(rules, f, control, baseline)
             for err in target.errors:
                 notifications.append({
                     "level": "error",
                     "message": {"text": f"{target.target}: {err}"},
                     "locations": [self._location(target)],
                 })
+            listed.append({"target": target.target, "kind": target.kind, "member": target.member,
+                           "grade": target.grade, "score": target.score})
+
+        def results() -> Iterator[dict[str, Any]]:
+            for target in stream.targets():
+                for control in target.controls:
+                    for f in control.findings:
+                        if f.status in (Status.FAIL, Status.WARN):
+                            yield self._result(target, control, f, rules[f.check])
+
         run: dict[str, Any] = {
             "tool": {"driver": {
                 "name": report.tool.name,
@@ -82,17 +105,16 @@ class SarifReporter:
                 "startTimeUtc": _utc(report.generated_at),
                 "toolExecutionNotifications": notifications,
             }],
-            "results": results,
+            "results": slot(),
             "properties": {
                 "baseline": {"id": report.baseline.id, "version": report.baseline.version},
                 "schema_version": report.schema_version,
-                "targets": [{"target": t.target, "kind": t.kind, "member": t.member, "grade": t.grade,
-                             "score": t.score} for t in report.targets],
+                "targets": listed,
             },
         }
         if report.run_id:
             run["automationDetails"] = {"id": f"pledgescan/{report.run_id}"}
-        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, results()
 
     @staticmethod
     def _rule(rules: dict[str, dict[str, Any]], f: Finding, control: ControlResult,

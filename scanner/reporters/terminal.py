@@ -12,6 +12,7 @@ from rich.text import Text
 
 from scanner.models import Report, Status
 from scanner.reporters import severity_counts, top_finding
+from scanner.reporters.stream import ReportStream, as_stream
 
 GRADE_STYLE = {"A+": "bold green", "A": "green", "B": "yellow", "C": "dark_orange", "D": "red",
                "E": "bold red", "F": "bold red", "?": "dim"}
@@ -39,14 +40,42 @@ def _fails_text(counts: dict[str, int]) -> Text:
     return out if out else Text("-", style="dim")
 
 
-def print_summary(report: Report, console: Console | None = None) -> None:
-    """Print the targets table and the failing controls to ``console`` (default: stdout)."""
+def print_summary(report: Report | ReportStream, console: Console | None = None) -> None:
+    """Print the targets table and the failing controls to ``console`` (default: stdout). One pass over
+    the targets, keeping table rows only (a stored run's targets are read from the store)."""
     if console is None:
         console = plain_console()
+    stream = as_stream(report)
+    head = stream.head
+    rows: list[tuple[Text, ...]] = []
+    errored: list[Text] = []
+    failing_rows: list[tuple[int, str, str, str, str]] = []
+    longest, seen, decided = 10, 0, False
+    for t in stream.targets():
+        seen += 1
+        decided = decided or t.decided != 0
+        longest = max(longest, len(t.target)) if seen > 1 else len(t.target)
+        statuses = [c.status for c in t.controls]
+        not_assessed = statuses.count(Status.ERROR)
+        rows.append((
+            Text(t.target),
+            Text(t.member_name or t.member or "-"),
+            Text(t.grade, style=GRADE_STYLE.get(t.grade, "")),
+            Text(str(t.score) if t.grade != "?" else "n/a"),
+            _fails_text(severity_counts(t.controls, Status.FAIL)),
+            Text(str(statuses.count(Status.WARN))),
+            Text(str(not_assessed), style="magenta" if not_assessed else ""),
+        ))
+        if t.errors and len(errored) < MAX_FAILING_ROWS:
+            errored.append(Text(f"{t.target}: ", style="magenta") + Text("; ".join(t.errors)[:300]))
+        for c in t.controls:
+            if c.status == Status.FAIL:
+                top = top_finding(c)
+                failing_rows.append((c.severity.rank, t.target, f"{c.id} {c.title}", c.severity.value,
+                                     top.title if top else ""))
     fancy = console.is_terminal
     table_box = box.ROUNDED if fancy else box.ASCII
     # keep URLs on one line where the width allows (they are what people copy)
-    longest = max((len(t.target) for t in report.targets), default=10)
     url_width = max(12, min(longest, 48, console.width - 72)) if fancy else longest
     targets = Table(title="Scan summary", box=table_box, title_justify="left", highlight=False)
     targets.add_column("Target", overflow="fold", min_width=url_width)
@@ -56,43 +85,30 @@ def print_summary(report: Report, console: Console | None = None) -> None:
     targets.add_column("Fails")
     targets.add_column("Warns", justify="right")
     targets.add_column("Errors", justify="right")
-    for t in report.targets:
-        statuses = [c.status for c in t.controls]
-        not_assessed = statuses.count(Status.ERROR)
-        targets.add_row(
-            Text(t.target),
-            Text(t.member_name or t.member or "-"),
-            Text(t.grade, style=GRADE_STYLE.get(t.grade, "")),
-            Text(str(t.score) if t.grade != "?" else "n/a"),
-            _fails_text(severity_counts(t.controls, Status.FAIL)),
-            Text(str(statuses.count(Status.WARN))),
-            Text(str(not_assessed), style="magenta" if not_assessed else ""),
-        )
+    for row in rows:
+        targets.add_row(*row)
     console.print(targets)
-    errored = [t for t in report.targets if t.errors]
-    for t in errored[:MAX_FAILING_ROWS]:
-        console.print(Text(f"{t.target}: ", style="magenta") + Text("; ".join(t.errors)[:300]))
+    for line in errored:
+        console.print(line)
 
     failing = Table(title="Failing controls", box=table_box, title_justify="left", highlight=False)
     failing.add_column("Target", overflow="fold", min_width=url_width)
     failing.add_column("Control")
     failing.add_column("Severity")
     failing.add_column("Finding", overflow="fold")
-    rows = [(t, c) for t in report.targets for c in t.controls if c.status == Status.FAIL]
-    rows.sort(key=lambda tc: -tc[1].severity.rank)
-    for t, c in rows[:MAX_FAILING_ROWS]:
-        top = top_finding(c)
-        failing.add_row(Text(t.target), Text(f"{c.id} {c.title}"),
-                        Text(c.severity.value, style=SEVERITY_STYLE.get(c.severity.value, "")),
-                        Text(top.title if top else ""))
-    if rows:
+    failing_rows.sort(key=lambda r: -r[0])
+    for _rank, target, control, severity, title in failing_rows[:MAX_FAILING_ROWS]:
+        failing.add_row(Text(target), Text(control), Text(severity, style=SEVERITY_STYLE.get(severity, "")),
+                        Text(title))
+    if failing_rows:
         console.print(failing)
-        if len(rows) > MAX_FAILING_ROWS:
-            console.print(f"... and {len(rows) - MAX_FAILING_ROWS} more failing controls (see the report)")
-    elif report.targets and all(t.decided == 0 for t in report.targets):
+        if len(failing_rows) > MAX_FAILING_ROWS:
+            console.print(f"... and {len(failing_rows) - MAX_FAILING_ROWS} more failing controls "
+                          "(see the report)")
+    elif seen and not decided:
         console.print(Text("Nothing could be assessed: no control was decided on any target.",
                            style="magenta"))
     else:
         console.print(Text("No failing controls.", style="green"))
-    console.print(Text(f"baseline {report.baseline.id} v{report.baseline.version} · "
-                       f"{report.tool.name} {report.tool.version}", style="dim"))
+    console.print(Text(f"baseline {head.baseline.id} v{head.baseline.version} · "
+                       f"{head.tool.name} {head.tool.version}", style="dim"))
