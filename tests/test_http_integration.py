@@ -161,3 +161,30 @@ def test_cli_json(http_testbed: Testbed, tmp_path: Path):
     data = json.loads(out.read_text())
     got = {c["id"]: c["status"] for c in data["targets"][0]["controls"]}
     assert got["H2"] == "fail" and got["H3"] == "fail" and got["C4"] == "fail" and got["H1"] == "pass"
+
+
+def test_a_stored_scan_reports_the_same_bytes_from_the_store(http_testbed, tmp_path):
+    """Given a whole-baseline scan whose results stream to the history store (the engine keeps none)
+    When its reports are written from the store, a batch of targets at a time
+    Then JSON, CSV and SARIF are byte for byte those of the same results held in memory."""
+    from scanner import __version__
+    from scanner.baseline import load_baseline
+    from scanner.portfolio import run_stream
+    from scanner.reporters import render_all
+    from scanner.store import Store
+
+    settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5)
+    targets = [endpoint(SITES[n].url) for n in ("good", "bare")]
+    store = Store(f"sqlite:///{tmp_path / 'history.db'}")
+    b = load_baseline()
+    rec = store.start_run(targets, baseline_id=b.id, baseline_version=b.version, tool_version=__version__,
+                          settings=settings)
+    kept = asyncio.run(Scanner(settings).run(targets, on_result=rec.on_result))
+    run = rec.finish(kept.stats)
+    streamed = run_stream(store, run, kept.model_copy(update={"targets": ()}))
+    for fmt in ("json", "csv", "sarif"):
+        a = render_all(kept, [fmt], tmp_path / f"memory.{fmt}")[0].read_bytes()
+        b_ = render_all(streamed, [fmt], tmp_path / f"store.{fmt}")[0].read_bytes()
+        assert a == b_, fmt
+    assert [t.target for t in streamed.targets()] == [t.target for t in kept.targets]
+    store.close()
