@@ -163,7 +163,8 @@ class Scanner:
     async def scan_target(self, target: Target, ctx: ScanContext) -> tuple[TargetResult, Snapshot]:
         started = datetime.now(UTC)
         t0 = time.monotonic()
-        snapshot = await self.collect(target, ctx)
+        with ctx.sharing(target.key):  # the collectors of this target share the answers they got
+            snapshot = await self.collect(target, ctx)
         findings = self.analyse(snapshot)
         result = self.assess(target, snapshot, findings, started, time.monotonic() - t0)
         return result, snapshot

@@ -15,7 +15,7 @@ import ipaddress
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
+import h2.exceptions
 import httpcore
 import httpx
 from pydantic import Field
@@ -35,6 +36,7 @@ from scanner.politeness import (
     SocketCap,
     address_key,
     http_share,
+    tls_share,
 )
 from scanner.settings import Settings
 
@@ -240,10 +242,13 @@ def _bracket(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
 
 
-# HTTP/2 where the server offers it: wired through (ALPN on both contexts, the pools) but off until the
-# h2 package is a dependency and the testbed serves h2 (issue 9 follow-up).
-HTTP2 = False
+# HTTP/2 where the server offers it (ALPN "h2" on both contexts; httpx with the h2 package): the probes of
+# one host then share one connection, many requests in flight on it.
+HTTP2 = True
 KEEPALIVE_S = 5.0  # idle connections are also closed at once when another prober waits for their slot
+# Requests of one origin in flight at once (HTTP/2 streams; with HTTP/1.1 they queue for the pool's
+# connections): enough to keep the address's request rate busy across a network round trip.
+MAX_IN_FLIGHT = 16
 
 
 class _PoliteStream(httpcore.AsyncNetworkStream):
@@ -359,7 +364,16 @@ class Fetcher:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._unverified: dict[tuple[str, int], str] = {}  # (host, port) -> why its certificate failed
         self._verified: set[tuple[str, int]] = set()
+        self._answered_unverified: set[tuple[str, int]] = set()
+        self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
         self._deciding: dict[tuple[str, int], asyncio.Lock] = {}
+        # The HTTP pool of an address keeps at most its share of the cap, and the TLS probers take the
+        # rest: closing idle HTTP connections for a waiting prober of the same address frees nothing it
+        # can use (it waits for another TLS prober), and only costs new connections. It helps when the
+        # shares overlap (a cap of 1) or when the budget is shared with other processes (workers).
+        cap = politeness.budget.per_address_connections
+        self._yield_idle = (not isinstance(politeness.budget, LocalAddressBudget)
+                            or http_share(cap) + tls_share(cap) > cap)
         politeness.reclaimers.append(self.close_idle)
 
     def ssl_context(self, verify: bool) -> ssl.SSLContext:
@@ -398,7 +412,11 @@ class Fetcher:
         return client
 
     async def close_idle(self, addr: str | None = None) -> None:
-        """Close the idle kept-alive connections to ``addr`` (every address when None)."""
+        """Close the idle kept-alive connections to ``addr`` (every address when None: the machine's
+        socket cap is reached). For one address, only when that can free a slot another prober needs."""
+        cap = self.politeness.socket_cap
+        if addr is not None and not self._yield_idle and cap.in_flight < cap.limit:
+            return
         pools = [self._pools.get(address_key(addr))] if addr else list(self._pools.values())
         for pool in pools:
             for conn in list(pool.connections) if pool else ():
@@ -456,41 +474,54 @@ class Fetcher:
 
         async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
-            return await self._send(client, url, method, wire_url, req_headers, {}, limit, addr)
+            resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
+                                    (host, port) in self._h2)
+            if resp.http_version == "HTTP/2":
+                self._h2.add((host, port))
+            return resp
 
         if scheme != "https":
             return await send()
         key = (host, port)
-        if key not in self._verified and key not in self._unverified:
-            async with self._deciding.setdefault(key, asyncio.Lock()):  # the first request decides
-                if key not in self._verified and key not in self._unverified:
+        if key not in self._verified and key not in self._answered_unverified:
+            # The first requests of an origin go one at a time, until one is answered: it decides what
+            # the certificate allows (when verification fails, this request and every later one go
+            # unverified, and the reason is recorded), and which HTTP version the origin speaks.
+            async with self._deciding.setdefault(key, asyncio.Lock()):
+                if key not in self._verified and key not in self._answered_unverified:
+                    why = self._unverified.get(key)
                     resp = await send()
-                    if resp.error_kind == "tls":
+                    if why is None and resp.error_kind == "tls":
                         # Fetch anyway without verification so header checks can run; record why.
-                        self._unverified[key] = resp.error or "certificate verification failed"
-                    else:
-                        if resp.error is None:
-                            self._verified.add(key)
-                        return resp.model_copy(update={"tls_verified": resp.error is None or None})
-        why = self._unverified.get(key)
-        resp = await send()
-        if why is not None:
-            return resp.model_copy(update={"tls_verified": False, "tls_error": why})
-        return resp.model_copy(update={"tls_verified": resp.error is None or None})
+                        why = self._unverified[key] = resp.error or "certificate verification failed"
+                        resp = await send()
+                    if why is None and resp.error is None:
+                        self._verified.add(key)
+                    elif why is not None and resp.http_version is not None:
+                        self._answered_unverified.add(key)
+                    return _tls_tagged(resp, why)
+        return _tls_tagged(await send(), self._unverified.get(key))
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
-                    addr: str) -> HttpResponse:
+                    addr: str, multiplexed: bool = False) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
+        if multiplexed:
+            # An HTTP/2 origin: the request gets a stream at once, so the rate is drawn before it is
+            # sent. (Waiting inside httpcore's trace, between the stream ID it took and the headers,
+            # would let a concurrent request take the same stream ID.)
+            await self.politeness.request(addr)
         try:
             # The exchange gets twice the timeout from its first byte out; waiting for a connection slot
             # of a busy address (politeness) is not the server's slowness and is not counted.
             async with asyncio.timeout(None) as deadline:
                 async def trace(event: str, info: dict[str, Any]) -> None:
-                    # The address's rate is drawn just before the request goes out, on its connection.
+                    # The address's rate is drawn just before the request goes out, on its connection
+                    # (HTTP/1.1: a request may first wait for one of the pool's connections).
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
-                        await self.politeness.request(addr)
+                        if not multiplexed:
+                            await self.politeness.request(addr)
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
 
                 request = client.build_request(method, wire_url, headers=headers,
@@ -516,6 +547,9 @@ class Fetcher:
             return HttpResponse(**base, error=_short(exc) or type(exc).__name__, error_kind=kind)
         except (httpx.InvalidURL, UnicodeError, ValueError) as exc:  # a URL or Host httpx cannot send
             return HttpResponse(**base, error=f"invalid request: {_short(exc)}", error_kind="protocol")
+        except (KeyError, h2.exceptions.H2Error) as exc:  # httpcore's HTTP/2 state broken by a server
+            return HttpResponse(**base, error=f"protocol error: HTTP/2 {type(exc).__name__}",
+                                error_kind="protocol")
         header_list: list[tuple[str, str]] = []
         size = 0
         for k, v in response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items():
@@ -535,6 +569,13 @@ class Fetcher:
 
 
 _HEADERS_AS_SENT = "pledgescan.headers"
+
+
+def _tls_tagged(resp: HttpResponse, why: str | None) -> HttpResponse:
+    """An https:// answer with what its certificate allowed: unverified (and why), or verified."""
+    if why is not None:
+        return resp.model_copy(update={"tls_verified": False, "tls_error": why})
+    return resp.model_copy(update={"tls_verified": resp.error is None or None})
 
 
 async def _hide_location(response: httpx.Response) -> None:
@@ -617,6 +658,44 @@ def in_scope(host: str, scope: tuple[str, ...]) -> bool:
     return any(host == s or host.endswith("." + s) for s in scope)
 
 
+_Headers = tuple[tuple[str, str], ...]
+
+
+class ResponseMemo:
+    """The GET answers one target's collectors already got: a URL asked again with the same headers (the
+    http:// chain landing on the https:// page, the exposure collector's landing probe) is answered from
+    here instead of going out twice. Kept for the target's collection only, then dropped."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, _Headers], tuple[int, asyncio.Task[HttpResponse]]] = {}
+        self.saved = 0  # requests not sent
+
+    async def fetch(self, fetcher: Fetcher, url: str, headers: dict[str, str] | None = None,
+                    max_bytes: int | None = None) -> HttpResponse:
+        limit = max_bytes or fetcher.settings.max_body_bytes
+        key = (url, tuple(sorted({"accept-encoding": "identity",
+                                  **{k.lower(): v for k, v in (headers or {}).items()}}.items())))
+        known = self._answers.get(key)
+        if known is not None and known[0] >= limit:
+            try:
+                resp = await asyncio.shield(known[1])
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise
+                resp = HttpResponse(url=url)  # the first asker was cancelled: ask again below
+            encoded = (resp.header("content-encoding") or "identity").strip().lower() != "identity"
+            if not encoded and resp.status is not None:
+                self.saved += 1
+                if len(resp.body) >= limit:  # as a fetch with this smaller limit would have read it
+                    return resp.model_copy(update={"body": resp.body[:limit], "body_truncated": True})
+                return resp
+        task = asyncio.ensure_future(fetcher.fetch(url, headers=headers, max_bytes=limit))
+        if known is None or known[0] < limit:
+            self._answers[key] = (limit, task)
+        return await task
+
+
 @dataclass
 class ScanContext:
     """What collectors get: settings and the shared network plumbing of the scan."""
@@ -629,6 +708,21 @@ class ScanContext:
     target_addresses: set[str] = field(default_factory=set)
     owns_budget: bool = True
     in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
+    memos: dict[str, ResponseMemo] = field(default_factory=dict)  # per target being collected
+
+    def memo(self, target_key: str) -> ResponseMemo:
+        """The answers shared by the collectors of this target (a memo of their own when the target is
+        collected one family at a time, as workers do)."""
+        return self.memos.get(target_key) or ResponseMemo()
+
+    @contextlib.contextmanager
+    def sharing(self, target_key: str) -> Iterator[ResponseMemo]:
+        """The collectors of one target share their answers while this block runs."""
+        memo = self.memos[target_key] = ResponseMemo()
+        try:
+            yield memo
+        finally:
+            self.memos.pop(target_key, None)
 
     async def target_done(self, addresses: Iterable[str]) -> None:
         """A target is finished: an address with no target left in flight gets its connections closed."""

@@ -188,3 +188,28 @@ def test_a_stored_scan_reports_the_same_bytes_from_the_store(http_testbed, tmp_p
         assert a == b_, fmt
     assert [t.target for t in streamed.targets()] == [t.target for t in kept.targets]
     store.close()
+
+
+def test_probes_of_one_host_share_one_http2_connection(http_testbed):
+    """Given nginx offering HTTP/2 (ALPN h2) on the good site
+    When its whole baseline is scanned with the default politeness
+    Then every https:// request is HTTP/2, the probes share few connections (server side), and no URL
+    is asked twice with the same method (the http:// chain and the exposure landing reuse answers)."""
+    log = http_testbed.workdir / "requests.log"
+    before = log.stat().st_size if log.exists() else 0
+    site = SITES["good"]
+    settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5)
+    report = asyncio.run(Scanner(settings).run([endpoint(site.url)]))
+    with log.open() as fh:
+        fh.seek(before)
+        lines = [ln.split() for ln in fh if ln.startswith(site.address + " ")]
+    assert report.targets[0].decided > 20
+    assert len(lines) > 100, len(lines)
+    assert {ln[3] for ln in lines} == {"HTTP/2.0", "HTTP/1.1"}  # http:// is HTTP/1.1, https:// is h2
+    h2 = [ln for ln in lines if ln[3] == "HTTP/2.0"]
+    connections = {ln[1] for ln in h2}
+    assert len(connections) <= 2, connections  # the address's HTTP share: one h2 connection in practice
+    assert len(h2) >= 50 * len(connections)
+    asked = [(ln[4], ln[5]) for ln in h2]
+    assert asked.count(("GET", "/")) == 3  # the landing page once, and the two CORS probes (Origin)
+    assert report.stats["http_requests"] == len(lines)

@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from scanner.evidence.exposure import ExposureEvidence, Probe, similar
 from scanner.exposure_catalogue.model import Catalogue, load_catalogue
 from scanner.models import Target
-from scanner.net import ScanContext, is_ip_literal
+from scanner.net import MAX_IN_FLIGHT, ResponseMemo, ScanContext, is_ip_literal
 
 Method = Literal["GET", "HEAD", "RANGE"]
 PROBE_BYTES = 64 * 1024  # body cap for probes (the excerpt kept is smaller still)
@@ -59,12 +59,16 @@ def _origin(target: Target) -> str:
 class _Prober:
     """Sends the probes of one origin within the budget, the time limit and the connection cap."""
 
-    def __init__(self, ctx: ScanContext, origin: str, budget: _Budget, deadline: float) -> None:
+    def __init__(self, ctx: ScanContext, origin: str, budget: _Budget, deadline: float,
+                 memo: ResponseMemo | None = None) -> None:
         self.ctx = ctx
+        self.memo = memo or ResponseMemo()
         self.origin = origin
         self.budget = budget
         self.deadline = deadline
-        self.sem = asyncio.Semaphore(max(1, ctx.settings.per_host_connections))
+        # Probes in flight: the fetcher's pool holds the address's connection share (HTTP/2: streams on
+        # one connection) and the address's rate paces them; this only bounds the queue.
+        self.sem = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.skipped: list[str] = []
         self.pages: dict[str, str] = {}  # raw HTML of landing pages (for links), never stored
 
@@ -82,6 +86,8 @@ class _Prober:
             if method == "RANGE":
                 headers["Range"] = f"bytes=0-{RANGE_BYTES - 1}"
                 resp = await fetcher.fetch(url, method="GET", headers=headers, max_bytes=RANGE_BYTES)
+            elif method == "GET":  # the landing page usually comes from the http collector's fetch
+                resp = await self.memo.fetch(fetcher, url, headers=headers, max_bytes=limit)
             else:
                 resp = await fetcher.fetch(url, method=method, headers=headers, max_bytes=limit)
         if purpose == "landing" and resp.body:
@@ -201,7 +207,8 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     catalogue = load_catalogue()
     origin = _origin(target)
     budget = _Budget(settings.exposure_max_requests)
-    prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE)
+    prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE,
+                     ctx.memo(target.key))
 
     # 1. Landing page and calibration, together.
     cal_paths = _calibration_paths()

@@ -26,7 +26,7 @@ from scanner.evidence.http import (
     clip,
 )
 from scanner.models import Target
-from scanner.net import HttpResponse, ScanContext, in_scope, is_ip_literal, registrable_domain
+from scanner.net import HttpResponse, ResponseMemo, ScanContext, in_scope, is_ip_literal, registrable_domain
 
 PAGE_BYTES = 512_000
 HEADER_VALUE_CAP = 8192  # the fetcher keeps this much of a header value: a longer Location was cut
@@ -69,15 +69,17 @@ def _refusal(url: str, target: Target, scope: tuple[str, ...], ctx: ScanContext)
 
 async def follow(ctx: ScanContext, url: str, target: Target, scope: tuple[str, ...],
                  max_redirects: int, max_bytes: int, headers: dict[str, str] | None = None,
-                 ) -> tuple[Chain, HttpResponse | None]:
-    """Fetch ``url`` and follow its redirects by hand; return the chain and the last response."""
+                 memo: ResponseMemo | None = None) -> tuple[Chain, HttpResponse | None]:
+    """Fetch ``url`` and follow its redirects by hand; return the chain and the last response. With
+    ``memo``, a URL another fetch of this target already asked for is not asked again."""
+    memo = memo or ResponseMemo()
     hops: list[Hop] = []
     current = url
     last: HttpResponse | None = None
     stop: str | None = None
     for n in range(max_redirects + 1):
         try:
-            resp = await ctx.fetcher.fetch(current, headers=headers, max_bytes=max_bytes)
+            resp = await memo.fetch(ctx.fetcher, current, headers=headers, max_bytes=max_bytes)
         except Exception as exc:  # never lose the chain (and the target's HTTP checks) to one request
             hops.append(Hop(url=clip(current, 2000) or "", error=f"request failed: {type(exc).__name__}: "
                             f"{str(exc)[:200]}", error_kind="protocol"))
@@ -124,6 +126,7 @@ def _page(resp: HttpResponse | None) -> Page | None:
 
 
 async def _cors(ctx: ScanContext, url: str, origin: str) -> CorsProbe:
+    """One request with an ``Origin`` header (its answer is never shared: the header differs)."""
     resp = await ctx.fetcher.fetch(url, headers={"Origin": origin}, max_bytes=16_000)
     if resp.error:
         return CorsProbe(url=url, origin=origin, error=clip(resp.error, 300))
@@ -134,8 +137,9 @@ async def _cors(ctx: ScanContext, url: str, origin: str) -> CorsProbe:
                      set_cookie_count=len(resp.header_all("set-cookie")))
 
 
-async def _text(ctx: ScanContext, url: str, target: Target, scope: tuple[str, ...]) -> TextFetch:
-    chain, last = await follow(ctx, url, target, scope, max_redirects=5, max_bytes=SECTXT_BYTES)
+async def _text(ctx: ScanContext, url: str, target: Target, scope: tuple[str, ...],
+                memo: ResponseMemo) -> TextFetch:
+    chain, last = await follow(ctx, url, target, scope, max_redirects=5, max_bytes=SECTXT_BYTES, memo=memo)
     if last is None or last.error:
         return TextFetch(url=url, error=clip(last.error if last else "not fetched", 300))
     body = last.text()
@@ -172,14 +176,17 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     scope = target.scope or (registrable_domain(host),)
     limit = ctx.settings.max_redirects
 
+    # One memo for the target's collectors: the http:// chain usually lands on the https:// page that
+    # the https:// chain fetched already, and the exposure collector starts from that page too.
+    memo = ctx.memo(target.key)
     (https_chain, https_last), (http_chain, _), sectxt = await asyncio.gather(
-        follow(ctx, https_url, target, scope, limit, PAGE_BYTES),
-        follow(ctx, http_url, target, scope, limit, 64_000),
-        _text(ctx, https_base + "/.well-known/security.txt", target, scope),
+        follow(ctx, https_url, target, scope, limit, PAGE_BYTES, memo=memo),
+        follow(ctx, http_url, target, scope, limit, 64_000, memo=memo),
+        _text(ctx, https_base + "/.well-known/security.txt", target, scope, memo),
     )
     texts = [sectxt]
     if sectxt.error is None and sectxt.status != 200:
-        texts.append(await _text(ctx, https_base + "/security.txt", target, scope))
+        texts.append(await _text(ctx, https_base + "/security.txt", target, scope, memo))
     page = None
     cors: list[CorsProbe] = []
     landing = https_chain.landing

@@ -135,8 +135,9 @@ GOOD_ADD = """
 """  # noqa: E501
 
 
-def nginx_conf(cert: Path, key: Path, docroot: Path) -> str:
-    """One nginx configuration serving every site (distinct addresses, ports 80 and 443)."""
+def nginx_conf(cert: Path, key: Path, docroot: Path, log: Path | None = None) -> str:
+    """One nginx configuration serving every site (distinct addresses, ports 80 and 443; HTTP/2 offered
+    on 443 through ALPN). ``log``: every request with its server address, connection and protocol."""
     s = SITES
     ssl = _ssl(cert, key)
     sectxt = _sectxt_location()
@@ -156,15 +157,17 @@ def nginx_conf(cert: Path, key: Path, docroot: Path) -> str:
         d = docroot / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "index.html").write_text(body)
-    return f"""
+    logging = (f"log_format conns '$server_addr $connection $connection_requests $server_protocol "
+               f"$request_method $request_uri';\naccess_log {log} conns;\n") if log else ""
+    return logging + f"""
 server {{ listen {s['good'].address}:80; server_name {s['good'].host};
     return 301 https://$host$request_uri; }}
-server {{ listen {s['good'].address}:443 ssl; server_name {s['good'].host}; {ssl}
+server {{ listen {s['good'].address}:443 ssl http2; server_name {s['good'].host}; {ssl}
     root {docroot}/good; index index.html;
     {GOOD_ADD}
     {sectxt}
 }}
-server {{ listen {s['bare'].address}:80; listen {s['bare'].address}:443 ssl; server_name {s['bare'].host};
+server {{ listen {s['bare'].address}:80; listen {s['bare'].address}:443 ssl http2; server_name {s['bare'].host};
     {ssl}
     server_tokens on;
     root {docroot}/bare; index index.html;
@@ -173,7 +176,7 @@ server {{ listen {s['bare'].address}:80; listen {s['bare'].address}:443 ssl; ser
 }}
 server {{ listen {s['weak'].address}:80; server_name {s['weak'].host};
     return 302 https://$host$request_uri; }}
-server {{ listen {s['weak'].address}:443 ssl; server_name {s['weak'].host}; {ssl}
+server {{ listen {s['weak'].address}:443 ssl http2; server_name {s['weak'].host}; {ssl}
     root {docroot}/weak; index index.html;
     add_header Strict-Transport-Security "max-age=\\"86400\\"" always;
     add_header Content-Security-Policy "script-src 'self' 'unsafe-inline' 'unsafe-eval' https: data:; reflected-xss block" always;
@@ -188,25 +191,25 @@ server {{ listen {s['weak'].address}:443 ssl; server_name {s['weak'].host}; {ssl
     add_header X-Powered-By "<script>alert('h')</script>/1.2.3" always;
 }}
 server {{ listen {s['cors'].address}:80; server_name {s['cors'].host}; return 301 https://$host$request_uri; }}
-server {{ listen {s['cors'].address}:443 ssl; server_name {s['cors'].host}; {ssl}
+server {{ listen {s['cors'].address}:443 ssl http2; server_name {s['cors'].host}; {ssl}
     root {docroot}/cors; index index.html;
     add_header Access-Control-Allow-Origin $http_origin always;
     add_header Access-Control-Allow-Credentials true always;
     add_header Set-Cookie "sid=1; Secure; HttpOnly; SameSite=Lax" always;
 }}
 server {{ listen {s['mixed'].address}:80; server_name {s['mixed'].host}; return 301 https://$host$request_uri; }}
-server {{ listen {s['mixed'].address}:443 ssl; server_name {s['mixed'].host}; {ssl}
+server {{ listen {s['mixed'].address}:443 ssl http2; server_name {s['mixed'].host}; {ssl}
     root {docroot}/mixed; index index.html;
 }}
 server {{ listen {s['hop'].address}:80; server_name {s['hop'].host}; return 301 https://$host$request_uri; }}
-server {{ listen {s['hop'].address}:443 ssl; server_name {s['hop'].host}; {ssl}
+server {{ listen {s['hop'].address}:443 ssl http2; server_name {s['hop'].host}; {ssl}
     add_header Set-Cookie "hopsess=1; Path=/" always;
     return 302 https://{s['hop2'].host}/landing;
 }}
-server {{ listen {s['evil'].address}:443 ssl; server_name {s['evil'].host}; {ssl}
+server {{ listen {s['evil'].address}:443 ssl http2; server_name {s['evil'].host}; {ssl}
     return 302 https://169.254.169.254/latest/meta-data/;
 }}
-server {{ listen {s['hop2'].address}:443 ssl; server_name {s['hop2'].host}; {ssl}
+server {{ listen {s['hop2'].address}:443 ssl http2; server_name {s['hop2'].host}; {ssl}
     add_header Set-Cookie "wwwcookie=1; Secure; SameSite=Lax" always;
     return 302 https://outside.example.org/elsewhere;
 }}
@@ -243,7 +246,7 @@ def start_testbed(workdir: Path) -> Iterator[Testbed]:
     # temporary directories are not, so it lives in its own directory under /tmp.
     docroot = Path(tempfile.mkdtemp(prefix="pledgescan-http-www-"))
     docroot.chmod(0o755)
-    conf = nginx_conf(cert, key, docroot)
+    conf = nginx_conf(cert, key, docroot, workdir / "requests.log")
     for d in docroot.rglob("*"):
         d.chmod(0o755 if d.is_dir() else 0o644)
     listen = [(s.address, 443) for s in SITES.values()]
