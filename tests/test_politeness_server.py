@@ -1,5 +1,5 @@
 """Politeness as the server feels it: three virtual hosts on one IP address (one real nginx behind a
-counting TCP proxy) scanned in full at once share that address's budget. The proxy counts the connections
+counting TCP proxy, offering HTTP/2) scanned in full at once share that address's budget. The proxy counts the connections
 open at once and every connection's start; nginx logs every request's time. Counted, never timed: the
 assertions are about how many events fall inside a window, not about how long the scan took.
 """
@@ -39,9 +39,9 @@ def most_in_window(times: list[float], window: float) -> int:
 def nginx_conf(chain: Path, key: Path, log: Path) -> str:
     names = " ".join(NAMES)
     return f"""
-    log_format stamp '$msec $host';
+    log_format stamp '$msec $host $connection $server_protocol';
     server {{
-        listen {BACK}:{TLS_PORT} ssl;
+        listen {BACK}:{TLS_PORT} ssl http2;
         listen {BACK}:{HTTP_PORT};
         server_name {names};
         ssl_certificate {chain};
@@ -72,8 +72,10 @@ def test_virtual_hosts_on_one_address_share_its_budget(tmp_path):
         targets = [endpoint(f"https://{n}:{TLS_PORT}/").model_copy(update={"http_port": HTTP_PORT})
                    for n in NAMES]
         report = asyncio.run(Scanner(settings).run(targets))
-    requests = [float(line.split()[0]) for line in log.read_text().splitlines() if line.strip()]
-    hosts = {line.split()[1] for line in log.read_text().splitlines() if line.strip()}
+    logged = [line.split() for line in log.read_text().splitlines() if line.strip()]
+    requests = [float(f[0]) for f in logged]
+    hosts = {f[1] for f in logged}
+    h2_connections = {f[2] for f in logged if f[3] == "HTTP/2.0"}
     connections = [t for t, _ in proxy.accepted]
 
     assert all(t.decided > 10 for t in report.targets)  # three full scans really ran
@@ -85,3 +87,6 @@ def test_virtual_hosts_on_one_address_share_its_budget(tmp_path):
     # TLS handshakes draw on the rate as they connect; an HTTP connection opens just before its first
     # request draws, so at most CAP of them can be ahead of the budget.
     assert most_in_window(connections, WINDOW) <= RATE + CAP
+    # nginx offers HTTP/2: every https:// probe went over it, several probes to a connection
+    assert {f[3] for f in logged if f[3] != "HTTP/1.1"} == {"HTTP/2.0"}
+    assert len([f for f in logged if f[3] == "HTTP/2.0"]) >= 3 * len(h2_connections) > 0
