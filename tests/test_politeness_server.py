@@ -1,7 +1,8 @@
 """Politeness as the server feels it: three virtual hosts on one IP address (one real nginx behind a
-counting TCP proxy, offering HTTP/2) scanned in full at once share that address's budget. The proxy counts the connections
-open at once and every connection's start; nginx logs every request's time. Counted, never timed: the
-assertions are about how many events fall inside a window, not about how long the scan took.
+counting TCP proxy, offering HTTP/2) scanned in full at once share that address's budget. The proxy
+counts the connections open at once and every connection's start; nginx logs every request's time.
+Counted, never timed: the assertions are about how many events fall inside a window, not about how
+long the scan took.
 """
 
 from __future__ import annotations
