@@ -64,7 +64,8 @@ def one(size: int, only: str, concurrency: int) -> dict[str, float]:
                             concurrency=concurrency, rate_limit=0, timeout=10)
         store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
         stored = StoredScan.start(store, inv.targets, settings, inv)
-        report = asyncio.run(Scanner(settings).run(stored.targets, on_result=stored.on_result))
+        report = asyncio.run(Scanner(settings).run(stored.targets, on_result=stored.on_result,
+                                                   keep_results=False))
         run = stored.finish(report.stats)
         del report
         t_scan = time.monotonic() - t0

@@ -13,9 +13,11 @@ Cases:
 * ``tls``: ``--hosts`` hosts (default 16), each on its own address 50 ms away, T1-T6 only: ``pledgescan
   scan`` against ``python -m sslyze`` (every scan command) over the same proxies, in the same run: wall
   times and TCP connections (both counted by the proxy, so exact for both) and the ratios.
-* ``portfolio``: N endpoints, each on its own loopback address (127.2.0.0/16; one nginx listening on every
-  address with a wildcard certificate and name-based hosts), the whole baseline with default settings,
-  each size in a fresh process: wall time, time per endpoint, peak memory (max RSS).
+* ``portfolio``: N endpoints, each on its own loopback address (127.3.0.0/16; one nginx listening on every
+  address with a wildcard certificate and name-based hosts), 3 per member, the whole baseline with
+  default settings, scanned into a SQLite history store and written as the portfolio (what
+  ``pledgescan scan --members FILE -o DIR`` does), each size in a fresh process: wall time, time per
+  endpoint, peak memory (max RSS), HTTP requests per endpoint.
 * ``shared``: N endpoints on one address behind the counting proxy, default settings: wall time, the most
   connections open at once and the most requests in any second, against the per-address budget.
 """
@@ -32,6 +34,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,13 +49,13 @@ from tests.testbed.nginx import NginxServer  # noqa: E402
 TLS_PORT, HTTP_PORT = 18443, 18080
 # The portfolio's nginx listens on every address: ports no test uses, so it never collides with one.
 WILD_TLS_PORT, WILD_HTTP_PORT = 29443, 29080
-BACKEND = "127.2.255.2"  # nginx behind the latency and counting proxies (127.2.0.0/16: the benchmark's)
+BACKEND = "127.3.255.2"  # nginx behind the latency and counting proxies (127.3.0.0/16: the benchmark's)
 DELAY = 0.025  # each way: 50 ms round trip
 DOMAIN = "bench.test"
 
 
 def site_conf(listen: list[str], chain: Path, key: Path, log: str = "off") -> str:
-    listens = "\n".join(f"        listen {a};" for a in listen)
+    listens = "\n".join(f"        listen {a}{' http2' if a.endswith(' ssl') else ''};" for a in listen)
     return f"""
     log_format stamp '$msec';
     server {{
@@ -100,7 +103,7 @@ def routes(front: str, ports: tuple[int, ...] = (TLS_PORT, HTTP_PORT)) -> list:
 
 
 def case_latency(bed: Bed) -> None:
-    front, name = "127.2.255.1", f"one.{DOMAIN}"
+    front, name = "127.3.255.1", f"one.{DOMAIN}"
     with backend(bed, "latency"), TcpProxy(routes(front), delay=DELAY) as proxy:
         settings = Settings(ca_bundle=bed.ca, resolve={(name, p): front for p in (TLS_PORT, HTTP_PORT)})
         t0 = time.monotonic()
@@ -113,7 +116,7 @@ def case_latency(bed: Bed) -> None:
 
 
 def case_tls(bed: Bed, hosts: int) -> None:
-    fronts = [f"127.2.254.{1 + i}" for i in range(hosts)]
+    fronts = [f"127.3.254.{1 + i}" for i in range(hosts)]
     names = [f"t{i}.{DOMAIN}" for i in range(hosts)]
     all_routes = [r for f in fronts for r in routes(f, (TLS_PORT,))]
     resolve_args = [a for n, f in zip(names, fronts, strict=True)
@@ -150,29 +153,55 @@ def case_tls(bed: Bed, hosts: int) -> None:
           f"T verdicts identical on every host: {same} {next(iter(verdicts.values()), {})}")
 
 
-def one_portfolio(size: int, tmp: Path) -> dict[str, float]:
-    """In a fresh process: ``size`` endpoints, each on its own address, whole baseline, defaults."""
+def one_portfolio(size: int, tmp: Path) -> dict[str, Any]:
+    """In a fresh process: ``size`` endpoints (3 per member), each on its own address, whole baseline,
+    default settings, the path of ``pledgescan scan --members FILE -o DIR``: results stream to a SQLite
+    history store as targets finish, then the portfolio (pages, scan.json/.csv/.xlsx) is written from it."""
+    from scanner.members import load_members
+    from scanner.portfolio import StoredScan, write_portfolio
+    from scanner.store import Store
+    from tests.testbed.portfolio import write_members
+
     bed = Bed(tmp)
     names = [f"e{i}.{DOMAIN}" for i in range(size)]
-    addrs = [f"127.2.{i // 250}.{i % 250 + 1}" for i in range(size)]  # up to 127.2.199.250
+    addrs = [f"127.3.{i // 250}.{i % 250 + 1}" for i in range(size)]  # up to 127.3.199.250
     ports = (WILD_TLS_PORT, WILD_HTTP_PORT)
     resolve = {(n, p): a for n, a in zip(names, addrs, strict=True) for p in ports}
+    members = [{"name": f"Member {m}", "id": f"m{m}",
+                "endpoints": [f"https://{n}:{WILD_TLS_PORT}/" for n in names[m * 3:m * 3 + 3]]}
+               for m in range((size + 2) // 3)]
+    inv = load_members(write_members(tmp / "members.yaml", members))
+    targets = [t.model_copy(update={"http_port": WILD_HTTP_PORT}) for t in inv.targets]
     with bed.nginx("portfolio", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
         settings = Settings(ca_bundle=bed.ca, resolve=resolve)
         t0 = time.monotonic()
-        report = asyncio.run(Scanner(settings).run(bed.targets(names, *ports)))
+        store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
+        stored = StoredScan.start(store, targets, settings, inv)
+        report = asyncio.run(Scanner(settings).run(stored.targets, on_result=stored.on_result,
+                                                   keep_results=False))
+        run = stored.finish(report.stats)
+        t_scan = time.monotonic() - t0
+        write_portfolio(store, run.id, tmp / "portfolio")
         wall = time.monotonic() - t0
     grades: dict[str, int] = {}
-    for t in report.targets:
-        grades[t.grade] = grades.get(t.grade, 0) + 1
-    return {"endpoints": size, "wall_s": round(wall, 1), "per_endpoint_ms": round(1000 * wall / size),
+    errors = 0
+    for s in store.summaries(run.id):
+        grades[s.grade] = grades.get(s.grade, 0) + 1
+    for t in store.results(run.id):
+        errors += bool(t.errors)
+    store.close()
+    return {"endpoints": size, "wall_s": round(wall, 1), "scan_s": round(t_scan, 1),
+            "per_endpoint_ms": round(1000 * wall / size),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "grades": grades, "errors": sum(1 for t in report.targets if t.errors)}
+            "grades": grades, "errors": errors,
+            "http_requests_per_endpoint": round(report.stats["http_requests"] / size, 1)}
 
 
 def case_portfolio(sizes: list[int]) -> None:
-    print("portfolio: each endpoint on its own address, whole baseline, default settings")
-    print(f"{'endpoints':>10} {'wall s':>8} {'ms/endpoint':>12} {'peak MB':>8}  grades / errors")
+    print("portfolio: each endpoint on its own address, whole baseline, default settings, members file "
+          "scanned into a SQLite store and written as the portfolio")
+    print(f"{'endpoints':>10} {'wall s':>8} {'scan s':>8} {'ms/endpoint':>12} {'peak MB':>8} "
+          f"{'HTTP req/endpoint':>18}  grades / errors")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp],
@@ -181,12 +210,12 @@ def case_portfolio(sizes: list[int]) -> None:
             print(out.stderr[-2000:], file=sys.stderr)
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['endpoints']:>10} {r['wall_s']:>8} {r['per_endpoint_ms']:>12} {r['peak_rss_mb']:>8}  "
-              f"{r['grades']} / {r['errors']}")
+        print(f"{r['endpoints']:>10} {r['wall_s']:>8} {r['scan_s']:>8} {r['per_endpoint_ms']:>12} "
+              f"{r['peak_rss_mb']:>8} {r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}")
 
 
 def case_shared(bed: Bed, size: int) -> None:
-    front = "127.2.255.3"
+    front = "127.3.255.3"
     names = [f"s{i}.{DOMAIN}" for i in range(size)]
     log = bed.tmp / "shared-requests.log"
     with backend(bed, "shared", f"{log} stamp"), TcpProxy(routes(front)) as proxy:
