@@ -80,3 +80,19 @@ def test_target_deadline_turns_a_stalled_server_into_errors():
     (t,) = report.targets
     assert {c.status for c in t.controls} == {Status.ERROR}
     assert t.duration_s is not None and t.duration_s < 25
+
+
+def test_without_keep_results_the_engine_hands_results_on_and_keeps_none():
+    """Given three targets (nothing listens on their address: each is decided as errors quickly)
+    When the scan runs with keep_results=False, as a stored scan does
+    Then every result reaches on_result, the report holds none, and its statistics still count them."""
+    names = [f"k{i}.engine.test" for i in range(3)]
+    settings = Settings(resolve={(n, 18447): "127.0.190.9" for n in names}, timeout=2,
+                        only=frozenset({"H5"}))
+    seen = []
+    report = asyncio.run(Scanner(settings).run([endpoint(f"https://{n}:18447/") for n in names],
+                                               on_result=lambda r, s: seen.append(r.target),
+                                               keep_results=False))
+    assert report.targets == ()
+    assert sorted(seen) == sorted(f"https://{n}:18447/" for n in names)
+    assert report.stats["targets"] == 3
