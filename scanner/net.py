@@ -366,6 +366,7 @@ class Fetcher:
         self._verified: set[tuple[str, int]] = set()
         self._answered_unverified: set[tuple[str, int]] = set()
         self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
+        self._opening: dict[tuple[str, int], asyncio.Lock] = {}
         self._deciding: dict[tuple[str, int], asyncio.Lock] = {}
         # The HTTP pool of an address keeps at most its share of the cap, and the TLS probers take the
         # rest: closing idle HTTP connections for a waiting prober of the same address frees nothing it
@@ -410,6 +411,15 @@ class Fetcher:
                                        event_hooks={"response": [_hide_location]})
             self._pools[key], self._clients[key] = pool, client
         return client
+
+    def _h2_ready(self, addr: str, host: str, port: int) -> bool:
+        """Is an HTTP/2 connection to this origin open with a stream free (a request goes out at once)?"""
+        pool = self._pools.get(address_key(addr))
+        if pool is None:
+            return False
+        origin = httpcore.Origin(b"https", host.encode("ascii", "replace"), port)
+        return any(c.can_handle_request(origin) and c.is_available() and "HTTP/2" in c.info()
+                   for c in pool.connections)
 
     async def close_idle(self, addr: str | None = None) -> None:
         """Close the idle kept-alive connections to ``addr`` (every address when None: the machine's
@@ -474,8 +484,16 @@ class Fetcher:
 
         async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
-            resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                    (host, port) in self._h2)
+            multiplexed = (host, port) in self._h2
+            if multiplexed and not self._h2_ready(addr, host, port):
+                # No open HTTP/2 connection to take the request at once: one request opens it, the
+                # others wait here without drawing on the rate (no burst once it is open).
+                async with self._opening.setdefault((host, port), asyncio.Lock()):
+                    resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
+                                            True)
+            else:
+                resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
+                                        multiplexed)
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
