@@ -14,8 +14,8 @@ import pytest
 
 from scanner.engine import Scanner
 from scanner.models import Status
-from scanner.net import Fetcher, Resolver, ScanStats
-from scanner.politeness import Politeness
+from scanner.net.fetcher import Fetcher, Resolver, ScanStats
+from scanner.net.politeness import Politeness
 from scanner.settings import Settings
 from scanner.targets import endpoint
 from scanner.testbed.certs import TestPKI

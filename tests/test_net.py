@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from scanner.net import (
+from scanner.net.fetcher import (
     Fetcher,
     ResolutionError,
     Resolver,
     ScanStats,
     is_internal_address,
 )
-from scanner.politeness import Politeness
+from scanner.net.politeness import Politeness
 from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (

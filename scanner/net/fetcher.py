@@ -28,7 +28,7 @@ import httpx
 from pydantic import Field
 
 from scanner.models import Frozen
-from scanner.politeness import (
+from scanner.net.politeness import (
     AddressBudget,
     LocalAddressBudget,
     Politeness,
