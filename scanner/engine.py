@@ -25,8 +25,9 @@ from scanner.models import (
     TargetResult,
     ToolInfo,
 )
-from scanner.net.fetcher import ResolutionError, ScanContext
+from scanner.net.context import ScanContext
 from scanner.net.politeness import AddressBudget
+from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
 from scanner.settings import Settings
 

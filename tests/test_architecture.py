@@ -27,10 +27,11 @@ RULES = {
     # network plumbing is the bottom floor: it knows settings and models, nothing of what uses it
     "scanner/net": ("checks", "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.history",
                     "scanner.reporters", "scanner.distributed", "scanner.notify"),
-    # history reads and writes stored runs and renders them; it never scans (name rules only)
+    # history reads and writes stored runs and renders them; it never scans (scanner.net.names: rules only)
     "scanner/history": ("httpx", "httpcore", "sslyze", "nassl", "dns", "ssl", "checkdmarc",
-                        "scanner.collectors", "scanner.engine", "scanner.cli",
-                        "scanner.distributed", "dramatiq", "redis"),
+                        "scanner.net.fetcher", "scanner.net.resolver", "scanner.net.context",
+                        "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.distributed",
+                        "dramatiq", "redis"),
     # messages read stored results (and check metadata as data); they never scan
     "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
                        "dns"),

@@ -191,7 +191,7 @@ def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
     name server is not (dns); D5 relies on the difference (fail versus error)."""
     import asyncio
 
-    from scanner.net.fetcher import ScanContext
+    from scanner.net.context import ScanContext
     from scanner.settings import Settings
 
     async def kind(nameserver: str, name: str) -> str | None:

@@ -98,7 +98,7 @@ def test_mixed_content(results):
 
 def test_redirect_chain_through_other_host(http_testbed: Testbed):
     from scanner.collectors.http import collect
-    from scanner.net.fetcher import ScanContext
+    from scanner.net.context import ScanContext
 
     settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5,
                         rate_limit=0)
@@ -122,7 +122,7 @@ def test_redirect_chain_through_other_host(http_testbed: Testbed):
 def test_redirect_to_ip_literal_is_recorded_not_followed(http_testbed: Testbed):
     """evil.pledge.test redirects to the cloud metadata address: recorded, never fetched."""
     from scanner.collectors.http import collect
-    from scanner.net.fetcher import ScanContext
+    from scanner.net.context import ScanContext
 
     settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5,
                         rate_limit=0)

@@ -57,7 +57,8 @@ from scanner.evidence.tls import (
     bound,
 )
 from scanner.models import Target
-from scanner.net.fetcher import ScanContext, is_ip_literal
+from scanner.net.context import ScanContext
+from scanner.net.names import is_ip_literal
 from scanner.net.politeness import tls_share
 from scanner.settings import Settings
 

@@ -224,7 +224,7 @@ def make_budget(settings: Settings) -> Any:
 
 
 async def _scope_context(th: _ThreadScope, run_id: int, settings: Settings) -> Any:
-    from scanner.net.fetcher import ScanContext
+    from scanner.net.context import ScanContext
 
     if th.ctx is not None and th.run_id == run_id:
         return th.ctx
@@ -240,7 +240,7 @@ async def _scope_context(th: _ThreadScope, run_id: int, settings: Settings) -> A
 
 async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, family: str,
                    prior: dict[str, Any]) -> tuple[Any, tuple[str, ...], str | None, dict[str, Any]]:
-    from scanner.net.fetcher import ResolutionError
+    from scanner.net.resolver import ResolutionError
 
     settings: Settings = scanner.settings
     spec = next(s for s in COLLECTORS if s.family == family and s.kind == target.kind)
