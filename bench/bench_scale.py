@@ -157,9 +157,9 @@ def one_portfolio(size: int, tmp: Path) -> dict[str, Any]:
     """In a fresh process: ``size`` endpoints (3 per member), each on its own address, whole baseline,
     default settings, the path of ``pledgescan scan --members FILE -o DIR``: results stream to a SQLite
     history store as targets finish, then the portfolio (pages, scan.json/.csv/.xlsx) is written from it."""
-    from scanner.members import load_members
-    from scanner.portfolio import StoredScan, write_portfolio
-    from scanner.store import Store
+    from scanner.history.members import load_members
+    from scanner.history.portfolio import StoredScan, write_portfolio
+    from scanner.history.store import Store
     from tests.testbed.portfolio import write_members
 
     bed = Bed(tmp)

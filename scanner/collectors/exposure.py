@@ -24,7 +24,10 @@ from urllib.parse import urljoin, urlsplit
 from scanner.evidence.exposure import ExposureEvidence, Probe, similar
 from scanner.exposure_catalogue.model import Catalogue, load_catalogue
 from scanner.models import Target
-from scanner.net import MAX_IN_FLIGHT, ResponseMemo, ScanContext, is_ip_literal
+from scanner.net.context import ScanContext
+from scanner.net.fetcher import MAX_IN_FLIGHT
+from scanner.net.memo import ResponseMemo
+from scanner.net.names import is_ip_literal
 
 Method = Literal["GET", "HEAD", "RANGE"]
 PROBE_BYTES = 64 * 1024  # body cap for probes (the excerpt kept is smaller still)
