@@ -21,12 +21,11 @@ from scanner.cli.support import (
     StoreBusyProblem,
     check_output,
     default_output,
-    exceeds_threshold,
     execute_scan,
     listing_console,
-    not_assessed,
     open_store,
     store_option,
+    stored_outcome,
     unassessed_message,
 )
 from scanner.models import Target
@@ -107,9 +106,10 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         click.echo(f"run {run.id} {run.status}: {run.targets_done}/{run.targets_total} targets "
                    f"(store {store.url.split('://')[0]})", err=True)
     code = EXIT_OK
-    if exceeds_threshold(report, kw["fail_on"]):
+    exceeds, none_assessed = stored_outcome(store.summaries(run.id), kw["fail_on"])
+    if exceeds:
         code = EXIT_THRESHOLD
-    unassessed = unassessed_message(report) if not_assessed(report) else None
+    unassessed = unassessed_message(report) if none_assessed else None
     if kw["fail_on_regression"] or kw["fail_on_unreachable"]:
         code = max(code, _history_gate(stored.regression(), run.id, kw["fail_on_regression"],
                                        kw["fail_on_unreachable"], quiet))

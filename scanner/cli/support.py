@@ -4,7 +4,7 @@ settings, the scan-and-render pipeline and opening the history store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +134,19 @@ def exceeds_threshold(report: Report | ReportStream, fail_on: str) -> bool:
     floor = Severity(fail_on).rank
     return any(c.status == Status.FAIL and c.severity.rank >= floor
                for t in _targets(report) for c in t.controls)
+
+
+def stored_outcome(summaries: Iterable[Any], fail_on: str) -> tuple[bool, bool]:
+    """(``exceeds_threshold``, ``not_assessed``) of a stored run from its result summaries (control
+    statuses and severities without findings: cheap, whatever the size of the run)."""
+    floor = None if fail_on == "never" else Severity(fail_on).rank
+    exceeds, seen, decided = False, False, False
+    for s in summaries:
+        seen, decided = True, decided or s.decided != 0
+        if floor is not None and not exceeds:
+            exceeds = any(status == Status.FAIL.value and Severity(sev).rank >= floor
+                          for status, sev in s.controls.values())
+    return exceeds, seen and not decided
 
 
 def scan_options(func: Any) -> Any:

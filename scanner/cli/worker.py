@@ -22,10 +22,9 @@ from scanner.cli.support import (
     EXIT_UNASSESSED,
     InputProblem,
     StoreBusyProblem,
-    exceeds_threshold,
-    not_assessed,
     open_store,
     store_option,
+    stored_outcome,
     unassessed_message,
 )
 from scanner.models import Target
@@ -201,7 +200,8 @@ def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
             click.echo(f"report written: {p}", err=True)
         click.echo(f"run {run.id} {run.status}: {run.targets_done}/{run.targets_total} targets "
                    f"(workers, store {store.url.split('://')[0]})", err=True)
-    code = EXIT_THRESHOLD if exceeds_threshold(report, kw["fail_on"]) else EXIT_OK
+    exceeds, none_assessed = stored_outcome(store.summaries(run.id), kw["fail_on"])
+    code = EXIT_THRESHOLD if exceeds else EXIT_OK
     if kw["fail_on_regression"]:
         prev = store.previous_run(run.id)
         if prev is not None:
@@ -211,7 +211,7 @@ def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
             if diff.regressed:
                 click.echo(f"pledgescan: run {run.id} regressed since run {prev.id}", err=True)
                 code = EXIT_THRESHOLD
-    unassessed = unassessed_message(report) if not_assessed(report) else None
+    unassessed = unassessed_message(report) if none_assessed else None
     store.close()
     if unassessed:
         click.echo(f"pledgescan: {unassessed}", err=True)
