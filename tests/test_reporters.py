@@ -349,3 +349,28 @@ def test_html_explains_a_grade_capped_below_its_score():
     text = " ".join(" ".join(_parse(HtmlReporter().render(make_report(capped))).text).split())
     assert ("A score of 91 alone would give A; the critical failure (T4 Trusted certificate) caps the grade "
             "at F.") in text
+
+
+def test_streamed_reports_are_the_same_bytes(report, tmp_path):
+    """Given a report whose targets come from a source read once per pass (as a stored run's do)
+    When render_all writes it
+    Then every format is byte for byte the report rendered whole, and the targets were read at most
+    twice (SARIF: rules first, then results)."""
+    from scanner.reporters.stream import ReportStream
+
+    passes = []
+
+    def source():
+        passes.append(1)
+        yield from report.targets
+
+    stream = ReportStream(report.model_copy(update={"targets": ()}), source)
+    for fmt in ("json", "csv", "sarif"):
+        passes.clear()
+        streamed = render_all(stream, [fmt], tmp_path / f"s.{fmt}")[0].read_bytes()
+        whole = render_all(report, [fmt], tmp_path / f"w.{fmt}")[0].read_bytes()
+        assert streamed == whole, fmt
+        assert len(passes) <= 2, fmt
+    empty = ReportStream(report.model_copy(update={"targets": ()}), lambda: ())
+    assert render_all(empty, ["json"], tmp_path / "e.json")[0].read_text() == \
+        JsonReporter().render(report.model_copy(update={"targets": ()}))
