@@ -187,8 +187,8 @@ async def test_spf_include_of_a_name_without_spf_is_a_permerror(knot):
 
 
 def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
-    """Through the real server: a name that does not exist is an answer (no_such_host), a silent
-    name server is not (dns); D5 relies on the difference (fail versus error)."""
+    """Through the real server: a name that does not exist is an answer (dns_nxdomain), a silent
+    name server is not (timeout); D5 relies on the difference (fail versus error)."""
     import asyncio
 
     from scanner.net.context import ScanContext
@@ -202,5 +202,5 @@ def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
         finally:
             await ctx.aclose()
 
-    assert asyncio.run(kind(knot.nameserver, f"missing.good.{PARENT}")) == "no_such_host"
-    assert asyncio.run(kind(knot.silent_nameserver, f"missing.good.{PARENT}")) == "dns"
+    assert asyncio.run(kind(knot.nameserver, f"missing.good.{PARENT}")) == "dns_nxdomain"
+    assert asyncio.run(kind(knot.silent_nameserver, f"missing.good.{PARENT}")) == "timeout"

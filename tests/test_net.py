@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scanner.errors import ErrorKind
 from scanner.net.fetcher import Fetcher
 from scanner.net.names import is_internal_address
 from scanner.net.politeness import Politeness
@@ -116,7 +117,7 @@ def test_without_ca_bundle_private_ca_is_not_trusted(servers):
 
 def test_internal_address_not_in_scope_is_refused(servers):
     r = fetch(Settings(), f"http://{ADDR}:18080/")
-    assert r.status is None and r.error_kind == "blocked"
+    assert r.status is None and r.error_kind is ErrorKind.BLOCKED
 
 
 def test_operator_mapped_address_is_allowed(servers):
@@ -124,14 +125,14 @@ def test_operator_mapped_address_is_allowed(servers):
     assert r.status == 200
 
 
-def test_closed_port_is_connect_error(servers):
+def test_closed_port_is_a_refused_connection(servers):
     r = fetch(Settings(resolve={(NAME, 18999): ADDR}), f"http://{NAME}:18999/")
-    assert r.status is None and r.error_kind == "connect"
+    assert r.status is None and r.error_kind is ErrorKind.REFUSED
 
 
 def test_stalled_server_times_out(servers):
     r = fetch(Settings(resolve={(NAME, 18445): ADDR}, timeout=0.5), f"https://{NAME}:18445/")
-    assert r.status is None and r.error_kind in ("timeout", "tls")
+    assert r.status is None and r.error_kind in (ErrorKind.TIMEOUT, ErrorKind.TLS)
 
 
 def test_only_get_and_head():
@@ -177,6 +178,6 @@ def test_compressed_bodies_are_decoded_and_bombs_stay_bounded(pki):
 
 
 def test_unresolvable_names_are_told_apart_from_unanswered_queries():
-    """NXDOMAIN is an answer (no_such_host); a silent name server is not (dns)."""
+    """NXDOMAIN is an answer (dns_nxdomain); a silent name server is not (timeout)."""
     r = fetch(Settings(nameservers=(("127.0.60.250", 53),), timeout=1.0), "https://x.net.test/")
-    assert r.error_kind == "dns"
+    assert r.error_kind is ErrorKind.TIMEOUT
