@@ -228,7 +228,8 @@ def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, bro
     from scanner.distributed.broker import ENV_NAMESPACE, namespace
     from scanner.distributed.dispatch import Dispatcher, wait_for_run
     from scanner.history.portfolio import StoredScan
-    from scanner.history.store import Store, settings_from_json
+    from scanner.history.store import Store
+    from scanner.settings import settings_from_json
     from scanner.targets import endpoint
 
     store_url = pg_store_url()

@@ -52,7 +52,7 @@ def store() -> Any:
 def run_scanner(run_id: int) -> Any:
     """The engine configured as the run was started (settings, check selection), once per run."""
     from scanner.engine import Scanner
-    from scanner.history.store import settings_from_json
+    from scanner.settings import settings_from_json
 
     return Scanner(settings_from_json(store().run(run_id).options))
 
