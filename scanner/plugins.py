@@ -175,6 +175,29 @@ def check(check_id: str, needs: str | Needs) -> Callable[[CheckFunc], Check]:
     return wrap
 
 
+def _builtin_first(ep: Any) -> tuple[bool, str]:
+    dist = getattr(ep, "dist", None)
+    return (getattr(dist, "name", "") != "pledgescan", ep.name)
+
+
+@cache
+def check_metadata() -> dict[str, CheckMeta]:
+    """Every published check's metadata by ID (and alias), read as data: no check code is imported, so
+    reporters and messages can describe checks. A plugin whose metadata cannot be read is left out."""
+    out: dict[str, CheckMeta] = {}
+    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
+        try:
+            metas = load_metadata(ep.value.partition(":")[0])
+        except Exception as exc:  # LookupError, OSError, yaml or validation errors of a broken plugin
+            log.debug("no metadata for check plugin %r: %s", ep.name, exc)
+            continue
+        for m in metas.values():
+            out.setdefault(m.id, m)
+            for alias in m.aliases:
+                out.setdefault(alias, m)
+    return out
+
+
 def checks_in(module: ModuleType) -> list[Check]:
     """The checks a module defines, in the order it defines them (an entry point may name the module)."""
     return [v for v in vars(module).values()
@@ -211,11 +234,7 @@ def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
     reg = Registry()
     seen: set[str] = set()
     # Built-in families load first, so a third-party plugin can never shadow a built-in check ID.
-    def order(ep: Any) -> tuple[bool, str]:
-        dist = getattr(ep, "dist", None)
-        return (getattr(dist, "name", "") != "pledgescan", ep.name)
-
-    for ep in sorted(entry_points(group=CHECK_GROUP), key=order):
+    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plugin must not stop the scan
