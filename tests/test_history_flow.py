@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import trustme
 from scanner.history.store import Store
 from tests.test_portfolio_flow import HSTS, pledgescan  # the same servers' header and CLI runner
 from tests.test_store import pg_store_url
+from tests.testbed.cli import PLEDGESCAN
 from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
 
 ADDR = "127.0.110.{}"
@@ -126,7 +126,7 @@ def test_lock_per_inventory_and_members_resume_after_a_kill(ca, tmp_path) -> Non
     portfolio = scan_args(store, servers, ca_path, "--members", str(members), "-q", "--concurrency", "1",
                           "-o", str(tmp_path / "out"))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "scanner", *portfolio], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([*PLEDGESCAN, *portfolio], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 90

@@ -5,11 +5,9 @@ and resumed, a second run refused while the store is locked, the same on Postgre
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import trustme
 
 from scanner.history.store import Store
 from tests.test_store import pg_store_url
+from tests.testbed.cli import PLEDGESCAN
+from tests.testbed.cli import pledgescan as run
 from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
 
 ADDR = "127.0.50.{}"
@@ -33,8 +33,8 @@ def ca(tmp_path_factory) -> tuple[trustme.CA, Path]:
 
 
 def pledgescan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+    """The command line, with terminal tables 200 columns wide."""
+    return run(*args, timeout=timeout, env={"COLUMNS": "200"})
 
 
 def scan_args(members: Path, store: str, servers: dict[str, tuple[str, int]], ca_path: Path,
@@ -132,7 +132,7 @@ def test_killed_run_resumes_and_concurrent_run_is_refused(ca, tmp_path) -> None:
             {"name": f"Member {i}", "endpoints": [f"https://{n}:{port}/"]} for i, n in enumerate(names)])
         servers = {n: (ADDR.format(10), port) for n in names}
         args = scan_args(members, store, servers, ca_path, tmp_path / "out", "-q", "--concurrency", "1")
-        proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([*PLEDGESCAN, *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             # When the first target is stored

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import socket
 import ssl
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from scanner.baseline import load_baseline
 from scanner.models import Finding, Status, Target, TargetResult
 from scanner.targets import domain, endpoint
 from tests.testbed.reports import feeding
-
-PLEDGESCAN = [sys.executable, "-m", "scanner"]
 
 
 def make_target(url: str, member: str | None = None) -> Target:
