@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (
     HttpResponseSpec,
+    start_garbage_server,
     start_http_server,
     start_https_server,
     start_stalling_server,
@@ -181,3 +183,33 @@ def test_unresolvable_names_are_told_apart_from_unanswered_queries():
     """NXDOMAIN is an answer (dns_nxdomain); a silent name server is not (timeout)."""
     r = fetch(Settings(nameservers=(("127.0.60.250", 53),), timeout=1.0), "https://x.net.test/")
     assert r.error_kind is ErrorKind.TIMEOUT
+
+
+ERR_ADDR = "127.0.210.1"  # issue 12's block: servers that fail in one way each
+
+
+@pytest.fixture(scope="module")
+def failing_servers(pki):
+    p, _ = pki
+    leaf = p.leaf([NAME])
+    started = [
+        # TLS 1.2 with a NULL cipher only: no client offers it, the server answers with an alert
+        start_https_server(ERR_ADDR, 18601, leaf.chain_pem, leaf.key_pem, tls_max=ssl.TLSVersion.TLSv1_2,
+                           ciphers="NULL-SHA256", weak=True),
+        start_garbage_server(ERR_ADDR, 18602),
+    ]
+    yield
+    for s in started:
+        s.stop()
+
+
+@pytest.mark.parametrize(("port", "kind"), [
+    (18601, ErrorKind.TLS_ALERT),  # the server's handshake_failure alert
+    (18602, ErrorKind.TLS),  # bytes that are not TLS
+    (18603, ErrorKind.REFUSED),  # nothing listens
+])
+def test_real_failures_are_kinded(failing_servers, pki, port: int, kind: ErrorKind):
+    _, ca = pki
+    r = fetch(Settings(resolve={(NAME, port): ERR_ADDR}, ca_bundle=ca, timeout=3), f"https://{NAME}:{port}/")
+    assert r.status is None and r.error_kind is kind, (r.error_kind, r.error)
+    assert r.error  # the words are kept beside the kind
