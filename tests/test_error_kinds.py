@@ -60,14 +60,19 @@ def test_transport_errors_are_kinded_by_type_and_code(exc: BaseException, kind: 
     assert transport_error_kind(exc) is kind
 
 
-def test_a_suppressed_context_is_not_read():
+def test_a_cause_hidden_by_from_none_is_still_read():
+    """httpcore's connection pool re-raises its ConnectError ``from None``: the ssl error stays the
+    context, and decides the kind."""
     try:
         try:
-            raise ssl.SSLCertVerificationError(1, "x")
-        except ssl.SSLError:
-            raise httpx.ConnectError("x") from None
-    except httpx.ConnectError as exc:
-        assert transport_error_kind(exc) is ErrorKind.CONNECT
+            try:
+                raise ssl.SSLCertVerificationError(1, "x")
+            except ssl.SSLError as inner:
+                raise httpcore.ConnectError("x") from inner
+        except httpcore.ConnectError as exc:
+            raise exc from None
+    except httpcore.ConnectError as exc:
+        assert exc.__cause__ is None and transport_error_kind(exc) is ErrorKind.CERTIFICATE
 
 
 @pytest.mark.parametrize(("exc", "kind"), [

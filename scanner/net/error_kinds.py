@@ -55,8 +55,9 @@ class Refused(httpcore.ConnectError, KindedError):
 
 
 def causes(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
-    """``exc`` and what caused it, outermost first (``raise ... from``, else the exception being handled
-    unless suppressed; the first member of an exception group)."""
+    """``exc`` and what caused it, outermost first: ``raise ... from``, else the exception being handled
+    when it was raised, even where a library suppressed it for display (httpcore's pool re-raises with
+    ``from None``, which hides the ssl/OS error behind its ConnectError); an exception group's first."""
     seen: BaseException | None = exc
     for _ in range(limit):
         if seen is None:
@@ -64,10 +65,8 @@ def causes(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
         yield seen
         if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
             seen = seen.exceptions[0]
-        elif seen.__cause__ is not None or seen.__suppress_context__:
-            seen = seen.__cause__
         else:
-            seen = seen.__context__
+            seen = seen.__cause__ or seen.__context__
 
 
 def ssl_error_kind(exc: ssl.SSLError) -> ErrorKind:
