@@ -23,12 +23,7 @@ class ResolutionError(Exception):
         super().__init__(f"{host}: {reason}")
         self.host = host
         self.reason = reason
-        self.kind = kind
-
-    @property
-    def definitive(self) -> bool:
-        """An answer (NXDOMAIN, no address record), as opposed to a failure to get one (timeout, SERVFAIL)."""
-        return self.kind in (ErrorKind.DNS_NXDOMAIN, ErrorKind.NO_SUCH_HOST)
+        self.kind = kind  # an answer (dns_nxdomain, no_such_host) or a failure to get one (timeout, ...)
 
 
 class Resolver:
