@@ -103,3 +103,31 @@ def test_nsec_type_bitmaps_are_read_from_the_rdata():
     assert has_type(nsec3, dns.rdatatype.DS) and not has_type(nsec3, dns.rdatatype.SOA)
     # a next-owner name spelled like a type is not a type
     assert not has_type(dns.rdata.from_text("IN", "NSEC", "ds.example. A"), dns.rdatatype.DS)
+
+
+def test_reports_show_the_kind_and_the_message_of_error_findings():
+    import io
+    import json
+
+    from rich.console import Console
+
+    from scanner.plugins import check_metadata
+    from scanner.reporters.csv_report import CsvReporter
+    from scanner.reporters.html import HtmlReporter
+    from scanner.reporters.json_report import JsonReporter
+    from scanner.reporters.terminal import print_summary
+    from tests.testbed.reports import make_report, make_target
+
+    why = "the https:// request failed (timed out)"
+    report = make_report(make_target("endpoint", "https://x.example/", {
+        "H2": check_metadata()["http-hsts"].errors(why, kind=ErrorKind.TIMEOUT)}))
+    (f,) = [f for f in json.loads(JsonReporter().render(report))["targets"][0]["findings"]
+            if f["control"] == "H2"]
+    assert f["status"] == "error" and f["error_kind"] == "timeout" and f["detail"] == why
+    row = next(r for r in CsvReporter().render(report).splitlines() if ",H2," in r)
+    assert row.endswith(",timeout") and why in row
+    assert '<code class="error-kind">timeout</code> <span>Could not be assessed: ' + why in \
+        HtmlReporter().render(report)
+    buf = io.StringIO()
+    print_summary(report, Console(file=buf, width=200))
+    assert f"https://x.example/: H2 (timeout): {why}" in buf.getvalue()
