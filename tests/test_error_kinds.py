@@ -15,7 +15,7 @@ import httpcore
 import httpx
 import pytest
 
-from scanner.dnssec import has_type
+from scanner.collectors.dnssec import has_type
 from scanner.errors import ErrorKind
 from scanner.net.error_kinds import DNSFailure, Refused, dns_error_kind, rcode_kind, transport_error_kind
 

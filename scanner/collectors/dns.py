@@ -30,7 +30,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from scanner.dnssec import AnchorError, ChainValidator, load_anchors
+from scanner.collectors.dnssec import AnchorError, ChainValidator, load_anchors
 from scanner.errors import ErrorKind, short_message
 from scanner.evidence.dns import (
     MAX_ITEMS,
