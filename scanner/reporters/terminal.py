@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.models import Report, Status
+from scanner.models import Report, Status, TargetResult
 from scanner.reporters import severity_counts, top_finding
 from scanner.reporters.stream import ReportStream, as_stream
 
@@ -28,6 +28,21 @@ def plain_console(stderr: bool = False) -> Console:
     """The console for output: a terminal as it is; anything else with no width limit."""
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(stderr=stderr, width=UNBOUNDED_WIDTH)
+
+
+def undecided_reasons(target: TargetResult) -> list[str]:
+    """Why controls of ``target`` could not be decided: its collection errors (with their kind), then
+    each other reason of its ``error`` findings, with the controls it left undecided and its kind."""
+    lines = list(target.errors)
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for c in target.controls:
+        for f in c.findings if c.status == Status.ERROR else ():
+            why = f.detail or f.title
+            if f.status == Status.ERROR and not any(why in e for e in target.errors):
+                reasons.setdefault((f.error_kind or "", why), []).append(c.id)
+    for (kind, why), cids in reasons.items():
+        lines.append(f"{', '.join(dict.fromkeys(cids))}{f' ({kind})' if kind else ''}: {why}")
+    return lines
 
 
 def _fails_text(counts: dict[str, int]) -> Text:
@@ -66,8 +81,9 @@ def print_summary(report: Report | ReportStream, console: Console | None = None)
             Text(str(statuses.count(Status.WARN))),
             Text(str(not_assessed), style="magenta" if not_assessed else ""),
         ))
-        if t.errors and len(errored) < MAX_FAILING_ROWS:
-            errored.append(Text(f"{t.target}: ", style="magenta") + Text("; ".join(t.errors)[:300]))
+        why = undecided_reasons(t)
+        if why and len(errored) < MAX_FAILING_ROWS:
+            errored.append(Text(f"{t.target}: ", style="magenta") + Text("; ".join(why)[:500]))
         for c in t.controls:
             if c.status == Status.FAIL:
                 top = top_finding(c)
