@@ -18,6 +18,9 @@ Cases:
   default settings, scanned into a SQLite history store and written as the portfolio (what
   ``pledgescan scan --members FILE -o DIR`` does), each size in a fresh process: wall time, time per
   endpoint, peak memory (max RSS), HTTP requests per endpoint.
+* ``memory``: ``--memory`` endpoints (default 90) with results kept by nobody, once with the HTTP, cookie
+  and exposure controls and once with the TLS ones: peak memory after a third and after all of them,
+  which tells whose memory grows with the inventory (not in the default cases).
 * ``shared``: N endpoints on one address behind the counting proxy, default settings: wall time, the most
   connections open at once and the most requests in any second, against the per-address budget.
 """
@@ -214,6 +217,44 @@ def case_portfolio(sizes: list[int]) -> None:
               f"{r['peak_rss_mb']:>8} {r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}")
 
 
+def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
+    """In a fresh process: ``size`` endpoints (each its own address), the controls ``only``, results kept
+    by nobody (``keep_results=False``): peak memory after a third of them and after all, to tell which
+    collector's memory grows with the inventory."""
+    bed = Bed(tmp)
+    names = [f"m{i}.{DOMAIN}" for i in range(size)]
+    addrs = [f"127.3.{200 + i // 250}.{i % 250 + 1}" for i in range(size)]
+    ports = (WILD_TLS_PORT, WILD_HTTP_PORT)
+    resolve = {(n, p): a for n, a in zip(names, addrs, strict=True) for p in ports}
+    marks: dict[int, int] = {}
+
+    def seen(_result: Any, _snap: Any) -> None:
+        marks[len(marks) + 1] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+    with bed.nginx("memory", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
+        settings = Settings(ca_bundle=bed.ca, resolve=resolve, only=frozenset(only.split(",")))
+        asyncio.run(Scanner(settings).run(bed.targets(names, *ports), on_result=seen, keep_results=False))
+    return {"endpoints": size, "only": only, "third_mb": marks[size // 3], "all_mb": marks[size]}
+
+
+MEMORY_SELECTIONS = {"HTTP, cookies, exposure": "H1,H2,H3,H4,H5,H6,H7,H8,H9,H10,H11,C1,C2,C3,C4,E1,E2,E3,E4",
+                     "TLS": "T1,T2,T3,T4,T5,T6"}
+
+
+def case_memory(size: int) -> None:
+    print(f"memory: {size} endpoints, each on its own address, results streamed (kept by nobody), "
+          "peak memory after a third of them and after all, per family of controls")
+    for label, only in MEMORY_SELECTIONS.items():
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            out = subprocess.run([sys.executable, __file__, "--memory-one", str(size), "--only", only,
+                                  "--tmp", tmp], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  {label} ({only}): {r['third_mb']} MB after {size // 3}, {r['all_mb']} MB after {size}")
+
+
 def case_shared(bed: Bed, size: int) -> None:
     front = "127.3.255.3"
     names = [f"s{i}.{DOMAIN}" for i in range(size)]
@@ -245,12 +286,18 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=16)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--shared", type=int, default=50)
+    ap.add_argument("--memory", type=int, default=90, help="endpoints of the memory case")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--only", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if args.one:
         print(json.dumps(one_portfolio(args.one, Path(args.tmp))))
+        return 0
+    if args.memory_one:
+        print(json.dumps(one_memory(args.memory_one, args.only, Path(args.tmp))))
         return 0
     cases = set(args.cases.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -263,6 +310,8 @@ def main() -> int:
             case_shared(bed, args.shared)
     if "portfolio" in cases:
         case_portfolio(args.sizes)
+    if "memory" in cases:
+        case_memory(args.memory)
     return 0
 
 
