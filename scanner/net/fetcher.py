@@ -108,6 +108,7 @@ KEEPALIVE_S = 5.0  # idle connections are also closed at once when another probe
 # Requests of one origin in flight at once (HTTP/2 streams; with HTTP/1.1 they queue for the pool's
 # connections): enough to keep the address's request rate busy across a network round trip.
 MAX_IN_FLIGHT = 16
+CLOSE_WAIT_S = 1.0  # at most this long for a closed connection's socket to be released by asyncio
 
 
 # A failed handshake on the verifying context: the first request of a host is repeated without verifying.
@@ -131,8 +132,15 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
+        sock = self._inner.get_extra_info("socket")
         try:
             await self._inner.aclose()
+            # asyncio closes the socket a loop turn (or a flushed write buffer) later: the slot is free
+            # only once it is really closed, so the address never sees one connection more than its cap.
+            loop = asyncio.get_running_loop()
+            until = loop.time() + CLOSE_WAIT_S
+            while sock is not None and sock.fileno() != -1 and loop.time() < until:
+                await asyncio.sleep(0.002)
         finally:
             await self._release()
 
