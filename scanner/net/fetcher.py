@@ -356,15 +356,20 @@ class Fetcher:
         async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
             multiplexed = (host, port) in self._h2
-            if multiplexed and not self._h2_ready(addr, host, port):
+            drawn = False
+            if multiplexed and self._h2_ready(addr, host, port):
+                await self.politeness.request(addr)
+                drawn = self._h2_ready(addr, host, port)  # still open after waiting for the rate?
+            if multiplexed and not drawn:
                 # No open HTTP/2 connection to take the request at once: one request opens it, the
-                # others wait here without drawing on the rate (no burst once it is open).
+                # others wait here without drawing on the rate (no burst once it is open). A request
+                # whose connection closed while it waited for the rate draws again: under the budget.
                 async with self._opening.setdefault((host, port), asyncio.Lock()):
                     resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                            True)
+                                            "before")
             else:
                 resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                        multiplexed)
+                                        "drawn" if drawn else "on_send")
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -393,10 +398,12 @@ class Fetcher:
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
-                    addr: str, multiplexed: bool = False) -> HttpResponse:
+                    addr: str, rate: str = "on_send") -> HttpResponse:
+        """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
+        the request has its HTTP/1.1 connection), ``before`` (first thing here), ``drawn`` (by the caller)."""
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
-        if multiplexed:
+        if rate == "before":
             # An HTTP/2 origin: the request gets a stream at once, so the rate is drawn before it is
             # sent. (Waiting inside httpcore's trace, between the stream ID it took and the headers,
             # would let a concurrent request take the same stream ID.)
@@ -409,7 +416,7 @@ class Fetcher:
                     # The address's rate is drawn just before the request goes out, on its connection
                     # (HTTP/1.1: a request may first wait for one of the pool's connections).
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
-                        if not multiplexed:
+                        if rate == "on_send":
                             await self.politeness.request(addr)
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
 
