@@ -196,8 +196,6 @@ def _run_exists(store: str) -> bool:
         st.close()
 
 
-@pytest.mark.skip(reason="known defect, issue 13 open: with the Redis budget and a cap of 2, two workers' "
-                         "scan of six endpoints on one address does not finish within 240 s")
 def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, workers, tmp_path) -> None:
     # Given six endpoints on one address, a cap of 2 connections per address, two workers of 3 threads
     names = sites["names"][1]
@@ -215,6 +213,19 @@ def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, worke
     assert conns.busy > 10
     assert 1 <= conns.peak <= 2, f"{conns.peak} connections open at once with a cap of 2"
     assert len(controls(tmp_path / "r.json")) == 6
+
+
+def test_a_claim_tells_whether_it_enqueued_the_work_on_both_stores(store) -> None:
+    """The first claim of a (run, target, family) wins, on SQLite and on PostgreSQL alike: a worker that
+    records a target's HTTP evidence enqueues its exposure work only when its claim wins. (On PostgreSQL
+    the row count of the INSERT read -1, every claim looked lost, and exposure was never enqueued: the
+    two-workers connection-cap scan, the only one with exposure probes, never finished.)"""
+    from scanner.distributed.records import claim
+
+    assert claim(store, 1, "endpoint:https://a.test/", "exposure") is True
+    assert claim(store, 1, "endpoint:https://a.test/", "exposure") is False
+    assert claim(store, 1, "endpoint:https://a.test/", "http") is True
+    assert claim(store, 2, "endpoint:https://a.test/", "exposure") is True
 
 
 def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, broker, monkeypatch) -> None:

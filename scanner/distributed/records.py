@@ -91,11 +91,16 @@ def store_id(store: Store) -> str:
 
 
 def claim(store: Store, run_id: int, target_key: str, family: str) -> bool:
-    """Record that this work is enqueued; False when it already was (someone else enqueued it)."""
+    """Record that this work is enqueued; False when it already was (someone else enqueued it).
+
+    Whether the row was inserted is read from ``RETURNING``, not from the row count: SQLAlchemy 2.1 does
+    not keep the row count of an INSERT on psycopg (-1), which made every claim look lost on PostgreSQL
+    and left the families enqueued by workers (exposure after HTTP) never enqueued."""
     stmt = _insert(store)(work_items).values(run_id=run_id, target_key=target_key, family=family,
                                              status="queued", attempts=0, updated_at=_now())
     with store.engine.begin() as c:
-        return c.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+        inserted = c.execute(stmt.on_conflict_do_nothing().returning(work_items.c.family)).first()
+    return inserted is not None
 
 
 def begin_attempt(store: Store, run_id: int, target_key: str, family: str) -> tuple[str, int]:
