@@ -203,6 +203,23 @@ def touch_lock(store: Store, run_id: int) -> None:
                   .values(heartbeat_at=_now()))
 
 
+def take_back_for_resume(store: Store) -> int | None:
+    """``scan --resume --broker``: when the latest unfinished run's lock is the workers' (a scan that exited
+    5 left it to them), release it so that the resume takes it (its heartbeat would otherwise keep the
+    run "in progress" for 90 s). Safe while workers still work on it: the resumed work is idempotent.
+    Returns the run whose lock was released, if any."""
+    from scanner.store import RunRow
+
+    with store.engine.begin() as c:
+        latest = select(func.max(RunRow.id)).where(RunRow.status != "complete")
+        run_id = c.execute(latest).scalar_one_or_none()
+        if run_id is None:
+            return None
+        n = c.execute(delete(LockRow).where(LockRow.run_id == run_id,
+                                            LockRow.owner.like(f"{BROKER_OWNER}:%"))).rowcount
+    return run_id if n else None
+
+
 def release_lock(store: Store, run_id: int) -> None:
     with store.engine.begin() as c:
         c.execute(delete(LockRow).where(LockRow.run_id == run_id, LockRow.owner.like(f"{BROKER_OWNER}:%")))
@@ -221,4 +238,4 @@ def finish_if_complete(store: Store, run_id: int) -> bool:
 
 __all__ = ["MAX_ATTEMPTS", "ASSESS", "ensure_schema", "store_id", "claim", "begin_attempt", "write_evidence",
            "done_families", "unfinished", "add_result_once", "hand_over_lock", "touch_lock", "release_lock",
-           "finish_if_complete", "run_stats", "forget_run"]
+           "finish_if_complete", "run_stats", "forget_run", "take_back_for_resume"]
