@@ -97,6 +97,39 @@ def test_a_multi_slot_holder_is_served_among_single_slot_holders(prefix: str) ->
     assert holders.now == 0 and holders.peak <= 3
 
 
+def test_a_multi_slot_taker_that_stops_waiting_holds_no_one_back(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    reserved = f"{prefix}:{ADDR}:reserved"
+
+    # Given an address with a cap of 3, one slot held, and a TLS phase waiting for all three (its
+    # reservation keeps single-slot takers out meanwhile), with leases far longer than the test
+    async def main() -> int:
+        budget = RedisAddressBudget(redis_url(), 3, 0, prefix=prefix, lease_ms=600_000)
+        try:
+            async with budget.connections(ADDR, 1):
+                async def take_all() -> None:
+                    async with budget.connections(ADDR, 3):
+                        pass
+
+                waiting = asyncio.create_task(take_all())
+                while not client.exists(reserved):
+                    await asyncio.sleep(0.01)
+                # When the waiting taker is cancelled (its target's deadline)
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+                # Then its reservation is gone, and another single slot can be taken beside the first
+                assert not client.exists(reserved), "the cancelled taker's reservation stays"
+                async with budget.connections(ADDR, 1) as held:
+                    return held
+        finally:
+            await budget.aclose()
+
+    assert asyncio.run(asyncio.wait_for(main(), timeout=120)) == 1
+    client.close()
+
+
 def test_the_slots_of_a_dead_holder_come_back_after_its_lease(prefix: str) -> None:
     import redis
 
