@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from scanner.store import LockRow, Store
+from scanner.history.store import LockRow, Store
 
 MAX_ATTEMPTS = 3
 ASSESS = "-"  # the family of a target that needs no evidence (all its checks skipped): assess only
@@ -153,7 +153,7 @@ def forget_run(store: Store, run_id: int) -> None:
 
 
 def has_result(store: Store, run_id: int, target_key: str) -> bool:
-    from scanner.store import ResultRow
+    from scanner.history.store import ResultRow
 
     with store.engine.connect() as c:
         return c.execute(select(func.count()).select_from(ResultRow).where(
@@ -208,7 +208,7 @@ def take_back_for_resume(store: Store) -> int | None:
     5 left it to them), release it so that the resume takes it (its heartbeat would otherwise keep the
     run "in progress" for 90 s). Safe while workers still work on it: the resumed work is idempotent.
     Returns the run whose lock was released, if any."""
-    from scanner.store import RunRow
+    from scanner.history.store import RunRow
 
     with store.engine.begin() as c:
         latest = select(func.max(RunRow.id)).where(RunRow.status != "complete")
