@@ -115,8 +115,13 @@ _TCP_ESTABLISHED = 1
 
 class ServerConnections:
     """Connections established to ADDR:PORT, counted on the server side from the kernel's TCP table
-    (sampled about every millisecond in a thread): a socket the client closed leaves ESTABLISHED at once,
-    without waiting for the server program to notice."""
+    (a socket the client closed leaves ESTABLISHED at once, without waiting for the server program).
+
+    A dump of the table is not one instant: the kernel walks its hash buckets one after the other, so
+    a connection closed during the walk may be listed beside one opened after it. ``peak`` therefore
+    counts only the connections present in two consecutive dumps: each of them was open from its row
+    in the first dump to its row in the second, so all of them were open together in between (a lower
+    bound of the true peak, never above it). Dumps follow each other about every millisecond."""
 
     def __init__(self, addr: str, port: int) -> None:
         self.addr, self.port = addr, port
@@ -130,11 +135,13 @@ class ServerConnections:
         return len(established(self.addr, self.port))
 
     def _run(self) -> None:
+        before: set[tuple[bytes, int]] = set()
         while not self._stop.is_set():
-            n = self.count()
+            now = established(self.addr, self.port)
             self.samples += 1
-            self.busy += n > 0
-            self.peak = max(self.peak, n)
+            self.busy += bool(now)
+            self.peak = max(self.peak, len(before & now))
+            before = now
             time.sleep(0.001)
 
     def __enter__(self) -> ServerConnections:
