@@ -10,12 +10,13 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.testbed.cli import PLEDGESCAN
 
 REDIS_URL = os.environ.get("PLEDGESCAN_TEST_REDIS", "redis://127.0.0.1:6379/13")
 ADDR = "127.0.140.{}"  # this module's block of test addresses
@@ -49,7 +50,7 @@ class Workers:
     def start(self, threads: int = 2, redelivery_after: float = 3.0) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115 (kept by Popen)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scanner", "worker", "--broker", self.broker, "--store", self.store,
+            [*PLEDGESCAN, "worker", "--broker", self.broker, "--store", self.store,
              "--processes", "1", "--threads", str(threads), "--redelivery-after", str(redelivery_after)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
@@ -84,8 +85,8 @@ class Workers:
 def established(addr: str, port: int) -> set[tuple[bytes, int]]:
     """The TCP connections ESTABLISHED on the server side of ``addr:port`` (IPv4), as (client address,
     client port), from one sock_diag dump of the kernel (the netlink query ``ss`` makes, states filtered
-    in the kernel): one pass over the kernel's table, where reading /proc/net/tcp page by page mixes
-    moments and counts a closed connection beside the one opened after it."""
+    in the kernel): one pass over the kernel's table, not /proc/net/tcp read page by page, whose pages
+    are of different moments (what one pass still mixes: see ``ServerConnections``)."""
     req = struct.pack("=BBBxI", socket.AF_INET, socket.IPPROTO_TCP, 0, 1 << _TCP_ESTABLISHED) + bytes(48)
     msg = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
     want = (port, ipaddress.IPv4Address(addr).packed)
