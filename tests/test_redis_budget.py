@@ -194,7 +194,7 @@ def test_a_message_gives_back_its_connection_slots_when_it_ends(tmp_path, monkey
     from scanner.distributed import work
     from scanner.distributed.redis_budget import KEY_PREFIX
     from scanner.engine import Scanner
-    from scanner.history.store import settings_from_json
+    from scanner.settings import settings_from_json
     from scanner.targets import endpoint
     from tests.testbed.workers import established
 
