@@ -88,6 +88,7 @@ def test_virtual_hosts_on_one_address_share_its_budget(tmp_path):
     # TLS handshakes draw on the rate as they connect; an HTTP connection opens just before its first
     # request draws, so at most CAP of them can be ahead of the budget.
     assert most_in_window(connections, WINDOW) <= RATE + CAP
-    # nginx offers HTTP/2: every https:// probe went over it, several probes to a connection
-    assert {f[3] for f in logged if f[3] != "HTTP/1.1"} == {"HTTP/2.0"}
-    assert len([f for f in logged if f[3] == "HTTP/2.0"]) >= 3 * len(h2_connections) > 0
+    # nginx offers HTTP/2: every https:// probe went over it, and the budget above held with it. (With a
+    # cap of 2 the three hosts share one HTTP connection slot, so connections are seldom reused here;
+    # tests/test_http_integration.py shows one host's probes sharing one HTTP/2 connection.)
+    assert {f[3] for f in logged if f[3] != "HTTP/1.1"} == {"HTTP/2.0"} and h2_connections
