@@ -5,14 +5,14 @@ for the same hosts, the wall time and the number of TLS connections of
 
 * pledgescan (engine, T1-T6 only): connections as counted by the collector (exact for the fast prober;
   sslyze does not expose a count, so its part is estimated from the suites, curves and probes run, see
-  scanner/collectors/tls.py);
+  scanner/collectors/tls/conversion.py);
   once as the real command line in its own process (the headline, like sslyze) and once through the
   engine in-process;
 * ``python -m sslyze`` with every scan command (subprocess), whose connection count is estimated the same
   way from its JSON output.
 
 Both run with sslyze's default per-host connection cap. pledgescan's fast prober
-(scanner/collectors/tls_probe.py) settles protocols and suites in a few handshakes; ``--full`` also times
+(scanner/collectors/tls/prober.py) settles protocols and suites in a few handshakes; ``--full`` also times
 pledgescan with it off. Usage: ``python bench/bench_tls.py [--sites good,legacy,...] [--full]``
 """
 
@@ -41,9 +41,9 @@ DEFAULT_SITES = ["good", "legacy", "rsa_kx", "cbc_only", "expired", "self_signed
 def sslyze_per_server_limit() -> int:
     """sslyze's default per-server connection cap (``Scanner(per_server_concurrent_connections_limit=None)``),
     so pledgescan runs with the same cap and the comparison is fair."""
-    from sslyze import Scanner as SslyzeScanner
+    from scanner.collectors.tls.sslyze_adapter import default_per_server_connections
 
-    return int(getattr(SslyzeScanner(), "_per_server_concurrent_connections_count", 5))
+    return default_per_server_connections()
 
 
 def bench_pledgescan(bed: TLSBed, keys: list[str], per_host: int, fast: bool = True) -> tuple[float, int]:
@@ -158,7 +158,7 @@ def main() -> int:
     print(f"ratio pledgescan / sslyze (process vs process): wall time {c_wall / s_wall:.2f}, "
           f"connections {conn_ratio}")
     print("Connection counts: the fast prober's are exact; sslyze's are estimates (it exposes none), "
-          "see scanner/collectors/tls.py.")
+          "see scanner/collectors/tls/conversion.py.")
     return 0
 
 

@@ -6,7 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence
+from checks.lib.tls import suite_weaknesses, validation_problem
+from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence, TrustValidation
 from scanner.models import Finding, Severity, Status
 from scanner.plugins import CheckMeta, Needs, check
 
@@ -204,8 +205,9 @@ def _suite_ev(proto: str, s: CipherSuite) -> dict[str, Any]:
         "forward_secrecy": s.forward_secrecy,
         "aead": s.aead,
     }
-    if s.weak:
-        d["weak_because"] = list(s.weak)
+    weak = suite_weaknesses(s)
+    if weak:
+        d["weak_because"] = list(weak)
     if s.ephemeral:
         d["ephemeral"] = s.ephemeral.model_dump(exclude_none=True)
     return d
@@ -240,7 +242,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     out: list[Finding] = []
     by_reason: dict[str, list[tuple[str, CipherSuite]]] = {}
     for proto, s in accepted:
-        for reason in s.weak:
+        for reason in suite_weaknesses(s):
             by_reason.setdefault(reason, []).append((proto, s))
     for reason, items in by_reason.items():
         names = sorted({s.name for _, s in items})
@@ -257,7 +259,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 },
             )
         )
-    tls12 = [s for proto, s in accepted if proto == "TLSv1.2" and not s.weak]
+    tls12 = [s for proto, s in accepted if proto == "TLSv1.2" and not suite_weaknesses(s)]
     no_fs = [s for s in tls12 if not s.forward_secrecy]
     no_aead = [s for s in tls12 if not s.aead]
     if no_fs:
@@ -422,10 +424,11 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     seen: set[str] = set()
     for dep in deps:
         leaf = dep.chain[0]
+        validations = [_judged(v, dep) for v in dep.validations]
         base = {
             "certificate": _cert_ev(leaf),
             "chain": [c.subject for c in dep.chain],
-            "stores": [v.model_dump(exclude_none=True) for v in dep.validations],
+            "stores": [v.model_dump(exclude_none=True) for v in validations],
         }
         trusted = [v.store for v in dep.validations if v.validated]
         if trusted:
@@ -444,10 +447,10 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         if not dep.validations:
             out += meta.errors("the certificate chain was not validated", evidence=base)
             continue
-        problems = {v.problem or "other" for v in dep.validations}
+        problems = {v.problem or "other" for v in validations}
         second = ev.openssl_validation
         if "profile" in problems and problems <= _ROOT_LACKING and second and second.validated:
-            out.append(_profile_finding(meta, dep, ev, base))
+            out.append(_profile_finding(meta, dep, validations, ev, base))
             continue
         if len(problems) > 1:
             problems.discard("untrusted")
@@ -456,8 +459,8 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 continue
             seen.add(problem)
             title, fix = _TRUST_PROBLEMS[problem]
-            failed = [v for v in dep.validations if (v.problem or "other") == problem]
-            failed = failed or list(dep.validations)
+            failed = [v for v in validations if (v.problem or "other") == problem]
+            failed = failed or validations
             detail = _trust_detail(problem, leaf, ev)
             out.append(
                 meta.finding(
@@ -472,19 +475,26 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     return out
 
 
+def _judged(v: TrustValidation, dep: CertificateDeployment) -> TrustValidation:
+    """``v`` with the problem named (``checks.lib.tls.validation_problem``) when it did not validate."""
+    if v.validated:
+        return v
+    return v.model_copy(update={"problem": validation_problem(v, dep.chain)})
+
+
 # A store that lacks the root (Mozilla's, for a private CA given with --ca-bundle) says one of these
 # while the store that has it objects only to the profile.
 _ROOT_LACKING = frozenset({"profile", "untrusted", "missing_intermediate"})
 
 
-def _profile_finding(meta: CheckMeta, dep: CertificateDeployment, ev: TLSEvidence,
-                     base: dict[str, Any]) -> Finding:
+def _profile_finding(meta: CheckMeta, dep: CertificateDeployment, validations: list[TrustValidation],
+                     ev: TLSEvidence, base: dict[str, Any]) -> Finding:
     """OpenSSL (as browsers, curl and Python's ssl) validates the chain to a trusted root, so it is
     trusted; only cryptography's strict profile checks object. The CA/Browser Forum profile binds public
     CAs: a ``warn`` caveat for a public root, nothing for a private CA given with --ca-bundle."""
     second = ev.openssl_validation
     assert second is not None
-    failed = [v for v in dep.validations if v.problem == "profile"]
+    failed = [v for v in validations if v.problem == "profile"]
     title, fix = _TRUST_PROBLEMS["profile"]
     if all(v.store == "--ca-bundle" for v in failed):
         return meta.finding(

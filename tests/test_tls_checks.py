@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from checks import tls as T
-from scanner.collectors.tls import classify_validation_error, suite_info
+from checks.lib.tls import classify_validation_error, weaknesses
+from scanner.collectors.tls.conversion import suite_info
 from scanner.evidence import Snapshot
 from scanner.evidence.tls import (
     Certificate,
@@ -219,7 +220,7 @@ def test_t2_untestable_legacy_protocol_is_error() -> None:
     ],
 )
 def test_suite_classification_names_weakness(name: str, reason: str) -> None:
-    assert reason in suite_info(name, "TLSv1.2").weak
+    assert reason in weaknesses(name)
 
 
 def test_suite_classification_modern() -> None:

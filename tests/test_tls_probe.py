@@ -1,4 +1,4 @@
-"""The fast TLS prober (scanner/collectors/tls_probe.py) against the real testbed servers: it finds exactly
+"""The fast TLS prober (scanner/collectors/tls/prober.py) against the real testbed servers: it finds exactly
 the protocols each site offers, and the evidence it yields is the same as sslyze's full enumeration."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 import tests.testbed.tls as testbed_tls
-from scanner.collectors import tls, tls_probe
-from scanner.collectors.tls_probe import Chain
+from scanner.collectors import tls
+from scanner.collectors.tls import prober as tls_probe
+from scanner.collectors.tls.prober import Chain
 from scanner.evidence.tls import PROTOCOLS
 from scanner.testbed.tls_servers import RunningServer, make_server_context
 from tests.testbed.tls import TLSBed

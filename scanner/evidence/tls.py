@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
@@ -67,6 +68,7 @@ class Handshake(_Bounded):
 
     outcome: HandshakeOutcome = "failed"
     reason: str | None = None
+    error_kind: ErrorKind | None = None  # set when the handshake did not complete
     protocol: str | None = None  # negotiated by the first handshake
     cipher: str | None = None
     http_port_answers: bool | None = None  # does the same address answer plain HTTP on port 80?
@@ -134,8 +136,10 @@ class TrustValidation(_Bounded):
     store: str = ""  # "Mozilla" or "--ca-bundle"
     store_version: str | None = None
     validated: bool = False
-    problem: ValidationProblem | None = None
+    problem: ValidationProblem | None = None  # stored runs only: checks name the problem (checks/lib/tls.py)
     error: str | None = None
+    error_kind: ErrorKind | None = None
+    verify_code: int | None = None  # OpenSSL's X509_V_ERR_* code, when OpenSSL validated
     verified_chain: tuple[str, ...] = ()  # subjects, leaf first, anchor last
 
 

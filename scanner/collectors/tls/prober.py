@@ -1,4 +1,5 @@
-"""Fast cipher-suite prober on sslyze's own nassl primitives (blocking: the collector runs it in a thread).
+"""Fast protocol and cipher-suite prober on sslyze's own nassl primitives, through ``sslyze_adapter``
+(blocking: the collector runs it in a thread).
 
 sslyze's cipher-suite plugins open one connection per suite and per protocol (about 530 per server), even
 for protocols the server refuses outright. This prober asks the same questions with far fewer handshakes,
@@ -32,14 +33,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-PROTOCOL_VERSIONS: dict[str, str] = {
-    "SSLv2": "SSL_2_0",
-    "SSLv3": "SSL_3_0",
-    "TLSv1.0": "TLS_1_0",
-    "TLSv1.1": "TLS_1_1",
-    "TLSv1.2": "TLS_1_2",
-    "TLSv1.3": "TLS_1_3",
-}
+from scanner.collectors.tls import sslyze_adapter as sa
+from scanner.collectors.tls.sslyze_adapter import PROTOCOL_VERSIONS, suites_for
 
 Outcome = Literal["accepted", "rejected", "error"]
 Verdict = Literal["accepted", "accepted_unknown", "rejected", "error"]
@@ -90,12 +85,7 @@ def probe(
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
     ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination."""
-    from sslyze import ServerNetworkConfiguration, ServerNetworkLocation
-
-    location = ServerNetworkLocation(hostname=host, port=port, ip_address=addr)
-    network = ServerNetworkConfiguration(
-        tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=1
-    )
+    location, network = sa.network(host, port, addr, timeout)
     chains = [Chain(p, legacy) for p, legacy in _plan()]
     _Elimination(location, network, enumerate_suites, max_connections).run(chains)
     out: dict[str, ProtocolProbe] = {}
@@ -124,20 +114,6 @@ def _plan() -> list[tuple[str, bool]]:
     ]
 
 
-def suites_for(protocol: str, legacy: bool) -> list[Any]:
-    """sslyze's suites for ``protocol`` that sslyze tests with the legacy (or the modern) client."""
-    from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
-    from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
-    from sslyze.server_connectivity import TlsVersionEnum
-
-    version = TlsVersionEnum[PROTOCOL_VERSIONS[protocol]]
-    suites = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=attrgetter("name"))
-    if protocol == "TLSv1.2":
-        needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
-        return [s for s in suites if needs_legacy(s.openssl_name) == legacy]
-    return suites
-
-
 class _Elimination:
     """Runs every chain's branches on a pool of ``max_connections`` threads; a branch that splits submits
     its halves to the same pool. ``run`` returns when no branch is left."""
@@ -151,7 +127,7 @@ class _Elimination:
     def run(self, chains: list[Chain]) -> None:
         try:
             for chain in chains:
-                self._submit(chain, suites_for(chain.protocol, chain.legacy), True)
+                self._submit(chain, list(suites_for(chain.protocol, chain.legacy)), True)
             with self.idle:
                 self.idle.wait_for(lambda: self.pending == 0)
         finally:
@@ -181,8 +157,6 @@ class _Elimination:
                 self.idle.notify_all()
 
     def _eliminate(self, chain: Chain, remaining: list[Any], first: bool) -> None:
-        from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
-
         if not remaining and first:  # the client has no suite for this protocol: sslyze finds none either
             chain.outcome = "rejected"
         found_here = 0
@@ -203,7 +177,7 @@ class _Elimination:
                 if match is None:
                     chain.failed = f"the server chose {picked!r}, which was not offered"
                     return
-                chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+                chain.accepted.append(sa.CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
             remaining = [s for s in remaining if s is not match]
             found_here += 1
             if found_here >= SPLIT_AFTER and len(remaining) >= SPLIT_MIN:
@@ -216,14 +190,8 @@ def _handshake(
     chain: Chain, location: Any, network: Any, offer: list[Any]
 ) -> tuple[Verdict, str | None, Any, str | None]:
     """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason)."""
-    from nassl import _nassl
-    from nassl.ssl_client import ClientCertificateRequested
-    from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
-    from sslyze.errors import ServerRejectedTlsHandshake, ServerTlsConfigurationNotSupported
-    from sslyze.server_connectivity import TlsVersionEnum
-
-    version = TlsVersionEnum[PROTOCOL_VERSIONS[chain.protocol]]
-    conn = SslConnection(
+    version = sa.tls_version(chain.protocol)
+    conn = sa.SslConnection(
         server_location=location,
         network_configuration=network,
         tls_version=version,
@@ -232,11 +200,11 @@ def _handshake(
     )
     names = ":".join(s.openssl_name for s in offer)
     try:
-        if version == TlsVersionEnum.TLS_1_3:
+        if version == sa.TlsVersionEnum.TLS_1_3:
             conn.ssl_client.set_ciphersuites(names)  # type: ignore[attr-defined]
         else:
             conn.ssl_client.set_cipher_list(names)
-    except _nassl.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
+    except sa.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
         return "rejected", None, None, "the client offers none of these suites"
     with chain.lock:
         chain.connections += 1
@@ -244,13 +212,13 @@ def _handshake(
         conn.connect(should_retry_connection=True)
         client = conn.ssl_client
         return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
-    except ServerRejectedTlsHandshake as exc:
+    except sa.ServerRejectedTlsHandshake as exc:
         return "rejected", None, None, exc.error_message
-    except NoCiphersAvailableBugInSSlyze:  # none of these suites works with this version: sslyze skips them
+    except sa.NoCiphersAvailableBugInSSlyze:  # none of them works with this version: sslyze skips them
         return "rejected", None, None, "the client offers none of these suites with this protocol"
-    except ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
+    except sa.ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
         return "accepted_unknown", None, None, f"accepted, suite unknown ({exc.error_message})"
-    except ClientCertificateRequested:
+    except sa.ClientCertificateRequested:
         return "accepted_unknown", None, None, "the server requested a client certificate"
     except Exception as exc:  # timeouts and unknown errors: let sslyze decide
         return "error", None, None, f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
@@ -289,20 +257,11 @@ def probe_curves(server_info: Any) -> CurveProbe:
     sslyze's own connectivity result ``server_info``), by elimination: offer every curve left, the server
     picks one, drop it, again until the server refuses. One connection per accepted curve plus one,
     instead of one per curve the client knows (30)."""
-    from nassl.ephemeral_key_info import (
-        _OPENSSL_NID_TO_SECG_ANSI_X9_62,
-        EcDhEphemeralKeyInfo,
-        OpenSslEcNidEnum,
-    )
-    from nassl.ssl_client import ClientCertificateRequested
-    from sslyze.errors import ServerRejectedTlsHandshake
-    from sslyze.server_connectivity import enable_ecdh_cipher_suites
-
     probing = server_info.tls_probing_result
     if not probing.supports_ecdh_key_exchange:
         return CurveProbe(ecdh_supported=False)
     version = probing.highest_tls_version_supported
-    every = list(OpenSslEcNidEnum.get_supported_by_ssl_client())
+    every = list(sa.OpenSslEcNidEnum.get_supported_by_ssl_client())
     remaining = list(every)
     found: set[Any] = set()
     conns = 0
@@ -310,29 +269,25 @@ def probe_curves(server_info: Any) -> CurveProbe:
         conn = server_info.get_preconfigured_tls_connection(
             override_tls_version=version, should_use_legacy_openssl=False
         )
-        enable_ecdh_cipher_suites(version, conn.ssl_client)
+        sa.enable_ecdh_cipher_suites(version, conn.ssl_client)
         conn.ssl_client.set_groups(remaining)
         conns += 1
         try:
             conn.connect()
             key = conn.ssl_client.get_ephemeral_key()
-        except ClientCertificateRequested:
+        except sa.ClientCertificateRequested:
             key = conn.ssl_client.get_ephemeral_key()
-        except ServerRejectedTlsHandshake:
+        except sa.ServerRejectedTlsHandshake:
             break
         except Exception as exc:  # timeouts, "wrong curve" and other oddities: let sslyze decide
             reason = f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
             return CurveProbe(True, complete=False, connections=conns, reason=reason)
         finally:
             conn.close()
-        if not isinstance(key, EcDhEphemeralKeyInfo) or key.curve not in remaining:
+        if not isinstance(key, sa.EcDhEphemeralKeyInfo) or key.curve not in remaining:
             reason = f"unexpected key exchange {type(key).__name__}"
             return CurveProbe(True, complete=False, connections=conns, reason=reason)
         found.add(key.curve)
         remaining.remove(key.curve)
-    names = tuple(
-        _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(nid, f"unknown-curve-with-openssl-id-{nid.value}")
-        for nid in every
-        if nid in found
-    )
+    names = tuple(sa.curve_name(nid) for nid in every if nid in found)
     return CurveProbe(True, curves=names, connections=conns)

@@ -1,0 +1,206 @@
+"""The tls collector: one quick handshake probe of our own, then a fast prober and sslyze (in a worker
+thread). One job per module: ``handshake`` (our own handshakes: the first probe, OpenSSL's validation),
+``prober`` (protocols, suites and curves by elimination), ``sslyze_adapter`` (every sslyze/nassl import),
+``conversion`` (sslyze's results -> raw evidence), ``gate`` (politeness per handshake); this module runs
+them in order.
+
+1. A first TLS handshake (asyncio + ``ssl``, timed per phase) classifies the endpoint: completed, refused,
+   reset, timeout (TCP or a stalled handshake), not TLS (garbage). When it cannot reach TLS at all, a HEAD
+   to http://HOST/ through the shared fetcher tells T1 whether the host is reachable otherwise, and
+   nothing else is started (so a hostile server costs one connection and ``settings.timeout``).
+2. The fast prober (``prober``, on sslyze's own nassl connections) settles each protocol in one
+   handshake per client, and lists the accepted suites of accepted protocols by elimination (accepted
+   count + 1 handshakes instead of one per suite). What it cannot settle (errors, timeouts, odd answers)
+   is left to sslyze's one-connection-per-suite enumeration, never guessed.
+3. sslyze runs the other scan commands T1-T6 need (and the suite enumeration of unsettled protocols);
+   the EC groups are then found by elimination too, from sslyze's own connectivity result (sslyze's
+   one-connection-per-curve test runs only when that is inconclusive). sslyze runs
+   against the address the engine resolved (honouring ``--resolve``), with Mozilla's store plus
+   ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
+   ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
+   own evidence model by ``conversion``: nothing of sslyze leaves the package.
+
+TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
+prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
+rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
+fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
+The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
+of the same address go on beside them. ``FAST_PROBE = False`` (tests and bench only) leaves every suite
+to sslyze.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scanner.collectors.tls import gate, prober
+from scanner.collectors.tls import sslyze_adapter as sa
+from scanner.collectors.tls.conversion import (
+    CONN_CONNECTIVITY,
+    PROTOCOL_COMMANDS,
+    convert,
+    groups_of,
+    trace_text,
+)
+from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
+from scanner.collectors.tls.prober import ProtocolProbe
+from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence
+from scanner.models import Target
+from scanner.net import ScanContext
+from scanner.politeness import tls_share
+from scanner.settings import Settings
+
+__all__ = ["FAST_PROBE", "collect", "scan_blocking"]
+
+
+async def collect(
+    target: Target, ctx: ScanContext, addresses: tuple[str, ...], prior: dict[str, Any]
+) -> TLSEvidence:
+    """Collect TLS evidence for one endpoint. Never raises for network trouble."""
+    host = target.host
+    port = target.port or 443
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {"hostname": host, "port": port, "scanned_at": now, "prober": sa.sslyze_version()}
+    if not addresses:
+        return TLSEvidence(**base, error="no address to connect to")
+    addr = addresses[0]
+    base["address"] = addr
+    if not ctx.fetcher.address_allowed(addr):
+        return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)")
+
+    polite = ctx.politeness
+    async with polite.connections(addr):
+        await polite.request(addr)
+        ctx.stats.tls_connections[host] += 1
+        handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
+    connections = 1
+    if handshake.outcome not in ("completed", "failed"):
+        handshake = await with_http_probe(handshake, target, ctx)
+        return TLSEvidence(
+            **base,
+            handshake=handshake,
+            connections=connections,
+            error=f"no TLS handshake: {handshake.reason}",
+        )
+
+    # The prober and sslyze open connections of their own: they take a share of the address's slots
+    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
+    share = tls_share(polite.budget.per_address_connections)
+    async with polite.connections(addr, share) as held:
+        settings = ctx.settings.model_copy(update={"per_host_connections": held})
+        with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
+            evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    if opened.connections:  # exact, where sslyze's part would otherwise be estimated
+        evidence = evidence.model_copy(update={"connections": opened.connections})
+    ctx.stats.tls_connections[host] += evidence.connections
+    evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
+    if _rejected(evidence):
+        async with polite.connections(addr):
+            await polite.request(addr)
+            second = await openssl_validation(addr, port, host, ctx)
+        ctx.stats.tls_connections[host] += 1
+        evidence = evidence.model_copy(update={"openssl_validation": second,
+                                               "connections": evidence.connections + 1})
+    if evidence.handshake and evidence.handshake.outcome != "completed":
+        hs = await with_http_probe(evidence.handshake, target, ctx)
+        evidence = evidence.model_copy(update={"handshake": hs})
+    return evidence
+
+
+def _rejected(ev: TLSEvidence) -> bool:
+    """Did the strict validator (cryptography's, RFC 5280 to the letter) reject the served chain against
+    every store? Then OpenSSL's verdict, as browsers see it, is recorded too (one handshake): the checks
+    tell a merely non-conforming certificate from one clients reject."""
+    validations = [v for d in ev.certificates for v in d.validations]
+    return bool(validations) and not any(v.validated for v in validations)
+
+
+# -- sslyze -------------------------------------------------------------------------------------------
+
+
+# Set to False (tests and bench only) to let sslyze enumerate every protocol suite by suite.
+FAST_PROBE = True
+
+
+def scan_blocking(
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    base: dict[str, Any] | None = None,
+    first: Handshake | None = None,
+    fast: bool | None = None,
+) -> TLSEvidence:
+    """Blocking (run it in a worker thread): the fast protocol/suite prober (``tls_probe``), then sslyze
+    for everything else, converted into our evidence. ``fast=False`` leaves all suites to sslyze."""
+    if base is None:
+        base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
+    first = first or Handshake(outcome="completed")
+    probes: dict[str, ProtocolProbe] = {}
+    notes: list[str] = []
+    if FAST_PROBE if fast is None else fast:
+        base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
+        try:
+            probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections)
+        except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
+            probes = {}
+            notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
+    settled = prober.settled(probes)
+    for proto, p in probes.items():
+        if proto not in settled:
+            notes.append(f"{proto}: fast prober inconclusive ({p.reason or p.outcome}); sslyze enumerated it")
+    if notes:
+        base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
+    fast_on = FAST_PROBE if fast is None else fast
+    result = _run_sslyze(host, port, addr, settings, settled, curves=not fast_on)
+    groups = None
+    if fast_on and not isinstance(result, str) and result.scan_result is not None:
+        groups = _fast_groups(result, host, port, addr, settings)
+    return convert(result, base, first, probes, groups)
+
+
+def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Settings) -> tuple[Groups, int]:
+    """Blocking: the EC groups by elimination (``prober.probe_curves``, fed sslyze's own connectivity
+    result); when that is inconclusive, sslyze's one-connection-per-curve test."""
+    info = sa.connectivity_info(result)
+    try:
+        found = prober.probe_curves(info)
+    except Exception as exc:  # a prober bug must not cost the scan
+        found = prober.CurveProbe(True, complete=False, reason=f"{type(exc).__name__}: {exc}")
+    if found.complete:
+        return Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST]), found.connections
+    again = _run_sslyze(host, port, addr, settings, frozenset(PROTOCOL_COMMANDS), curves=True, others=False)
+    n = found.connections + CONN_CONNECTIVITY
+    if isinstance(again, str):
+        return Groups(error=again), n
+    if again.scan_result is None:
+        return Groups(error=f"TLS connection failed: {trace_text(again.connectivity_error_trace)}"), n
+    groups, m = groups_of(again.scan_result.elliptic_curves)
+    return groups, n + m
+
+
+def _run_sslyze(
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    skip: frozenset[str] = frozenset(),
+    *,
+    curves: bool = True,
+    others: bool = True,
+) -> Any:
+    """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``,
+    no curve test unless ``curves``, nothing else unless ``others``); returns sslyze's ServerScanResult
+    (or an error string)."""
+    C = sa.ScanCommand
+    commands = {getattr(C, c) for p, c in PROTOCOL_COMMANDS.items() if p not in skip}
+    commands |= {C.ELLIPTIC_CURVES} if curves else set()
+    if others:
+        commands |= {C.CERTIFICATE_INFO, C.HEARTBLEED, C.OPENSSL_CCS_INJECTION, C.ROBOT,
+                     C.SESSION_RENEGOTIATION, C.TLS_COMPRESSION, C.TLS_FALLBACK_SCSV}
+    ca = Path(settings.ca_bundle) if settings.ca_bundle else None
+    return sa.run_scan(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
+                       settings.per_host_connections, ca)
