@@ -102,6 +102,9 @@ class ProtocolResult(_Bounded):
     error: str | None = None
     suites: tuple[CipherSuite, ...] = ()
     suites_truncated: bool = False
+    # False: the listing was cut short on purpose, one accepted suite per suite class T3 judges (the
+    # decision-minimal prober); the suites not listed are of classes already shown.
+    suites_complete: bool = True
 
 
 class Groups(_Bounded):
@@ -109,6 +112,7 @@ class Groups(_Bounded):
 
     ecdh_supported: bool | None = None
     curves: tuple[str, ...] = ()
+    complete: bool = True  # False: only the groups below 256 bits were asked about (the strong ones unlisted)
     error: str | None = None
 
 

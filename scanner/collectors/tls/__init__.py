@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from scanner.collectors.tls import gate, prober
 from scanner.collectors.tls import sslyze_adapter as sa
@@ -53,7 +53,9 @@ from scanner.net import ScanContext
 from scanner.politeness import tls_share
 from scanner.settings import Settings
 
-__all__ = ["FAST_PROBE", "collect", "scan_blocking"]
+__all__ = ["LISTING", "collect", "scan_blocking"]
+
+Listing = Literal["classes", "all", "sslyze"]
 
 
 async def collect(
@@ -121,8 +123,11 @@ def _rejected(ev: TLSEvidence) -> bool:
 # -- sslyze -------------------------------------------------------------------------------------------
 
 
-# Set to False (tests and bench only) to let sslyze enumerate every protocol suite by suite.
-FAST_PROBE = True
+# How accepted suites are listed: "classes" (one handshake per suite class T3 judges, the listing cut
+# short), "all" (every accepted suite, by elimination), "sslyze" (sslyze's one connection per suite).
+# Tests and the bench change it; scans use "classes".
+LISTING: Listing = "classes"
+_LEGACY = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1"})
 
 
 def scan_blocking(
@@ -133,18 +138,23 @@ def scan_blocking(
     base: dict[str, Any] | None = None,
     first: Handshake | None = None,
     fast: bool | None = None,
+    listing: Listing | None = None,
 ) -> TLSEvidence:
-    """Blocking (run it in a worker thread): the fast protocol/suite prober (``tls_probe``), then sslyze
-    for everything else, converted into our evidence. ``fast=False`` leaves all suites to sslyze."""
+    """Blocking (run it in a worker thread): the prober (protocols, then suites as ``listing`` says), then
+    the sslyze commands the answers leave to decide, converted into our evidence. ``fast`` True/False
+    (older callers) means ``listing`` "all"/"sslyze"."""
+    if listing is None:
+        listing = LISTING if fast is None else "all" if fast else "sslyze"
     if base is None:
         base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
     first = first or Handshake(outcome="completed")
     probes: dict[str, ProtocolProbe] = {}
     notes: list[str] = []
-    if FAST_PROBE if fast is None else fast:
+    if listing != "sslyze":
         base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
         try:
-            probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections)
+            probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
+                                  classes=listing == "classes")
         except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
             probes = {}
             notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
@@ -152,14 +162,72 @@ def scan_blocking(
     for proto, p in probes.items():
         if proto not in settled:
             notes.append(f"{proto}: fast prober inconclusive ({p.reason or p.outcome}); sslyze enumerated it")
+    cut = [proto for proto, p in probes.items() if p.outcome == "accepted" and not p.complete]
+    if cut:
+        notes.append(f"accepted suites listed one per suite class, not all ({', '.join(cut)})")
     if notes:
         base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
-    fast_on = FAST_PROBE if fast is None else fast
-    result = _run_sslyze(host, port, addr, settings, settled, curves=not fast_on)
+    skipped = _not_applicable(probes, settled) if listing == "classes" else {}
+    small: tuple[Groups, int] | None = None
+    if listing == "classes" and any(p.outcome == "accepted" for p in probes.values()):
+        small = _small_groups(host, port, addr, settings.timeout, _curve_protocol(probes))
+    result = _run_sslyze(host, port, addr, settings, settled, curves=listing == "sslyze",
+                         skip_commands=frozenset(skipped))
     groups = None
-    if fast_on and not isinstance(result, str) and result.scan_result is not None:
-        groups = _fast_groups(result, host, port, addr, settings)
-    return convert(result, base, first, probes, groups)
+    if not isinstance(result, str) and result.scan_result is not None:
+        if small is not None:
+            groups = small
+        elif listing != "sslyze":
+            groups = _fast_groups(result, host, port, addr, settings)
+    return convert(result, base, first, probes, groups, skipped)
+
+
+def _not_applicable(probes: dict[str, ProtocolProbe], settled: frozenset[str]) -> dict[str, str]:
+    """The vulnerability tests (``Vulnerabilities`` fields) the protocols and suites found make moot."""
+    maybe = {p for p, r in probes.items() if r.outcome == "accepted"} | (set(probes) - settled)
+    if not probes:
+        return {}
+    skip: dict[str, str] = {}
+    if not maybe - {"TLSv1.3"}:
+        why = "no protocol below TLS 1.3 is accepted"
+        skip |= dict.fromkeys(("heartbleed", "ccs_injection", "insecure_renegotiation",
+                               "client_renegotiation_dos", "compression"), why)
+    if not maybe & _LEGACY:
+        skip["fallback_scsv"] = "no protocol older than TLS 1.2 is accepted"
+    unsure = bool((set(probes) - settled) - {"TLSv1.3"})
+    rsa = any(_rsa_kx(a.cipher_suite.name) for p in probes.values() for a in p.accepted)
+    if not rsa and not unsure:
+        skip["robot"] = "no RSA key exchange suite is accepted"
+    return skip
+
+
+def _rsa_kx(name: str) -> bool:
+    return name.upper().startswith(("TLS_RSA_", "SSL_RSA_"))
+
+
+def _curve_protocol(probes: dict[str, ProtocolProbe]) -> str | None:
+    """The protocol to ask about small EC groups with: the newest one accepted below TLS 1.3 (TLS 1.3
+    has no group below 256 bits); None when there is none."""
+    for proto in ("TLSv1.2", "TLSv1.1", "TLSv1.0"):
+        p = probes.get(proto)
+        if p is not None and p.outcome == "accepted":
+            return proto
+    return None
+
+
+def _small_groups(host: str, port: int, addr: str, timeout: float,
+                  protocol: str | None) -> tuple[Groups, int] | None:
+    """Blocking: the small-curve probe's answer as evidence (None: inconclusive, ask sslyze)."""
+    if protocol is None:  # TLS 1.3 only: it has no group below 256 bits
+        return Groups(ecdh_supported=None, complete=False), 0
+    try:
+        found = prober.probe_small_curves(host, port, addr, timeout, protocol)
+    except Exception:  # a prober bug must not cost the scan: the full curve test runs instead
+        return None
+    if not found.decided:
+        return None
+    groups = Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST], complete=False)
+    return groups, found.connections
 
 
 def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Settings) -> tuple[Groups, int]:
@@ -169,8 +237,8 @@ def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Setting
     try:
         found = prober.probe_curves(info)
     except Exception as exc:  # a prober bug must not cost the scan
-        found = prober.CurveProbe(True, complete=False, reason=f"{type(exc).__name__}: {exc}")
-    if found.complete:
+        found = prober.CurveProbe(True, complete=False, reason=f"{type(exc).__name__}: {exc}", decided=False)
+    if found.decided:
         return Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST]), found.connections
     again = _run_sslyze(host, port, addr, settings, frozenset(PROTOCOL_COMMANDS), curves=True, others=False)
     n = found.connections + CONN_CONNECTIVITY
@@ -191,16 +259,19 @@ def _run_sslyze(
     *,
     curves: bool = True,
     others: bool = True,
+    skip_commands: frozenset[str] = frozenset(),
 ) -> Any:
     """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``,
-    no curve test unless ``curves``, nothing else unless ``others``); returns sslyze's ServerScanResult
-    (or an error string)."""
+    no curve test unless ``curves``, nothing else unless ``others``, none for the ``Vulnerabilities``
+    fields in ``skip_commands``); returns sslyze's ServerScanResult (or an error string)."""
     C = sa.ScanCommand
     commands = {getattr(C, c) for p, c in PROTOCOL_COMMANDS.items() if p not in skip}
     commands |= {C.ELLIPTIC_CURVES} if curves else set()
     if others:
-        commands |= {C.CERTIFICATE_INFO, C.HEARTBLEED, C.OPENSSL_CCS_INJECTION, C.ROBOT,
-                     C.SESSION_RENEGOTIATION, C.TLS_COMPRESSION, C.TLS_FALLBACK_SCSV}
+        by_field = {"heartbleed": C.HEARTBLEED, "ccs_injection": C.OPENSSL_CCS_INJECTION, "robot": C.ROBOT,
+                    "insecure_renegotiation": C.SESSION_RENEGOTIATION, "compression": C.TLS_COMPRESSION,
+                    "fallback_scsv": C.TLS_FALLBACK_SCSV}
+        commands |= {C.CERTIFICATE_INFO} | {c for f, c in by_field.items() if f not in skip_commands}
     ca = Path(settings.ca_bundle) if settings.ca_bundle else None
     return sa.run_scan(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
                        settings.per_host_connections, ca)

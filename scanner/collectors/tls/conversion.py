@@ -79,8 +79,10 @@ def convert(
     first: Handshake,
     probes: dict[str, ProtocolProbe] | None = None,
     fast_groups: tuple[Groups, int] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> TLSEvidence:
-    """sslyze's ServerScanResult (plus what the fast prober settled) -> our TLSEvidence."""
+    """sslyze's ServerScanResult (plus what the fast prober settled) -> our TLSEvidence. ``skipped``: the
+    vulnerability tests not run because they cannot apply (``Vulnerabilities`` field -> why)."""
     probes = probes or {}
     probe_conns = sum(p.connections for p in probes.values())
     if isinstance(result, str):
@@ -109,7 +111,7 @@ def convert(
         if probe is not None and probe.outcome == "rejected":
             protocols.append(ProtocolResult(protocol=proto, status="rejected"))
         elif probe is not None and probe.enumerated:
-            protocols.append(_accepted(proto, list(probe.accepted)))
+            protocols.append(_accepted(proto, list(probe.accepted), probe.complete))
         else:
             pr, n = _protocol(proto, getattr(scan, cmd.lower()))
             protocols.append(pr)
@@ -120,6 +122,8 @@ def convert(
     connections += CONN_CERT_INFO
     vulns, n = _vulnerabilities(scan)
     connections += n
+    if skipped:
+        vulns = vulns.model_copy(update={key: not_applicable(key, why) for key, why in skipped.items()})
     return TLSEvidence(
         **base,
         handshake=handshake,
@@ -153,7 +157,7 @@ def _protocol(proto: str, attempt: Any) -> tuple[ProtocolResult, int]:
     return _accepted(proto, accepted), tried
 
 
-def _accepted(proto: str, accepted: list[Any]) -> ProtocolResult:
+def _accepted(proto: str, accepted: list[Any], complete: bool = True) -> ProtocolResult:
     """sslyze's CipherSuiteAcceptedByServer list (sorted as sslyze sorts it) -> our ProtocolResult."""
     suites = tuple(
         suite_info(a.cipher_suite.name, proto, a.ephemeral_key)
@@ -164,6 +168,7 @@ def _accepted(proto: str, accepted: list[Any]) -> ProtocolResult:
         status="accepted" if accepted else "rejected",
         suites=suites,
         suites_truncated=len(accepted) > MAX_SUITES,
+        suites_complete=complete,
     )
 
 
@@ -319,6 +324,18 @@ def _safe(fn: Any) -> Any:
         return fn()
     except Exception:
         return None
+
+
+# Flaws that cannot exist on a server that does not offer what they need: sslyze's own test would report
+# them absent (ROBOT says NOT_VULNERABLE_RSA_NOT_SUPPORTED without an RSA key exchange suite).
+_ABSENT_WHEN_SKIPPED = {"heartbleed", "ccs_injection", "robot"}
+
+
+def not_applicable(key: str, why: str) -> VulnTest:
+    """The record of a vulnerability test not run because it cannot apply (``why``)."""
+    if key == "robot":
+        return VulnTest(value=False, detail="NOT_VULNERABLE_RSA_NOT_SUPPORTED")
+    return VulnTest(value=False if key in _ABSENT_WHEN_SKIPPED else None, detail=f"not run: {why}")
 
 
 def _vulnerabilities(scan: Any) -> tuple[Vulnerabilities, int]:

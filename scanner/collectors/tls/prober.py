@@ -19,6 +19,13 @@ picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and
    chain (an unknown error, a suite nobody offered, a DH key too small to let us read the suite, a
    client-certificate request) makes the whole protocol ``error``, so sslyze enumerates it instead.
 
+   **By class** (``classes=True``, what the collector uses): instead of listing every accepted suite, one
+   handshake per suite class T3 judges (NULL/anonymous/EXPORT, RC4, DES/3DES, MD5, RSA key exchange, DHE
+   for the DH size, and for TLS 1.2 no forward secrecy and CBC), each offering the class's suites as
+   OpenSSL's own cipher-string keywords select them; a class already shown by a suite found is not asked
+   again. The listing is then cut short (``ProtocolProbe.complete`` is False): one accepted suite per
+   class is what the verdicts need.
+
 3. **Curve elimination** (``probe_curves``, after sslyze's connectivity test): sslyze's ELLIPTIC_CURVES
    test, same client and inputs, by elimination over the curve list instead of one connection per curve.
 
@@ -70,7 +77,8 @@ SPLIT_MIN = 16
 @dataclass(frozen=True)
 class ProtocolProbe:
     """What the prober learnt about one protocol: ``accepted`` (with every accepted suite when
-    ``enumerated``), ``rejected``, or ``error`` (sslyze must enumerate it)."""
+    ``enumerated`` and ``complete``, one per suite class when ``enumerated`` only), ``rejected``, or
+    ``error`` (sslyze must enumerate it)."""
 
     protocol: str
     outcome: Outcome
@@ -78,20 +86,58 @@ class ProtocolProbe:
     enumerated: bool = False
     connections: int = 0
     reason: str | None = None
+    complete: bool = True  # False: one suite per class (the listing was cut short)
+
+
+# Suite classes asked by ``classes=True``: (name, OpenSSL cipher-string keywords, protocols) where
+# protocols None means every protocol from SSL 3.0 to TLS 1.2. "no_fs" and "cbc" are complements (the
+# suites the keywords do NOT select) minus the weak classes, as T3 judges them on TLS 1.2 only.
+_WEAK = ("eNULL", "aNULL", "EXPORT", "RC4", "DES", "3DES", "MD5")
+CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
+    ("rsa_kx", ("kRSA",), None),
+    ("dhe", ("kEDH",), None),
+    ("null_anon_export", ("eNULL", "aNULL", "EXPORT"), None),
+    ("rc4", ("RC4",), None),
+    ("des", ("DES", "3DES"), None),
+    ("md5", ("MD5",), None),
+    ("no_fs", ("kEDH", "kEECDH"), frozenset({"TLSv1.2"})),
+    ("cbc", ("AESGCM", "CHACHA20", "AESCCM"), frozenset({"TLSv1.2"})),
+)
+_COMPLEMENTS = frozenset({"no_fs", "cbc"})
+_CLASS_PROTOCOLS = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"})
+
+
+def class_members(name: str, protocol: str, legacy: bool) -> frozenset[str]:
+    """OpenSSL names of the suites of class ``name`` that the client offers for ``protocol``."""
+    keywords, protos = next((k, p) for n, k, p in CLASSES if n == name)
+    if protocol not in (protos or _CLASS_PROTOCOLS):
+        return frozenset()
+    every = {s.openssl_name for s in suites_for(protocol, legacy)}
+    picked = sa.openssl_class(legacy, keywords)
+    if name in _COMPLEMENTS:
+        return frozenset(every - picked - sa.openssl_class(legacy, _WEAK))
+    return frozenset(every & picked)
 
 
 def probe(
-    host: str, port: int, addr: str, timeout: float, max_connections: int, enumerate_suites: bool = True
+    host: str,
+    port: int,
+    addr: str,
+    timeout: float,
+    max_connections: int,
+    enumerate_suites: bool = True,
+    classes: bool = False,
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
-    ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination."""
+    ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination, or with
+    ``classes``, one accepted suite per suite class (see the module docstring)."""
     location, network = sa.network(host, port, addr, timeout)
     chains = [Chain(p, legacy) for p, legacy in _plan()]
-    _Elimination(location, network, enumerate_suites, max_connections).run(chains)
+    _Elimination(location, network, enumerate_suites and not classes, max_connections, classes).run(chains)
     out: dict[str, ProtocolProbe] = {}
     for proto in PROTOCOL_VERSIONS:
         mine = [c for c in chains if c.protocol == proto]
-        out[proto] = _merge(proto, mine, enumerate_suites)
+        out[proto] = _merge(proto, mine, enumerate_suites or classes, complete=not classes)
     return out
 
 
@@ -118,8 +164,13 @@ class _Elimination:
     """Runs every chain's branches on a pool of ``max_connections`` threads; a branch that splits submits
     its halves to the same pool. ``run`` returns when no branch is left."""
 
-    def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int) -> None:
+    def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int,
+                 classes: bool = False) -> None:
         self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
+        self.classes = classes
+        self.found: dict[str, set[str]] = {}  # protocol -> OpenSSL names of the suites found (all clients)
+        self.found_lock = threading.Lock()
+        self.rsa_found = False
         self.pool = ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe")
         self.pending = 0
         self.idle = threading.Condition()
@@ -157,6 +208,9 @@ class _Elimination:
                 self.idle.notify_all()
 
     def _eliminate(self, chain: Chain, remaining: list[Any], first: bool) -> None:
+        if self.classes:
+            self._by_class(chain, remaining)
+            return
         if not remaining and first:  # the client has no suite for this protocol: sslyze finds none either
             chain.outcome = "rejected"
         found_here = 0
@@ -184,6 +238,56 @@ class _Elimination:
                 half = len(remaining) // 2
                 self._submit(chain, remaining[half:], False)
                 remaining, found_here = remaining[:half], 0
+
+
+    def _record(self, chain: Chain, offer: list[Any], picked: str | None, key: Any) -> bool:
+        """Note the suite the server picked from ``offer``; False (the chain failed) if it was not offered."""
+        match = next((s for s in offer if s.openssl_name == picked), None)
+        with chain.lock:
+            if match is None:
+                chain.failed = f"the server chose {picked!r}, which was not offered"
+                return False
+            chain.accepted.append(sa.CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+        with self.found_lock:
+            self.found.setdefault(chain.protocol, set()).add(match.openssl_name)
+            if match.openssl_name in class_members("rsa_kx", chain.protocol, chain.legacy):
+                self.rsa_found = True
+        return True
+
+    def _by_class(self, chain: Chain, every: list[Any]) -> None:
+        """Blocking: the protocol handshake, then one handshake per suite class not yet shown."""
+        if not every:
+            chain.outcome = "rejected"
+            return
+        verdict, picked, key, reason = _handshake(chain, self.location, self.network, every)
+        with chain.lock:
+            chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
+            chain.reason = reason
+            if verdict == "accepted_unknown":
+                chain.failed = reason
+        if verdict != "accepted" or not self._record(chain, every, picked, key):
+            return
+        proto = chain.protocol
+        for name, _, _ in CLASSES:
+            members = class_members(name, proto, chain.legacy)
+            if not members:
+                continue
+            both_clients = class_members(name, proto, False) | class_members(name, proto, True)
+            with self.found_lock:
+                if name == "rsa_kx" and self.rsa_found:
+                    continue  # one RSA key exchange suite anywhere decides whether ROBOT runs
+                if self.found.get(proto, set()) & both_clients:
+                    continue  # a suite of this class was found already
+            offer = [s for s in every if s.openssl_name in members]
+            verdict, picked, key, reason = _handshake(chain, self.location, self.network, offer)
+            if verdict == "rejected":
+                continue
+            if verdict != "accepted":
+                with chain.lock:
+                    chain.failed = reason or verdict
+                return
+            if not self._record(chain, offer, picked, key):
+                return
 
 
 def _handshake(
@@ -226,7 +330,7 @@ def _handshake(
         conn.close()
 
 
-def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolProbe:
+def _merge(proto: str, chains: list[Chain], enumerate_suites: bool, complete: bool = True) -> ProtocolProbe:
     conns = sum(c.connections for c in chains)
     if any(c.outcome == "error" for c in chains):
         reason = "; ".join(c.reason or "error" for c in chains if c.outcome == "error")
@@ -238,18 +342,21 @@ def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolP
         return ProtocolProbe(proto, "accepted", connections=conns, reason=reason)
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
-    return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns)
+    return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns,
+                         complete=complete)
 
 
 @dataclass(frozen=True)
 class CurveProbe:
-    """The EC groups the server accepts, found by elimination (``complete=False``: ask sslyze instead)."""
+    """The EC groups the server accepts, found by elimination. ``decided`` False: the probe was
+    inconclusive (ask sslyze instead); ``complete`` False: only the groups asked about are listed."""
 
-    ecdh_supported: bool
+    ecdh_supported: bool | None
     curves: tuple[str, ...] = ()  # names as sslyze gives them, in sslyze's order
     complete: bool = True
     connections: int = 0
     reason: str | None = None
+    decided: bool = True
 
 
 def probe_curves(server_info: Any) -> CurveProbe:
@@ -261,14 +368,53 @@ def probe_curves(server_info: Any) -> CurveProbe:
     if not probing.supports_ecdh_key_exchange:
         return CurveProbe(ecdh_supported=False)
     version = probing.highest_tls_version_supported
+
+    def connection() -> Any:
+        return server_info.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=False
+        )
+
+    return _eliminate_curves(connection, version, list(sa.OpenSslEcNidEnum.get_supported_by_ssl_client()))
+
+
+def curve_bits(name: str) -> int | None:
+    """Size of a named EC group as its name says it (X25519/X448 count as 256/448)."""
+    low = name.lower()
+    if low.startswith(("x25519", "x448")):
+        return 256 if low.startswith("x25519") else 448
+    digits = "".join(ch if ch.isdigit() else " " for ch in low).split()
+    sizes = [int(d) for d in digits if len(d) >= 3]
+    return sizes[0] if sizes else None
+
+
+def probe_small_curves(host: str, port: int, addr: str, timeout: float, protocol: str) -> CurveProbe:
+    """Blocking: are EC groups below 256 bits accepted (the question T3 asks)? One handshake offering
+    only those (ECDHE suites, modern client, ``protocol``); when one is accepted, the others by
+    elimination. The strong groups are not listed (``complete`` False): the suites' keys show them."""
+    location, network = sa.network(host, port, addr, timeout)
+    version = sa.tls_version(protocol)
     every = list(sa.OpenSslEcNidEnum.get_supported_by_ssl_client())
+    small = [nid for nid in every if (curve_bits(sa.curve_name(nid)) or 256) < 256]
+    if not small:
+        return CurveProbe(ecdh_supported=None, complete=False)
+
+    def connection() -> Any:
+        return sa.SslConnection(server_location=location, network_configuration=network, tls_version=version,
+                                should_ignore_client_auth=True, should_use_legacy_openssl=False)
+
+    found = _eliminate_curves(connection, version, small)
+    return CurveProbe(found.ecdh_supported if found.curves else None, found.curves, complete=False,
+                      connections=found.connections, reason=found.reason, decided=found.complete)
+
+
+def _eliminate_curves(connection: Any, version: Any, every: list[Any]) -> CurveProbe:
+    """Offer the curves left, drop the one the server picks, until it refuses (``every`` in sslyze's
+    order; names as sslyze gives them)."""
     remaining = list(every)
     found: set[Any] = set()
     conns = 0
     while remaining:
-        conn = server_info.get_preconfigured_tls_connection(
-            override_tls_version=version, should_use_legacy_openssl=False
-        )
+        conn = connection()
         sa.enable_ecdh_cipher_suites(version, conn.ssl_client)
         conn.ssl_client.set_groups(remaining)
         conns += 1
@@ -281,12 +427,12 @@ def probe_curves(server_info: Any) -> CurveProbe:
             break
         except Exception as exc:  # timeouts, "wrong curve" and other oddities: let sslyze decide
             reason = f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
-            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+            return CurveProbe(True, complete=False, connections=conns, reason=reason, decided=False)
         finally:
             conn.close()
         if not isinstance(key, sa.EcDhEphemeralKeyInfo) or key.curve not in remaining:
             reason = f"unexpected key exchange {type(key).__name__}"
-            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+            return CurveProbe(True, complete=False, connections=conns, reason=reason, decided=False)
         found.add(key.curve)
         remaining.remove(key.curve)
     names = tuple(sa.curve_name(nid) for nid in every if nid in found)

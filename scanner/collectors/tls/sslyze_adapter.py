@@ -22,7 +22,8 @@ from nassl.ephemeral_key_info import (
     EcDhEphemeralKeyInfo,
     OpenSslEcNidEnum,
 )
-from nassl.ssl_client import ClientCertificateRequested
+from nassl.legacy_ssl_client import LegacySslClient
+from nassl.ssl_client import ClientCertificateRequested, OpenSslVersionEnum, SslClient
 from sslyze import (
     CertificateInfoExtraArgument,
     ScanCommand,
@@ -69,6 +70,7 @@ __all__ = [
     "enable_ecdh_cipher_suites",
     "install_socket_hook",
     "network",
+    "openssl_class",
     "run_scan",
     "sslyze_version",
     "suites_for",
@@ -117,6 +119,22 @@ def suites_for(protocol: str, legacy: bool) -> tuple[Any, ...]:
         needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
         return tuple(s for s in suites if needs_legacy(s.openssl_name) == legacy)
     return tuple(suites)
+
+
+@cache
+def openssl_class(legacy: bool, keywords: tuple[str, ...]) -> frozenset[str]:
+    """The OpenSSL names of the suites that OpenSSL's own cipher-string keywords (``RC4``, ``kRSA``,
+    ``AESGCM`` ...) select in the legacy (or the modern) client: OpenSSL classifies, not a list of ours.
+    A keyword the client does not know selects nothing."""
+    names: set[str] = set()
+    for keyword in keywords:
+        client: Any = (LegacySslClient if legacy else SslClient)(ssl_version=OpenSslVersionEnum.TLSV1_2)
+        try:
+            client.set_cipher_list(keyword if legacy else f"{keyword}:@SECLEVEL=0")
+            names.update(client.get_cipher_list())
+        except OpenSSLError:
+            continue
+    return frozenset(names)
 
 
 def network(
