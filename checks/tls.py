@@ -343,6 +343,10 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 },
             )
         )
+    cut = [p.protocol for p in ev.protocols if p.status == "accepted" and not p.suites_complete]
+    if cut:  # the prober listed one accepted suite per class: counts are lower bounds
+        note = {"list_cut_short": cut, "listed": "one accepted suite per suite class"}
+        out = [f.model_copy(update={"evidence": {**f.evidence, **note}}) for f in out]
     return out
 
 
