@@ -510,8 +510,9 @@ def test_t4_detail_is_plain_words_and_groups_stores() -> None:
 def test_t3_says_when_the_suite_list_was_cut_short() -> None:
     """Issue 9: the decision-minimal prober lists one suite per class; T3's findings say so."""
     ev = _with_tls12_suites("TLS_RSA_WITH_AES_128_CBC_SHA")
-    cut = ev.model_copy(update={"protocols": tuple(
-        p.model_copy(update={"suites_complete": False}) if p.protocol == "TLSv1.2" else p for p in ev.protocols)})
+    protos = tuple(p.model_copy(update={"suites_complete": False}) if p.protocol == "TLSv1.2" else p
+                   for p in ev.protocols)
+    cut = ev.model_copy(update={"protocols": protos})
     assert statuses(T.ciphers.run(snap(cut))) == statuses(T.ciphers.run(snap(ev)))
     assert all(f.evidence["list_cut_short"] == ["TLSv1.2"] for f in T.ciphers.run(snap(cut)))
     assert not any("list_cut_short" in f.evidence for f in T.ciphers.run(snap(ev)))
