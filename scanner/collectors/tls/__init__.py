@@ -49,8 +49,8 @@ from scanner.collectors.tls.handshake import openssl_validation, probe_handshake
 from scanner.collectors.tls.prober import ProtocolProbe
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence
 from scanner.models import Target
-from scanner.net import ScanContext
-from scanner.politeness import tls_share
+from scanner.net.context import ScanContext
+from scanner.net.politeness import tls_share
 from scanner.settings import Settings
 
 __all__ = ["LISTING", "collect", "scan_blocking"]

@@ -17,7 +17,8 @@ from pathlib import Path
 from scanner.errors import ErrorKind
 from scanner.evidence.tls import Handshake, TrustValidation, bound
 from scanner.models import Target
-from scanner.net import ScanContext, is_ip_literal
+from scanner.net.context import ScanContext
+from scanner.net.names import is_ip_literal
 
 # OpenSSL reason codes of a peer that answered with something other than TLS (HTTP, garbage, SSH ...).
 NOT_TLS_REASONS = frozenset({

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from scanner.baseline import grade_order
-from scanner.store import Observation, ResultSummary, RunInfo, Store, StoreError
+from scanner.history.store import Observation, ResultSummary, RunInfo, Store, StoreError
 
 GRADES = list(grade_order())
 BADNESS = {"pass": 0, "warn": 1, "fail": 2}  # error / not_applicable are undecided: never a regression

@@ -17,11 +17,11 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
-from scanner.cli_lang import lang_option, use_language
-from scanner.cli_notify import notify as notify_command
-from scanner.cli_reanalyse import reanalyse
-from scanner.cli_support import (
+from scanner.cli.history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
+from scanner.cli.lang import lang_option, use_language
+from scanner.cli.notify import notify as notify_command
+from scanner.cli.reanalyse import reanalyse
+from scanner.cli.support import (
     EXIT_OK,
     EXIT_THRESHOLD,
     EXIT_UNASSESSED,
@@ -34,13 +34,14 @@ from scanner.cli_support import (
     exceeds_threshold,
     execute_scan,
     listing_console,
+    lock_wait_option,
     not_assessed,
     quiet_requested,
     scan_options,
     store_option,
     unassessed_message,
 )
-from scanner.cli_worker import run_distributed_scan, scan_broker_options, worker
+from scanner.cli.worker import run_distributed_scan, scan_broker_options, worker
 from scanner.models import Target
 from scanner.settings import Settings
 
@@ -72,8 +73,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
               help="Exit 1 when anything got worse than in each target's last assessed result.")
 @click.option("--fail-on-unreachable", is_flag=True,
               help="Exit 1 when a target that answered in an earlier run no longer does.")
-@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
-              help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
+@lock_wait_option
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
 @scan_broker_options
 @scan_options
@@ -98,7 +98,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     inventory = None
     try:
         if kw["members_file"]:
-            from scanner.members import load_members
+            from scanner.history.members import load_members
 
             inventory = load_members(kw["members_file"])
         target_list = from_cli(list(targets), list(domains))
@@ -124,7 +124,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
         sys.exit(run_plain_scan(target_list, settings, kw))
     if kw["store_url"] is None and not needs_store:
         # The default store is a convenience: a laptop scan must not fail because it cannot keep history.
-        from scanner.store import Store, StoreError
+        from scanner.history.store import Store, StoreError
 
         try:
             Store(None).close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from scanner.store import Observation, RunInfo, Store
+from scanner.history.store import Observation, RunInfo, Store
 
 DECIDED = ("pass", "warn", "fail")
 
