@@ -33,8 +33,8 @@ RULES = {
                         "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.distributed",
                         "dramatiq", "redis"),
     # the TLS collector records facts; the checks judge them (checks/lib/tls.py), never the other way round
-    "scanner/collectors/tls": ("checks", "scanner.engine", "scanner.cli", "scanner.history", "scanner.reporters",
-                               "scanner.distributed", "scanner.notify"),
+    "scanner/collectors/tls": ("checks", "scanner.engine", "scanner.cli", "scanner.history",
+                               "scanner.reporters", "scanner.distributed", "scanner.notify"),
     # messages read stored results (and check metadata as data); they never scan
     "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
                        "dns"),
