@@ -93,14 +93,17 @@ class ProtocolProbe:
 # protocols None means every protocol from SSL 3.0 to TLS 1.2. "no_fs" and "cbc" are complements (the
 # suites the keywords do NOT select) minus the weak classes, as T3 judges them on TLS 1.2 only.
 _WEAK = ("eNULL", "aNULL", "EXPORT", "RC4", "DES", "3DES", "MD5")
+# Asked in this order: the unions first ("weak": every weak class; "no_fs" holds every non-weak RSA key
+# exchange suite), so that on a well-configured server one refusal settles several classes at once.
 CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
+    ("weak", _WEAK, None),
+    ("no_fs", ("kEDH", "kEECDH"), frozenset({"TLSv1.2"})),
     ("rsa_kx", ("kRSA",), None),
     ("dhe", ("kEDH",), None),
     ("null_anon_export", ("eNULL", "aNULL", "EXPORT"), None),
     ("rc4", ("RC4",), None),
     ("des", ("DES", "3DES"), None),
     ("md5", ("MD5",), None),
-    ("no_fs", ("kEDH", "kEECDH"), frozenset({"TLSv1.2"})),
     ("cbc", ("AESGCM", "CHACHA20", "AESCCM"), frozenset({"TLSv1.2"})),
 )
 _COMPLEMENTS = frozenset({"no_fs", "cbc"})
@@ -255,7 +258,8 @@ class _Elimination:
         return True
 
     def _by_class(self, chain: Chain, every: list[Any]) -> None:
-        """Blocking: the protocol handshake, then one handshake per suite class not yet shown."""
+        """Blocking: the protocol handshake, then one handshake per suite class neither shown by a suite
+        found nor refused already (every suite offered in a refused handshake is refused)."""
         if not every:
             chain.outcome = "rejected"
             return
@@ -268,9 +272,10 @@ class _Elimination:
         if verdict != "accepted" or not self._record(chain, every, picked, key):
             return
         proto = chain.protocol
+        refused: set[str] = set()
         for name, _, _ in CLASSES:
             members = class_members(name, proto, chain.legacy)
-            if not members:
+            if not members or members <= refused:
                 continue
             both_clients = class_members(name, proto, False) | class_members(name, proto, True)
             with self.found_lock:
@@ -281,6 +286,7 @@ class _Elimination:
             offer = [s for s in every if s.openssl_name in members]
             verdict, picked, key, reason = _handshake(chain, self.location, self.network, offer)
             if verdict == "rejected":
+                refused |= members
                 continue
             if verdict != "accepted":
                 with chain.lock:
