@@ -8,25 +8,29 @@ them in order.
    reset, timeout (TCP or a stalled handshake), not TLS (garbage). When it cannot reach TLS at all, a HEAD
    to http://HOST/ through the shared fetcher tells T1 whether the host is reachable otherwise, and
    nothing else is started (so a hostile server costs one connection and ``settings.timeout``).
-2. The fast prober (``prober``, on sslyze's own nassl connections) settles each protocol in one
-   handshake per client, and lists the accepted suites of accepted protocols by elimination (accepted
-   count + 1 handshakes instead of one per suite). What it cannot settle (errors, timeouts, odd answers)
-   is left to sslyze's one-connection-per-suite enumeration, never guessed.
-3. sslyze runs the other scan commands T1-T6 need (and the suite enumeration of unsettled protocols);
-   the EC groups are then found by elimination too, from sslyze's own connectivity result (sslyze's
-   one-connection-per-curve test runs only when that is inconclusive). sslyze runs
-   against the address the engine resolved (honouring ``--resolve``), with Mozilla's store plus
-   ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
+2. The prober (``prober``, on sslyze's own nassl connections) settles each protocol in one handshake
+   per client, then, decision-minimal (issue 9), asks one handshake per suite class T3 judges (weak
+   classes, no forward secrecy, RSA key exchange, DHE, CBC; OpenSSL's own cipher-string keywords select
+   the members) that no suite found or refused offer has settled: the suite list is cut short, and the
+   evidence says so (``ProtocolResult.suites_complete``). One more handshake asks whether an EC group
+   below 256 bits is accepted. What it cannot settle (errors, timeouts, odd answers) is left to sslyze's
+   one-connection-per-suite enumeration, never guessed.
+3. sslyze runs the certificate command and only the vulnerability commands that can apply to what the
+   prober found: ROBOT with an RSA key exchange suite, Heartbleed, CCS, renegotiation and compression with
+   a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not run is recorded as
+   such, with why). sslyze runs against the address the engine resolved (honouring ``--resolve``), with
+   Mozilla's store plus ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
    ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
-   own evidence model by ``conversion``: nothing of sslyze leaves the package.
+   own raw evidence model by ``conversion``: nothing of sslyze leaves the package, and no verdict is made
+   here (``checks/lib/tls.py`` judges).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
 prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
 rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
 fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
 The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
-of the same address go on beside them. ``FAST_PROBE = False`` (tests and bench only) leaves every suite
-to sslyze.
+of the same address go on beside them. ``LISTING`` (tests and bench only) lists every accepted suite
+instead, by elimination ("all") or by sslyze ("sslyze").
 """
 
 from __future__ import annotations
