@@ -65,6 +65,8 @@ def handshake(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         "reason": hs.reason,
         "http_probe": hs.http_probe,
     }
+    if hs.error_kind is not None:  # errors as data: the kind beside the message
+        evidence["error_kind"] = str(hs.error_kind)
     if hs.outcome == "completed":
         return [
             meta.finding(
