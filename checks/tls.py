@@ -91,6 +91,7 @@ def handshake(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         f"{hs.reason or 'TLS handshake failed'}; the host does not answer plain HTTP either, "
         "so it could not be reached",
         evidence=evidence,
+        kind=hs.error_kind,
     )
 
 

@@ -51,6 +51,7 @@ from scanner.collectors.tls.conversion import (
 )
 from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
 from scanner.collectors.tls.prober import ProtocolProbe
+from scanner.errors import ErrorKind
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence
 from scanner.models import Target
 from scanner.net.context import ScanContext
@@ -75,7 +76,8 @@ async def collect(
     addr = addresses[0]
     base["address"] = addr
     if not ctx.fetcher.address_allowed(addr):
-        return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)")
+        return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)",
+                           error_kind=ErrorKind.BLOCKED)
 
     polite = ctx.politeness
     async with polite.connections(addr):
@@ -90,6 +92,7 @@ async def collect(
             handshake=handshake,
             connections=connections,
             error=f"no TLS handshake: {handshake.reason}",
+            error_kind=handshake.error_kind,
         )
 
     # The prober and sslyze open connections of their own: they take a share of the address's slots

@@ -86,14 +86,15 @@ def convert(
     probes = probes or {}
     probe_conns = sum(p.connections for p in probes.values())
     if isinstance(result, str):
-        return TLSEvidence(**base, handshake=first, connections=probe_conns, error=result)
+        return TLSEvidence(**base, handshake=first, connections=probe_conns, error=result,
+                           error_kind=ErrorKind.UNKNOWN)
     if result.scan_result is None:
         trace = result.connectivity_error_trace
         outcome, kind = _connectivity_outcome(trace)
         reason = f"TLS connection failed: {trace_text(trace)}"
         hs = Handshake(outcome=outcome, reason=reason, error_kind=kind)  # type: ignore[arg-type]
         return TLSEvidence(
-            **base, handshake=hs, connections=CONN_CONNECTIVITY + probe_conns, error=reason
+            **base, handshake=hs, connections=CONN_CONNECTIVITY + probe_conns, error=reason, error_kind=kind
         )
     scan = result.scan_result
     probing = result.connectivity_result
