@@ -230,7 +230,8 @@ def test_server_fixes_name_nginx_apache_and_iis_or_php():
     server_side = {"tls-protocols", "tls-ciphers", "tls-cert-trust", "http-https-redirect", "http-hsts",
                    "http-framing", "http-nosniff", "http-referrer-policy", "http-permissions-policy",
                    "http-version-disclosure", "cookie-secure", "cookie-httponly", "cookie-samesite",
-                   "cookie-prefixes", "http-cors", "http-mixed-content", "tls-handshake", "tls-vulnerabilities"}
+                   "cookie-prefixes", "http-cors", "http-mixed-content", "tls-handshake",
+                   "tls-vulnerabilities"}
     metas = {c.id: c.meta for c in load_checks().checks}
     for cid in server_side:
         fix = metas[cid].remediation
