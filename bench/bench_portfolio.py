@@ -32,10 +32,10 @@ def one(size: int, only: str, concurrency: int) -> dict[str, float]:
     import trustme
 
     from scanner.engine import Scanner
-    from scanner.members import load_members
-    from scanner.portfolio import StoredScan, write_portfolio
+    from scanner.history.members import load_members
+    from scanner.history.portfolio import StoredScan, write_portfolio
+    from scanner.history.store import Store
     from scanner.settings import Settings
-    from scanner.store import Store
     from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-portfolio-"))

@@ -25,9 +25,10 @@ from scanner.models import (
     TargetResult,
     ToolInfo,
 )
-from scanner.net import ResolutionError, ScanContext
+from scanner.net.context import ScanContext
+from scanner.net.politeness import AddressBudget
+from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
-from scanner.politeness import AddressBudget
 from scanner.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -29,3 +29,9 @@ class ErrorKind(StrEnum):
     TOO_LARGE = "too_large"  # the answer exceeded a size bound
     BLOCKED = "blocked"  # pledgescan refused to send it (internal address, safety rule)
     UNKNOWN = "unknown"  # none of the above (an unexpected exception type)
+
+
+def short_message(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one bounded line of text for a report (its type name when it has no message)."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

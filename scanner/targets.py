@@ -6,7 +6,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from scanner.models import Target
-from scanner.net import is_ip_literal, registrable_domain
+from scanner.net.names import is_ip_literal, registrable_domain
 
 
 class InputError(ValueError):

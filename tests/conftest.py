@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.store import Store
+from scanner.history.store import Store
 
 # Session-wide testbeds shared by several test modules: defined once here so they start once.
 from tests.testbed.tls import tls_bed  # noqa: F401

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from scanner.members import parse_members
+from scanner.history.members import parse_members
+from scanner.history.store import RunRow, Store
 from scanner.models import Target
-from scanner.store import RunRow, Store
 from tests.testbed.reports import finding, make_target
 
 DAY0 = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)

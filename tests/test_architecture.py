@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ("httpx", "httpcore", "sslyze", "nassl", "dns", "socket", "ssl", "urllib.request", "requests",
            "asyncio", "checkdmarc", "scanner.net", "scanner.collectors", "scanner.engine", "scanner.cli",
-           "scanner.store", "scanner.distributed", "dramatiq", "redis")
+           "scanner.history", "scanner.distributed", "dramatiq", "redis")
 RULES = {
     "checks": NETWORK,
     "scanner/reporters": ("checks", "scanner.collectors", "scanner.net", "scanner.engine",
@@ -24,6 +24,14 @@ RULES = {
                              "scanner.collectors", "checkdmarc"),
     # A third-party plugin uses the check API and the evidence model, nothing of the engine.
     "tests/plugin_example": NETWORK,
+    # network plumbing is the bottom floor: it knows settings and models, nothing of what uses it
+    "scanner/net": ("checks", "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.history",
+                    "scanner.reporters", "scanner.distributed", "scanner.notify"),
+    # history reads and writes stored runs and renders them; it never scans (scanner.net.names: rules only)
+    "scanner/history": ("httpx", "httpcore", "sslyze", "nassl", "dns", "ssl", "checkdmarc",
+                        "scanner.net.fetcher", "scanner.net.resolver", "scanner.net.context",
+                        "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.distributed",
+                        "dramatiq", "redis"),
     # messages read stored results (and check metadata as data); they never scan
     "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
                        "dns"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.members import MembersError, parse_members
+from scanner.history.members import MembersError, parse_members
 from scanner.progress import ScanProgress
 from scanner.reporters import readable
 from scanner.reporters.terminal import print_summary

@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from scanner.diff import default_pair, diff_runs, grade_worse, print_diff
-from scanner.store import Store, StoreError
+from scanner.history.diff import default_pair, diff_runs, grade_worse, print_diff
+from scanner.history.store import Store, StoreError
 from tests.testbed.portfolio import make_result, make_target
 
 A1 = make_target("https://a.example/", "alpha")
@@ -91,7 +91,7 @@ def test_targets_an_interrupted_run_has_not_reached_are_not_removed(store: Store
     assert "removed" not in buf.getvalue() and "run 2 is incomplete (1/2 targets)" in buf.getvalue()
     from html.parser import HTMLParser
 
-    from scanner.portfolio import render_diff
+    from scanner.history.portfolio import render_diff
 
     class Text(HTMLParser):
         chunks: list[str] = []

@@ -114,7 +114,7 @@ async def test_silent_name_server_gives_error_never_fail(knot):
 def test_cli_json_and_html(knot, mta_sts, tmp_path: Path):
     # Given the CLI with the user-facing options
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "scanner.cli", "scan", "--domain", f"good.{PARENT}",
+    cmd = [sys.executable, "-m", "scanner", "scan", "--domain", f"good.{PARENT}",
            "--domain", f"weak.{PARENT}", "--nameserver", knot.nameserver, "--trust-anchor",
            str(knot.trust_anchor), "--resolve", f"{MTA_STS_HOST}:443:{MTA_STS_ADDR}", "--ca-bundle",
            str(mta_sts.ca_pem), "--timeout", "2", "--format", "json", "--format", "html", "-o", str(out),
@@ -191,7 +191,7 @@ def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
     name server is not (dns); D5 relies on the difference (fail versus error)."""
     import asyncio
 
-    from scanner.net import ScanContext
+    from scanner.net.context import ScanContext
     from scanner.settings import Settings
 
     async def kind(nameserver: str, name: str) -> str | None:

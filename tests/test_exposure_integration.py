@@ -91,7 +91,7 @@ def test_unreachable_host_is_an_error(exposure_nginx: ExposureBed):
 def test_cli_json(exposure_nginx: ExposureBed, tmp_path):
     """Once through the CLI, as a user would run it."""
     out = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "scanner.cli", "scan", exposure_nginx.url("expose.test"),
+    cmd = [sys.executable, "-m", "scanner", "scan", exposure_nginx.url("expose.test"),
            *exposure_nginx.resolve_args(), "--ca-bundle", str(exposure_nginx.ca_file), "--format", "json",
            "-o", str(out), "--store", f"sqlite:///{tmp_path / 'history.db'}", "--rate-limit", "0",
            "--only", "E1,E2,E3,E4", "-q"]

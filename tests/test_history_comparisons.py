@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from scanner.control_history import histories, member_histories
-from scanner.diff import diff_runs, print_diff, target_state
-from scanner.portfolio import chain_linked, reference_run, write_portfolio
+from scanner.history.control_history import histories, member_histories
+from scanner.history.diff import diff_runs, print_diff, target_state
+from scanner.history.portfolio import chain_linked, reference_run, write_portfolio
+from scanner.history.store import Observation, Store
 from scanner.reporters.json_report import validate
-from scanner.store import Observation, Store
 from tests.testbed.portfolio import make_result, make_target
 
 A1 = make_target("https://alpha.example/", "alpha")
@@ -194,7 +194,7 @@ def test_resume_alone_skips_a_run_another_process_is_running(store: Store) -> No
             assert again.run_id == rec.run_id and [t.key for t in again.pending] == [B1.key]
             again.on_result(make_result(B1), None)
         # and a --members --resume of the running file waits for it (here: refused at once)
-        from scanner.store import StoreBusy
+        from scanner.history.store import StoreBusy
 
         with pytest.raises(StoreBusy, match=f"in progress: run {running.run_id} "):
             store.start_run([C1], baseline_id="pledge4", baseline_version="1", tool_version="0",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from scanner.store import Store
+from scanner.history.store import Store
 from tests.test_portfolio_flow import HSTS, pledgescan  # the same servers' header and CLI runner
 from tests.test_store import pg_store_url
 from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members

@@ -14,8 +14,10 @@ import pytest
 
 from scanner.engine import Scanner
 from scanner.models import Status
-from scanner.net import Fetcher, Resolver, ScanStats
-from scanner.politeness import Politeness
+from scanner.net.fetcher import Fetcher
+from scanner.net.politeness import Politeness
+from scanner.net.resolver import Resolver
+from scanner.net.stats import ScanStats
 from scanner.settings import Settings
 from scanner.targets import endpoint
 from scanner.testbed.certs import TestPKI

@@ -98,7 +98,7 @@ def test_mixed_content(results):
 
 def test_redirect_chain_through_other_host(http_testbed: Testbed):
     from scanner.collectors.http import collect
-    from scanner.net import ScanContext
+    from scanner.net.context import ScanContext
 
     settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5,
                         rate_limit=0)
@@ -122,7 +122,7 @@ def test_redirect_chain_through_other_host(http_testbed: Testbed):
 def test_redirect_to_ip_literal_is_recorded_not_followed(http_testbed: Testbed):
     """evil.pledge.test redirects to the cloud metadata address: recorded, never fetched."""
     from scanner.collectors.http import collect
-    from scanner.net import ScanContext
+    from scanner.net.context import ScanContext
 
     settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5,
                         rate_limit=0)
@@ -152,7 +152,7 @@ def test_unreachable_endpoint_is_error_never_fail():
 def test_cli_json(http_testbed: Testbed, tmp_path: Path):
     site = SITES["weak"]
     out = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "scanner.cli", "scan", site.url,
+    cmd = [sys.executable, "-m", "scanner", "scan", site.url,
            "--resolve", f"{site.host}:443:{site.address}",
            "--resolve", f"{site.host}:80:{site.address}", "--ca-bundle", str(http_testbed.ca_path),
            "--format", "json", "-o", str(out), "--only", ",".join(CONTROLS), "-q", "--rate-limit", "0"]

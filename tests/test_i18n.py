@@ -108,8 +108,8 @@ def test_lookup_and_fallback():
 def test_history_wording_follows_the_language():
     from datetime import datetime
 
-    from scanner.control_history import ControlHistory
-    from scanner.diff import TargetGrade, summary_line, target_state
+    from scanner.history.control_history import ControlHistory
+    from scanner.history.diff import TargetGrade, summary_line, target_state
 
     failing = ControlHistory("m:https://a.example/", "H2", "fail", datetime(2026, 9, 3), 2,
                              datetime(2026, 9, 1), None)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.cli import main
-from scanner.store import Store
+from scanner.cli.main import main
+from scanner.history.store import Store
 from tests.testbed.browser import Browser, chromium_path
 from tests.testbed.portfolio import make_result, make_target
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.members import MembersError, combine, load_members, parse_members, slugify
+from scanner.history.members import MembersError, combine, load_members, parse_members, slugify
 from scanner.targets import from_cli
 
 GOOD = """\

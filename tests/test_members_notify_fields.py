@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from scanner.members import MembersError, parse_members
+from scanner.history.members import MembersError, parse_members
 
 YAML = """\
 members:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from scanner.diff import diff_runs
+from scanner.history.diff import diff_runs
+from scanner.history.store import Store, StoreError
 from scanner.migrations.runner import current, head
-from scanner.store import Store, StoreError
 from tests.test_store import pg_store_url
 from tests.testbed.portfolio import make_result, make_target
 
@@ -116,7 +116,7 @@ def test_a_stored_result_with_fields_a_later_version_dropped_still_reads(old_sto
 
 def test_two_processes_opening_a_new_store_at_once(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-    code = "import sys; from scanner.store import Store; Store(sys.argv[1]).close(); print('ok')"
+    code = "import sys; from scanner.history.store import Store; Store(sys.argv[1]).close(); print('ok')"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]

@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from scanner.net import (
-    Fetcher,
-    ResolutionError,
-    Resolver,
-    ScanStats,
-    is_internal_address,
-)
-from scanner.politeness import Politeness
+from scanner.net.fetcher import Fetcher
+from scanner.net.names import is_internal_address
+from scanner.net.politeness import Politeness
+from scanner.net.resolver import ResolutionError, Resolver
+from scanner.net.stats import ScanStats
 from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (

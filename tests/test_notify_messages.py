@@ -10,10 +10,10 @@ from email import message_from_bytes, policy
 import pytest
 
 from scanner import i18n
+from scanner.history.store import Store
 from scanner.notify.message import AddressError, build_message, mailbox
 from scanner.notify.plan import check_texts, plan_member
 from scanner.notify.sent import SentLog
-from scanner.store import Store
 from tests.notify_helpers import day, members, record_run
 
 SENDER = "secretariat@coalition.example"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from scanner.history.store import Store
 from scanner.notify.plan import DEFAULT_INTERVALS, parse_intervals, plan_member
 from scanner.notify.sent import SentLog
-from scanner.store import Store
 from tests.notify_helpers import day, members, record_run
 
 

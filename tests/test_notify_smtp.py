@@ -16,9 +16,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from scanner.cli import main
+from scanner.cli.main import main
+from scanner.history.store import Store
 from scanner.notify.sent import SentLog
-from scanner.store import Store
 from tests.notify_helpers import MEMBERS_YAML, record_run
 
 SMTP_ADDR = "127.0.160.1"

@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from scanner.diff import default_pair, diff_runs
-from scanner.portfolio import TABLE_JS_HASH, iter_history, render_diff, write_portfolio
-from scanner.store import Store
+from scanner.history.diff import default_pair, diff_runs
+from scanner.history.portfolio import TABLE_JS_HASH, iter_history, render_diff, write_portfolio
+from scanner.history.store import Store
 from tests.testbed.portfolio import make_result, make_target
 
 A1 = make_target("https://a.example/", "alpha")
@@ -115,7 +115,7 @@ def test_diff_html_and_history(store: Store) -> None:
 
 
 def _cli(*args: str) -> int:
-    from scanner.cli import main
+    from scanner.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(list(args))

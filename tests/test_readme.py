@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from scanner.cli import cli
+from scanner.cli.main import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from scanner.demo import scan_demo, start_demo_sites
-from scanner.diff import default_pair, diff_runs
+from scanner.history.diff import default_pair, diff_runs
+from scanner.history.portfolio import render_diff, write_portfolio
+from scanner.history.store import Store
 from scanner.models import Status
-from scanner.portfolio import render_diff, write_portfolio
 from scanner.reporters.html import HtmlReporter
-from scanner.store import Store
 from tests.testbed.browser import OVERFLOW_JS, Browser, chromium_path
 from tests.testbed.portfolio import make_result, make_target
 

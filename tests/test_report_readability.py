@@ -116,8 +116,8 @@ def test_code_spans_leave_an_unpaired_backtick_as_text():
 
 
 def test_member_page_names_what_is_wrong_and_what_could_not_be_assessed(tmp_path):
-    from scanner.portfolio import write_portfolio
-    from scanner.store import Store
+    from scanner.history.portfolio import write_portfolio
+    from scanner.history.store import Store
     from tests.testbed.portfolio import make_result
     from tests.testbed.portfolio import make_target as portfolio_target
 

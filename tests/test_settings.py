@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from scanner.history.store import settings_from_json, settings_to_json
 from scanner.settings import Settings, load_settings
-from scanner.store import settings_from_json, settings_to_json
 
 
 def test_direct_construction_reads_no_environment(monkeypatch):

@@ -10,8 +10,7 @@ import uuid
 
 import pytest
 
-from scanner.settings import Settings
-from scanner.store import (
+from scanner.history.store import (
     RunLock,
     Store,
     StoreBusy,
@@ -20,6 +19,7 @@ from scanner.store import (
     settings_from_json,
     settings_to_json,
 )
+from scanner.settings import Settings
 from tests.testbed.portfolio import make_result, make_target
 
 PG_URL = os.environ.get("PLEDGESCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -176,7 +176,7 @@ def test_settings_round_trip() -> None:
 
 
 def test_default_store_is_in_the_user_data_dir(monkeypatch, tmp_path) -> None:
-    from scanner.store import default_url
+    from scanner.history.store import default_url
 
     monkeypatch.delenv("PLEDGESCAN_STORE", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
@@ -187,7 +187,7 @@ def test_default_store_is_in_the_user_data_dir(monkeypatch, tmp_path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from scanner.store import Store, StoreBusy
+    from scanner.history.store import Store, StoreBusy
     from tests.testbed.portfolio import make_result, make_target
     store = Store(sys.argv[1])
     targets = [make_target(f"https://h{i}.{sys.argv[2]}.example/", sys.argv[2]) for i in range(40)]

@@ -73,7 +73,7 @@ def stored_rows(store: str, run_id: int) -> tuple[list[str], list[tuple[str, str
     from sqlalchemy import select
 
     from scanner.distributed.records import work_items
-    from scanner.store import ResultRow, Store
+    from scanner.history.store import ResultRow, Store
 
     st = Store(store)
     try:
@@ -184,7 +184,7 @@ def test_a_worker_killed_mid_run_loses_no_target_and_records_none_twice(sites, w
 
 
 def _run_exists(store: str) -> bool:
-    from scanner.store import Store, StoreError
+    from scanner.history.store import Store, StoreError
 
     try:
         st = Store(store)
@@ -227,8 +227,8 @@ def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, bro
     from scanner.distributed import records, work
     from scanner.distributed.broker import ENV_NAMESPACE, namespace
     from scanner.distributed.dispatch import Dispatcher, wait_for_run
-    from scanner.portfolio import StoredScan
-    from scanner.store import Store, settings_from_json
+    from scanner.history.portfolio import StoredScan
+    from scanner.history.store import Store, settings_from_json
     from scanner.targets import endpoint
 
     store_url = pg_store_url()
@@ -371,7 +371,7 @@ def test_the_workers_docs_are_literally_usable() -> None:
 
     import click
 
-    from scanner.cli import cli
+    from scanner.cli.main import cli
 
     docs = Path(__file__).resolve().parents[1] / "docs"
     text = (docs / "workers.md").read_text()

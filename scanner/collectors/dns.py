@@ -47,7 +47,8 @@ from scanner.evidence.dns import (
     bound_list,
 )
 from scanner.models import Target
-from scanner.net import ScanContext, registrable_domain
+from scanner.net.context import ScanContext
+from scanner.net.names import registrable_domain
 
 # checkdmarc keeps a process-wide answer cache keyed by name only (not by name server): wrong for a
 # scanner whose name servers are a per-scan setting. Turn it off; our own stats count every query.

@@ -24,7 +24,8 @@ from urllib.parse import urljoin, urlsplit
 from scanner.evidence.exposure import ExposureEvidence, Probe, similar
 from scanner.exposure_catalogue.model import Catalogue, load_catalogue
 from scanner.models import Target
-from scanner.net import ScanContext, is_ip_literal
+from scanner.net.context import ScanContext
+from scanner.net.names import is_ip_literal
 
 Method = Literal["GET", "HEAD", "RANGE"]
 PROBE_BYTES = 64 * 1024  # body cap for probes (the excerpt kept is smaller still)

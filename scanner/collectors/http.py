@@ -26,7 +26,9 @@ from scanner.evidence.http import (
     clip,
 )
 from scanner.models import Target
-from scanner.net import HttpResponse, ScanContext, in_scope, is_ip_literal, registrable_domain
+from scanner.net.context import ScanContext
+from scanner.net.fetcher import HttpResponse
+from scanner.net.names import in_scope, is_ip_literal, registrable_domain
 
 PAGE_BYTES = 512_000
 HEADER_VALUE_CAP = 8192  # the fetcher keeps this much of a header value: a longer Location was cut

@@ -57,8 +57,9 @@ from scanner.evidence.tls import (
     bound,
 )
 from scanner.models import Target
-from scanner.net import ScanContext, is_ip_literal
-from scanner.politeness import tls_share
+from scanner.net.context import ScanContext
+from scanner.net.names import is_ip_literal
+from scanner.net.politeness import tls_share
 from scanner.settings import Settings
 
 # Estimated connections for sslyze's fixed probes (see the module docstring).

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.politeness import Politeness
+from scanner.net.politeness import Politeness
 
 GATE_WAIT_S = 600.0  # a rate wait longer than this is a failed connection for sslyze
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from scanner.store import LockRow, Store
+from scanner.history.store import LockRow, Store
 
 MAX_ATTEMPTS = 3
 ASSESS = "-"  # the family of a target that needs no evidence (all its checks skipped): assess only
@@ -148,7 +148,7 @@ def forget_run(store: Store, run_id: int) -> None:
 
 
 def has_result(store: Store, run_id: int, target_key: str) -> bool:
-    from scanner.store import ResultRow
+    from scanner.history.store import ResultRow
 
     with store.engine.connect() as c:
         return c.execute(select(func.count()).select_from(ResultRow).where(

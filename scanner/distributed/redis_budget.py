@@ -1,6 +1,6 @@
 """Politeness per IP address kept in Redis, so that every worker of every machine draws on one budget.
 
-The same promises as the in-process ``AddressBudget`` (``scanner.politeness``): at most
+The same promises as the in-process ``AddressBudget`` (``scanner.net.politeness``): at most
 ``per_address_connections`` connections open to an address, taken all or nothing, multi-slot holders
 served first; at most ``rate_window(requests_per_second)`` request starts in any sliding window.
 Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines' clocks do not matter):
@@ -79,7 +79,7 @@ return math.max(1, math.floor(tonumber(oldest[2]) + window - now) + 1)
 
 def _rate_window(requests_per_second: float) -> tuple[int, float]:
     try:
-        from scanner.politeness import rate_window  # the in-process budget's own definition
+        from scanner.net.politeness import rate_window  # the in-process budget's own definition
     except ImportError:  # pragma: no cover - before the politeness module lands
         import math
 
@@ -90,7 +90,7 @@ def _rate_window(requests_per_second: float) -> tuple[int, float]:
 
 def _address_key(address: str) -> str:
     try:
-        from scanner.politeness import address_key
+        from scanner.net.politeness import address_key
     except ImportError:  # pragma: no cover
         return address.lower()
     return address_key(address)

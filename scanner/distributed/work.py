@@ -40,7 +40,7 @@ class BrokerOutage(Exception):
 @functools.cache
 def store() -> Any:
     """The worker process's history store (``PLEDGESCAN_STORE``), opened once."""
-    from scanner.store import Store, default_url
+    from scanner.history.store import Store, default_url
 
     st = Store(default_url())
     records.ensure_schema(st)
@@ -51,7 +51,7 @@ def store() -> Any:
 def run_scanner(run_id: int) -> Any:
     """The engine configured as the run was started (settings, check selection), once per run."""
     from scanner.engine import Scanner
-    from scanner.store import settings_from_json
+    from scanner.history.store import settings_from_json
 
     return Scanner(settings_from_json(store().run(run_id).options))
 
@@ -224,7 +224,7 @@ def make_budget(settings: Settings) -> Any:
 
 
 async def _scope_context(th: _ThreadScope, run_id: int, settings: Settings) -> Any:
-    from scanner.net import ScanContext
+    from scanner.net.context import ScanContext
 
     if th.ctx is not None and th.run_id == run_id:
         return th.ctx
@@ -240,7 +240,7 @@ async def _scope_context(th: _ThreadScope, run_id: int, settings: Settings) -> A
 
 async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, family: str,
                    prior: dict[str, Any]) -> tuple[Any, tuple[str, ...], str | None, dict[str, Any]]:
-    from scanner.net import ResolutionError
+    from scanner.net.resolver import ResolutionError
 
     settings: Settings = scanner.settings
     spec = next(s for s in COLLECTORS if s.family == family and s.kind == target.kind)

@@ -9,13 +9,13 @@ Adding a table or a column (e.g. a "messages sent" table):
    ``op.add_column(...)``; for SQLite, alter other columns inside ``op.batch_alter_table``). Use
    ``JSON_TYPE`` below for JSON columns (JSONB on PostgreSQL). Or let Alembic write the file:
    ``alembic -c scanner/migrations/alembic.ini revision --rev-id 0003 -m "messages sent"``.
-2. Declare the matching ORM class in the module that uses it (``scanner.store`` style: a
+2. Declare the matching ORM class in the module that uses it (``scanner.history.store`` style: a
    ``DeclarativeBase`` subclass, never ``create_all``).
 3. ``tests/test_migrations.py`` upgrades an empty store and the committed old store to the head on
    SQLite and PostgreSQL; add an assertion for the new table there.
 
 A revision that changes what stored JSON means (a field of ``TargetResult`` renamed, made required)
-rewrites the stored rows in its ``upgrade()``: rows are read back through ``scanner.stored_records``,
+rewrites the stored rows in its ``upgrade()``: rows are read back through ``scanner.history.stored_records``,
 which ignores fields a model no longer has and fills defaults, but cannot invent a required value.
 """
 

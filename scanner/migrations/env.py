@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection ``scanner.store`` hands over (already inside
+"""Alembic environment: migrations run on the connection ``scanner.history.store`` hands over (already inside
 its transaction: SQLite ``BEGIN IMMEDIATE``, PostgreSQL with an advisory lock), never one of their own."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from alembic import context
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # the ``alembic`` command line: a URL from alembic.ini / -x url=...
-    from scanner.store import make_engine
+    from scanner.history.store import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
         "sqlalchemy.url")

@@ -3,5 +3,5 @@
 ``plan``: what to say to whom (new problems, reminders due by severity, what was fixed), from the latest
 run in the history store and the record of what was already sent (``sent``); ``message``: the multipart
 e-mail (plain text + HTML, no link, no external resource); ``smtp``: delivery (STARTTLS when offered,
-credentials from the environment). ``scanner.cli_notify`` is the ``pledgescan notify`` command.
+credentials from the environment). ``scanner.cli.notify`` is the ``pledgescan notify`` command.
 """

@@ -17,10 +17,10 @@ from importlib import resources
 from typing import Any
 
 from scanner.baseline import Baseline
+from scanner.history.store import RunInfo, Store
 from scanner.models import ControlResult, Severity, Status
 from scanner.notify.sent import SentLog, SentRecord, SentState
 from scanner.reporters import top_finding
-from scanner.store import RunInfo, Store
 
 #: Days before an item already reported is said again (Artemis' defaults).
 DEFAULT_INTERVALS = {"critical": 60, "high": 60, "medium": 120, "low": 540, "info": 540}

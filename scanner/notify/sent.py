@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Integer, String, Text, func, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from scanner.store import Store
+from scanner.history.store import Store
 
 
 class NotifyBase(DeclarativeBase):

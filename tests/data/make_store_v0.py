@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 
-from scanner.store import Store
+from scanner.history.store import Store
 from tests.testbed.portfolio import make_result, make_target
 
 MEMBERS = [{"id": "alpha", "name": "Alpha Schools", "contact": "sec@alpha.example"},

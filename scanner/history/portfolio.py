@@ -20,9 +20,9 @@ from typing import Any
 from markupsafe import Markup
 
 from scanner.baseline import Baseline, load_baseline
-from scanner.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
+from scanner.history.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary_line, target_state
+from scanner.history.store import ResultSummary, RunInfo, Store
 from scanner.models import SCHEMA_VERSION, BaselineRef, Report, Status, TargetComparison, ToolInfo
-from scanner.store import ResultSummary, RunInfo, Store
 
 NO_MEMBER_PAGE = "_unassigned"
 TREND_RUNS = 20
@@ -257,7 +257,7 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tu
     for md in diff.members if diff else []:
         if md.member in rows:
             rows[md.member].change = md
-    from scanner.portfolio_fixes import common_failures
+    from scanner.history.portfolio_fixes import common_failures
 
     fixes = common_failures(after, {c.id: c.title for c in baseline.controls} if baseline else {},
                             {r.id: (r.name, r.page) for r in rows.values()})
@@ -288,7 +288,7 @@ def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
     baseline = _baseline(run)
     results = worst_first(t for t in store.results(run.id, member=row.id) if t.member == row.id)
     views = [target_view(t, i, baseline) for i, t in enumerate(results, 1)]
-    from scanner.control_history import member_histories
+    from scanner.history.control_history import member_histories
 
     trend = _trend(store, run, member=row.id, all_members=False)
     titles = {c.id: c.title for c in baseline.controls} if baseline else {}
@@ -402,7 +402,7 @@ class StoredScan:
         """A new run (``inventory_id``: the members file's identity, see ``members_inventory``); with
         ``resume_unfinished``, the inventory's last run instead when it was interrupted."""
         from scanner import __version__
-        from scanner.store import settings_from_json
+        from scanner.history.store import settings_from_json
 
         b = load_baseline()
         members = [m.model_dump(mode="json", exclude={"line"})
@@ -416,7 +416,7 @@ class StoredScan:
 
     @classmethod
     def resume(cls, store: Store, wait: float = 0.0) -> StoredScan:
-        from scanner.store import settings_from_json
+        from scanner.history.store import settings_from_json
 
         rec = store.resume_run(wait=wait)
         return cls(store, rec, settings_from_json(store.run(rec.run_id).options))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from scanner.cli_support import InputProblem, StoreBusyProblem, open_store, store_option
+from scanner.cli.support import InputProblem, StoreBusyProblem, open_store, store_option
 
 
 @click.command()
@@ -22,8 +22,8 @@ def reanalyse(store_url: str | None, run: str, baseline_file: Path | None, lock_
     """Re-run today's checks and the baseline over a stored RUN's evidence (an ID or 'latest'),
     without any network; the results are recorded as a new run (see `pledgescan report`, `diff`)."""
     from scanner.baseline import load_baseline
+    from scanner.history.store import StoreBusy, StoreError
     from scanner.reanalyse import load_baseline_file, reanalyse_run
-    from scanner.store import StoreBusy, StoreError
 
     try:
         baseline = load_baseline_file(baseline_file) if baseline_file else load_baseline()

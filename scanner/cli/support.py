@@ -309,7 +309,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     return report, paths
 
 
-# -- history store (scanner.store / scanner.portfolio) ------------------------------------------------
+# -- history store (scanner.history.store / scanner.history.portfolio) -----------------------------
 EXIT_BUSY = 3  # another run holds the history store's lock
 
 
@@ -326,7 +326,7 @@ def store_option(func: Any) -> Any:
 
 
 def open_store(url: str | None) -> Any:
-    from scanner.store import Store, StoreError
+    from scanner.history.store import Store, StoreError
 
     try:
         return Store(url)

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from scanner.cli_lang import lang_option, use_language
-from scanner.cli_support import (
+from scanner.cli.lang import lang_option, use_language
+from scanner.cli.support import (
     EXIT_OK,
     EXIT_THRESHOLD,
     EXIT_UNASSESSED,
@@ -37,10 +37,10 @@ PORTFOLIO_DIR = "pledgescan-portfolio"  # where a members scan writes without -o
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
     """``scan`` with history: record the run as targets finish, write reports from the store."""
-    from scanner.members import combine
-    from scanner.portfolio import StoredScan, run_report, write_portfolio
+    from scanner.history.members import combine
+    from scanner.history.portfolio import StoredScan, run_report, write_portfolio
+    from scanner.history.store import StoreBusy, StoreError
     from scanner.reporters import render_all
-    from scanner.store import StoreBusy, StoreError
 
     quiet = kw["quiet"]
     if inventory is not None and not quiet:
@@ -51,7 +51,7 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
         if kw["resume"] and inventory is None:
             stored = StoredScan.resume(store, kw["lock_wait"])
         else:
-            from scanner.store import members_inventory
+            from scanner.history.store import members_inventory
 
             stored = StoredScan.start(
                 store, combine(inventory, targets), settings, inventory, kw["lock_wait"],
@@ -116,7 +116,7 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
 
 def _history_gate(diff: Any, run_id: int, regression: bool, unreachable: bool, quiet: bool) -> int:
     """``--fail-on-regression`` / ``--fail-on-unreachable`` after a stored scan: the exit code."""
-    from scanner.diff import print_diff, target_state
+    from scanner.history.diff import print_diff, target_state
 
     if diff is None:
         return EXIT_OK
@@ -149,7 +149,7 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
 
     from rich.table import Table
 
-    from scanner.portfolio import iter_history
+    from scanner.history.portfolio import iter_history
 
     rows = list(iter_history(open_store(store_url), member=member, limit=limit))
     if member is not None and not rows:
@@ -193,10 +193,10 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
     and control, what newly fails, what was fixed, grade changes, unreachable, new and removed targets."""
     import json
 
-    from scanner.diff import default_pair, diff_runs, print_diff
-    from scanner.portfolio import render_diff
+    from scanner.history.diff import default_pair, diff_runs, print_diff
+    from scanner.history.portfolio import render_diff
+    from scanner.history.store import StoreError
     from scanner.reporters import write_atomic
-    from scanner.store import StoreError
 
     if len(runs) > 2:
         raise InputProblem("diff takes at most two run IDs")
@@ -231,7 +231,7 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
 
 def first_run_only(store: Any, ref: str) -> bool:
     """True when ``ref`` names a run the store has, and no run came before it (nothing to diff yet)."""
-    from scanner.store import StoreError
+    from scanner.history.store import StoreError
 
     try:
         run = store.run(ref)
@@ -250,11 +250,11 @@ def first_run_only(store: Any, ref: str) -> bool:
 @lang_option
 def report(store_url: str | None, run: str, formats: tuple[str, ...], output: Path | None, lang: str) -> None:
     """Re-render the reports of a stored RUN (an ID or 'latest') without scanning."""
-    from scanner.portfolio import run_report, write_portfolio
+    from scanner.history.portfolio import run_report, write_portfolio
 
     use_language(lang)
+    from scanner.history.store import StoreError
     from scanner.reporters import render_all
-    from scanner.store import StoreError
 
     store = open_store(store_url)
     try:
@@ -290,7 +290,7 @@ def members() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def members_check(file: Path) -> None:
     """Validate a members FILE (YAML or CSV) without scanning: one line per problem."""
-    from scanner.members import MembersError, load_members
+    from scanner.history.members import MembersError, load_members
 
     try:
         inv = load_members(file)
@@ -314,8 +314,8 @@ def store_group() -> None:
 @store_option
 def store_upgrade(store_url: str | None) -> None:
     """Upgrade the store's schema to this version's (done anyway whenever pledgescan opens a store)."""
+    from scanner.history.store import Store, StoreError, redact
     from scanner.migrations.runner import head
-    from scanner.store import Store, StoreError, redact
 
     try:
         store = Store(store_url, upgrade=False)

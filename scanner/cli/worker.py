@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from scanner.cli_support import (
+from scanner.cli.support import (
     EXIT_OK,
     EXIT_THRESHOLD,
     EXIT_UNASSESSED,
@@ -114,9 +114,9 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
     from scanner.distributed.broker import BrokerError, check_url, ping
     from scanner.distributed.dispatch import Dispatcher, RunUnfinished, unfinished_message, wait_for_run
     from scanner.distributed.records import forget_run, hand_over_lock
-    from scanner.members import combine
-    from scanner.portfolio import StoredScan
-    from scanner.store import StoreBusy, StoreError
+    from scanner.history.members import combine
+    from scanner.history.portfolio import StoredScan
+    from scanner.history.store import StoreBusy, StoreError
 
     url, quiet = kw["broker_url"], kw["quiet"]
     if not kw["store_url"]:
@@ -179,7 +179,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
 
 def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
     """Write the reports of the finished run from the store, as a scan with history does."""
-    from scanner.portfolio import run_report, write_portfolio
+    from scanner.history.portfolio import run_report, write_portfolio
     from scanner.reporters import render_all
     from scanner.reporters.terminal import print_summary
 
@@ -205,7 +205,7 @@ def _render(store: Any, run: Any, kw: dict[str, Any]) -> int:
     if kw["fail_on_regression"]:
         prev = store.previous_run(run.id)
         if prev is not None:
-            from scanner.diff import diff_runs
+            from scanner.history.diff import diff_runs
 
             diff = diff_runs(store, prev, run)
             if diff.regressed:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from scanner.history.store import ResultSummary
 from scanner.models import Severity, Status
-from scanner.store import ResultSummary
 
 MAX_ROWS = 10
 

@@ -17,11 +17,11 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.cli_history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
-from scanner.cli_lang import lang_option, use_language
-from scanner.cli_notify import notify as notify_command
-from scanner.cli_reanalyse import reanalyse
-from scanner.cli_support import (
+from scanner.cli.history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
+from scanner.cli.lang import lang_option, use_language
+from scanner.cli.notify import notify as notify_command
+from scanner.cli.reanalyse import reanalyse
+from scanner.cli.support import (
     EXIT_OK,
     EXIT_THRESHOLD,
     EXIT_UNASSESSED,
@@ -40,7 +40,7 @@ from scanner.cli_support import (
     store_option,
     unassessed_message,
 )
-from scanner.cli_worker import run_distributed_scan, scan_broker_options, worker
+from scanner.cli.worker import run_distributed_scan, scan_broker_options, worker
 from scanner.models import Target
 from scanner.settings import Settings
 
@@ -98,7 +98,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
     inventory = None
     try:
         if kw["members_file"]:
-            from scanner.members import load_members
+            from scanner.history.members import load_members
 
             inventory = load_members(kw["members_file"])
         target_list = from_cli(list(targets), list(domains))
@@ -124,7 +124,7 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
         sys.exit(run_plain_scan(target_list, settings, kw))
     if kw["store_url"] is None and not needs_store:
         # The default store is a convenience: a laptop scan must not fail because it cannot keep history.
-        from scanner.store import Store, StoreError
+        from scanner.history.store import Store, StoreError
 
         try:
             Store(None).close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scanner import i18n
-from scanner.store import Observation, RunInfo, Store
+from scanner.history.store import Observation, RunInfo, Store
 
 DECIDED = ("pass", "warn", "fail")
 

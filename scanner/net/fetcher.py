@@ -1,6 +1,6 @@
-"""All network plumbing shared by collectors: name resolution, address safety, politeness, HTTP fetches.
+"""The HTTP(S) fetcher every collector uses: bounded, polite, resolved by the scan's resolver.
 
-Every collector goes through this module, so ``--resolve``, ``--nameserver``, ``--ca-bundle``, the
+Every HTTP request goes through this module, so ``--resolve``, ``--nameserver``, ``--ca-bundle``, the
 timeouts, the per-host connection cap, the global rate limit and the response-size caps are enforced in
 one place. Nothing a server sends is trusted: bodies and headers are bounded, and no request ever goes to
 an internal address (loopback, private, link-local) unless the operator made it a target or mapped it
@@ -11,169 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import ssl
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
 import httpcore
 import httpx
 from pydantic import Field
 
+from scanner.errors import short_message
 from scanner.models import Frozen
-from scanner.politeness import (
-    AddressBudget,
-    LocalAddressBudget,
+from scanner.net.names import is_internal_address
+from scanner.net.politeness import (
     Politeness,
-    SocketCap,
     address_key,
     http_share,
 )
+from scanner.net.resolver import ResolutionError, Resolver
+from scanner.net.stats import ScanStats
 from scanner.settings import Settings
-
-
-class ResolutionError(Exception):
-    """A name could not be resolved; ``reason`` is a short, human-readable cause."""
-
-    def __init__(self, host: str, reason: str, nxdomain: bool = False,
-                 definitive: bool | None = None) -> None:
-        super().__init__(f"{host}: {reason}")
-        self.host = host
-        self.reason = reason
-        self.nxdomain = nxdomain
-        # An answer (NXDOMAIN, no address record), as opposed to a failure to get one (timeout, SERVFAIL).
-        self.definitive = nxdomain if definitive is None else definitive
-
-
-class BlockedAddress(Exception):
-    """A request would go to an internal address that is not in scope."""
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def is_internal_address(addr: str) -> bool:
-    """True for loopback, private, link-local (cloud metadata), reserved, multicast and unspecified."""
-    ip = ipaddress.ip_address(addr)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
-
-
-class Resolver:
-    """Resolves names once per scan through dnspython, honouring ``--resolve`` and ``--nameserver``."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._cache: dict[str, list[str] | ResolutionError] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.dns = self.make_dns_resolver()
-
-    def make_dns_resolver(self) -> dns.asyncresolver.Resolver:
-        """A dnspython resolver using ``--nameserver`` when given, else the system configuration."""
-        if self.settings.nameservers:
-            res = dns.asyncresolver.Resolver(configure=False)
-            res.nameservers = [ns for ns, _ in self.settings.nameservers]
-            res.port = self.settings.nameservers[0][1]
-        else:
-            try:
-                res = dns.asyncresolver.Resolver()
-            except dns.resolver.NoResolverConfiguration:
-                res = dns.asyncresolver.Resolver(configure=False)
-                res.nameservers = ["127.0.0.1"]
-        res.timeout = self.settings.timeout
-        res.lifetime = self.settings.timeout
-        return res
-
-    def override(self, host: str, port: int | None = None) -> str | None:
-        """The ``--resolve`` address for host (and port, when given), if any."""
-        host = host.lower().rstrip(".")
-        if port is not None and (host, port) in self.settings.resolve:
-            return self.settings.resolve[(host, port)]
-        for (h, _p), addr in self.settings.resolve.items():
-            if h == host:
-                return addr
-        return None
-
-    def is_operator_address(self, addr: str) -> bool:
-        """Addresses the operator named with ``--resolve`` are always allowed."""
-        return addr in self.settings.resolve.values()
-
-    async def resolve(self, host: str, port: int | None = None) -> list[str]:
-        """Addresses of ``host`` (A then AAAA), cached. Raises ``ResolutionError``."""
-        host = host.lower().rstrip(".").strip("[]")
-        if is_ip_literal(host):
-            return [host]
-        forced = self.override(host, port)
-        if forced:
-            return [forced]
-        lock = self._locks.setdefault(host, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(host)
-            if cached is None:
-                cached = await self._lookup(host)
-                self._cache[host] = cached
-        if isinstance(cached, ResolutionError):
-            raise cached
-        return list(cached)
-
-    async def _lookup(self, host: str) -> list[str] | ResolutionError:
-        addrs: list[str] = []
-        errors: list[ResolutionError] = []
-        for rdtype in ("A", "AAAA"):
-            try:
-                answer = await self.dns.resolve(host, rdtype)
-                addrs.extend(r.to_text() for r in answer)
-            except dns.resolver.NXDOMAIN:
-                return ResolutionError(host, "name does not exist (NXDOMAIN)", nxdomain=True)
-            except dns.resolver.NoAnswer:
-                continue
-            except dns.resolver.NoNameservers as exc:
-                errors.append(ResolutionError(host, f"no name server answered ({_short(exc)})"))
-            except dns.exception.Timeout:
-                errors.append(ResolutionError(host, "DNS query timed out"))
-            except dns.exception.DNSException as exc:
-                errors.append(ResolutionError(host, f"DNS error: {_short(exc)}"))
-        if addrs:
-            return addrs
-        if errors:
-            return errors[0]
-        return ResolutionError(host, "name has no A or AAAA record", definitive=True)
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-@dataclass
-class ScanStats:
-    """Counters for the scan's statistics (reported in JSON and the benchmark)."""
-
-    http_requests: Counter[str] = field(default_factory=Counter)  # per host
-    http_connections: Counter[str] = field(default_factory=Counter)  # per address: TCP connections opened
-    tls_connections: Counter[str] = field(default_factory=Counter)
-    dns_queries: int = 0
-    blocked: list[str] = field(default_factory=list)
 
 
 class HttpResponse(Frozen):
@@ -508,14 +366,14 @@ class Fetcher:
             return HttpResponse(**base, error="timed out", error_kind="timeout")
         except httpx.ConnectError as exc:
             kind = "tls" if _is_tls_error(exc) else "connect"
-            return HttpResponse(**base, error=_short(exc) or "connection failed", error_kind=kind)
+            return HttpResponse(**base, error=short_message(exc) or "connection failed", error_kind=kind)
         except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError) as exc:
-            return HttpResponse(**base, error=f"protocol error: {_short(exc)}", error_kind="protocol")
+            return HttpResponse(**base, error=f"protocol error: {short_message(exc)}", error_kind="protocol")
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             kind = "tls" if _is_tls_error(exc) else "connect"
-            return HttpResponse(**base, error=_short(exc) or type(exc).__name__, error_kind=kind)
+            return HttpResponse(**base, error=short_message(exc) or type(exc).__name__, error_kind=kind)
         except (httpx.InvalidURL, UnicodeError, ValueError) as exc:  # a URL or Host httpx cannot send
-            return HttpResponse(**base, error=f"invalid request: {_short(exc)}", error_kind="protocol")
+            return HttpResponse(**base, error=f"invalid request: {short_message(exc)}", error_kind="protocol")
         header_list: list[tuple[str, str]] = []
         size = 0
         for k, v in response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items():
@@ -588,71 +446,3 @@ async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bo
         if size >= limit:
             return b"".join(chunks)[:limit], True
     return b"".join(chunks), False
-
-
-def registrable_domain(host: str) -> str:
-    """The organisational (registrable) domain of a host name, from the public suffix list."""
-    from publicsuffixlist import PublicSuffixList
-
-    host = host.lower().rstrip(".")
-    if is_ip_literal(host):
-        return host
-    psl = _psl(PublicSuffixList)
-    return psl.privatesuffix(host) or host
-
-
-_PSL = None
-
-
-def _psl(factory):  # type: ignore[no-untyped-def]
-    global _PSL
-    if _PSL is None:
-        _PSL = factory()
-    return _PSL
-
-
-def in_scope(host: str, scope: tuple[str, ...]) -> bool:
-    """Is ``host`` one of the scope's names or below one of them?"""
-    host = host.lower().rstrip(".").strip("[]")
-    return any(host == s or host.endswith("." + s) for s in scope)
-
-
-@dataclass
-class ScanContext:
-    """What collectors get: settings and the shared network plumbing of the scan."""
-
-    settings: Settings
-    resolver: Resolver
-    fetcher: Fetcher
-    politeness: Politeness
-    stats: ScanStats
-    target_addresses: set[str] = field(default_factory=set)
-    owns_budget: bool = True
-    in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
-
-    async def target_done(self, addresses: Iterable[str]) -> None:
-        """A target is finished: an address with no target left in flight gets its connections closed."""
-        for addr in addresses:
-            self.in_flight[addr] -= 1
-            if self.in_flight[addr] <= 0:
-                del self.in_flight[addr]
-                await self.fetcher.release(addr)
-
-    @classmethod
-    def create(cls, settings: Settings, budget: AddressBudget | None = None) -> ScanContext:
-        """The scan's plumbing; ``budget`` is the per-address politeness (in-process when None, or a
-        shared one such as the workers' Redis budget, which the caller then closes)."""
-        resolver = Resolver(settings)
-        owns = budget is None
-        if budget is None:
-            budget = LocalAddressBudget(settings.per_host_connections, settings.rate_limit)
-        politeness = Politeness(budget, SocketCap(settings.max_sockets))
-        stats = ScanStats()
-        allowed: set[str] = set()
-        fetcher = Fetcher(settings, resolver, politeness, stats, allowed)
-        return cls(settings, resolver, fetcher, politeness, stats, allowed, owns)
-
-    async def aclose(self) -> None:
-        await self.fetcher.aclose()
-        if self.owns_budget:
-            await self.politeness.aclose()

@@ -38,7 +38,7 @@ import yaml
 from scanner.i18n import LanguageError
 from scanner.i18n import normalize as normalize_language
 from scanner.models import Frozen, Target
-from scanner.net import in_scope, registrable_domain
+from scanner.net.names import in_scope, registrable_domain
 from scanner.targets import InputError, dedupe, domain, endpoint, link_related
 
 MEMBER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")

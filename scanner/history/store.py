@@ -53,9 +53,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from scanner.history.stored_records import load_result
 from scanner.models import Target, TargetResult
 from scanner.settings import Settings
-from scanner.stored_records import load_result
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from scanner import i18n
 from scanner.baseline import grade_order
-from scanner.store import Observation, ResultSummary, RunInfo, Store, StoreError
+from scanner.history.store import Observation, ResultSummary, RunInfo, Store, StoreError
 
 GRADES = list(grade_order())
 BADNESS = {"pass": 0, "warn": 1, "fail": 2}  # error / not_applicable are undecided: never a regression

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from scanner.cli_support import InputProblem
+from scanner.cli.support import InputProblem
 
 LANG_HELP = "Language of pages and messages (en, fr, es, ar); a member's 'language:' wins for its own."
 

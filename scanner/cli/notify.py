@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from scanner.cli_lang import lang_option
-from scanner.cli_support import EXIT_OK, EXIT_THRESHOLD, InputProblem, open_store, store_option
+from scanner.cli.lang import lang_option
+from scanner.cli.support import EXIT_OK, EXIT_THRESHOLD, InputProblem, open_store, store_option
 
 
 @click.command()
@@ -43,14 +43,14 @@ def notify(members_file: Path, store_url: str | None, output: Path, sender: str 
     """Write (and with --send, deliver) one message per member: worst problems first, what is new since
     the last message, what was fixed, what is still open and for how long. A problem already reported
     is repeated only when its reminder is due; a member with nothing new and nothing due gets nothing."""
+    from scanner.history.members import InputError, load_members
+    from scanner.history.store import StoreError
     from scanner.i18n import LanguageError, normalize
-    from scanner.members import InputError, load_members
     from scanner.notify.message import AddressError, build_message, mailbox, write_eml
     from scanner.notify.plan import parse_intervals, plan_all
     from scanner.notify.sent import SentLog
     from scanner.notify.smtp import Mailer, SmtpError, parse_smtp_url
     from scanner.reporters.output import OutputRefused
-    from scanner.store import StoreError
 
     try:
         default_lang = normalize(lang)

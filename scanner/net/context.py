@@ -1,0 +1,54 @@
+"""What collectors get: the settings and the shared network plumbing of one scan."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scanner.net.fetcher import Fetcher
+from scanner.net.politeness import AddressBudget, LocalAddressBudget, Politeness, SocketCap
+from scanner.net.resolver import Resolver
+from scanner.net.stats import ScanStats
+from scanner.settings import Settings
+
+
+@dataclass
+class ScanContext:
+    """What collectors get: settings and the shared network plumbing of the scan."""
+
+    settings: Settings
+    resolver: Resolver
+    fetcher: Fetcher
+    politeness: Politeness
+    stats: ScanStats
+    target_addresses: set[str] = field(default_factory=set)
+    owns_budget: bool = True
+    in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
+
+    async def target_done(self, addresses: Iterable[str]) -> None:
+        """A target is finished: an address with no target left in flight gets its connections closed."""
+        for addr in addresses:
+            self.in_flight[addr] -= 1
+            if self.in_flight[addr] <= 0:
+                del self.in_flight[addr]
+                await self.fetcher.release(addr)
+
+    @classmethod
+    def create(cls, settings: Settings, budget: AddressBudget | None = None) -> ScanContext:
+        """The scan's plumbing; ``budget`` is the per-address politeness (in-process when None, or a
+        shared one such as the workers' Redis budget, which the caller then closes)."""
+        resolver = Resolver(settings)
+        owns = budget is None
+        if budget is None:
+            budget = LocalAddressBudget(settings.per_host_connections, settings.rate_limit)
+        politeness = Politeness(budget, SocketCap(settings.max_sockets))
+        stats = ScanStats()
+        allowed: set[str] = set()
+        fetcher = Fetcher(settings, resolver, politeness, stats, allowed)
+        return cls(settings, resolver, fetcher, politeness, stats, allowed, owns)
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+        if self.owns_budget:
+            await self.politeness.aclose()
