@@ -81,7 +81,7 @@ def _unobservable(ev: HTTPEvidence) -> str | None:
     return None
 
 
-OBSERVED = Needs("http", _unobservable)
+OBSERVED = Needs("http", _unobservable, kind=lambda ev: ev.failure_kind)
 
 
 def _cookies(ev: HTTPEvidence, meta: CheckMeta) -> tuple[list[SeenCookie] | None, list[Finding]]:

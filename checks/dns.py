@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from checks.lib import N_
+from scanner.errors import ErrorKind
 from scanner.evidence.dns import DNSAnswer, DNSEvidence
 from scanner.models import Finding, Severity, Status
 from scanner.plugins import CheckMeta, check
@@ -268,9 +269,9 @@ def mta_sts(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     evidence["policy_url"] = p.url
     if p.error:
         evidence.update(policy_error=p.error, policy_error_kind=p.error_kind)
-        if p.error_kind == "timeout":
+        if p.error_kind == ErrorKind.TIMEOUT:
             return meta.errors(f"fetching the MTA-STS policy timed out ({p.url})", evidence)
-        if p.error_kind in ("blocked", "dns"):
+        if p.error_kind in (ErrorKind.BLOCKED, ErrorKind.DNS, ErrorKind.DNS_SERVFAIL):
             # A DNS timeout/SERVFAIL, or a connection we refused to make, decides nothing about the policy.
             return meta.errors(f"the MTA-STS policy could not be fetched ({p.url}): {p.error}", evidence)
         return fail("MTA-STS policy cannot be fetched", f"{p.url}: {p.error}")

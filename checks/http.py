@@ -12,6 +12,7 @@ from checks.lib import csp as csplib
 from checks.lib import headers as hdr
 from checks.lib import security_txt as rfc9116
 from checks.lib.html import PageInfo, parse_page
+from scanner.errors import ErrorKind
 from scanner.evidence.http import Hop, HTTPEvidence, clip
 from scanner.models import Finding, Severity, Status
 from scanner.plugins import CheckMeta, Needs, check
@@ -85,8 +86,12 @@ def _no_https_answer(ev: HTTPEvidence) -> str | None:
     return None if hop is not None else why or "no HTTPS response"
 
 
-ANSWERED = Needs("http", _unanswered)  # the endpoint answered over HTTP or HTTPS
-HTTPS = Needs("http", _no_https_answer)  # the https:// request was answered
+def _failure_kind(ev: HTTPEvidence) -> ErrorKind | None:
+    return ev.failure_kind
+
+
+ANSWERED = Needs("http", _unanswered, kind=_failure_kind)  # the endpoint answered over HTTP or HTTPS
+HTTPS = Needs("http", _no_https_answer, kind=_failure_kind)  # the https:// request was answered
 
 
 def https_hop(ev: HTTPEvidence) -> Hop:
@@ -110,7 +115,7 @@ def https_redirect(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
             for h in chain.hops[:12]]
     evidence: dict[str, Any] = {"chain": hops}
     if not first.ok:
-        if first.error_kind in ("connect", "timeout"):
+        if first.error_kind in (ErrorKind.REFUSED, ErrorKind.RESET, ErrorKind.CONNECT, ErrorKind.TIMEOUT):
             return [m.finding(Status.PASS, "Plain HTTP is not served",
                               f"the plain-HTTP port did not answer ({first.error}); HTTPS did, so no "
                               "content is served over plain HTTP", evidence=evidence)]

@@ -14,7 +14,8 @@ from typing import Any
 from scanner import __version__
 from scanner.baseline import Baseline, load_baseline
 from scanner.collectors import COLLECTORS
-from scanner.evidence import Snapshot
+from scanner.errors import ErrorKind
+from scanner.evidence import Snapshot, error_evidence
 from scanner.models import (
     SCHEMA_VERSION,
     BaselineRef,
@@ -165,7 +166,7 @@ class Scanner:
         """Collect every needed evidence family within the target deadline."""
         deadline = time.monotonic() + self.settings.target_deadline
         addresses: tuple[str, ...] = ()
-        resolution_error = None
+        resolution_error, resolution_kind = None, ErrorKind.DNS
         families = self.selection.families(target.kind)
         evidence: dict[str, Any] = {}
         if target.kind == "endpoint":
@@ -176,13 +177,15 @@ class Scanner:
                 ctx.target_addresses.update(addresses)
                 ctx.in_flight.update(addresses)
             except ResolutionError as exc:
-                resolution_error = exc.reason
+                resolution_error, resolution_kind = exc.reason, exc.kind
             except TimeoutError:
                 resolution_error = "name resolution exceeded the target deadline"
+                resolution_kind = ErrorKind.TIMEOUT
         specs = [s for s in COLLECTORS if s.kind == target.kind and s.family in families]
         if resolution_error:
             for s in specs:
-                evidence[s.family] = _evidence_error(s.family, f"host not resolved: {resolution_error}")
+                evidence[s.family] = error_evidence(s.family, f"host not resolved: {resolution_error}",
+                                                    resolution_kind)
         else:
             tasks: dict[str, asyncio.Task[Any]] = {}
 
@@ -202,8 +205,9 @@ class Scanner:
             for fam, task in tasks.items():
                 if task in pending:
                     task.cancel()
-                    evidence[fam] = _evidence_error(
-                        fam, f"target deadline of {self.settings.target_deadline:g}s exceeded")
+                    evidence[fam] = error_evidence(
+                        fam, f"target deadline of {self.settings.target_deadline:g}s exceeded",
+                        ErrorKind.TIMEOUT)
                 else:
                     evidence[fam] = task.result()
             if pending:
@@ -218,7 +222,8 @@ class Scanner:
             raise
         except Exception as exc:  # a collector bug must become an error result, not a crash
             log.exception("collector %s crashed on %s", spec.family, target.target)
-            return _evidence_error(spec.family, f"internal error in the {spec.family} collector: {exc}")
+            return error_evidence(spec.family, f"internal error in the {spec.family} collector: {exc}",
+                                  ErrorKind.UNKNOWN)
 
     def analyse(self, snapshot: Snapshot) -> list[Finding]:
         """Run every selected check of the target's kind over the snapshot (pure, no I/O)."""
@@ -255,7 +260,8 @@ class Scanner:
         for fam in ("tls", "http", "exposure", "dns"):
             ev = getattr(snapshot, fam)
             if ev is not None and ev.error:
-                errors.append(f"{fam}: {ev.error}")
+                kind = f" ({ev.error_kind})" if ev.error_kind else ""
+                errors.append(f"{fam}{kind}: {ev.error}")
         all_findings = tuple(f for c in controls for f in c.findings)
         return TargetResult(
             member=target.member,
@@ -273,13 +279,6 @@ class Scanner:
             started_at=started,
             duration_s=round(duration, 3) if duration is not None else None,
         )
-
-
-def _evidence_error(family: str, reason: str) -> Any:
-    from scanner.evidence import DNSEvidence, ExposureEvidence, HTTPEvidence, TLSEvidence
-
-    cls = {"tls": TLSEvidence, "http": HTTPEvidence, "exposure": ExposureEvidence, "dns": DNSEvidence}
-    return cls[family](error=reason)
 
 
 def run_scan(targets: list[Target], settings: Settings, **kwargs: Any) -> Report:

@@ -12,8 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-#: Version of the report format (``Report.schema_version``, the JSON Schema's ``$id``).
-SCHEMA_VERSION = "1.0"
+from scanner.errors import ErrorKind
+
+#: Version of the report format (``Report.schema_version``; the major is the JSON Schema's ``$id``).
+#: 1.1: findings carry ``error_kind``.
+SCHEMA_MAJOR = 1
+SCHEMA_VERSION = f"{SCHEMA_MAJOR}.1"
 CHECK_ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"  # a check's ID, or "pledgescan" for the engine's own
 
 # Values the baseline defines: the generated JSON Schema takes their $defs from the baseline file.
@@ -99,6 +103,7 @@ class Finding(Frozen):
     detail: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
     remediation: str | None = None
+    error_kind: ErrorKind | None = None  # status error: why it could not be decided (timeout, refused, ...)
 
 
 class ControlResult(Frozen):
@@ -164,7 +169,7 @@ class TargetComparison(Frozen):
 class Report(Frozen):
     """One scan run: what reporters render."""
 
-    schema_version: str = Field(pattern=r"^1\.[0-9]+$")
+    schema_version: str = Field(pattern=rf"^{SCHEMA_MAJOR}\.[0-9]+$")
     tool: ToolInfo
     baseline: BaselineRef
     generated_at: datetime

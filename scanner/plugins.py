@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from scanner.errors import ErrorKind
 from scanner.evidence import EVIDENCE_LABELS
 from scanner.models import Finding, Frozen, Report, Severity, Status, TargetKind
 
@@ -54,7 +55,7 @@ class CheckMeta(Frozen):
 
     def finding(self, status: Status | str, title: str, detail: str = "", *, control: str | None = None,
                 severity: Severity | str | None = None, evidence: dict[str, Any] | None = None,
-                remediation: str | None = None) -> Finding:
+                remediation: str | None = None, error_kind: ErrorKind | None = None) -> Finding:
         """A finding of this check. Fails and warns get the check's remediation unless given one."""
         status = Status(status)
         if remediation is None and status in (Status.FAIL, Status.WARN):
@@ -68,13 +69,16 @@ class CheckMeta(Frozen):
             detail=detail,
             evidence=evidence or {},
             remediation=remediation,
+            error_kind=error_kind if status == Status.ERROR else None,
         )
 
-    def errors(self, reason: str, evidence: dict[str, Any] | None = None) -> list[Finding]:
-        """One ``error`` finding per control this check feeds: it could not decide, and why."""
+    def errors(self, reason: str, evidence: dict[str, Any] | None = None,
+               kind: ErrorKind | None = None) -> list[Finding]:
+        """One ``error`` finding per control this check feeds: it could not decide, why (``reason``) and
+        what kind of trouble it was (``kind``, when the evidence says)."""
         return [
             self.finding(Status.ERROR, f"Could not be assessed: {reason}", reason, control=c,
-                         evidence=evidence)
+                         evidence=evidence, error_kind=kind)
             for c in self.controls
         ]
 
@@ -87,29 +91,37 @@ def _errored(evidence: Any) -> str | None:
     return evidence.error
 
 
+def _error_kind(evidence: Any) -> ErrorKind | None:
+    return getattr(evidence, "error_kind", None)
+
+
 @dataclass(frozen=True)
 class Needs:
     """The evidence family a check reads (a ``Snapshot`` field) and when that evidence can be judged.
 
     ``unusable(evidence)`` says why collected evidence cannot be judged (default: its ``error``);
-    ``error_evidence(evidence)`` is attached to the ``error`` findings. Families declare stronger needs
+    ``error_evidence(evidence)`` is attached to the ``error`` findings and ``kind(evidence)`` is their
+    ``error_kind`` (default: the evidence's own). Families declare stronger needs
     (``Needs("http", _no_https_answer)``) once, and their checks name them.
     """
 
     family: str
     unusable: Unusable = _errored
     error_evidence: Callable[[Any], dict[str, Any]] | None = None
+    kind: Callable[[Any], ErrorKind | None] = _error_kind
 
     def evidence(self, snapshot: Any, meta: CheckMeta) -> Any:
         """The evidence to judge, or the check's ``error`` findings (a list) saying why there is none."""
-        if getattr(snapshot, "resolution_error", None):
-            return meta.errors(f"host not resolved: {snapshot.resolution_error}")
         ev = getattr(snapshot, self.family, None)
+        kind = self.kind(ev) if ev is not None else None
+        if getattr(snapshot, "resolution_error", None):
+            return meta.errors(f"host not resolved: {snapshot.resolution_error}", kind=kind or ErrorKind.DNS)
         if ev is None:
             return meta.errors(f"{EVIDENCE_LABELS.get(self.family, self.family)} evidence was not collected")
         why = self.unusable(ev)
         if why:
-            return meta.errors(why, self.error_evidence(ev) if self.error_evidence else None)
+            return meta.errors(why, self.error_evidence(ev) if self.error_evidence else None,
+                               kind=kind or ErrorKind.UNKNOWN)
         return ev
 
 
@@ -163,6 +175,29 @@ def check(check_id: str, needs: str | Needs) -> Callable[[CheckFunc], Check]:
     return wrap
 
 
+def _builtin_first(ep: Any) -> tuple[bool, str]:
+    dist = getattr(ep, "dist", None)
+    return (getattr(dist, "name", "") != "pledgescan", ep.name)
+
+
+@cache
+def check_metadata() -> dict[str, CheckMeta]:
+    """Every published check's metadata by ID (and alias), read as data: no check code is imported, so
+    reporters and messages can describe checks. A plugin whose metadata cannot be read is left out."""
+    out: dict[str, CheckMeta] = {}
+    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
+        try:
+            metas = load_metadata(ep.value.partition(":")[0])
+        except Exception as exc:  # LookupError, OSError, yaml or validation errors of a broken plugin
+            log.debug("no metadata for check plugin %r: %s", ep.name, exc)
+            continue
+        for m in metas.values():
+            out.setdefault(m.id, m)
+            for alias in m.aliases:
+                out.setdefault(alias, m)
+    return out
+
+
 def checks_in(module: ModuleType) -> list[Check]:
     """The checks a module defines, in the order it defines them (an entry point may name the module)."""
     return [v for v in vars(module).values()
@@ -199,11 +234,7 @@ def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
     reg = Registry()
     seen: set[str] = set()
     # Built-in families load first, so a third-party plugin can never shadow a built-in check ID.
-    def order(ep: Any) -> tuple[bool, str]:
-        dist = getattr(ep, "dist", None)
-        return (getattr(dist, "name", "") != "pledgescan", ep.name)
-
-    for ep in sorted(entry_points(group=CHECK_GROUP), key=order):
+    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plugin must not stop the scan

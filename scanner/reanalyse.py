@@ -14,8 +14,9 @@ from scanner import __version__
 from scanner.baseline import Baseline
 from scanner.engine import Scanner
 from scanner.evidence import Snapshot
-from scanner.history.store import RunInfo, Store, StoreError, settings_from_json
+from scanner.history.store import RunInfo, Store, StoreError
 from scanner.models import Target
+from scanner.settings import settings_from_json
 
 
 def load_baseline_file(path: Path) -> Baseline:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_serializer, field_validator
 from pydantic_settings import (
@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     only: Annotated[frozenset[str], NoDecode] = frozenset()  # check or control IDs
     skip: Annotated[frozenset[str], NoDecode] = frozenset()
 
+    # Where values come from: only what is given (tests, stored runs), unless ``load_settings`` makes a
+    # subclass that also reads the environment and the settings file.
+    from_user: ClassVar[bool] = False
+    settings_file: ClassVar[Path | None] = None
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
                                    init_settings: PydanticBaseSettingsSource,
@@ -69,7 +74,12 @@ class Settings(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # no environment or file unless asked through load_settings
+        if not cls.from_user:
+            return (init_settings,)
+        sources = [init_settings, env_settings]
+        if cls.settings_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.settings_file))
+        return tuple(sources)
 
     @property
     def effective_user_agent(self) -> str:
@@ -112,6 +122,21 @@ class Settings(BaseSettings):
     @field_serializer("only", "skip", when_used="json")
     def _ids_out(self, v: frozenset[str]) -> list[str]:
         return sorted(v)
+
+
+# The settings a run keeps: what decides how its targets are scanned (not the fixed safety limits).
+STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "per_host_connections", "rate_limit",
+                   "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors", "only", "skip")
+
+
+def settings_to_json(settings: Settings) -> dict[str, Any]:
+    """The scan settings as JSON, stored with the run so ``--resume`` scans the rest the same way."""
+    return settings.model_dump(mode="json", include=set(STORED_SETTINGS))
+
+
+def settings_from_json(data: dict[str, Any]) -> Settings:
+    """The stored settings back (fields missing from an older run take today's defaults, from here)."""
+    return Settings.model_validate({k: v for k, v in data.items() if k in STORED_SETTINGS})
 
 
 def parse_resolve_item(text: str) -> tuple[tuple[str, int], str]:
@@ -174,17 +199,8 @@ def load_settings(given: dict[str, Any] | None = None, config: Path | None = Non
         raise OSError(f"settings file {path} does not exist")
 
     class FromUser(Settings):
-        @classmethod
-        def settings_customise_sources(cls, settings_cls: type[BaseSettings],
-                                       init_settings: PydanticBaseSettingsSource,
-                                       env_settings: PydanticBaseSettingsSource,
-                                       dotenv_settings: PydanticBaseSettingsSource,
-                                       file_secret_settings: PydanticBaseSettingsSource,
-                                       ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources = [init_settings, env_settings]
-            if path is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-            return tuple(sources)
+        from_user = True
+        settings_file = path
 
     loaded = FromUser(**(given or {}))
     return Settings(**{name: getattr(loaded, name) for name in Settings.model_fields})

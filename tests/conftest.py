@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from scanner.history.store import Store
 
@@ -29,6 +30,15 @@ def _hermetic_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
     for name in [n for n in os.environ if n.startswith("PLEDGESCAN_") and n != "PLEDGESCAN_STORE"]:
         del os.environ[name]
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
+    """A test CA (for ``tests.testbed.portfolio.TLSServer``) and its PEM file, for ``--ca-bundle``."""
+    authority = trustme.CA()
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(path))
+    return authority, path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PLEDGESCAN = [sys.executable, "-m", "scanner"]
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PLEDGESCAN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+from tests.testbed.cli import pledgescan as run
 
 
 @pytest.mark.parametrize("args, message", [
@@ -98,14 +92,10 @@ def test_impossible_output_is_refused_before_scanning(tmp_path: Path):
 
 
 def test_no_store_scan_keeps_no_history(tmp_path: Path):
-    import os
-
     store = tmp_path / "h.sqlite3"
-    env = {**os.environ, "PLEDGESCAN_STORE": f"sqlite:///{store}"}
-    r = subprocess.run([*PLEDGESCAN, "scan", "https://nowhere.pledgescan.test/", "--nameserver",
-                        "127.0.60.250:53", "--timeout", "1", "--format", "json",
-                        "-o", str(tmp_path / "r.json"), "-q", "--no-store"],
-                       capture_output=True, text=True, timeout=120, env=env)
+    r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1",
+            "--format", "json", "-o", str(tmp_path / "r.json"), "-q", "--no-store",
+            env={"PLEDGESCAN_STORE": f"sqlite:///{store}"})
     assert r.returncode == 4, r.stderr  # unreachable: nothing assessed
     assert not store.exists()
     r = run("scan", "--members", str(tmp_path / "m.yaml"), "--no-store")
@@ -113,19 +103,15 @@ def test_no_store_scan_keeps_no_history(tmp_path: Path):
 
 
 def test_unusable_default_store_degrades_to_a_warning(tmp_path: Path):
-    import os
-
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    env = {k: v for k, v in os.environ.items() if k != "PLEDGESCAN_STORE"}
-    env["XDG_DATA_HOME"] = str(blocker)
+    env = {"PLEDGESCAN_STORE": None, "XDG_DATA_HOME": str(blocker)}
     out = tmp_path / "r.json"
-    r = subprocess.run([*PLEDGESCAN, "scan", "https://nowhere.pledgescan.test/", "--nameserver",
-                        "127.0.60.250:53", "--timeout", "1", "--format", "json", "-o", str(out), "-q"],
-                       capture_output=True, text=True, timeout=120, env=env)
+    r = run("scan", "https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1",
+            "--format", "json", "-o", str(out), "-q", env=env)
     assert r.returncode == 4 and out.exists()  # 4: nothing assessed (unreachable)
     assert "warning: history not kept" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([*PLEDGESCAN, "history"], capture_output=True, text=True, timeout=60, env=env)
+    r = run("history", env=env, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("pledgescan: error: cannot open the history store")
 
 

@@ -13,7 +13,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,14 @@ from scanner.progress import ScanProgress
 from scanner.reporters import readable
 from scanner.reporters.terminal import print_summary
 from scanner.reporters.xlsx_report import MemberExtra, workbook
+from tests.testbed.cli import PLEDGESCAN, pledgescan
 from tests.testbed.reports import finding, make_report, make_target
 
-PLEDGESCAN = [sys.executable, "-m", "scanner"]
 UNREACHABLE = ["https://nowhere.pledgescan.test/", "--nameserver", "127.0.60.250:53", "--timeout", "1"]
 SILENT_DNS = ("127.0.150.1", 5353)  # a UDP socket of this test that never answers
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PLEDGESCAN, *args], capture_output=True, text=True, timeout=120, env=env,
-                          cwd=cwd)
+run = pledgescan
 
 
 def one_error_line(r: subprocess.CompletedProcess[str]) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from contextlib import ExitStack
 from html.parser import HTMLParser
@@ -13,6 +11,7 @@ import pytest
 
 from scanner.demo import scan_demo, start_demo_sites
 from scanner.models import Status
+from tests.testbed.cli import pledgescan
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,7 @@ def test_certificate_problems(demo_report):
 
 def test_demo_command_writes_a_report(tmp_path: Path):
     out = tmp_path / "report.html"
-    r = subprocess.run([sys.executable, "-m", "scanner", "demo", "-o", str(out)], capture_output=True,
-                       text=True, timeout=300)
+    r = pledgescan("demo", "-o", str(out), timeout=300)
     assert r.returncode == 0, r.stderr
     assert str(out) in r.stdout
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from scanner import targets
 from scanner.engine import Scanner
 from scanner.models import Report, Status, Target
 from scanner.settings import Settings
+from tests.testbed.cli import pledgescan
 from tests.testbed.knot import MTA_STS_ADDR, PARENT, KnotServer, MtaStsServer, require_knot, start_knot
 
 MTA_STS_HOST = f"mta-sts.good.{PARENT}"
@@ -114,12 +114,12 @@ async def test_silent_name_server_gives_error_never_fail(knot):
 def test_cli_json_and_html(knot, mta_sts, tmp_path: Path):
     # Given the CLI with the user-facing options
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "scanner", "scan", "--domain", f"good.{PARENT}",
+    args = ["scan", "--domain", f"good.{PARENT}",
            "--domain", f"weak.{PARENT}", "--nameserver", knot.nameserver, "--trust-anchor",
            str(knot.trust_anchor), "--resolve", f"{MTA_STS_HOST}:443:{MTA_STS_ADDR}", "--ca-bundle",
            str(mta_sts.ca_pem), "--timeout", "2", "--format", "json", "--format", "html", "-o", str(out),
            "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = pledgescan(*args)
     assert proc.returncode in (0, 1, 2), proc.stderr
     # Then the JSON report has the spec's statuses, and the HTML report shows the remediation records
     data = json.loads(next(out.glob("*.json")).read_text())
@@ -187,8 +187,8 @@ async def test_spf_include_of_a_name_without_spf_is_a_permerror(knot):
 
 
 def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
-    """Through the real server: a name that does not exist is an answer (no_such_host), a silent
-    name server is not (dns); D5 relies on the difference (fail versus error)."""
+    """Through the real server: a name that does not exist is an answer (dns_nxdomain), a silent
+    name server is not (timeout); D5 relies on the difference (fail versus error)."""
     import asyncio
 
     from scanner.net.context import ScanContext
@@ -202,5 +202,5 @@ def test_fetcher_tells_nxdomain_from_silence(knot: KnotServer):
         finally:
             await ctx.aclose()
 
-    assert asyncio.run(kind(knot.nameserver, f"missing.good.{PARENT}")) == "no_such_host"
-    assert asyncio.run(kind(knot.silent_nameserver, f"missing.good.{PARENT}")) == "dns"
+    assert asyncio.run(kind(knot.nameserver, f"missing.good.{PARENT}")) == "dns_nxdomain"
+    assert asyncio.run(kind(knot.silent_nameserver, f"missing.good.{PARENT}")) == "timeout"

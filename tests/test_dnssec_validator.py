@@ -1,5 +1,5 @@
-"""ChainValidator (scanner/dnssec.py) over answers signed in the test with dnspython: valid, expired
-signatures, bad signatures, a DS matching no DNSKEY, and a name server that times out."""
+"""ChainValidator (scanner/collectors/dnssec.py) over answers signed in the test with dnspython: valid,
+expired signatures, bad signatures, a DS matching no DNSKEY, and a name server that times out."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import dns.rrset
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scanner.dnssec import Anchor, ChainValidator
+from scanner.collectors.dnssec import Anchor, ChainValidator
 
 PARENT = dns.name.from_text("test.")
 CHILD = dns.name.from_text("school.test.")

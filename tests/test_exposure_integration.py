@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ from scanner.engine import Scanner
 from scanner.models import Report, Status
 from scanner.settings import Settings
 from scanner.targets import endpoint
+from tests.testbed.cli import pledgescan
 from tests.testbed.exposure import FAKE_ENV, UNREACHABLE, ExposureBed, exposure_apache, exposure_nginx
 
 __all__ = ["exposure_apache", "exposure_nginx"]
@@ -91,11 +90,11 @@ def test_unreachable_host_is_an_error(exposure_nginx: ExposureBed):
 def test_cli_json(exposure_nginx: ExposureBed, tmp_path):
     """Once through the CLI, as a user would run it."""
     out = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "scanner", "scan", exposure_nginx.url("expose.test"),
+    args = ["scan", exposure_nginx.url("expose.test"),
            *exposure_nginx.resolve_args(), "--ca-bundle", str(exposure_nginx.ca_file), "--format", "json",
            "-o", str(out), "--store", f"sqlite:///{tmp_path / 'history.db'}", "--rate-limit", "0",
            "--only", "E1,E2,E3,E4", "-q"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    proc = pledgescan(*args, timeout=240, cwd=tmp_path)
     assert out.exists(), proc.stderr[-2000:]
     data = json.loads(out.read_text())
     findings = [f for t in data["targets"] for f in t["findings"]]

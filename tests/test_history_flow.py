@@ -7,34 +7,24 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import trustme
 
 from scanner.history.store import Store
-from tests.test_portfolio_flow import HSTS, pledgescan  # the same servers' header and CLI runner
 from tests.test_store import pg_store_url
-from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
+from tests.testbed.cli import PLEDGESCAN
+from tests.testbed.portfolio import (
+    HSTS,
+    ServerConfig,
+    TLSServer,
+    free_port,
+    pledgescan,
+    scan_args,
+    write_members,
+)
 
 ADDR = "127.0.110.{}"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> tuple[trustme.CA, Path]:
-    ca = trustme.CA()
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return ca, path
-
-
-def scan_args(store: str, servers: dict[str, tuple[str, int]], ca_path: Path, *extra: str) -> list[str]:
-    args = ["scan", "--store", store, "--only", "H2", "--ca-bundle", str(ca_path), "--timeout", "3", *extra]
-    for host, (addr, port) in servers.items():
-        args += ["--resolve", f"{host}:{port}:{addr}"]
-    return args
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -53,12 +43,12 @@ def test_outage_then_back_worse_while_the_inventory_changes(backend: str, ca, tm
         write_members(members, [{"name": "Alpha", "endpoints": [f"https://alpha.test:{port}/"]},
                                 {"name": "Beta", "endpoints": [f"https://beta.test:{port}/"]}])
         first = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members), "-q",
-                                      "-o", str(tmp_path / "run1")))
+                                      "-o", str(tmp_path / "run1"), timeout=3))
         assert first.returncode == 0, first.stderr
         # When alpha's only server stops answering
         alpha.stop()
         second = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members), "-q",
-                                       "-o", str(tmp_path / "run2"), "--fail-on-regression"))
+                                       "-o", str(tmp_path / "run2"), "--fail-on-regression", timeout=3))
         # Then that is no regression, and no improvement either
         assert second.returncode == 0, second.stderr
         index = (tmp_path / "run2" / "index.html").read_text()
@@ -84,7 +74,7 @@ def test_outage_then_back_worse_while_the_inventory_changes(backend: str, ca, tm
                                 {"name": "Gamma", "endpoints": [f"https://gamma.test:{port}/"]}])
         third = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members), "-q",
                                       "-o", str(tmp_path / "run3"), "--fail-on-regression",
-                                      "--fail-on-unreachable"))
+                                      "--fail-on-unreachable", timeout=3))
         # Then the regression is found against alpha's last decided result (run 1), despite the edit
         assert third.returncode == 1 and "run 3 regressed since run 2" in third.stderr, third.stderr
         assert "no longer do" not in third.stderr
@@ -124,9 +114,9 @@ def test_lock_per_inventory_and_members_resume_after_a_kill(ca, tmp_path) -> Non
     members = write_members(tmp_path / "members.yaml", [
         {"name": f"Member {i}", "endpoints": [f"https://{n}:{port}/"]} for i, n in enumerate(names)])
     portfolio = scan_args(store, servers, ca_path, "--members", str(members), "-q", "--concurrency", "1",
-                          "-o", str(tmp_path / "out"))
+                          "-o", str(tmp_path / "out"), timeout=3)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "scanner", *portfolio], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([*PLEDGESCAN, *portfolio], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 90
@@ -137,11 +127,11 @@ def test_lock_per_inventory_and_members_resume_after_a_kill(ca, tmp_path) -> Non
             # Given the portfolio run in progress, a member's one-URL scan on the same store proceeds at once
             one = pledgescan(*scan_args(store, servers, ca_path, f"https://self.test:{port}/", "-q",
                                         "--lock-wait", "0", "--format", "json",
-                                        "-o", str(tmp_path / "s.json")))
+                                        "-o", str(tmp_path / "s.json"), timeout=3))
             assert one.returncode == 0, one.stderr
             # while a second run of the same members file is refused, naming the running one
             again = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members),
-                                          "--lock-wait", "0", "-o", str(tmp_path / "o2")))
+                                          "--lock-wait", "0", "-o", str(tmp_path / "o2"), timeout=3))
             assert again.returncode == 3
             assert "another run of this inventory is in progress: run 1 " in again.stderr
             proc.send_signal(signal.SIGKILL)

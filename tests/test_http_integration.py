@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from scanner.engine import Scanner
 from scanner.models import TargetResult
 from scanner.settings import Settings
 from scanner.targets import endpoint
+from tests.testbed.cli import pledgescan
 from tests.testbed.http_sites import SITES, Testbed, start_testbed
 from tests.testbed.nginx import require_nginx
 
@@ -152,11 +151,11 @@ def test_unreachable_endpoint_is_error_never_fail():
 def test_cli_json(http_testbed: Testbed, tmp_path: Path):
     site = SITES["weak"]
     out = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "scanner", "scan", site.url,
+    args = ["scan", site.url,
            "--resolve", f"{site.host}:443:{site.address}",
            "--resolve", f"{site.host}:80:{site.address}", "--ca-bundle", str(http_testbed.ca_path),
            "--format", "json", "-o", str(out), "--only", ",".join(CONTROLS), "-q", "--rate-limit", "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = pledgescan(*args)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     got = {c["id"]: c["status"] for c in data["targets"][0]["controls"]}

@@ -10,7 +10,7 @@ import pytest
 
 from scanner.cli.main import main
 from scanner.history.store import Store
-from tests.testbed.browser import Browser, chromium_path
+from tests.testbed.browser import OVERFLOW_JS, Browser, chromium_path
 from tests.testbed.portfolio import make_result, make_target
 
 MEMBERS = [
@@ -20,30 +20,6 @@ MEMBERS = [
     {"id": "lycee", "name": "Lycée Ouvert", "contact": "rssi@lycee.example", "language": "fr"},
     {"id": "escuela", "name": "Escuela Abierta", "contact": "ti@escuela.example"},
 ]
-
-# Any element sticking out of the viewport on either side (RTL overflows to the left), except the
-# skip link parked off-screen until focused.
-RTL_OVERFLOW_JS = """
-(() => {
-  const vw = document.documentElement.clientWidth;
-  const scrolls = (el) => {
-    for (let p = el.parentElement; p; p = p.parentElement) {
-      const o = getComputedStyle(p).overflowX;
-      if (o === 'auto' || o === 'scroll') return true;
-    }
-    return false;
-  };
-  const out = [];
-  for (const el of document.body.querySelectorAll('*')) {
-    if (el.closest('.skip, .sr')) continue;
-    const r = el.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0 || scrolls(el)) continue;
-    if (r.left < -1 || r.right > vw + 1) out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.left));
-  }
-  return {viewport: vw, page: document.documentElement.scrollWidth, dir: document.documentElement.dir,
-          lang: document.documentElement.lang, out: out.slice(0, 20)};
-})()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +78,9 @@ def browser():
 
 def test_arabic_member_page_is_right_to_left_and_fits_a_phone(browser: Browser, site: Path) -> None:
     browser.open(site / "madrasa.html", 390)
-    got = browser.evaluate(RTL_OVERFLOW_JS)
+    got = browser.evaluate(OVERFLOW_JS)
     assert got["viewport"] == 390 and got["dir"] == "rtl" and got["lang"] == "ar"
-    assert got["page"] <= 390 and got["out"] == [], got
+    assert got["page"] <= 390 and got["wide"] == [], got
 
 
 def test_arabic_tables_are_mirrored(browser: Browser, site: Path) -> None:
@@ -183,6 +159,6 @@ def test_arabic_history_and_changes_are_translated(arabic: Path) -> None:
 @pytest.mark.parametrize("page", ["site/index.html", "site/madrasa.html", "diff.html", "report.html"])
 def test_arabic_pages_are_right_to_left_and_fit_a_phone(browser: Browser, arabic: Path, page: str) -> None:
     browser.open(arabic / page, 390)
-    got = browser.evaluate(RTL_OVERFLOW_JS)
+    got = browser.evaluate(OVERFLOW_JS)
     assert got["dir"] == "rtl" and got["lang"] == "ar"
-    assert got["page"] <= 390 and got["out"] == [], got
+    assert got["page"] <= 390 and got["wide"] == [], got

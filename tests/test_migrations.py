@@ -18,10 +18,10 @@ from scanner.history.diff import diff_runs
 from scanner.history.store import Store, StoreError
 from scanner.migrations.runner import current, head
 from tests.test_store import pg_store_url
+from tests.testbed.cli import pledgescan
 from tests.testbed.portfolio import make_result, make_target
 
 OLD_STORE = Path(__file__).parent / "data" / "store-v0.sqlite3"
-PLEDGESCAN = [sys.executable, "-m", "scanner"]
 
 
 @pytest.fixture
@@ -78,24 +78,20 @@ def test_the_old_store_is_upgraded_read_diffed_and_re_rendered(old_store: str, t
         store.close()
     # and the CLI re-renders the old runs without scanning
     out = tmp_path / "again"
-    rep = subprocess.run([*PLEDGESCAN, "report", "2", "--store", old_store, "-o", str(out)],
-                         capture_output=True, text=True, timeout=120)
+    rep = pledgescan("report", "2", "--store", old_store, "-o", str(out))
     assert rep.returncode == 0, rep.stderr
     index = (out / "index.html").read_text()
     assert "Alpha Schools" in index and "1 newly failing" in index
     assert json.loads((out / "scan.json").read_text())["run_id"] == "2"
-    diff = subprocess.run([*PLEDGESCAN, "diff", "1", "2", "--store", old_store, "--format", "json"],
-                          capture_output=True, text=True, timeout=120)
+    diff = pledgescan("diff", "1", "2", "--store", old_store, "--format", "json")
     assert diff.returncode == 0 and json.loads(diff.stdout)["counts"]["newly_failing"] == 1
 
 
 def test_store_upgrade_command(old_store: str) -> None:
-    up = subprocess.run([*PLEDGESCAN, "store", "upgrade", "--store", old_store], capture_output=True,
-                        text=True, timeout=120)
+    up = pledgescan("store", "upgrade", "--store", old_store)
     assert up.returncode == 0
     assert f"upgraded to revision {head()} (applied 0001, 0002, 0003, 0004" in up.stdout
-    again = subprocess.run([*PLEDGESCAN, "store", "upgrade", "--store", old_store], capture_output=True,
-                           text=True, timeout=120)
+    again = pledgescan("store", "upgrade", "--store", old_store)
     assert again.returncode == 0 and f"already at revision {head()}" in again.stdout
 
 

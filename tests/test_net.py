@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import pytest
 
+from scanner.errors import ErrorKind
 from scanner.net.fetcher import Fetcher
 from scanner.net.names import is_internal_address
 from scanner.net.politeness import Politeness
@@ -16,6 +18,7 @@ from scanner.settings import Settings
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import (
     HttpResponseSpec,
+    start_garbage_server,
     start_http_server,
     start_https_server,
     start_stalling_server,
@@ -116,7 +119,7 @@ def test_without_ca_bundle_private_ca_is_not_trusted(servers):
 
 def test_internal_address_not_in_scope_is_refused(servers):
     r = fetch(Settings(), f"http://{ADDR}:18080/")
-    assert r.status is None and r.error_kind == "blocked"
+    assert r.status is None and r.error_kind is ErrorKind.BLOCKED
 
 
 def test_operator_mapped_address_is_allowed(servers):
@@ -124,14 +127,14 @@ def test_operator_mapped_address_is_allowed(servers):
     assert r.status == 200
 
 
-def test_closed_port_is_connect_error(servers):
+def test_closed_port_is_a_refused_connection(servers):
     r = fetch(Settings(resolve={(NAME, 18999): ADDR}), f"http://{NAME}:18999/")
-    assert r.status is None and r.error_kind == "connect"
+    assert r.status is None and r.error_kind is ErrorKind.REFUSED
 
 
 def test_stalled_server_times_out(servers):
     r = fetch(Settings(resolve={(NAME, 18445): ADDR}, timeout=0.5), f"https://{NAME}:18445/")
-    assert r.status is None and r.error_kind in ("timeout", "tls")
+    assert r.status is None and r.error_kind in (ErrorKind.TIMEOUT, ErrorKind.TLS)
 
 
 def test_only_get_and_head():
@@ -177,6 +180,36 @@ def test_compressed_bodies_are_decoded_and_bombs_stay_bounded(pki):
 
 
 def test_unresolvable_names_are_told_apart_from_unanswered_queries():
-    """NXDOMAIN is an answer (no_such_host); a silent name server is not (dns)."""
+    """NXDOMAIN is an answer (dns_nxdomain); a silent name server is not (timeout)."""
     r = fetch(Settings(nameservers=(("127.0.60.250", 53),), timeout=1.0), "https://x.net.test/")
-    assert r.error_kind == "dns"
+    assert r.error_kind is ErrorKind.TIMEOUT
+
+
+ERR_ADDR = "127.0.210.1"  # issue 12's block: servers that fail in one way each
+
+
+@pytest.fixture(scope="module")
+def failing_servers(pki):
+    p, _ = pki
+    leaf = p.leaf([NAME])
+    started = [
+        # TLS 1.2 with a NULL cipher only: no client offers it, the server answers with an alert
+        start_https_server(ERR_ADDR, 18601, leaf.chain_pem, leaf.key_pem, tls_max=ssl.TLSVersion.TLSv1_2,
+                           ciphers="NULL-SHA256", weak=True),
+        start_garbage_server(ERR_ADDR, 18602),
+    ]
+    yield
+    for s in started:
+        s.stop()
+
+
+@pytest.mark.parametrize(("port", "kind"), [
+    (18601, ErrorKind.TLS_ALERT),  # the server's handshake_failure alert
+    (18602, ErrorKind.TLS),  # bytes that are not TLS
+    (18603, ErrorKind.REFUSED),  # nothing listens
+])
+def test_real_failures_are_kinded(failing_servers, pki, port: int, kind: ErrorKind):
+    _, ca = pki
+    r = fetch(Settings(resolve={(NAME, port): ERR_ADDR}, ca_bundle=ca, timeout=3), f"https://{NAME}:{port}/")
+    assert r.status is None and r.error_kind is kind, (r.error_kind, r.error)
+    assert r.error  # the words are kept beside the kind

@@ -15,6 +15,7 @@ import pytest
 
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import HttpResponseSpec, start_https_server
+from tests.testbed.cli import pledgescan as run
 
 HERE = Path(__file__).resolve().parent
 NAME, ADDR, PORT = "plugin.example.test", "127.0.130.1", 18130
@@ -36,9 +37,8 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pledgescan(plugin: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    """The command line with the plugin's install directory on the path."""
+    return run(*args, env={"PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])})
 
 
 def test_the_plugin_check_is_registered(plugin_path: Path):

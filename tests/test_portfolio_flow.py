@@ -5,45 +5,28 @@ and resumed, a second run refused while the store is locked, the same on Postgre
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import trustme
 
 from scanner.history.store import Store
 from tests.test_store import pg_store_url
-from tests.testbed.portfolio import ServerConfig, TLSServer, free_port, write_members
+from tests.testbed.cli import PLEDGESCAN
+from tests.testbed.portfolio import (
+    HSTS,
+    ServerConfig,
+    TLSServer,
+    free_port,
+    pledgescan,
+    scan_args,
+    write_members,
+)
 
 ADDR = "127.0.50.{}"
-HSTS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> tuple[trustme.CA, Path]:
-    ca = trustme.CA()
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return ca, path
-
-
-def pledgescan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-
-
-def scan_args(members: Path, store: str, servers: dict[str, tuple[str, int]], ca_path: Path,
-              out: Path, *extra: str) -> list[str]:
-    args = ["scan", "--members", str(members), "--store", store, "--only", "H2", "--ca-bundle", str(ca_path),
-            "--timeout", "5", "-o", str(out), *extra]
-    for host, (addr, port) in servers.items():
-        args += ["--resolve", f"{host}:{port}:{addr}"]
-    return args
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -66,13 +49,15 @@ def test_two_runs_diff_regression_and_trend(backend: str, ca, tmp_path) -> None:
         servers = {"alpha.test": (ADDR.format(1), port), "www.alpha.test": (ADDR.format(1), port),
                    "beta.test": (ADDR.format(2), port), "gamma.test": (ADDR.format(3), port)}
         assert pledgescan("members", "check", str(members)).returncode == 0
-        first = pledgescan(*scan_args(members, store, servers, ca_path, tmp_path / "run1", "-q",
+        first = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members),
+                                      "-o", str(tmp_path / "run1"), "-q",
                                       "--fail-on-regression"))
         assert first.returncode == 0, first.stderr
         # When beta drops HSTS and gamma adds it
         beta.restart(ServerConfig({}))
         gamma.restart(ServerConfig(HSTS))
-        second = pledgescan(*scan_args(members, store, servers, ca_path, tmp_path / "run2",
+        second = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members),
+                                       "-o", str(tmp_path / "run2"),
                                        "--fail-on-regression"))
         # Then the second scan exits 1 for the regression and says why
         assert second.returncode == 1, second.stderr
@@ -131,8 +116,9 @@ def test_killed_run_resumes_and_concurrent_run_is_refused(ca, tmp_path) -> None:
         members = write_members(tmp_path / "members.yaml", [
             {"name": f"Member {i}", "endpoints": [f"https://{n}:{port}/"]} for i, n in enumerate(names)])
         servers = {n: (ADDR.format(10), port) for n in names}
-        args = scan_args(members, store, servers, ca_path, tmp_path / "out", "-q", "--concurrency", "1")
-        proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], stdout=subprocess.PIPE,
+        args = scan_args(store, servers, ca_path, "--members", str(members), "-o", str(tmp_path / "out"),
+                         "-q", "--concurrency", "1")
+        proc = subprocess.Popen([*PLEDGESCAN, *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             # When the first target is stored
@@ -141,7 +127,8 @@ def test_killed_run_resumes_and_concurrent_run_is_refused(ca, tmp_path) -> None:
                 time.sleep(0.2)
             assert _done(store)[0] >= 1, proc.stderr.read() if proc.poll() is not None else "no result"
             # a second run on the same store is refused while the first holds the lock
-            other = pledgescan(*scan_args(members, store, servers, ca_path, tmp_path / "o2",
+            other = pledgescan(*scan_args(store, servers, ca_path, "--members", str(members),
+                                          "-o", str(tmp_path / "o2"),
                                           "--lock-wait", "0"))
             assert other.returncode == 3
             assert "another run of this inventory is in progress: run 1 " in other.stderr

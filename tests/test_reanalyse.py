@@ -4,9 +4,7 @@ checks and baseline give the same controls, and a changed baseline file changes 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tls_servers import HttpResponseSpec, start_https_server
+from tests.testbed.cli import pledgescan as run
 
 NAME, ADDR, PORT = "reanalyse.example.test", "127.0.130.2", 18131
 NO_DNS = "127.0.130.250:53"  # nothing listens there: the domain's lookups fail fast (error evidence)
@@ -22,9 +21,8 @@ PAGE = HttpResponseSpec(headers=[("Content-Type", "text/html; charset=utf-8"),
 
 
 def pledgescan(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PLEDGESCAN_STORE": f"sqlite:///{store}"}
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    """The command line on the SQLite history store ``store``."""
+    return run(*args, timeout=300, env={"PLEDGESCAN_STORE": f"sqlite:///{store}"})
 
 
 def controls(report: Path) -> dict[str, list[dict]]:

@@ -4,13 +4,12 @@ the defaults written once in scanner/settings.py; the CLI's option defaults come
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from scanner.history.store import settings_from_json, settings_to_json
-from scanner.settings import Settings, load_settings
+from scanner.settings import Settings, load_settings, settings_from_json, settings_to_json
+from tests.testbed.cli import pledgescan
 
 
 def test_direct_construction_reads_no_environment(monkeypatch):
@@ -43,10 +42,8 @@ def test_a_run_s_settings_round_trip_through_the_store():
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "scanner", "scan", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, env={**os.environ, **(env or {})})
+    """``pledgescan scan ARGS...`` in ``cwd``."""
+    return pledgescan("scan", *args, cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize("toml, message", [

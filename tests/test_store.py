@@ -16,10 +16,8 @@ from scanner.history.store import (
     StoreBusy,
     StoreError,
     inventory_key,
-    settings_from_json,
-    settings_to_json,
 )
-from scanner.settings import Settings
+from scanner.settings import Settings, settings_from_json, settings_to_json
 from tests.testbed.portfolio import make_result, make_target
 
 PG_URL = os.environ.get("PLEDGESCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ import pytest
 import trustme
 
 from tests.test_store import pg_store_url
+from tests.testbed.cli import PLEDGESCAN
+from tests.testbed.cli import pledgescan as run
 from tests.testbed.portfolio import ServerConfig, TLSServer, write_members
 from tests.testbed.workers import ADDR, ServerConnections, Workers, redis_url
 
@@ -27,9 +28,8 @@ CHEAP = ["--only", "T1,T2,H1,H2,H3,H5,C1", "--timeout", "5", "--rate-limit", "0"
 
 
 def pledgescan(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"}
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**env, "COLUMNS": "200"})
+    """The command line without a broker from the environment, terminal tables 200 columns wide."""
+    return run(*args, timeout=timeout, env={"PLEDGESCAN_BROKER": None, "COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_a_worker_killed_mid_run_loses_no_target_and_records_none_twice(sites, w
     members = members_file(tmp_path / "members.yaml", sites)
     victim = workers.start(threads=3)
     scan = subprocess.Popen(
-        [sys.executable, "-m", "scanner", "scan", "--members", str(members), "--store", workers.store,
+        [*PLEDGESCAN, "scan", "--members", str(members), "--store", workers.store,
          "--broker", workers.broker, *CHEAP, *common(sites), "-o", str(tmp_path / "out"), "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
@@ -228,7 +228,8 @@ def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, bro
     from scanner.distributed.broker import ENV_NAMESPACE, namespace
     from scanner.distributed.dispatch import Dispatcher, wait_for_run
     from scanner.history.portfolio import StoredScan
-    from scanner.history.store import Store, settings_from_json
+    from scanner.history.store import Store
+    from scanner.settings import settings_from_json
     from scanner.targets import endpoint
 
     store_url = pg_store_url()
@@ -306,7 +307,7 @@ def test_a_run_resumes_when_redis_comes_back_after_a_restart(sites, tmp_path) ->
     try:
         workers.start(threads=2)
         scan = subprocess.Popen(
-            [sys.executable, "-m", "scanner", "scan", "--members", str(members), "--store", store,
+            [*PLEDGESCAN, "scan", "--members", str(members), "--store", store,
              "--broker", redis_srv.url, *CHEAP, "--target-deadline", "20", *common(sites),
              "-o", str(tmp_path / "out")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -341,7 +342,7 @@ def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tm
     store = pg_store_url()
     target = f"https://{sites['names'][2][0]}:{PORT}/"
     scan = subprocess.Popen(
-        [sys.executable, "-m", "scanner", "scan", target, "--store", store, "--broker", redis_srv.url,
+        [*PLEDGESCAN, "scan", target, "--store", store, "--broker", redis_srv.url,
          "--broker-wait", "2", *CHEAP, *common(sites)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})

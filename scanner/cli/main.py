@@ -34,6 +34,7 @@ from scanner.cli.support import (
     exceeds_threshold,
     execute_scan,
     listing_console,
+    lock_wait_option,
     not_assessed,
     quiet_requested,
     scan_options,
@@ -72,8 +73,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
               help="Exit 1 when anything got worse than in each target's last assessed result.")
 @click.option("--fail-on-unreachable", is_flag=True,
               help="Exit 1 when a target that answered in an earlier run no longer does.")
-@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
-              help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
+@lock_wait_option
 @click.option("--no-store", is_flag=True, help="Keep no history of this scan (a one-off check).")
 @scan_broker_options
 @scan_options

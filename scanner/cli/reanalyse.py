@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from scanner.cli.support import InputProblem, StoreBusyProblem, open_store, store_option
+from scanner.cli.support import InputProblem, StoreBusyProblem, lock_wait_option, open_store, store_option
 
 
 @click.command()
@@ -14,8 +14,7 @@ from scanner.cli.support import InputProblem, StoreBusyProblem, open_store, stor
 @click.argument("run", default="latest")
 @click.option("--baseline", "baseline_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Baseline JSON file to judge under (default: the bundled baseline).")
-@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
-              help="Seconds to wait when another run holds the history store, then refuse (exit 3).")
+@lock_wait_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def reanalyse(store_url: str | None, run: str, baseline_file: Path | None, lock_wait: float,
               quiet: bool) -> None:

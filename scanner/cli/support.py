@@ -325,6 +325,13 @@ def store_option(func: Any) -> Any:
                              "Default: $PLEDGESCAN_STORE, else SQLite in the user data directory.")(func)
 
 
+def lock_wait_option(func: Any) -> Any:
+    """``--lock-wait SECONDS`` of the commands that record a run."""
+    return click.option("--lock-wait", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
+                        help="Seconds to wait when another run holds the history store, then refuse "
+                             "(exit 3).")(func)
+
+
 def open_store(url: str | None) -> Any:
     from scanner.history.store import Store, StoreError
 

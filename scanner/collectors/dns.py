@@ -30,7 +30,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from scanner.dnssec import AnchorError, ChainValidator, load_anchors
+from scanner.collectors.dnssec import AnchorError, ChainValidator, load_anchors
+from scanner.errors import ErrorKind, short_message
 from scanner.evidence.dns import (
     MAX_ITEMS,
     MAX_POLICY,
@@ -48,6 +49,7 @@ from scanner.evidence.dns import (
 )
 from scanner.models import Target
 from scanner.net.context import ScanContext
+from scanner.net.error_kinds import DNSFailure, dns_error_kind, rcode_kind
 from scanner.net.names import registrable_domain
 
 # checkdmarc keeps a process-wide answer cache keyed by name only (not by name server): wrong for a
@@ -59,11 +61,6 @@ MAX_CNAME_HOPS = 10
 
 def _txt(rdata: Any) -> str:
     return b"".join(rdata.strings).decode("utf-8", errors="replace")
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class Lookups:
@@ -86,12 +83,15 @@ class Lookups:
             ans = await self.res.resolve(name, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
             return DNSAnswer(**base, rcode="NXDOMAIN")
-        except dns.exception.Timeout:
-            return DNSAnswer(**base, error=f"DNS query {name} {rdtype} timed out")
+        except dns.exception.Timeout as exc:
+            return DNSAnswer(**base, error=f"DNS query {name} {rdtype} timed out",
+                             error_kind=dns_error_kind(exc))
         except dns.resolver.NoNameservers as exc:
-            return DNSAnswer(**base, error=f"no name server answered {name} {rdtype} ({_short(exc)})")
+            return DNSAnswer(**base, error=f"no name server answered {name} {rdtype} ({short_message(exc)})",
+                             error_kind=dns_error_kind(exc))
         except dns.exception.DNSException as exc:
-            return DNSAnswer(**base, error=f"DNS error on {name} {rdtype}: {_short(exc)}")
+            return DNSAnswer(**base, error=f"DNS error on {name} {rdtype}: {short_message(exc)}",
+                             error_kind=dns_error_kind(exc))
         if ans.rrset is None:
             return DNSAnswer(**base, rcode="NODATA")
         records = [_txt(r) if rdtype == "TXT" else r.to_text() for r in ans.rrset]
@@ -101,22 +101,24 @@ class Lookups:
         """One DO+CD query (for DNSSEC), trying each name server; raises DNSException."""
         query = dns.message.make_query(name, rdtype, want_dnssec=True, payload=1232)
         query.flags |= dns.flags.CD
-        last: dns.exception.DNSException = dns.exception.DNSException("no name server configured")
+        last: dns.exception.DNSException = DNSFailure("no name server configured")
         for addr, port in self.servers:
             self.count()
             try:
                 resp, _tcp = await dns.asyncquery.udp_with_fallback(query, addr, timeout=self.timeout,
                                                                     port=port)
-            except dns.exception.Timeout:
-                last = dns.exception.Timeout(f"DNS query {name} {dns.rdatatype.to_text(rdtype)} timed out")
+            except dns.exception.Timeout as exc:
+                last = DNSFailure(f"DNS query {name} {dns.rdatatype.to_text(rdtype)} timed out",
+                                  dns_error_kind(exc))
                 continue
             except (OSError, dns.exception.DNSException) as exc:
-                last = dns.exception.DNSException(f"{addr}: {_short(exc)}")
+                last = DNSFailure(f"{addr}: {short_message(exc)}", dns_error_kind(exc))
                 continue
             if resp.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                 return resp
             what = f"{name} {dns.rdatatype.to_text(rdtype)}"
-            last = dns.exception.DNSException(f"{addr} answered {dns.rcode.to_text(resp.rcode())} for {what}")
+            last = DNSFailure(f"{addr} answered {dns.rcode.to_text(resp.rcode())} for {what}",
+                              rcode_kind(resp.rcode()))
         raise last
 
     def sync_resolver(self) -> _CountingResolver:
@@ -137,17 +139,18 @@ class _CountingResolver(dns.resolver.Resolver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queries = 0
-        self.failures: list[str] = []
+        self.failures: list[tuple[str, ErrorKind]] = []
 
     def resolve(self, qname: Any, rdtype: Any = dns.rdatatype.A, *args: Any, **kwargs: Any) -> Any:
         self.queries += 1
         try:
             return super().resolve(qname, rdtype, *args, **kwargs)
-        except dns.exception.Timeout:
-            self.failures.append(f"DNS query {qname} {rdtype} timed out")
+        except dns.exception.Timeout as exc:
+            self.failures.append((f"DNS query {qname} {rdtype} timed out", dns_error_kind(exc)))
             raise
         except dns.resolver.NoNameservers as exc:
-            self.failures.append(f"no name server answered {qname} {rdtype} ({_short(exc, 120)})")
+            self.failures.append((f"no name server answered {qname} {rdtype} ({short_message(exc, 120)})",
+                                  dns_error_kind(exc)))
             raise
 
 
@@ -156,7 +159,7 @@ class _CountingResolver(dns.resolver.Resolver):
 async def collect_spf(domain: str, look: Lookups) -> SPFEvidence:
     lookup = await look.answer(domain, "TXT")
     if lookup.error:
-        return SPFEvidence(lookup=lookup, error=lookup.error)
+        return SPFEvidence(lookup=lookup, error=lookup.error, error_kind=lookup.error_kind)
     records = tuple(r for r in lookup.records
                     if r.strip().lower() == "v=spf1" or r.strip().lower().startswith("v=spf1 "))
     if len(records) != 1:
@@ -166,7 +169,9 @@ async def collect_spf(domain: str, look: Lookups) -> SPFEvidence:
     look.count(resolver.queries)
     failures = resolver.failures
     if failures:
-        return SPFEvidence(lookup=lookup, records=records, error=f"SPF evaluation incomplete: {failures[0]}")
+        why, kind = failures[0]
+        return SPFEvidence(lookup=lookup, records=records, error=f"SPF evaluation incomplete: {why}",
+                           error_kind=kind)
     return SPFEvidence(lookup=lookup, records=records, **result)
 
 
@@ -177,7 +182,7 @@ def _parse_spf(record: str, domain: str, resolver: dns.resolver.Resolver, look: 
                                               timeout=look.timeout, retries=0)
     except checkdmarc.spf.SPFError as exc:
         data = getattr(exc, "data", None) or {}
-        return {"problem": bound(_short(exc, 500)), "problem_kind": type(exc).__name__,
+        return {"problem": bound(short_message(exc, 500)), "problem_kind": type(exc).__name__,
                 "dns_lookups": data.get("dns_lookups"), "void_lookups": data.get("void_dns_lookups")}
     parsed = res.get("parsed", {})
     missing = _include_without_record(parsed)
@@ -247,13 +252,14 @@ def _dmarc_records(a: DNSAnswer) -> tuple[str, ...]:
 async def collect_dmarc(domain: str, look: Lookups) -> DMARCEvidence:
     lookup = await look.answer(f"_dmarc.{domain}", "TXT")
     if lookup.error:
-        return DMARCEvidence(lookup=lookup, error=lookup.error)
+        return DMARCEvidence(lookup=lookup, error=lookup.error, error_kind=lookup.error_kind)
     org = registrable_domain(domain)
     records, location, org_lookup = _dmarc_records(lookup), f"_dmarc.{domain}", None
     if not records and org != domain:
         org_lookup = await look.answer(f"_dmarc.{org}", "TXT")
         if org_lookup.error:
-            return DMARCEvidence(lookup=lookup, org_domain=org, org_lookup=org_lookup, error=org_lookup.error)
+            return DMARCEvidence(lookup=lookup, org_domain=org, org_lookup=org_lookup, error=org_lookup.error,
+                                 error_kind=org_lookup.error_kind)
         records, location = _dmarc_records(org_lookup), f"_dmarc.{org}"
     base: dict[str, Any] = {"lookup": lookup, "org_domain": org, "org_lookup": org_lookup}
     if not records:
@@ -274,7 +280,7 @@ def _parse_dmarc(record: str, domain: str, resolver: dns.resolver.Resolver, look
                                                   nameservers=look.checkdmarc_nameservers(),
                                                   timeout=look.timeout, retries=0)
     except checkdmarc.dmarc.DMARCError as exc:
-        return {"problem": bound(_short(exc, 500)), "problem_kind": type(exc).__name__}
+        return {"problem": bound(short_message(exc, 500)), "problem_kind": type(exc).__name__}
     tags: dict[str, str] = {}
     explicit = []
     for key, tag in list(res.get("tags", {}).items())[:MAX_ITEMS]:
@@ -304,7 +310,7 @@ async def collect_caa(domain: str, look: Lookups) -> CAAEvidence:
         a = await look.answer(name, "CAA")
         lookups.append(a)
         if a.error:
-            return CAAEvidence(lookups=tuple(lookups), error=a.error)
+            return CAAEvidence(lookups=tuple(lookups), error=a.error, error_kind=a.error_kind)
         if a.exists:
             return CAAEvidence(found_at=name, records=a.records, lookups=tuple(lookups))
     return CAAEvidence(lookups=tuple(lookups))
@@ -354,14 +360,14 @@ async def follow_cname(name: str, why: str, look: Lookups) -> CNAMEChain:
     for _ in range(MAX_CNAME_HOPS):
         a = await look.answer(current, "CNAME")
         if a.error:
-            return CNAMEChain(name=name, why=why, chain=tuple(hops), error=a.error)
+            return CNAMEChain(name=name, why=why, chain=tuple(hops), error=a.error, error_kind=a.error_kind)
         if a.exists:
             current = a.records[0].rstrip(".").lower()
             hops.append(bound(current, 255) or "")
             continue
         return CNAMEChain(name=name, why=why, chain=tuple(hops), terminal_rcode=a.rcode,
                           dangling=bool(hops) and a.rcode == "NXDOMAIN")
-    return CNAMEChain(name=name, why=why, chain=tuple(hops),
+    return CNAMEChain(name=name, why=why, chain=tuple(hops), error_kind=ErrorKind.TOO_LARGE,
                       error=f"CNAME chain longer than {MAX_CNAME_HOPS} hops (or a loop)")
 
 
@@ -371,7 +377,8 @@ async def collect_dnssec(domain: str, look: Lookups, ctx: ScanContext) -> DNSSEC
     try:
         anchors, source = load_anchors(tuple(ctx.settings.trust_anchors))
     except AnchorError as exc:
-        return DNSSECEvidence(status="indeterminate", error=f"trust anchor unusable: {exc}")
+        return DNSSECEvidence(status="indeterminate", error=f"trust anchor unusable: {exc}",
+                              error_kind=ErrorKind.UNKNOWN)
     return await ChainValidator(look.raw, anchors, source).validate(domain)
 
 
@@ -389,12 +396,12 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     names = related_names(target, domain, mail)
     cnames = await asyncio.gather(*(follow_cname(n, why, look) for n, why in names.items()))
     parts_failed = [spf.error, dmarc.error, caa.error, mail.mx.error if mail.mx else "x"]
-    error = None
+    error, kind = None, None
     if all(parts_failed) and (dnssec.error or dnssec.status == "indeterminate"):
-        error = f"no usable DNS answer for {domain}: {spf.error}"
+        error, kind = f"no usable DNS answer for {domain}: {spf.error}", spf.error_kind
     elif any(c.why == "domain" and not c.chain and c.terminal_rcode == "NXDOMAIN" for c in cnames):
         # Unresolvable is error, never fail: a name that does not exist has no SPF/DMARC/CAA of its own,
         # and the parent zone's DNSSEC or CAA are not its. (A dangling CNAME at the domain is D6's fail.)
-        error = f"{domain} does not exist (NXDOMAIN): check the domain name"
-    return DNSEvidence(error=error, domain=domain, spf=spf, dmarc=dmarc, dnssec=dnssec, caa=caa, mail=mail,
-                       cnames=tuple(cnames), queries=ctx.stats.dns_queries - before)
+        error, kind = f"{domain} does not exist (NXDOMAIN): check the domain name", ErrorKind.DNS_NXDOMAIN
+    return DNSEvidence(error=error, error_kind=kind, domain=domain, spf=spf, dmarc=dmarc, dnssec=dnssec,
+                       caa=caa, mail=mail, cnames=tuple(cnames), queries=ctx.stats.dns_queries - before)

@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from scanner.errors import ErrorKind
 from scanner.evidence.http import (
     MAX_HEADERS,
     MAX_PAGE_CHARS,
@@ -82,13 +83,13 @@ async def follow(ctx: ScanContext, url: str, target: Target, scope: tuple[str, .
             resp = await ctx.fetcher.fetch(current, headers=headers, max_bytes=max_bytes)
         except Exception as exc:  # never lose the chain (and the target's HTTP checks) to one request
             hops.append(Hop(url=clip(current, 2000) or "", error=f"request failed: {type(exc).__name__}: "
-                            f"{str(exc)[:200]}", error_kind="protocol"))
+                            f"{str(exc)[:200]}", error_kind=ErrorKind.UNKNOWN))
             stop = "redirect not followed: the request could not be made"
             break
         last = resp
         hop = _hop(resp)
         hops.append(hop)
-        if resp.error_kind == "blocked":
+        if resp.error_kind == ErrorKind.BLOCKED:
             stop = resp.error
             break
         if not hop.ok or not hop.is_redirect:

@@ -88,7 +88,7 @@ class Dispatcher:
 
 def _scanner_for(store: Any, run_id: int) -> Any:
     from scanner.engine import Scanner
-    from scanner.history.store import settings_from_json
+    from scanner.settings import settings_from_json
 
     return Scanner(settings_from_json(store.run(run_id).options))
 

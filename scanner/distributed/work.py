@@ -23,7 +23,8 @@ from typing import Any
 
 from scanner.collectors import COLLECTORS, CollectorSpec
 from scanner.distributed import records
-from scanner.evidence import Snapshot
+from scanner.errors import ErrorKind
+from scanner.evidence import Snapshot, error_evidence
 from scanner.models import Target
 from scanner.settings import Settings
 
@@ -51,7 +52,7 @@ def store() -> Any:
 def run_scanner(run_id: int) -> Any:
     """The engine configured as the run was started (settings, check selection), once per run."""
     from scanner.engine import Scanner
-    from scanner.history.store import settings_from_json
+    from scanner.settings import settings_from_json
 
     return Scanner(settings_from_json(store().run(run_id).options))
 
@@ -132,7 +133,8 @@ def process(run_id: int, target_data: dict[str, Any], family: str, enqueue: Enqu
                 log.error("run %s: %s %s given up after %d attempts", run_id, target.target, family,
                           records.MAX_ATTEMPTS)
                 evidence = error_evidence(family, f"gave up after {records.MAX_ATTEMPTS} attempts: the "
-                                          f"{family} work failed or killed its worker each time")
+                                          f"{family} work failed or killed its worker each time",
+                                          ErrorKind.UNKNOWN)
                 records.write_evidence(st, run_id, target.key, family, evidence, (), None, None)
             else:
                 prior = prior_evidence(st, run_id, target, family, scanner)
@@ -252,6 +254,7 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
     deadline = time.monotonic() + settings.target_deadline
     addresses: tuple[str, ...] = ()
     res_err: str | None = None
+    res_kind = ErrorKind.DNS
     if target.kind == "endpoint":
         forced = ctx.resolver.override(target.host, target.port)
         if forced:
@@ -261,20 +264,22 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
                                                      timeout=settings.target_deadline))
             ctx.target_addresses.update(addresses)
         except ResolutionError as exc:
-            res_err = exc.reason
+            res_err, res_kind = exc.reason, exc.kind
         except TimeoutError:
-            res_err = "name resolution exceeded the target deadline"
+            res_err, res_kind = "name resolution exceeded the target deadline", ErrorKind.TIMEOUT
     if res_err:
-        evidence = error_evidence(family, f"host not resolved: {res_err}")
+        evidence = error_evidence(family, f"host not resolved: {res_err}", res_kind)
     else:
         try:
             evidence = await asyncio.wait_for(spec.load()(target, ctx, addresses, prior),
                                               timeout=max(0.1, deadline - time.monotonic()))
         except TimeoutError:
-            evidence = error_evidence(family, f"target deadline of {settings.target_deadline:g}s exceeded")
+            evidence = error_evidence(family, f"target deadline of {settings.target_deadline:g}s exceeded",
+                                      ErrorKind.TIMEOUT)
         except Exception as exc:  # as in-process: a collector bug is an error result, not a crash
             log.exception("collector %s crashed on %s", family, target.target)
-            evidence = error_evidence(family, f"internal error in the {family} collector: {exc}")
+            evidence = error_evidence(family, f"internal error in the {family} collector: {exc}",
+                                      ErrorKind.UNKNOWN)
     stats = {"http_requests_per_host": dict(Counter(ctx.stats.http_requests) - http_before),
              "tls_connections": sum(ctx.stats.tls_connections.values()) - tls_before}
     if th.budget is not None and th.budget.outage:
@@ -302,12 +307,4 @@ def prior_evidence(st: Any, run_id: int, target: Target, family: str, scanner: A
     return {f: getattr(snap, f) for f in fams}
 
 
-def error_evidence(family: str, reason: str) -> Any:
-    from scanner.evidence import DNSEvidence, ExposureEvidence, HTTPEvidence, TLSEvidence
-
-    cls = {"tls": TLSEvidence, "http": HTTPEvidence, "exposure": ExposureEvidence, "dns": DNSEvidence}
-    return cls[family](error=reason)
-
-
-__all__ = ["process", "advance", "assess", "collect_family", "first_families", "needed", "BrokerOutage",
-           "error_evidence"]
+__all__ = ["process", "advance", "assess", "collect_family", "first_families", "needed", "BrokerOutage"]

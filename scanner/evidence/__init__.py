@@ -6,6 +6,7 @@ be re-analysed later from stored evidence. Checks import only this package and `
 
 from __future__ import annotations
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.evidence.dns import DNSEvidence
 from scanner.evidence.exposure import ExposureEvidence
@@ -28,7 +29,14 @@ class Snapshot(Frozen):
 
 # The evidence families a check can need (``Snapshot`` fields), with the name used in messages.
 EVIDENCE_LABELS: dict[str, str] = {"tls": "TLS", "http": "HTTP", "exposure": "exposure", "dns": "DNS"}
+FAMILIES: dict[str, type[Evidence]] = {"tls": TLSEvidence, "http": HTTPEvidence, "exposure": ExposureEvidence,
+                                       "dns": DNSEvidence}
 
 
-__all__ = ["EVIDENCE_LABELS", "Evidence", "Snapshot", "TLSEvidence", "HTTPEvidence", "ExposureEvidence",
-           "DNSEvidence"]
+def error_evidence(family: str, reason: str, kind: ErrorKind) -> Evidence:
+    """A family's evidence that says only why it could not be collected (unresolved, deadline, crash)."""
+    return FAMILIES[family](error=reason, error_kind=kind)
+
+
+__all__ = ["EVIDENCE_LABELS", "FAMILIES", "error_evidence", "Evidence", "Snapshot", "TLSEvidence",
+           "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
@@ -40,6 +41,7 @@ class DNSAnswer(Frozen):
     rcode: Rcode = ""  # NXDOMAIN/NODATA are answers; "" when ``error`` is set
     records: tuple[str, ...] = ()
     error: str | None = None  # timeout, SERVFAIL, refused: could not decide
+    error_kind: ErrorKind | None = None
 
     @property
     def exists(self) -> bool:
@@ -60,6 +62,7 @@ class SPFEvidence(Frozen):
     problem_kind: str | None = None  # its class name, e.g. SPFSyntaxError, SPFTooManyDNSLookups
     warnings: tuple[str, ...] = ()
     error: str | None = None  # a lookup timed out / SERVFAIL: undecidable
+    error_kind: ErrorKind | None = None
 
 
 class DMARCEvidence(Frozen):
@@ -76,6 +79,7 @@ class DMARCEvidence(Frozen):
     problem_kind: str | None = None
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 DNSSECStatus = Literal["secure", "insecure", "bogus", "indeterminate"]
@@ -102,6 +106,7 @@ class DNSSECEvidence(Frozen):
     zone: str | None = None  # zone holding the domain
     chain: tuple[DNSSECStep, ...] = ()
     error: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 class CAAEvidence(Frozen):
@@ -111,6 +116,7 @@ class CAAEvidence(Frozen):
     records: tuple[str, ...] = ()
     lookups: tuple[DNSAnswer, ...] = ()
     error: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 class PolicyFetch(Frozen):
@@ -123,7 +129,7 @@ class PolicyFetch(Frozen):
     tls_verified: bool | None = None
     tls_error: str | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 class MailEvidence(Frozen):
@@ -134,6 +140,7 @@ class MailEvidence(Frozen):
     tls_rpt: DNSAnswer | None = None  # TXT _smtp._tls.<domain>
     policy: PolicyFetch | None = None
     error: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 class CNAMEChain(Frozen):
@@ -145,6 +152,7 @@ class CNAMEChain(Frozen):
     terminal_rcode: Rcode = ""  # answer at the last name of the chain
     dangling: bool = False  # a CNAME whose target does not exist (NXDOMAIN)
     error: str | None = None
+    error_kind: ErrorKind | None = None
 
 
 class DNSEvidence(Evidence):

@@ -13,6 +13,7 @@ import html
 import re
 from typing import Literal
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
@@ -154,7 +155,7 @@ class Probe(Frozen):
     confirms: str | None = None  # confirm probes: the probe path whose directory they test
     status: int | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     size: int = 0  # body bytes received (capped)
     truncated: bool = False
     content_type: str | None = None
@@ -177,7 +178,7 @@ class Probe(Frozen):
     @classmethod
     def record(cls, *, purpose: Purpose, path: str, url: str, method: Literal["GET", "HEAD", "RANGE"],
                status: int | None, headers: tuple[tuple[str, str], ...] = (), body: bytes = b"",
-               truncated: bool = False, error: str | None = None, error_kind: str | None = None,
+               truncated: bool = False, error: str | None = None, error_kind: ErrorKind | None = None,
                confirms: str | None = None) -> Probe:
         """Build the record from a raw answer: bound it, fingerprint it, mask it."""
         if error is not None or status is None:

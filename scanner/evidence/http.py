@@ -6,6 +6,7 @@ checks parse it (``checks/lib``) so a stored snapshot can be re-analysed with ne
 
 from __future__ import annotations
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
@@ -37,7 +38,7 @@ class Hop(Frozen):
     tls_verified: bool | None = None
     tls_error: str | None = None
     error: str | None = None
-    error_kind: str | None = None  # timeout | connect | tls | protocol | blocked | dns
+    error_kind: ErrorKind | None = None
     not_followed: str | None = None  # why this URL was not fetched (out of scope, IP literal, ...)
 
     def header(self, name: str) -> str | None:
@@ -132,3 +133,14 @@ class HTTPEvidence(Evidence):
     cors: tuple[CorsProbe, ...] = ()
     security_txt: tuple[TextFetch, ...] = ()  # /.well-known/security.txt, then /security.txt
     hsts_preloaded: bool | None = None  # host in Chromium's HSTS preload list (hstspreload package)
+
+    @property
+    def failure_kind(self) -> ErrorKind | None:
+        """The kind of the collection error, else of the first failed request (https://, then http://)."""
+        if self.error_kind:
+            return self.error_kind
+        for chain in (self.https, self.http):
+            first = chain.first if chain else None
+            if first is not None and first.error_kind:
+                return first.error_kind
+        return None

@@ -402,7 +402,7 @@ class StoredScan:
         """A new run (``inventory_id``: the members file's identity, see ``members_inventory``); with
         ``resume_unfinished``, the inventory's last run instead when it was interrupted."""
         from scanner import __version__
-        from scanner.history.store import settings_from_json
+        from scanner.settings import settings_from_json
 
         b = load_baseline()
         members = [m.model_dump(mode="json", exclude={"line"})
@@ -416,7 +416,7 @@ class StoredScan:
 
     @classmethod
     def resume(cls, store: Store, wait: float = 0.0) -> StoredScan:
-        from scanner.history.store import settings_from_json
+        from scanner.settings import settings_from_json
 
         rec = store.resume_run(wait=wait)
         return cls(store, rec, settings_from_json(store.run(rec.run_id).options))

@@ -55,7 +55,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from scanner.history.stored_records import load_result
 from scanner.models import Target, TargetResult
-from scanner.settings import Settings
+from scanner.settings import Settings, settings_to_json
 
 log = logging.getLogger(__name__)
 
@@ -235,21 +235,6 @@ def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -
 def members_inventory(path: Path) -> str:
     """The inventory identity of a members file: its absolute path."""
     return _fit(f"members:{Path(path).expanduser().resolve()}")
-
-
-# The settings a run keeps: what decides how its targets are scanned (not the fixed safety limits).
-STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "per_host_connections", "rate_limit",
-                   "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors", "only", "skip")
-
-
-def settings_to_json(settings: Settings) -> dict[str, Any]:
-    """The scan settings as JSON, stored with the run so ``--resume`` scans the rest the same way."""
-    return settings.model_dump(mode="json", include=set(STORED_SETTINGS))
-
-
-def settings_from_json(data: dict[str, Any]) -> Settings:
-    """The stored settings back (fields missing from an older run take today's defaults)."""
-    return Settings.model_validate({k: v for k, v in data.items() if k in STORED_SETTINGS})
 
 
 def make_engine(url: str) -> Engine:
@@ -745,5 +730,4 @@ class RunLock:
 
 
 __all__ = ["Store", "StoreError", "StoreBusy", "RunInfo", "RunRecorder", "RunLock", "ResultSummary",
-           "Observation", "default_url", "inventory_key", "members_inventory", "selection_key",
-           "settings_to_json", "settings_from_json"]
+           "Observation", "default_url", "inventory_key", "members_inventory", "selection_key"]

@@ -21,8 +21,9 @@ import httpcore
 import httpx
 from pydantic import Field
 
-from scanner.errors import short_message
+from scanner.errors import ErrorKind, short_message
 from scanner.models import Frozen
+from scanner.net.error_kinds import Refused, transport_error_kind
 from scanner.net.names import is_internal_address
 from scanner.net.politeness import (
     Politeness,
@@ -49,8 +50,7 @@ class HttpResponse(Frozen):
     tls_verified: bool | None = None  # https only: did the certificate validate?
     tls_error: str | None = None  # why it did not
     error: str | None = None  # the request failed: timeout, refused, reset, ...
-    # timeout | connect | tls | protocol | blocked | dns (no answer) | no_such_host (NXDOMAIN, no address)
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None  # why, as data (set from exception types, see net.error_kinds)
 
     model_config = Frozen.model_config | {"ser_json_bytes": "base64", "val_json_bytes": "base64"}
 
@@ -102,6 +102,10 @@ def _bracket(addr: str) -> str:
 # h2 package is a dependency and the testbed serves h2 (issue 9 follow-up).
 HTTP2 = False
 KEEPALIVE_S = 5.0  # idle connections are also closed at once when another prober waits for their slot
+
+
+# A failed handshake on the verifying context: the first request of a host is repeated without verifying.
+TLS_KINDS = (ErrorKind.CERTIFICATE, ErrorKind.TLS_ALERT, ErrorKind.TLS)
 
 
 class _PoliteStream(httpcore.AsyncNetworkStream):
@@ -156,9 +160,9 @@ class _PoliteBackend(httpcore.AsyncNetworkBackend):
         try:
             addr = (await f.resolver.resolve(host, port))[0]
         except ResolutionError as exc:
-            raise httpcore.ConnectError(exc.reason) from None
+            raise Refused(exc.reason, exc.kind) from None
         if not f.address_allowed(addr):
-            raise httpcore.ConnectError(f"refused to connect to internal address {addr} (not a target)")
+            raise Refused(f"refused to connect to internal address {addr} (not a target)", ErrorKind.BLOCKED)
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(f.politeness.connections(addr))
         try:
@@ -292,17 +296,17 @@ class Fetcher:
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower()
         if scheme not in ("http", "https") or not host:
-            return HttpResponse(url=url, method=method, error="not an http(s) URL", error_kind="protocol")
+            return HttpResponse(url=url, method=method, error="not an http(s) URL",
+                                error_kind=ErrorKind.PROTOCOL)
         port = parts.port or (443 if scheme == "https" else 80)
         try:
             addrs = await self.resolver.resolve(host, port)
         except ResolutionError as exc:
-            kind = "no_such_host" if exc.definitive else "dns"
-            return HttpResponse(url=url, method=method, error=exc.reason, error_kind=kind)
+            return HttpResponse(url=url, method=method, error=exc.reason, error_kind=exc.kind)
         addr = addrs[0]
         if not self.address_allowed(addr):
             self.stats.blocked.append(url)
-            return HttpResponse(url=url, method=method, address=addr, error_kind="blocked",
+            return HttpResponse(url=url, method=method, address=addr, error_kind=ErrorKind.BLOCKED,
                                 error=f"refused to connect to internal address {addr} (not a target)")
         netloc = f"{_bracket(host)}:{port}"
         wire_url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
@@ -323,7 +327,7 @@ class Fetcher:
             async with self._deciding.setdefault(key, asyncio.Lock()):  # the first request decides
                 if key not in self._verified and key not in self._unverified:
                     resp = await send()
-                    if resp.error_kind == "tls":
+                    if resp.error_kind in TLS_KINDS:
                         # Fetch anyway without verification so header checks can run; record why.
                         self._unverified[key] = resp.error or "certificate verification failed"
                     else:
@@ -363,17 +367,15 @@ class Fetcher:
                 body, truncated = _decode_bounded(body, truncated, response.headers.get("content-encoding"),
                                                   limit)
         except (TimeoutError, httpx.TimeoutException):
-            return HttpResponse(**base, error="timed out", error_kind="timeout")
-        except httpx.ConnectError as exc:
-            kind = "tls" if _is_tls_error(exc) else "connect"
-            return HttpResponse(**base, error=short_message(exc) or "connection failed", error_kind=kind)
+            return HttpResponse(**base, error="timed out", error_kind=ErrorKind.TIMEOUT)
         except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError) as exc:
-            return HttpResponse(**base, error=f"protocol error: {short_message(exc)}", error_kind="protocol")
+            return HttpResponse(**base, error=f"protocol error: {short_message(exc)}",
+                                error_kind=transport_error_kind(exc))
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            kind = "tls" if _is_tls_error(exc) else "connect"
-            return HttpResponse(**base, error=short_message(exc) or type(exc).__name__, error_kind=kind)
+            return HttpResponse(**base, error=short_message(exc), error_kind=transport_error_kind(exc))
         except (httpx.InvalidURL, UnicodeError, ValueError) as exc:  # a URL or Host httpx cannot send
-            return HttpResponse(**base, error=f"invalid request: {short_message(exc)}", error_kind="protocol")
+            return HttpResponse(**base, error=f"invalid request: {short_message(exc)}",
+                                error_kind=ErrorKind.PROTOCOL)
         header_list: list[tuple[str, str]] = []
         size = 0
         for k, v in response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items():
@@ -402,18 +404,6 @@ async def _hide_location(response: httpx.Response) -> None:
     if response.has_redirect_location:
         response.extensions[_HEADERS_AS_SENT] = response.headers.multi_items()
         del response.headers["location"]
-
-
-def _is_tls_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
-            return True
-        text = str(seen)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _decode_bounded(body: bytes, truncated: bool, encoding: str | None, limit: int) -> tuple[bytes, bool]:

@@ -6,24 +6,24 @@ import asyncio
 
 import dns.asyncresolver
 import dns.exception
+import dns.message
+import dns.rcode
 import dns.resolver
 
-from scanner.errors import short_message
+from scanner.errors import ErrorKind, short_message
+from scanner.net.error_kinds import dns_error_kind
 from scanner.net.names import is_ip_literal
 from scanner.settings import Settings
 
 
 class ResolutionError(Exception):
-    """A name could not be resolved; ``reason`` is a short, human-readable cause."""
+    """A name could not be resolved; ``reason`` is a short, human-readable cause, ``kind`` its kind."""
 
-    def __init__(self, host: str, reason: str, nxdomain: bool = False,
-                 definitive: bool | None = None) -> None:
+    def __init__(self, host: str, reason: str, kind: ErrorKind) -> None:
         super().__init__(f"{host}: {reason}")
         self.host = host
         self.reason = reason
-        self.nxdomain = nxdomain
-        # An answer (NXDOMAIN, no address record), as opposed to a failure to get one (timeout, SERVFAIL).
-        self.definitive = nxdomain if definitive is None else definitive
+        self.kind = kind  # an answer (dns_nxdomain, no_such_host) or a failure to get one (timeout, ...)
 
 
 class Resolver:
@@ -90,18 +90,19 @@ class Resolver:
             try:
                 answer = await self.dns.resolve(host, rdtype)
                 addrs.extend(r.to_text() for r in answer)
-            except dns.resolver.NXDOMAIN:
-                return ResolutionError(host, "name does not exist (NXDOMAIN)", nxdomain=True)
+            except dns.resolver.NXDOMAIN as exc:
+                return ResolutionError(host, "name does not exist (NXDOMAIN)", dns_error_kind(exc))
             except dns.resolver.NoAnswer:
                 continue
             except dns.resolver.NoNameservers as exc:
-                errors.append(ResolutionError(host, f"no name server answered ({short_message(exc)})"))
-            except dns.exception.Timeout:
-                errors.append(ResolutionError(host, "DNS query timed out"))
+                errors.append(ResolutionError(host, f"no name server answered ({short_message(exc)})",
+                                              dns_error_kind(exc)))
+            except dns.exception.Timeout as exc:
+                errors.append(ResolutionError(host, "DNS query timed out", dns_error_kind(exc)))
             except dns.exception.DNSException as exc:
-                errors.append(ResolutionError(host, f"DNS error: {short_message(exc)}"))
+                errors.append(ResolutionError(host, f"DNS error: {short_message(exc)}", dns_error_kind(exc)))
         if addrs:
             return addrs
         if errors:
             return errors[0]
-        return ResolutionError(host, "name has no A or AAAA record", definitive=True)
+        return ResolutionError(host, "name has no A or AAAA record", ErrorKind.NO_SUCH_HOST)

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from scanner.baseline import Baseline
@@ -38,16 +37,10 @@ class CheckText:
 
 @cache
 def check_texts() -> dict[str, CheckText]:
-    """Check ID -> metadata texts, read from the bundled metadata files (data, not the check code)."""
-    import yaml
+    """Check ID -> metadata texts (``scanner.plugins.check_metadata``: data, not the check code)."""
+    from scanner.plugins import check_metadata
 
-    out: dict[str, CheckText] = {}
-    folder = resources.files("checks").joinpath("metadata")
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            for item in yaml.safe_load(entry.read_text("utf-8")) or []:
-                out[item["id"]] = CheckText(item["title"], item["risk"], item["remediation"])
-    return out
+    return {cid: CheckText(m.title, m.risk, m.remediation) for cid, m in check_metadata().items()}
 
 
 @dataclass(frozen=True)

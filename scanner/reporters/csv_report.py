@@ -19,7 +19,7 @@ from scanner.reporters import top_finding
 
 COLUMNS = (
     "member", "member_name", "kind", "target", "grade", "score", "control", "control_title", "area",
-    "status", "severity", "finding", "remediation", "target_state", "target_history",
+    "status", "severity", "finding", "remediation", "target_state", "target_history", "error_kind",
 )
 BOM = "\ufeff"
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
@@ -58,6 +58,7 @@ class CsvReporter:
                     top.title if top else "",
                     (top.remediation or "") if top and c.status.value in ("fail", "warn") else "",
                     past.state if past else "", past.summary if past else "",
+                    top.error_kind.value if top and top.error_kind and c.status.value == "error" else "",
                 )
                 writer.writerow([safe_cell(v) for v in row])
         return buf.getvalue()

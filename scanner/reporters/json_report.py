@@ -31,6 +31,7 @@ def finding_dict(finding: Finding, control: ControlResult | None) -> dict[str, A
         "detail": finding.detail,
         "evidence": jsonable(finding.evidence),
         "remediation": finding.remediation,
+        "error_kind": finding.error_kind.value if finding.error_kind else None,
     }
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from scanner.baseline import Baseline, load_baseline
-from scanner.models import SCHEMA_VERSION, Report
+from scanner.models import SCHEMA_MAJOR, Report
 
 DESCRIPTION = ("Result of one pledgescan run: per target, the baseline's controls with their status, the "
                "findings behind them and the grade. Required fields are stable; producers may add fields "
@@ -55,7 +55,7 @@ def report_schema(baseline: Baseline | None = None) -> dict[str, Any]:
     })
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"urn:pledgescan:schema:report:{SCHEMA_VERSION.split('.')[0]}",
+        "$id": f"urn:pledgescan:schema:report:{SCHEMA_MAJOR}",
         **body,
         "title": "pledgescan report",
         "description": DESCRIPTION,

@@ -2,10 +2,10 @@
 
 One result per ``fail`` finding (level from its severity: critical/high ``error``, medium ``warning``,
 low/info ``note``) and per ``warn`` finding (one level lower than a fail of the same severity). Rules
-are the checks that produced results (``ruleId`` = check ID); their descriptions come from the
-baseline controls they feed, since reporters do not know check metadata. The location of a result is
-the target (URL of an endpoint, name of a domain). Targets that could not be assessed are reported as
-tool execution notifications, never as results.
+are the checks that produced results (``ruleId`` = check ID), described by one function (``rule``) from
+the check's metadata (read as data) and the requirements of the baseline controls it feeds. The
+location of a result is the target (URL of an endpoint, name of a domain). Targets that could not be
+assessed are reported as tool execution notifications, never as results.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 
 from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
+from scanner.plugins import CheckMeta, check_metadata
 from scanner.reporters import finding_severity, jsonable, report_baseline
 
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = f"https://json.schemastore.org/sarif-{SARIF_VERSION}.json"
 INFORMATION_URI = "https://github.com/pledgescan/pledgescan"
 _FAIL_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
                Severity.LOW: "note", Severity.INFO: "note"}
@@ -42,6 +44,34 @@ def _utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def rule(check: str, meta: CheckMeta | None, baseline: Baseline | None,
+         seen_on: ControlResult) -> dict[str, Any]:
+    """The SARIF rule of one check: title, description, remediation, severity and controls from its
+    metadata, each control's requirement from the baseline. A check without metadata here (a plugin
+    that is not installed, in a stored run) is described by the control it was seen on."""
+    controls = meta.controls if meta else (seen_on.id,)
+    severity = meta.severity if meta else seen_on.severity
+    requirements = []
+    for cid in controls:
+        try:
+            requirements.append(f"{cid}: {baseline.control(cid).requirement}" if baseline else "")
+        except KeyError:
+            continue
+    out: dict[str, Any] = {
+        "id": check,
+        "name": check,
+        "shortDescription": {"text": meta.title if meta else f"{seen_on.id}: {seen_on.title}"},
+        "properties": {"controls": list(controls), "tags": ["security", "pledge4"],
+                       "security-severity": _SECURITY_SEVERITY[severity]},
+    }
+    full = " ".join(x for x in (meta.description if meta else "", *requirements) if x)
+    if full:
+        out["fullDescription"] = {"text": full}
+    if meta:
+        out["help"] = {"text": meta.remediation}
+    return out
+
+
 class SarifReporter:
     """``--format sarif``: a SARIF 2.1.0 log with one run."""
 
@@ -53,6 +83,7 @@ class SarifReporter:
 
     def document(self, report: Report) -> dict[str, Any]:
         baseline = report_baseline(report)
+        metadata = check_metadata()
         rules: dict[str, dict[str, Any]] = {}
         results: list[dict[str, Any]] = []
         notifications: list[dict[str, Any]] = []
@@ -61,8 +92,9 @@ class SarifReporter:
                 for f in control.findings:
                     if f.status not in (Status.FAIL, Status.WARN):
                         continue
-                    rule = self._rule(rules, f, control, baseline)
-                    results.append(self._result(target, control, f, rule))
+                    if f.check not in rules:
+                        rules[f.check] = rule(f.check, metadata.get(f.check), baseline, control)
+                    results.append(self._result(target, control, f, list(rules).index(f.check)))
             for err in target.errors:
                 notifications.append({
                     "level": "error",
@@ -75,7 +107,7 @@ class SarifReporter:
                 "version": report.tool.version,
                 "semanticVersion": report.tool.version,
                 "informationUri": INFORMATION_URI,
-                "rules": [self._rule_object(k, v) for k, v in rules.items()],
+                "rules": list(rules.values()),
             }},
             "invocations": [{
                 "executionSuccessful": True,
@@ -92,47 +124,7 @@ class SarifReporter:
         }
         if report.run_id:
             run["automationDetails"] = {"id": f"pledgescan/{report.run_id}"}
-        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-
-    @staticmethod
-    def _rule(rules: dict[str, dict[str, Any]], f: Finding, control: ControlResult,
-              baseline: Baseline | None) -> dict[str, Any]:
-        """Create or extend the rule of ``f``'s check (controls fed, heaviest severity seen)."""
-        sev = finding_severity(f, control) or Severity.MEDIUM
-        rule = rules.get(f.check)
-        if rule is None:
-            rule = rules[f.check] = {"index": len(rules), "controls": {}, "severity": sev,
-                                     "remediation": f.remediation}
-        if control.id not in rule["controls"]:
-            requirement = None
-            if baseline is not None:
-                try:
-                    requirement = baseline.control(control.id).requirement
-                except KeyError:
-                    requirement = None
-            rule["controls"][control.id] = (control.title, requirement)
-        if sev.rank > rule["severity"].rank:
-            rule["severity"] = sev
-        rule["remediation"] = rule["remediation"] or f.remediation
-        return rule
-
-    @staticmethod
-    def _rule_object(check: str, rule: dict[str, Any]) -> dict[str, Any]:
-        controls: dict[str, tuple[str, str | None]] = rule["controls"]
-        short = "; ".join(f"{cid}: {title}" for cid, (title, _) in controls.items())
-        out: dict[str, Any] = {
-            "id": check,
-            "name": check,
-            "shortDescription": {"text": short},
-            "properties": {"controls": list(controls), "tags": ["security", "pledge4"],
-                           "security-severity": _SECURITY_SEVERITY[rule["severity"]]},
-        }
-        reqs = " ".join(f"{cid}: {req}" for cid, (_, req) in controls.items() if req)
-        if reqs:
-            out["fullDescription"] = {"text": reqs}
-        if rule["remediation"]:
-            out["help"] = {"text": rule["remediation"]}
-        return out
+        return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
     @staticmethod
     def _location(target: TargetResult) -> dict[str, Any]:
@@ -146,14 +138,14 @@ class SarifReporter:
         }
 
     def _result(self, target: TargetResult, control: ControlResult, f: Finding,
-                rule: dict[str, Any]) -> dict[str, Any]:
+                rule_index: int) -> dict[str, Any]:
         sev = finding_severity(f, control)
         text = f.title if not f.detail else f"{f.title}: {f.detail}"
         digest = hashlib.sha256(
             "\x1f".join((target.kind, target.target, f.check, f.control, f.title)).encode()).hexdigest()
         return {
             "ruleId": f.check,
-            "ruleIndex": rule["index"],
+            "ruleIndex": rule_index,
             "kind": "fail",
             "level": level(f, control),
             "message": {"text": text},

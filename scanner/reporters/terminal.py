@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.models import Report, Status
+from scanner.models import Report, Status, TargetResult
 from scanner.reporters import severity_counts, top_finding
 
 GRADE_STYLE = {"A+": "bold green", "A": "green", "B": "yellow", "C": "dark_orange", "D": "red",
@@ -27,6 +27,21 @@ def plain_console(stderr: bool = False) -> Console:
     """The console for output: a terminal as it is; anything else with no width limit."""
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(stderr=stderr, width=UNBOUNDED_WIDTH)
+
+
+def undecided_reasons(target: TargetResult) -> list[str]:
+    """Why controls of ``target`` could not be decided: its collection errors (with their kind), then
+    each other reason of its ``error`` findings, with the controls it left undecided and its kind."""
+    lines = list(target.errors)
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for c in target.controls:
+        for f in c.findings if c.status == Status.ERROR else ():
+            why = f.detail or f.title
+            if f.status == Status.ERROR and not any(why in e for e in target.errors):
+                reasons.setdefault((f.error_kind or "", why), []).append(c.id)
+    for (kind, why), cids in reasons.items():
+        lines.append(f"{', '.join(dict.fromkeys(cids))}{f' ({kind})' if kind else ''}: {why}")
+    return lines
 
 
 def _fails_text(counts: dict[str, int]) -> Text:
@@ -69,9 +84,9 @@ def print_summary(report: Report, console: Console | None = None) -> None:
             Text(str(not_assessed), style="magenta" if not_assessed else ""),
         )
     console.print(targets)
-    errored = [t for t in report.targets if t.errors]
-    for t in errored[:MAX_FAILING_ROWS]:
-        console.print(Text(f"{t.target}: ", style="magenta") + Text("; ".join(t.errors)[:300]))
+    errored = [(t, why) for t in report.targets if (why := undecided_reasons(t))]
+    for t, why in errored[:MAX_FAILING_ROWS]:
+        console.print(Text(f"{t.target}: ", style="magenta") + Text("; ".join(why)[:500]))
 
     failing = Table(title="Failing controls", box=table_box, title_justify="left", highlight=False)
     failing.add_column("Target", overflow="fold", min_width=url_width)

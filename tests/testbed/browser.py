@@ -151,7 +151,8 @@ class Browser:
         self.close()
 
 
-# Elements sticking out of the viewport, except inside a box that scrolls on its own (evidence tables).
+# Elements sticking out of the viewport on either side (right in LTR, left in RTL pages), except inside a
+# box that scrolls on its own (evidence tables) and the off-screen skip link / screen-reader texts.
 OVERFLOW_JS = """
 (() => {
   const vw = document.documentElement.clientWidth;
@@ -164,12 +165,14 @@ OVERFLOW_JS = """
   };
   const out = [];
   for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('.skip, .sr')) continue;
     const r = el.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0) continue;
-    if (r.right > vw + 1 && !scrolls(el)) {
-      out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+    if (r.width === 0 || r.height === 0 || scrolls(el)) continue;
+    if (r.left < -1 || r.right > vw + 1) {
+      out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
     }
   }
-  return {viewport: vw, page: document.documentElement.scrollWidth, wide: out.slice(0, 20)};
+  return {viewport: vw, page: document.documentElement.scrollWidth, dir: document.documentElement.dir,
+          lang: document.documentElement.lang, wide: out.slice(0, 20)};
 })()
 """

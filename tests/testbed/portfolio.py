@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.server
 import socket
 import ssl
-import sys
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,9 +20,26 @@ from typing import Any
 from scanner.baseline import load_baseline
 from scanner.models import Finding, Status, Target, TargetResult
 from scanner.targets import domain, endpoint
+from tests.testbed.cli import pledgescan as run
 from tests.testbed.reports import feeding
 
-PLEDGESCAN = [sys.executable, "-m", "scanner"]
+HSTS = {"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}
+
+
+def pledgescan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The command line, with terminal tables 200 columns wide."""
+    return run(*args, timeout=timeout, env={"COLUMNS": "200"})
+
+
+def scan_args(store: str, servers: dict[str, tuple[str, int]], ca_path: Path, *extra: str,
+              timeout: float = 5) -> list[str]:
+    """``scan`` of control H2 on ``servers`` (name -> address, port: each one ``--resolve``d), trusting
+    ``ca_path``, recorded in ``store``."""
+    args = ["scan", "--store", store, "--only", "H2", "--ca-bundle", str(ca_path),
+            "--timeout", f"{timeout:g}", *extra]
+    for host, (addr, port) in servers.items():
+        args += ["--resolve", f"{host}:{port}:{addr}"]
+    return args
 
 
 def make_target(url: str, member: str | None = None) -> Target:

@@ -13,7 +13,17 @@ from functools import cache
 from typing import Any
 
 from scanner.baseline import load_baseline
-from scanner.models import BaselineRef, Finding, Report, Severity, Status, TargetKind, TargetResult, ToolInfo
+from scanner.models import (
+    SCHEMA_VERSION,
+    BaselineRef,
+    Finding,
+    Report,
+    Severity,
+    Status,
+    TargetKind,
+    TargetResult,
+    ToolInfo,
+)
 from scanner.plugins import load_checks
 
 GENERATED_AT = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
@@ -66,7 +76,7 @@ def make_report(*targets: TargetResult, stats: dict[str, Any] | None = None) -> 
     if not targets:
         targets = default_targets()
     return Report(
-        schema_version="1.0", tool=ToolInfo(version="0.1.0"),
+        schema_version=SCHEMA_VERSION, tool=ToolInfo(version="0.1.0"),
         baseline=BaselineRef(id="pledge4", version="1"), generated_at=GENERATED_AT,
         targets=tuple(targets), run_id="run-1",
         stats=stats if stats is not None else {"duration_s": 2.5, "targets": len(targets),

@@ -8,12 +8,13 @@ import ipaddress
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.testbed.cli import PLEDGESCAN
 
 REDIS_URL = os.environ.get("PLEDGESCAN_TEST_REDIS", "redis://127.0.0.1:6379/13")
 ADDR = "127.0.140.{}"  # this module's block of test addresses
@@ -47,7 +48,7 @@ class Workers:
     def start(self, threads: int = 2, redelivery_after: float = 3.0) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115 (kept by Popen)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scanner", "worker", "--broker", self.broker, "--store", self.store,
+            [*PLEDGESCAN, "worker", "--broker", self.broker, "--store", self.store,
              "--processes", "1", "--threads", str(threads), "--redelivery-after", str(redelivery_after)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})

@@ -22,6 +22,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
@@ -29,7 +30,9 @@ import dns.rdtypes.ANY.DS
 import dns.rrset
 import dns.zonefile
 
+from scanner.errors import short_message
 from scanner.evidence.dns import DNSSECEvidence, DNSSECStep
+from scanner.net.error_kinds import DNSFailure, dns_error_kind, rcode_kind
 
 # The root zone's KSK-2017 and KSK-2024 as DS records (IANA root-anchors.xml).
 ROOT_ANCHORS = """\
@@ -87,6 +90,16 @@ def load_anchors(paths: tuple[Path, ...]) -> tuple[dict[dns.name.Name, Anchor], 
 
 # A query function: (name, rdtype) -> the response message (any rcode), or raises DNSException.
 QueryFunc = Callable[[dns.name.Name, dns.rdatatype.RdataType], Awaitable[dns.message.Message]]
+
+
+def has_type(rdata: dns.rdata.Rdata, rdtype: dns.rdatatype.RdataType) -> bool:
+    """Does an NSEC/NSEC3 record's type bitmap (RFC 4034 4.1.2: windows of 256 types) list ``rdtype``?"""
+    window, offset = divmod(int(rdtype), 256)
+    for number, bitmap in rdata.windows:  # type: ignore[attr-defined]
+        if number == window:
+            octet = offset // 8
+            return octet < len(bitmap) and bool(bitmap[octet] & (0x80 >> (offset % 8)))
+    return False
 
 
 class Bogus(Exception):
@@ -172,8 +185,8 @@ class ChainValidator:
         except Insecure as exc:
             return DNSSECEvidence(status="insecure", reason=str(exc), chain=tuple(self.steps), **base)
         except dns.exception.DNSException as exc:
-            return DNSSECEvidence(status="indeterminate", error=f"DNS lookup failed: {_short(exc)}",
-                                  chain=tuple(self.steps), **base)
+            return DNSSECEvidence(status="indeterminate", error=f"DNS lookup failed: {short_message(exc)}",
+                                  error_kind=dns_error_kind(exc), chain=tuple(self.steps), **base)
         return DNSSECEvidence(status="secure", reason=f"chain of trust validates down to {zone.to_text()}",
                               chain=tuple(self.steps), **base)
 
@@ -188,9 +201,9 @@ class ChainValidator:
                 return rrset.name
         cname = next((r for r in msg.answer if r.rdtype == dns.rdatatype.CNAME), None)
         if cname is not None:
-            raise dns.exception.DNSException(f"{name} is a CNAME, not a zone name")
-        raise dns.exception.DNSException(f"could not find the zone of {name} (rcode "
-                                         f"{dns.rcode.to_text(msg.rcode())})")
+            raise DNSFailure(f"{name} is a CNAME, not a zone name")
+        raise DNSFailure(f"could not find the zone of {name} (rcode {dns.rcode.to_text(msg.rcode())})",
+                         rcode_kind(msg.rcode()))
 
     async def _zone_keys(self, zone: dns.name.Name, ds: list[dns.rdtypes.ANY.DS.DS],
                          trusted: list[dns.rdtypes.ANY.DNSKEY.DNSKEY], via: str) -> dns.rrset.RRset:
@@ -259,7 +272,7 @@ class ChainValidator:
             if rrset.rdtype == dns.rdatatype.NSEC and rrset.name == child:
                 _verify(rrset, _sigs(msg, msg.authority, child, dns.rdatatype.NSEC), parent, parent_keys,
                         f"the NSEC denying the DS of {child}")
-                if "DS" in rrset[0].to_text().split()[1:]:
+                if has_type(rrset[0], dns.rdatatype.DS):
                     raise Bogus(f"the NSEC of {child} claims a DS exists, yet none was returned")
                 return
             if rrset.rdtype == dns.rdatatype.NSEC3:
@@ -269,7 +282,7 @@ class ChainValidator:
                     continue  # opt-out/closest-encloser proofs are not walked: see below
                 _verify(rrset, _sigs(msg, msg.authority, rrset.name, dns.rdatatype.NSEC3), parent,
                         parent_keys, f"the NSEC3 denying the DS of {child}")
-                if "DS" in n3.to_text().split():
+                if has_type(n3, dns.rdatatype.DS):
                     raise Bogus(f"the NSEC3 of {child} claims a DS exists, yet none was returned")
                 return
         if self._prove_opt_out(msg, child, parent, parent_keys):
@@ -312,10 +325,5 @@ class ChainValidator:
         msg = await self.query(zone, dns.rdatatype.SOA)
         soa = _find(msg.answer, zone, dns.rdatatype.SOA)
         if soa is None:
-            raise dns.exception.DNSException(f"no SOA at {zone}")
+            raise DNSFailure(f"no SOA at {zone}")
         _verify(soa, _sigs(msg, msg.answer, zone, dns.rdatatype.SOA), zone, keys, f"the SOA of {zone}")
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."

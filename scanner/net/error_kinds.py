@@ -1,0 +1,141 @@
+"""Exceptions to ``ErrorKind``: from exception classes, ``errno`` and OpenSSL codes, never message text.
+
+One home for the mapping, used by the fetcher, the resolver, the DNS collector and the TLS probes:
+``transport_error_kind`` walks the cause chain (httpx -> httpcore -> anyio -> ssl/OSError) and takes the
+first exception that says something definite; ``dns_error_kind`` reads dnspython's classes.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+from collections.abc import Iterator
+
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.resolver
+import httpcore
+import httpx
+
+from scanner.errors import ErrorKind
+
+_ERRNO_KIND = {
+    errno.ECONNREFUSED: ErrorKind.REFUSED,
+    errno.ECONNRESET: ErrorKind.RESET,
+    errno.ECONNABORTED: ErrorKind.RESET,
+    errno.EPIPE: ErrorKind.RESET,
+    errno.ETIMEDOUT: ErrorKind.TIMEOUT,
+    errno.ENETUNREACH: ErrorKind.CONNECT,
+    errno.EHOSTUNREACH: ErrorKind.CONNECT,
+    errno.EADDRNOTAVAIL: ErrorKind.CONNECT,
+}
+
+
+class KindedError(Exception):
+    """Mixin of our own exceptions that already know their kind (``kind`` attribute)."""
+
+    kind: ErrorKind = ErrorKind.UNKNOWN
+
+
+class DNSFailure(dns.exception.DNSException, KindedError):
+    """A DNS failure of our own making (a failing rcode, a missing record), with its ``ErrorKind``."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.DNS) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Refused(httpcore.ConnectError, KindedError):
+    """A connection the fetcher would not open (internal address) or could not address (resolution)."""
+
+    def __init__(self, message: str, kind: ErrorKind) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def causes(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
+    """``exc`` and what caused it, outermost first: ``raise ... from``, else the exception being handled
+    when it was raised, even where a library suppressed it for display (httpcore's pool re-raises with
+    ``from None``, which hides the ssl/OS error behind its ConnectError); an exception group's first."""
+    seen: BaseException | None = exc
+    for _ in range(limit):
+        if seen is None:
+            return
+        yield seen
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+        else:
+            seen = seen.__cause__ or seen.__context__
+
+
+def ssl_error_kind(exc: ssl.SSLError) -> ErrorKind:
+    """A certificate that did not verify, an alert the peer sent (OpenSSL's ``*_ALERT_*`` reason codes),
+    or another TLS failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ErrorKind.CERTIFICATE
+    reason = getattr(exc, "reason", None) or ""
+    if "_ALERT_" in reason or reason == "TLSV1_UNRECOGNIZED_NAME":
+        return ErrorKind.TLS_ALERT
+    return ErrorKind.TLS
+
+
+def _definite(exc: BaseException) -> ErrorKind | None:
+    if isinstance(exc, KindedError):
+        return exc.kind
+    if isinstance(exc, ssl.SSLError):
+        return ssl_error_kind(exc)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | httpcore.TimeoutException):
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_KIND:
+        return _ERRNO_KIND[exc.errno]
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorKind.REFUSED
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+        return ErrorKind.RESET
+    if isinstance(exc, dns.exception.DNSException):
+        return dns_error_kind(exc)
+    return None
+
+
+def transport_error_kind(exc: BaseException) -> ErrorKind:
+    """The kind of a failed network exchange (HTTP, TLS, TCP)."""
+    for e in causes(exc):
+        kind = _definite(e)
+        if kind is not None:
+            return kind
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError | httpx.DecodingError
+                  | httpcore.ProtocolError | httpx.InvalidURL | UnicodeError | ValueError):
+        return ErrorKind.PROTOCOL
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpcore.ReadError | httpcore.WriteError):
+        return ErrorKind.RESET
+    if isinstance(exc, httpx.TransportError | httpcore.NetworkError | OSError):
+        return ErrorKind.CONNECT
+    return ErrorKind.UNKNOWN
+
+
+def rcode_kind(rcode: dns.rcode.Rcode) -> ErrorKind:
+    """The kind of a failing answer's rcode: SERVFAIL and REFUSED say the server could not or would not
+    answer; NXDOMAIN says the name does not exist."""
+    if rcode == dns.rcode.NXDOMAIN:
+        return ErrorKind.DNS_NXDOMAIN
+    if rcode in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
+        return ErrorKind.DNS_SERVFAIL
+    return ErrorKind.DNS
+
+
+def dns_error_kind(exc: BaseException) -> ErrorKind:
+    """The ``ErrorKind`` of a dnspython exception, from its class."""
+    if isinstance(exc, KindedError):
+        return exc.kind
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return ErrorKind.DNS_NXDOMAIN
+    if isinstance(exc, dns.resolver.NoNameservers):  # every server answered SERVFAIL/REFUSED or failed
+        return ErrorKind.DNS_SERVFAIL
+    if isinstance(exc, dns.exception.Timeout):
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, dns.exception.FormError | dns.message.Truncated | dns.message.BadEDNS):
+        return ErrorKind.PROTOCOL
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_KIND:
+        return _ERRNO_KIND[exc.errno]
+    return ErrorKind.DNS
