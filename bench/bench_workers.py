@@ -3,7 +3,9 @@ processes (Dramatiq on a Redis of the benchmark's own, results in PostgreSQL), s
 
 Every mode runs the real command lines (``pledgescan scan --members ... [--broker ...]``), with the same
 store kind, checks and settings; the wall time is that of the scan command (workers already up), and
-includes enqueueing, waiting and rendering the portfolio. The local HTTPS servers run in two processes
+includes enqueueing, waiting and rendering the portfolio. The CPU time is that of the scan command and
+the worker processes (user + system, their start-up included), not that of the servers, Redis or
+PostgreSQL. The local HTTPS servers run in two processes
 of their own. On a 2-core machine the servers, Redis, PostgreSQL and the scanners share the two cores,
 which bounds what a second worker process can gain here.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,12 @@ def pg_store() -> str:
     with psycopg.connect(PG.replace("+psycopg", ""), connect_timeout=3, autocommit=True) as c:
         c.execute(f'CREATE SCHEMA "{schema}"')
     return f"{PG}?options=-csearch_path%3D{schema}"
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run(cmd: list[str], env: dict[str, str]) -> float:
@@ -103,14 +112,16 @@ def main() -> None:
     for addr, ns in names.items():
         for n in ns:
             scan += ["--resolve", f"{n}:{PORT}:{addr}"]
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, float, float]] = []
     try:
         store = pg_store()
+        cpu = children_cpu()
         wall = run([*scan, "--store", store, "--concurrency", str(args.concurrency), "-o", str(tmp / "in")],
                    env)
-        results.append((f"in-process (--concurrency {args.concurrency})", wall))
+        results.append((f"in-process (--concurrency {args.concurrency})", wall, children_cpu() - cpu))
         for procs in (1, 2):
             store = pg_store()
+            cpu = children_cpu()
             worker = subprocess.Popen(
                 [sys.executable, "-m", "scanner", "worker", "--broker", redis_srv.url, "--store", store,
                  "--processes", str(procs), "--threads", str(args.threads)],
@@ -124,7 +135,7 @@ def main() -> None:
 
                 stop_process(worker, timeout=60)
             label = "1 worker process" if procs == 1 else f"{procs} worker processes"
-            results.append((f"{label} (--threads {args.threads})", wall))
+            results.append((f"{label} (--threads {args.threads})", wall, children_cpu() - cpu))
     finally:
         redis_srv.stop()
         for proc in servers:
@@ -134,9 +145,11 @@ def main() -> None:
     base = results[0][1]
     print(f"workers benchmark: {args.endpoints} endpoints on {len(ADDRS)} local HTTPS servers, checks "
           f"{args.only}, --rate-limit 0, store PostgreSQL, {os.cpu_count()} cores")
-    print(f"{'mode':<36} {'wall s':>8} {'ms/endpoint':>12} {'vs in-process':>14}")
-    for label, wall in results:
-        print(f"{label:<36} {wall:>8.1f} {1000 * wall / args.endpoints:>12.0f} {base / wall:>13.2f}x")
+    print(f"{'mode':<36} {'wall s':>8} {'ms/endpoint':>12} {'vs in-process':>14} {'CPU s':>7} "
+          f"{'CPU ms/endpoint':>16}")
+    for label, wall, cpu in results:
+        print(f"{label:<36} {wall:>8.1f} {1000 * wall / args.endpoints:>12.0f} {base / wall:>13.2f}x "
+              f"{cpu:>7.1f} {1000 * cpu / args.endpoints:>16.0f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The per-address politeness budget kept in Redis (a real Redis): several budgets, as several workers
 would hold, never exceed the connection cap together; a multi-slot holder is served, not starved; a
-dead holder's slots come back when its lease runs out; the request-rate log counts every worker."""
+dead holder's slots come back when its lease runs out; the request-rate log counts every worker; a
+worker's message closes its kept-alive connections, so no slot stays held between two messages."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import uuid
 import pytest
 
 from scanner.distributed.redis_budget import ACQUIRE_SLOTS, RedisAddressBudget
+from tests.testbed.portfolio import ServerConfig, _Handler, _Server
 from tests.testbed.workers import redis_url
 
 ADDR = "127.0.140.50"  # a key only: nothing connects to it
+KEEPALIVE_ADDR, KEEPALIVE_PORT = "127.0.170.1", 18470  # a server that keeps connections alive
 
 
 @pytest.fixture
@@ -94,6 +97,39 @@ def test_a_multi_slot_holder_is_served_among_single_slot_holders(prefix: str) ->
     assert holders.now == 0 and holders.peak <= 3
 
 
+def test_a_multi_slot_taker_that_stops_waiting_holds_no_one_back(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    reserved = f"{prefix}:{ADDR}:reserved"
+
+    # Given an address with a cap of 3, one slot held, and a TLS phase waiting for all three (its
+    # reservation keeps single-slot takers out meanwhile), with leases far longer than the test
+    async def main() -> int:
+        budget = RedisAddressBudget(redis_url(), 3, 0, prefix=prefix, lease_ms=600_000)
+        try:
+            async with budget.connections(ADDR, 1):
+                async def take_all() -> None:
+                    async with budget.connections(ADDR, 3):
+                        pass
+
+                waiting = asyncio.create_task(take_all())
+                while not client.exists(reserved):
+                    await asyncio.sleep(0.01)
+                # When the waiting taker is cancelled (its target's deadline)
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+                # Then its reservation is gone, and another single slot can be taken beside the first
+                assert not client.exists(reserved), "the cancelled taker's reservation stays"
+                async with budget.connections(ADDR, 1) as held:
+                    return held
+        finally:
+            await budget.aclose()
+
+    assert asyncio.run(asyncio.wait_for(main(), timeout=120)) == 1
+    client.close()
+
+
 def test_the_slots_of_a_dead_holder_come_back_after_its_lease(prefix: str) -> None:
     import redis
 
@@ -139,4 +175,58 @@ def test_request_starts_of_all_workers_are_counted_in_one_log(prefix: str) -> No
                                                     args=[1, 10_000, "second-worker"])
     assert 0 < wait_ms <= 10_000
     assert client.zcard(f"{prefix}:{ADDR}:starts") == 1
+    client.close()
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"  # the connection stays open after each response (Content-Length)
+
+
+def test_a_message_gives_back_its_connection_slots_when_it_ends(tmp_path, monkeypatch) -> None:
+    """Between two messages a worker thread's event loop sleeps, and no lease is renewed: a kept-alive
+    connection left in its pool would hold a slot that other workers wait for until the lease runs out,
+    and then stay open beyond the cap. So each message closes its connections when it ends."""
+    import ssl
+
+    import redis
+    import trustme
+
+    from scanner.distributed import work
+    from scanner.distributed.redis_budget import KEY_PREFIX
+    from scanner.engine import Scanner
+    from scanner.settings import settings_from_json
+    from scanner.targets import endpoint
+    from tests.testbed.workers import established
+
+    # Given a server that keeps its connections alive, and the workers' Redis budget with a cap of 2
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("ka.test").configure_cert(tls)
+    server = _Server((KEEPALIVE_ADDR, KEEPALIVE_PORT), _KeepAliveHandler)
+    server.cfg = ServerConfig()  # type: ignore[attr-defined]
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    monkeypatch.setenv("PLEDGESCAN_BROKER", redis_url())
+    scanner = Scanner(settings_from_json({
+        "timeout": 5, "ca_bundle": str(tmp_path / "ca.pem"), "only": ["H2"], "per_host_connections": 2,
+        "resolve": [["ka.test", KEEPALIVE_PORT, KEEPALIVE_ADDR], ["ka.test", 80, KEEPALIVE_ADDR]]}))
+    result: list[object] = []
+    try:
+        # When one message collects a target's HTTP evidence (in a thread of its own, as a worker's)
+        thread = threading.Thread(target=lambda: result.append(work.collect_family(
+            scanner, endpoint(f"https://ka.test:{KEEPALIVE_PORT}/"), "http", {}, 1)))
+        thread.start()
+        thread.join(timeout=60)
+        open_after = established(KEEPALIVE_ADDR, KEEPALIVE_PORT)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then the evidence was fetched, and once the message is over no connection is open and no slot held
+    (evidence, _addresses, _err, stats) = result[0]  # type: ignore[misc]
+    assert evidence.https.landing is not None  # type: ignore[attr-defined]
+    assert stats["http_requests_per_host"]["ka.test"] >= 2  # the page and security.txt, on one connection
+    assert open_after == set()
+    client = redis.Redis.from_url(redis_url())
+    assert client.zcard(f"{KEY_PREFIX}:{KEEPALIVE_ADDR}:slots") == 0
     client.close()

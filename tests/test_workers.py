@@ -196,8 +196,6 @@ def _run_exists(store: str) -> bool:
         st.close()
 
 
-@pytest.mark.skip(reason="known defect, issue 13 open: with the Redis budget and a cap of 2, two workers' "
-                         "scan of six endpoints on one address does not finish within 240 s")
 def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, workers, tmp_path) -> None:
     # Given six endpoints on one address, a cap of 2 connections per address, two workers of 3 threads
     names = sites["names"][1]
@@ -215,6 +213,19 @@ def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, worke
     assert conns.busy > 10
     assert 1 <= conns.peak <= 2, f"{conns.peak} connections open at once with a cap of 2"
     assert len(controls(tmp_path / "r.json")) == 6
+
+
+def test_a_claim_tells_whether_it_enqueued_the_work_on_both_stores(store) -> None:
+    """The first claim of a (run, target, family) wins, on SQLite and on PostgreSQL alike: a worker that
+    records a target's HTTP evidence enqueues its exposure work only when its claim wins. (On PostgreSQL
+    the row count of the INSERT read -1, every claim looked lost, and exposure was never enqueued: the
+    two-workers connection-cap scan, the only one with exposure probes, never finished.)"""
+    from scanner.distributed.records import claim
+
+    assert claim(store, 1, "endpoint:https://a.test/", "exposure") is True
+    assert claim(store, 1, "endpoint:https://a.test/", "exposure") is False
+    assert claim(store, 1, "endpoint:https://a.test/", "http") is True
+    assert claim(store, 2, "endpoint:https://a.test/", "exposure") is True
 
 
 def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, broker, monkeypatch) -> None:
@@ -334,10 +345,13 @@ def test_a_run_resumes_when_redis_comes_back_after_a_restart(sites, tmp_path) ->
     assert "run 1 complete: 6/6" in err
 
 
-def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tmp_path) -> None:
+def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished_and_resume_completes_it(
+        sites, tmp_path) -> None:
+    import shutil
+
     from tests.testbed.workers import OwnRedis
 
-    # Given a scan enqueued on a Redis that then goes away for good (no worker ever ran)
+    # Given a scan enqueued on a Redis that then goes away (no worker ever ran)
     redis_srv = OwnRedis(ADDR.format(9), 16391, tmp_path).start()
     store = pg_store_url()
     target = f"https://{sites['names'][2][0]}:{PORT}/"
@@ -346,6 +360,7 @@ def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tm
          "--broker-wait", "2", *CHEAP, *common(sites)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if k != "PLEDGESCAN_BROKER"})
+    workers = Workers(redis_srv.url, store, tmp_path)
     try:
         for _ in range(600):
             if _run_exists(store) and stored_rows(store, 1)[1]:
@@ -353,15 +368,29 @@ def test_a_run_whose_broker_stays_away_fails_naming_what_is_unfinished(sites, tm
             time.sleep(0.05)
         redis_srv.stop()
         _out, err = scan.communicate(timeout=120)
+        # Then it exits 5 with one line naming the run, what is left and how to complete it
+        assert scan.returncode == 5, err
+        (line,) = [ln for ln in err.splitlines() if "error" in ln]
+        assert "run 1 unfinished: 0/1 targets done" in line and target in line and "--resume" in line
+        # When Redis comes back without its data (the queued work is lost), a worker starts, and the
+        # command the line names is run at once (the run's lock is still the workers')
+        for f in tmp_path.iterdir():
+            if f.name.startswith("appendonly"):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+        redis_srv.start()
+        workers.start()
+        resume = pledgescan("scan", "--resume", "--broker", redis_srv.url, "--store", store, *CHEAP,
+                            *common(sites), "--format", "json", "-o", str(tmp_path / "r.json"))
     finally:
         if scan.poll() is None:
             scan.kill()
             scan.wait()
+        workers.stop()
         redis_srv.stop()
-    # Then it exits 5 with one line naming the run, what is left and how to complete it
-    assert scan.returncode == 5, err
-    (line,) = [ln for ln in err.splitlines() if "error" in ln]
-    assert "run 1 unfinished: 0/1 targets done" in line and target in line and "--resume" in line
+    # Then the resumed run completes with its target
+    assert resume.returncode == 0, resume.stderr + workers.logs()
+    assert "run 1 complete: 1/1" in resume.stderr
+    assert list(controls(tmp_path / "r.json")) == [target]
 
 
 def test_the_workers_docs_are_literally_usable() -> None:

@@ -113,7 +113,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
     """``scan --broker``: record the run, enqueue its work, wait (or detach), render from the store."""
     from scanner.distributed.broker import BrokerError, check_url, ping
     from scanner.distributed.dispatch import Dispatcher, RunUnfinished, unfinished_message, wait_for_run
-    from scanner.distributed.records import forget_run, hand_over_lock
+    from scanner.distributed.records import forget_run, hand_over_lock, take_back_for_resume
     from scanner.history.members import combine
     from scanner.history.portfolio import StoredScan
     from scanner.history.store import StoreBusy, StoreError
@@ -133,6 +133,7 @@ def run_distributed_scan(targets: list[Target], inventory: Any, settings: Settin
     store = open_store(kw["store_url"])
     try:
         if kw["resume"]:
+            take_back_for_resume(store)  # the run's lock, from the workers it was left to
             stored = StoredScan.resume(store, kw["lock_wait"])
         else:
             stored = StoredScan.start(store, combine(inventory, targets), settings, inventory,

@@ -91,11 +91,16 @@ def store_id(store: Store) -> str:
 
 
 def claim(store: Store, run_id: int, target_key: str, family: str) -> bool:
-    """Record that this work is enqueued; False when it already was (someone else enqueued it)."""
+    """Record that this work is enqueued; False when it already was (someone else enqueued it).
+
+    Whether the row was inserted is read from ``RETURNING``, not from the row count: SQLAlchemy 2.1 does
+    not keep the row count of an INSERT on psycopg (-1), which made every claim look lost on PostgreSQL
+    and left the families enqueued by workers (exposure after HTTP) never enqueued."""
     stmt = _insert(store)(work_items).values(run_id=run_id, target_key=target_key, family=family,
                                              status="queued", attempts=0, updated_at=_now())
     with store.engine.begin() as c:
-        return c.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+        inserted = c.execute(stmt.on_conflict_do_nothing().returning(work_items.c.family)).first()
+    return inserted is not None
 
 
 def begin_attempt(store: Store, run_id: int, target_key: str, family: str) -> tuple[str, int]:
@@ -198,6 +203,23 @@ def touch_lock(store: Store, run_id: int) -> None:
                   .values(heartbeat_at=_now()))
 
 
+def take_back_for_resume(store: Store) -> int | None:
+    """``scan --resume --broker``: when the latest unfinished run's lock is the workers' (a scan that exited
+    5 left it to them), release it so that the resume takes it (its heartbeat would otherwise keep the
+    run "in progress" for 90 s). Safe while workers still work on it: the resumed work is idempotent.
+    Returns the run whose lock was released, if any."""
+    from scanner.history.store import RunRow
+
+    with store.engine.begin() as c:
+        latest = select(func.max(RunRow.id)).where(RunRow.status != "complete")
+        run_id = c.execute(latest).scalar_one_or_none()
+        if run_id is None:
+            return None
+        n = c.execute(delete(LockRow).where(LockRow.run_id == run_id,
+                                            LockRow.owner.like(f"{BROKER_OWNER}:%"))).rowcount
+    return run_id if n else None
+
+
 def release_lock(store: Store, run_id: int) -> None:
     with store.engine.begin() as c:
         c.execute(delete(LockRow).where(LockRow.run_id == run_id, LockRow.owner.like(f"{BROKER_OWNER}:%")))
@@ -216,4 +238,4 @@ def finish_if_complete(store: Store, run_id: int) -> bool:
 
 __all__ = ["MAX_ATTEMPTS", "ASSESS", "ensure_schema", "store_id", "claim", "begin_attempt", "write_evidence",
            "done_families", "unfinished", "add_result_once", "hand_over_lock", "touch_lock", "release_lock",
-           "finish_if_complete", "run_stats", "forget_run"]
+           "finish_if_complete", "run_stats", "forget_run", "take_back_for_resume"]

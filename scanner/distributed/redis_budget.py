@@ -55,6 +55,13 @@ if count > 1 then redis.call('SET', KEYS[2], ARGV[1], 'PX', lease) end
 return 0
 """
 
+# KEYS: reservation. ARGV: token. A multi-slot taker that stops waiting (cancelled: its target's deadline)
+# drops its reservation, which would otherwise hold every single-slot taker back until it runs out.
+DROP_RESERVATION = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: slots. ARGV: token, count, lease_ms.
 RENEW_SLOTS = _NOW + """
 local lease = tonumber(ARGV[3])
@@ -116,7 +123,7 @@ class RedisAddressBudget:
         if self._client is None:  # created lazily, inside the event loop that uses it
             self._client = aioredis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5)
             for name, text in (("acquire", ACQUIRE_SLOTS), ("renew", RENEW_SLOTS),
-                               ("request", REQUEST_START)):
+                               ("request", REQUEST_START), ("drop", DROP_RESERVATION)):
                 self._scripts[name] = self._client.register_script(text)
         return self._client
 
@@ -147,10 +154,15 @@ class RedisAddressBudget:
         slots, reserved, _ = self._keys(address)
         token = self._token()
         delay = 0.005
-        while not await self._call("acquire", [slots, reserved],
-                                   [token, count, self.per_address_connections, self.lease_ms]):
-            await asyncio.sleep(delay)
-            delay = min(0.1, delay * 2)
+        try:
+            while not await self._call("acquire", [slots, reserved],
+                                       [token, count, self.per_address_connections, self.lease_ms]):
+                await asyncio.sleep(delay)
+                delay = min(0.1, delay * 2)
+        except BaseException:
+            if count > 1:
+                await self._drop_reservation(reserved, token)
+            raise
         renewer = asyncio.create_task(self._renew(slots, token, count))
         try:
             yield count
@@ -159,6 +171,11 @@ class RedisAddressBudget:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             await self._release(slots, token, count)
+
+    async def _drop_reservation(self, reserved: str, token: str) -> None:
+        # When Redis is away the reservation runs out by itself (one lease).
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
+            await asyncio.shield(self._scripts["drop"](keys=[reserved], args=[token]))
 
     async def _renew(self, slots: str, token: str, count: int) -> None:
         while True:

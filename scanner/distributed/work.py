@@ -280,6 +280,12 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
             log.exception("collector %s crashed on %s", family, target.target)
             evidence = error_evidence(family, f"internal error in the {family} collector: {exc}",
                                       ErrorKind.UNKNOWN)
+        finally:
+            # The message is over: its kept-alive connections give their slots back now. Left in the pool,
+            # they would keep them while this thread's loop sleeps between messages, where no lease is
+            # renewed: other workers would wait for the lease to run out, and then the address would
+            # have one more connection open than its cap.
+            await ctx.fetcher.aclose()
     stats = {"http_requests_per_host": dict(Counter(ctx.stats.http_requests) - http_before),
              "tls_connections": sum(ctx.stats.tls_connections.values()) - tls_before}
     if th.budget is not None and th.budget.outage:
