@@ -13,6 +13,8 @@ Cases:
 * ``tls``: ``--hosts`` hosts (default 16), each on its own address 50 ms away, T1-T6 only: ``pledgescan
   scan`` against ``python -m sslyze`` (every scan command) over the same proxies, in the same run: wall
   times and TCP connections (both counted by the proxy, so exact for both) and the ratios.
+* ``tls-cpu`` (not in the default set): up to 8 of ``--hosts`` hosts, no latency, T1-T6 in this process:
+  CPU seconds per endpoint of the TLS collection (the counting proxy's threads included).
 * ``portfolio``: N endpoints, each on its own loopback address (127.3.0.0/16; one nginx listening on every
   address with a wildcard certificate and name-based hosts), 3 per member, the whole baseline with
   default settings, scanned into a SQLite history store and written as the portfolio (what
@@ -280,6 +282,24 @@ def case_shared(bed: Bed, size: int) -> None:
           f"{sum(1 for t in report.targets if t.errors)} targets with errors")
 
 
+def case_tls_cpu(bed: Bed, hosts: int) -> None:
+    """CPU of the TLS collection alone: ``hosts`` hosts, each on its own address, no latency, T1-T6, in
+    this process (the counting proxy's threads included), after a warm-up scan that pays the imports."""
+    fronts = [f"127.2.252.{1 + i}" for i in range(hosts)]
+    names = [f"c{i}.{DOMAIN}" for i in range(hosts)]
+    settings = Settings(ca_bundle=bed.ca, only="T1,T2,T3,T4,T5,T6",
+                        resolve={(n, TLS_PORT): f for n, f in zip(names, fronts, strict=True)})
+    with backend(bed, "tls-cpu"), TcpProxy([r for f in fronts for r in routes(f, (TLS_PORT,))]) as proxy:
+        asyncio.run(Scanner(settings).run(bed.targets(names[:1])))
+        before, t0, seen = resource.getrusage(resource.RUSAGE_SELF), time.monotonic(), len(proxy.accepted)
+        asyncio.run(Scanner(settings).run(bed.targets(names)))
+        after, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - t0
+        conns = len(proxy.accepted) - seen
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(f"tls-cpu: {hosts} hosts, no latency, T1-T6: {wall:.2f} s, CPU {cpu:.2f} s "
+          f"({cpu / hosts:.3f} s per endpoint), {conns / hosts:.0f} TCP connections per endpoint")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="latency,tls,shared,portfolio")
@@ -306,6 +326,8 @@ def main() -> int:
             case_latency(bed)
         if "tls" in cases:
             case_tls(bed, args.hosts)
+        if "tls-cpu" in cases:
+            case_tls_cpu(bed, min(args.hosts, 8))
         if "shared" in cases:
             case_shared(bed, args.shared)
     if "portfolio" in cases:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks.lib import N_
 from scanner.errors import ErrorKind
 from scanner.evidence.dns import DNSAnswer, DNSEvidence
 from scanner.models import Finding, Severity, Status
@@ -50,7 +51,7 @@ def spf(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
         return [meta.finding(Status.FAIL, "More than one SPF record",
                              "RFC 7208 4.5: several v=spf1 records are a permanent error; receivers "
                              "ignore them all.", evidence=evidence,
-                             remediation="Merge them into one v=spf1 TXT record ending in -all.")]
+                             remediation=N_("Merge them into one v=spf1 TXT record ending in -all."))]
     evidence.update({"dns_lookups": s.dns_lookups, "void_lookups": s.void_lookups, "all": s.all,
                      "redirect": s.redirect, "terms": list(s.terms[:20])})
     if s.warnings:
@@ -61,9 +62,9 @@ def spf(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
                              f"Evaluating the record takes {s.dns_lookups or 'more than 10'} DNS-querying "
                              "terms (limit 10, RFC 7208 4.6.4): receivers return permerror, as if there "
                              "were no SPF.", evidence=evidence,
-                             remediation="Reduce the include/a/mx/ptr/exists/redirect terms to at most "
-                                         "10 in total, e.g. by replacing nested includes with ip4:/ip6: "
-                                         "ranges.")]
+                             remediation=N_("Reduce the include/a/mx/ptr/exists/redirect terms to at most "
+                                            "10 in total, e.g. by replacing nested includes with ip4:/ip6: "
+                                            "ranges."))]
     if s.problem:
         evidence["problem"] = s.problem
         evidence["problem_kind"] = s.problem_kind
@@ -172,9 +173,9 @@ def dnssec(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
                              evidence=evidence)]
     return [meta.finding(Status.FAIL, "DNSSEC is bogus: the chain of trust is broken", d.reason,
                          evidence=evidence,
-                         remediation="Validating resolvers refuse to resolve a bogus zone. Publish at the "
-                                     "parent a DS that matches the zone's current KSK (or remove the DS), "
-                                     "and keep signatures refreshed before they expire.")]
+                         remediation=N_("Validating resolvers refuse to resolve a bogus zone. Publish at the "
+                                        "parent a DS that matches the zone's current KSK (or remove the DS), "
+                                        "and keep signatures refreshed before they expire."))]
 
 
 # ---------------------------------------------------------------------------------------------- D4 CAA
@@ -294,8 +295,8 @@ def mta_sts(ev: DNSEvidence, meta: CheckMeta) -> list[Finding]:
     if mode == "testing":
         return [meta.finding(Status.WARN, "MTA-STS in testing mode",
                              "Senders report failures but still deliver without TLS.", evidence=evidence,
-                             remediation="Switch the policy to mode: enforce once TLS-RPT reports are "
-                                         "clean.")]
+                             remediation=N_("Switch the policy to mode: enforce once TLS-RPT reports are "
+                                            "clean."))]
     return [meta.finding(Status.PASS, "MTA-STS (enforce) and TLS-RPT published", evidence=evidence)]
 
 

@@ -9,10 +9,47 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks.lib import N_
 from checks.lib.exposure_match import Hit, analyse
 from scanner.evidence.exposure import ExposureEvidence
 from scanner.models import Finding, Status
 from scanner.plugins import CheckMeta, Needs, check
+
+# Server lines added under a catalogue entry's own fix: nginx, Apache and IIS (one message per line for
+# the translators; snippets between backticks stay as they are).
+_DENY_LINES = (
+    N_("nginx: `location ~ /\\.(?!well-known/) { deny all; }` and "
+       "`location ~* \\.(bak|old|save|swp|sql|zip|tar|gz)$ { deny all; }`"),
+    N_("Apache: `RedirectMatch 404 \"/\\.(?!well-known/)\"` and "
+       "`<FilesMatch \"\\.(bak|old|save|swp|sql|zip|tar|gz)$\">Require all denied</FilesMatch>`"),
+    N_("IIS: in web.config, `<hiddenSegments><add segment=\".git\"/><add segment=\".env\"/>"
+       "</hiddenSegments>` and `<fileExtensions><add fileExtension=\".bak\" allowed=\"false\"/>"
+       "</fileExtensions>` under `<requestFiltering>`"),
+)
+_RESTRICT_LINES = (
+    N_("nginx: `location /PATH/ { allow 192.0.2.0/24; deny all; }` (PATH: where it was found; "
+       "192.0.2.0/24: your admin network)"),
+    N_("Apache: `<Location \"/PATH/\">Require ip 192.0.2.0/24</Location>`"),
+    N_("IIS: `<location path=\"PATH\">` with `<ipSecurity allowUnlisted=\"false\">"
+       "<add ipAddress=\"192.0.2.0\" subnetMask=\"255.255.255.0\" allowed=\"true\"/></ipSecurity>` under "
+       "`<system.webServer><security>` in web.config (the IP and Domain Restrictions feature)"),
+)
+_LISTING_LINES = (
+    N_("nginx: `autoindex off;`"),
+    N_("Apache: `Options -Indexes`"),
+    N_("IIS: `<directoryBrowse enabled=\"false\"/>` in web.config"),
+)
+SERVER_LINES = {"source_secrets": _DENY_LINES, "admin_consoles": _RESTRICT_LINES,
+                "platforms": _RESTRICT_LINES, "diagnostics": _RESTRICT_LINES, "listings": _LISTING_LINES}
+# Fixed in the application or by deleting a file, not by a server rule; listings naming their server.
+_NO_SERVER_LINES = frozenset({"phpinfo", "django-debug", "laravel-ignition", "symfony-profiler",
+                              "listing-python", "listing-apache", "listing-nginx", "listing-iis"})
+
+
+def remediation(hit: Hit) -> str:
+    """The catalogue entry's fix, then the server lines of its family (one per line)."""
+    lines = () if hit.entry.id in _NO_SERVER_LINES else SERVER_LINES.get(hit.family.family, ())
+    return "\n".join([hit.entry.remediation, *lines])
 
 
 def _summary(ev: ExposureEvidence) -> dict[str, Any]:
@@ -62,7 +99,7 @@ def _hit_finding(meta: CheckMeta, hit: Hit) -> Finding:
     if hit.secrets:
         detail += f" The file holds {len(hit.secrets)} configuration value(s); keys shown with masked values."
     return meta.finding(Status(e.outcome), title, detail, control=hit.control, severity=e.severity,
-                        evidence=evidence, remediation=e.remediation)
+                        evidence=evidence, remediation=remediation(hit))
 
 
 PROBED = Needs("exposure", error_evidence=lambda ev: {"origin": ev.origin, "requests": ev.requests})

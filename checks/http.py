@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from checks.lib import N_
 from checks.lib import csp as csplib
 from checks.lib import headers as hdr
 from checks.lib import security_txt as rfc9116
@@ -461,8 +462,8 @@ def mixed_content(ev: HTTPEvidence, m: CheckMeta) -> list[Finding]:
                              f"{len(no_sri)} script(s) from other hosts without integrity=, e.g. "
                              f"{no_sri[0]['url']}", evidence={**base, "elements": no_sri[:20]},
                              severity=Severity.LOW,
-                             remediation="Add integrity= (and crossorigin=) attributes to third-party "
-                                         "scripts, or host them yourself."))
+                             remediation=N_("Add integrity= (and crossorigin=) attributes to third-party "
+                                            "scripts, or host them yourself.")))
     if not out:
         out.append(m.finding(Status.PASS, "No mixed content on the landing page",
                              f"{len(page.elements)} elements checked", evidence=base))

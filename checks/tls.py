@@ -6,13 +6,39 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence
+from checks.lib import N_
+from checks.lib.tls import suite_weaknesses, validation_problem
+from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence, TrustValidation
 from scanner.models import Finding, Severity, Status
 from scanner.plugins import CheckMeta, Needs, check
 
 MAX_LISTED = 20  # suites named in one finding's evidence
 
 _HANDSHAKE_ONLY = ("tls-handshake",)
+
+# Fixes with a server line for nginx, Apache and IIS (where it differs); snippets between backticks.
+TLS13_FIX = N_(
+    "Offer TLS 1.3 beside TLS 1.2 (OpenSSL 1.1.1 or later).\n"
+    "nginx: `ssl_protocols TLSv1.2 TLSv1.3;`\n"
+    "Apache: `SSLProtocol -all +TLSv1.2 +TLSv1.3`\n"
+    "IIS: Windows Server 2022 and later offer TLS 1.3 by default (check that no `TLS 1.3\\Server` key "
+    "under `SCHANNEL\\Protocols` disables it); older Windows versions cannot offer it: put a reverse "
+    "proxy or load balancer that does in front.")
+DH_FIX = N_(
+    "Use DH parameters of at least 2048 bits (RFC 7919 ffdhe2048), or drop the DHE suites in favour of "
+    "ECDHE.\n"
+    "nginx: `ssl_dhparam /etc/nginx/ffdhe2048.pem;`\n"
+    "Apache: append the ffdhe2048 parameters to the file named by `SSLCertificateFile` (Apache 2.4.8 "
+    "and later read them from there)\n"
+    "IIS: set `ServerMinKeyBitLength` to 2048 (0x800) under "
+    "`SCHANNEL\\KeyExchangeAlgorithms\\Diffie-Hellman`, or remove the `TLS_DHE_*` suites from the cipher "
+    "suite order.")
+CURVES_FIX = N_(
+    "Offer only X25519, secp256r1 (P-256) and secp384r1.\n"
+    "nginx: `ssl_ecdh_curve X25519:prime256v1:secp384r1;`\n"
+    "Apache: `SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1`\n"
+    "IIS: keep only curve25519, NistP256 and NistP384 in the `ECC Curve Order` group policy (or use "
+    "`Disable-TlsEccCurve` in PowerShell).")
 
 
 def _no_handshake(ev: TLSEvidence) -> str | None:
@@ -64,6 +90,8 @@ def handshake(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         "reason": hs.reason,
         "http_probe": hs.http_probe,
     }
+    if hs.error_kind is not None:  # errors as data: the kind beside the message
+        evidence["error_kind"] = str(hs.error_kind)
     if hs.outcome == "completed":
         return [
             meta.finding(
@@ -88,6 +116,7 @@ def handshake(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         f"{hs.reason or 'TLS handshake failed'}; the host does not answer plain HTTP either, "
         "so it could not be reached",
         evidence=evidence,
+        kind=hs.error_kind,
     )
 
 
@@ -147,8 +176,7 @@ def protocols(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 "TLS 1.3 is faster and drops every legacy option; offer it beside TLS 1.2.",
                 severity=Severity.LOW,
                 evidence=offered,
-                remediation="Enable TLS 1.3 (nginx: `ssl_protocols TLSv1.2 TLSv1.3;`, needs "
-                "OpenSSL 1.1.1 or later).",
+                remediation=TLS13_FIX,
             )
         )
     legacy_unknown = [
@@ -204,8 +232,9 @@ def _suite_ev(proto: str, s: CipherSuite) -> dict[str, Any]:
         "forward_secrecy": s.forward_secrecy,
         "aead": s.aead,
     }
-    if s.weak:
-        d["weak_because"] = list(s.weak)
+    weak = suite_weaknesses(s)
+    if weak:
+        d["weak_because"] = list(weak)
     if s.ephemeral:
         d["ephemeral"] = s.ephemeral.model_dump(exclude_none=True)
     return d
@@ -240,7 +269,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     out: list[Finding] = []
     by_reason: dict[str, list[tuple[str, CipherSuite]]] = {}
     for proto, s in accepted:
-        for reason in s.weak:
+        for reason in suite_weaknesses(s):
             by_reason.setdefault(reason, []).append((proto, s))
     for reason, items in by_reason.items():
         names = sorted({s.name for _, s in items})
@@ -257,7 +286,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 },
             )
         )
-    tls12 = [s for proto, s in accepted if proto == "TLSv1.2" and not s.weak]
+    tls12 = [s for proto, s in accepted if proto == "TLSv1.2" and not suite_weaknesses(s)]
     no_fs = [s for s in tls12 if not s.forward_secrecy]
     no_aead = [s for s in tls12 if not s.aead]
     if no_fs:
@@ -304,9 +333,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 f"Diffie-Hellman group smaller than 2048 bits ({', '.join(map(str, small_dh))})",
                 "DH groups below 2048 bits can be broken by well-funded attackers (Logjam).",
                 evidence={"dh_bits": small_dh},
-                remediation="Use 2048-bit or larger DH parameters (RFC 7919 ffdhe2048), "
-                "or drop DHE suites in favour "
-                "of ECDHE.",
+                remediation=DH_FIX,
             )
         )
     curves = set(ev.groups.curves)
@@ -319,8 +346,7 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 f"Elliptic-curve groups below 256 bits accepted ({', '.join(small_ec)})",
                 "Curves below 256 bits give less than 128-bit security.",
                 evidence={"curves": small_ec},
-                remediation="Offer only X25519, secp256r1 (P-256) and secp384r1 (nginx: "
-                "`ssl_ecdh_curve X25519:prime256v1:secp384r1;`).",
+                remediation=CURVES_FIX,
             )
         )
     errored = [
@@ -341,6 +367,10 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 },
             )
         )
+    cut = [p.protocol for p in ev.protocols if p.status == "accepted" and not p.suites_complete]
+    if cut:  # the prober listed one accepted suite per class: counts are lower bounds
+        note = {"list_cut_short": cut, "listed": "one accepted suite per suite class"}
+        out = [f.model_copy(update={"evidence": {**f.evidence, **note}}) for f in out]
     return out
 
 
@@ -349,42 +379,47 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
 _TRUST_PROBLEMS: dict[str, tuple[str, str]] = {
     "expired": (
         "The certificate has expired",
-        "Renew the certificate now, and automate renewal (ACME: certbot, acme.sh, Caddy).",
+        N_("Renew the certificate now, and automate renewal (ACME: certbot, acme.sh, Caddy)."),
     ),
     "not_yet_valid": (
         "The certificate is not valid yet",
-        "Check the server's clock and the certificate's start date; reissue if needed.",
+        N_("Check the server's clock and the certificate's start date; reissue if needed."),
     ),
     "self_signed": (
         "The certificate is self-signed",
-        "Replace it with a certificate from a publicly trusted CA (Let's Encrypt is free and automated).",
+        N_("Replace it with a certificate from a publicly trusted CA (Let's Encrypt is free and automated)."),
     ),
     "hostname_mismatch": (
         "The certificate does not cover this host name",
-        "Issue a certificate whose Subject Alternative Names include this exact host name.",
+        N_("Issue a certificate whose Subject Alternative Names include this exact host name."),
     ),
     "missing_intermediate": (
         "The certificate chain is incomplete (intermediate certificate missing)",
-        "Serve the full chain: the leaf followed by its intermediate certificate(s) "
-        "(certbot's fullchain.pem; nginx `ssl_certificate` must point to the full chain).",
+        N_("Serve the full chain: the leaf followed by its intermediate certificate(s) (certbot's "
+           "fullchain.pem).\n"
+           "nginx: `ssl_certificate /etc/letsencrypt/live/HOST/fullchain.pem;`\n"
+           "Apache: `SSLCertificateFile /etc/letsencrypt/live/HOST/fullchain.pem` (Apache 2.4.8 and later; "
+           "older versions also need `SSLCertificateChainFile`)\n"
+           "IIS: import the .pfx with its whole chain, or install the intermediate certificate in the "
+           "computer's Intermediate Certification Authorities store."),
     ),
     "untrusted": (
         "The certificate is not issued by a trusted CA",
-        "Use a certificate from a CA in Mozilla's root store (or, for an internal site, give the "
-        "scanner your CA with --ca-bundle).",
+        N_("Use a certificate from a CA in Mozilla's root store (or, for an internal site, give the "
+           "scanner your CA with --ca-bundle)."),
     ),
     "weak_signature": (
         "The chain uses a signature algorithm browsers reject (e.g. SHA-1)",
-        "Reissue the certificate signed with SHA-256 or better.",
+        N_("Reissue the certificate signed with SHA-256 or better."),
     ),
     "profile": (
         "The certificate breaks RFC 5280 rules that strict validators enforce",
-        "Reissue the certificate from a CA that follows the CA/Browser Forum profile (for example, a "
-        "subjectAltName extension marked non-critical when the subject is not empty).",
+        N_("Reissue the certificate from a CA that follows the CA/Browser Forum profile (for example, a "
+           "subjectAltName extension marked non-critical when the subject is not empty)."),
     ),
     "other": (
         "The certificate chain does not validate",
-        "Serve a complete chain from a publicly trusted CA that names this host and is in date.",
+        N_("Serve a complete chain from a publicly trusted CA that names this host and is in date."),
     ),
 }
 # More specific problems hide the generic "untrusted" one.
@@ -422,10 +457,11 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     seen: set[str] = set()
     for dep in deps:
         leaf = dep.chain[0]
+        validations = [_judged(v, dep) for v in dep.validations]
         base = {
             "certificate": _cert_ev(leaf),
             "chain": [c.subject for c in dep.chain],
-            "stores": [v.model_dump(exclude_none=True) for v in dep.validations],
+            "stores": [v.model_dump(exclude_none=True) for v in validations],
         }
         trusted = [v.store for v in dep.validations if v.validated]
         if trusted:
@@ -444,10 +480,10 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
         if not dep.validations:
             out += meta.errors("the certificate chain was not validated", evidence=base)
             continue
-        problems = {v.problem or "other" for v in dep.validations}
+        problems = {v.problem or "other" for v in validations}
         second = ev.openssl_validation
         if "profile" in problems and problems <= _ROOT_LACKING and second and second.validated:
-            out.append(_profile_finding(meta, dep, ev, base))
+            out.append(_profile_finding(meta, dep, validations, ev, base))
             continue
         if len(problems) > 1:
             problems.discard("untrusted")
@@ -456,8 +492,8 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 continue
             seen.add(problem)
             title, fix = _TRUST_PROBLEMS[problem]
-            failed = [v for v in dep.validations if (v.problem or "other") == problem]
-            failed = failed or list(dep.validations)
+            failed = [v for v in validations if (v.problem or "other") == problem]
+            failed = failed or validations
             detail = _trust_detail(problem, leaf, ev)
             out.append(
                 meta.finding(
@@ -472,19 +508,26 @@ def cert_trust(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
     return out
 
 
+def _judged(v: TrustValidation, dep: CertificateDeployment) -> TrustValidation:
+    """``v`` with the problem named (``checks.lib.tls.validation_problem``) when it did not validate."""
+    if v.validated:
+        return v
+    return v.model_copy(update={"problem": validation_problem(v, dep.chain)})
+
+
 # A store that lacks the root (Mozilla's, for a private CA given with --ca-bundle) says one of these
 # while the store that has it objects only to the profile.
 _ROOT_LACKING = frozenset({"profile", "untrusted", "missing_intermediate"})
 
 
-def _profile_finding(meta: CheckMeta, dep: CertificateDeployment, ev: TLSEvidence,
-                     base: dict[str, Any]) -> Finding:
+def _profile_finding(meta: CheckMeta, dep: CertificateDeployment, validations: list[TrustValidation],
+                     ev: TLSEvidence, base: dict[str, Any]) -> Finding:
     """OpenSSL (as browsers, curl and Python's ssl) validates the chain to a trusted root, so it is
     trusted; only cryptography's strict profile checks object. The CA/Browser Forum profile binds public
     CAs: a ``warn`` caveat for a public root, nothing for a private CA given with --ca-bundle."""
     second = ev.openssl_validation
     assert second is not None
-    failed = [v for v in dep.validations if v.problem == "profile"]
+    failed = [v for v in validations if v.problem == "profile"]
     title, fix = _TRUST_PROBLEMS["profile"]
     if all(v.store == "--ca-bundle" for v in failed):
         return meta.finding(
@@ -582,7 +625,7 @@ def cert_hygiene(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                         f"Valid until {leaf.not_after.isoformat()}.",
                         severity=Severity.HIGH,
                         evidence={"certificate": cev, "days_left": round(days, 1)},
-                        remediation="Renew the certificate now and automate renewal (ACME).",
+                        remediation=N_("Renew the certificate now and automate renewal (ACME)."),
                     )
                 )
             elif days < 30:
@@ -593,7 +636,7 @@ def cert_hygiene(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                         f"Valid until {leaf.not_after.isoformat()}.",
                         severity=Severity.HIGH,
                         evidence={"certificate": cev, "days_left": round(days, 1)},
-                        remediation="Renew the certificate soon and automate renewal (ACME).",
+                        remediation=N_("Renew the certificate soon and automate renewal (ACME)."),
                     )
                 )
         if leaf.not_after and leaf.not_before:
@@ -606,7 +649,7 @@ def cert_hygiene(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                         "Public CAs may not issue certificates valid for more than 398 days.",
                         severity=Severity.LOW,
                         evidence={"certificate": cev, "validity_days": round(lifetime)},
-                        remediation="Use certificates valid for at most 398 days (90 with ACME).",
+                        remediation=N_("Use certificates valid for at most 398 days (90 with ACME)."),
                     )
                 )
     if not out:
@@ -692,8 +735,8 @@ def vulnerabilities(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
                 "Without it, an attacker can force clients down to the old protocol versions (RFC 7507).",
                 severity=Severity.MEDIUM,
                 evidence={"test": "fallback_scsv", "protocols": sorted(accepted)},
-                remediation="Support TLS_FALLBACK_SCSV (any current OpenSSL does), "
-                "or better, turn off TLS 1.0/1.1.",
+                remediation=N_("Support TLS_FALLBACK_SCSV (any current OpenSSL does), or better, "
+                               "turn off TLS 1.0/1.1."),
             )
         )
     elif legacy and v.fallback_scsv.value is None:
@@ -708,7 +751,7 @@ def vulnerabilities(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
             f"No flaw found by the tests that completed ({', '.join(completed)}); {not_run} could not run: "
             f"{'; '.join(errors)[:600]}.", severity=Severity.LOW,
             evidence={"errors": errors, "completed": completed, "results": results},
-            remediation="Re-scan later, or test the named flaws with another tool."))
+            remediation=N_("Re-scan later, or test the named flaws with another tool.")))
     elif errors:
         out += [
             f.model_copy(update={"evidence": {"errors": errors, "results": results}})

@@ -71,10 +71,16 @@ def ngettext_for(lang: str):  # noqa: ANN201 - an ngettext callable
 
 def tr(text: str | None, lang: str) -> str:
     """Translate a data text (check title, risk, remediation, control title) when the catalogue has it;
-    otherwise return it unchanged (a finding's own wording, a third-party plugin's metadata)."""
+    otherwise return it unchanged (a finding's own wording, a third-party plugin's metadata). A text of
+    several lines with no translation of its own is translated line by line."""
     if not text:
         return text or ""
-    return translations(lang).gettext(text)
+    gettext_ = translations(lang).gettext
+    whole = gettext_(text)
+    if whole != text or "\n" not in text:
+        return whole
+    # a fix put together from several texts (an exposure's own fix, then its server lines): line by line
+    return "\n".join(gettext_(line) if line.strip() else line for line in text.split("\n"))
 
 
 def has_translation(text: str, lang: str) -> bool:

@@ -1,6 +1,7 @@
 """Babel extractors for data that members read: check metadata (``checks/metadata/*.yaml``: title,
-description, risk, remediation) and the baseline (``scanner/baselines/*.json``: title, area names,
-control titles and requirements). Registered in ``babel.cfg``; each text becomes a message whose ID is
+description, risk, remediation), the baseline (``scanner/baselines/*.json``: title, area names,
+control titles and requirements) and the exposure catalogue (``scanner/exposure_catalogue/*.yaml``:
+each entry's remediation). Registered in ``babel.cfg``; each text becomes a message whose ID is
 the English text, found at run time by ``scanner.i18n.tr``."""
 
 from __future__ import annotations
@@ -43,3 +44,13 @@ def extract_baseline(fileobj: IO[bytes], keywords: Any, comment_tags: Any, optio
         for fld in ("title", "requirement"):
             if c.get(fld):
                 yield _line_of(text, c[fld]), None, c[fld], [f"control {c['id']}: {fld}"]
+
+
+def extract_exposure(fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any) -> Iterator[Message]:
+    """The remediation of every entry of an exposure catalogue file (comment: the entry's ID)."""
+    text = fileobj.read().decode("utf-8")
+    data = yaml.safe_load(text) or {}
+    for entry in data.get("entries") or []:
+        value = entry.get("remediation")
+        if isinstance(value, str) and value.strip():
+            yield _line_of(text, value), None, value, [f"exposure {entry.get('id')}: remediation"]

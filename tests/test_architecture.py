@@ -32,6 +32,9 @@ RULES = {
                         "scanner.net.fetcher", "scanner.net.resolver", "scanner.net.context",
                         "scanner.collectors", "scanner.engine", "scanner.cli", "scanner.distributed",
                         "dramatiq", "redis"),
+    # the TLS collector records facts; the checks judge them (checks/lib/tls.py), never the other way round
+    "scanner/collectors/tls": ("checks", "scanner.engine", "scanner.cli", "scanner.history",
+                               "scanner.reporters", "scanner.distributed", "scanner.notify"),
     # messages read stored results (and check metadata as data); they never scan
     "scanner/notify": ("checks", "scanner.collectors", "scanner.net", "scanner.engine", "httpx", "sslyze",
                        "dns"),
@@ -72,3 +75,16 @@ def test_the_rule_catches_a_violation(tmp_path: Path):
     f.write_text("import httpx\nfrom scanner.collectors.tls import collect\n")
     assert [m for m in imports(f) if offending(m, NETWORK)] == ["httpx", "scanner.collectors.tls",
                                                                "scanner.collectors.tls.collect"]
+
+
+ADAPTER = ROOT / "scanner" / "collectors" / "tls" / "sslyze_adapter.py"
+
+
+def test_sslyze_and_nassl_are_imported_by_the_adapter_only():
+    """Upgrading sslyze is a one-module change: every sslyze/nassl import lives in the TLS adapter."""
+    rooms = ("scanner", "checks", "bench", "tests")
+    paths = [p for room in rooms for p in sorted((ROOT / room).rglob("*.py"))]
+    assert ADAPTER in paths
+    bad = [f"{p.relative_to(ROOT)} imports {m}" for p in paths if p != ADAPTER
+           for m in imports(p) if offending(m, ("sslyze", "nassl"))]
+    assert bad == []

@@ -225,13 +225,41 @@ def test_server_fixes_name_nginx_apache_and_iis_or_php():
 
     server_side = {"tls-protocols", "tls-ciphers", "tls-cert-trust", "http-https-redirect", "http-hsts",
                    "http-framing", "http-nosniff", "http-referrer-policy", "http-permissions-policy",
-                   "http-version-disclosure", "cookie-secure", "cookie-httponly", "cookie-samesite"}
+                   "http-version-disclosure", "cookie-secure", "cookie-httponly", "cookie-samesite",
+                   "cookie-prefixes", "http-cors", "http-mixed-content", "tls-handshake",
+                   "tls-vulnerabilities"}
     metas = {c.id: c.meta for c in load_checks().checks}
     for cid in server_side:
         fix = metas[cid].remediation
         assert "nginx" in fix and "Apache" in fix and ("IIS" in fix or "PHP" in fix), cid
         assert ";;" not in fix and ";`;" not in fix, cid
     assert "PHP" in metas["http-csp"].remediation
+    for cid in ("exposure-source-secrets", "exposure-admin-consoles", "exposure-diagnostics",
+                "exposure-directory-listing"):
+        fix = metas[cid].remediation
+        assert "nginx" in fix and "Apache" in fix and "IIS" in fix, cid
+
+
+def test_fixes_of_single_findings_name_nginx_apache_and_iis():
+    """The fixes a check gives one finding (TLS 1.3 missing, small DH or EC groups, an incomplete chain)
+    and every exposure with a server-side fix carry the nginx, Apache and IIS lines too."""
+    from types import SimpleNamespace
+
+    from checks.exposure import remediation
+    from checks.tls import _TRUST_PROBLEMS, CURVES_FIX, DH_FIX, TLS13_FIX
+    from scanner.exposure_catalogue import load_catalogue
+
+    for fix in (TLS13_FIX, DH_FIX, CURVES_FIX, _TRUST_PROBLEMS["missing_intermediate"][1]):
+        assert all(f"\n{server}:" in fix for server in ("nginx", "Apache", "IIS")), fix[:40]
+        assert ";;" not in fix
+    # fixed in the application, or listings that name their own server's directive
+    own = {"phpinfo", "django-debug", "laravel-ignition", "symfony-profiler", "listing-python",
+           "listing-apache", "listing-nginx", "listing-iis"}
+    for family, entry in load_catalogue().entries():
+        fix = remediation(SimpleNamespace(family=family, entry=entry))  # type: ignore[arg-type]
+        assert fix.startswith(entry.remediation)
+        if entry.id not in own:
+            assert all(f"\n{server}:" in fix for server in ("nginx", "Apache", "IIS")), entry.id
 
 
 def test_certificate_reprs_read_as_text():

@@ -60,6 +60,11 @@ def test_source_has_the_data_texts(source_ids: set[str]):
     assert "Only current TLS protocol versions are offered" in source_ids  # check title (tls.yaml)
     assert "Current protocol versions only" in source_ids  # control T2 title (baseline JSON)
     assert "Encrypted transport" in source_ids  # area name
+    # a check's own fix (checks/*.py, marked N_) and an exposure-catalogue entry's fix
+    assert any(i.startswith("Offer TLS 1.3 beside TLS 1.2") for i in source_ids)
+    assert "Delete phpinfo() pages from the server; they reveal paths, modules, configuration and " \
+           "environment." in source_ids
+    assert "Control history" in source_ids and "removed from the inventory" in source_ids  # member page, diff
 
 
 @pytest.mark.parametrize("lang", [lang for lang in i18n.LANGUAGES if lang != "en"])
@@ -98,3 +103,45 @@ def test_lookup_and_fallback():
     assert i18n.normalize("ES_es.UTF-8") == "es"
     with pytest.raises(i18n.LanguageError):
         i18n.normalize("xx")
+
+
+def test_history_wording_follows_the_language():
+    from datetime import datetime
+
+    from scanner.history.control_history import ControlHistory
+    from scanner.history.diff import TargetGrade, summary_line, target_state
+
+    failing = ControlHistory("m:https://a.example/", "H2", "fail", datetime(2026, 9, 3), 2,
+                             datetime(2026, 9, 1), None)
+    assert failing.describe("en") == "failing since 2026-09-03, 2 scans (first seen failing 2026-09-01)"
+    assert failing.describe("fr") == "en échec depuis le 2026-09-03, 2 analyses " \
+                                     "(vu en échec pour la première fois le 2026-09-01)"
+    fixed = ControlHistory("m:https://a.example/", "H2", "pass", None, 0, datetime(2026, 9, 1),
+                           datetime(2026, 9, 8))
+    assert fixed.describe("es").startswith("corregido el 2026-09-08")
+    down = TargetGrade("https://a.example/", "A", None, 90, None, "unreachable", 1, datetime(2026, 8, 25),
+                       datetime(2026, 9, 1))
+    assert target_state(down, "en") == "unreachable since 2026-09-01 (last assessed 2026-08-25: grade A)"
+    assert target_state(down, "fr") == "injoignable depuis le 2026-09-01 (dernière évaluation le " \
+                                       "2026-08-25 : note A)"
+    assert "2026-09-01" in target_state(down, "ar") and "A" in target_state(down, "ar")
+    counts = dict.fromkeys(("newly_failing", "regressed", "fixed", "improved", "unreachable", "back",
+                            "targets_added", "targets_removed", "members_worse", "members_better",
+                            "members_added", "members_removed"), 0)
+    assert summary_line({**counts, "fixed": 2}, "es").startswith(
+        "0 nuevos fallos, 0 empeorados, 2 corregidos")
+    with i18n.using("fr"):
+        assert target_state(down).startswith("injoignable")  # default: the language being rendered
+
+
+def test_a_fix_put_together_from_several_texts_is_translated_line_by_line():
+    """An exposure's fix is its catalogue entry's text, then the server lines of its family."""
+    from checks.exposure import SERVER_LINES
+
+    own = "Delete editor swap files from the web root and deny *.swp."
+    fix = "\n".join([own, *SERVER_LINES["source_secrets"]])
+    fr = i18n.tr(fix, "fr").split("\n")
+    assert fr[0] == "Supprimez les fichiers d'échange d'éditeur de la racine web et interdisez *.swp."
+    assert fr[1].startswith("nginx : `location ~ /\\.(?!well-known/) { deny all; }` et ")
+    assert fr[3].startswith("IIS : dans web.config, `<hiddenSegments>")
+    assert i18n.tr("a finding's own\nwords", "fr") == "a finding's own\nwords"

@@ -109,3 +109,56 @@ def test_scan_accepts_lang(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["scan", "--lang", "xx", "https://a.example/"])
     assert done.value.code == 2 and "--lang: unknown language 'xx'" in capsys.readouterr().err
+
+
+# -- everything a member reads in Arabic: index, member page, diff page, report; RTL on a phone ------------
+@pytest.fixture(scope="module")
+def arabic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three runs of three members (a target fails, is fixed, stays failing), rendered with ``--lang ar``:
+    the portfolio (``report``), the diff page (``diff --format html``) and a single-scan report."""
+    from scanner.i18n import using
+    from scanner.reporters.html import HtmlReporter
+    from tests.testbed.reports import make_report
+
+    root = tmp_path_factory.mktemp("ar-site")
+    targets = [make_target(f"https://{m}.example/", m) for m in ("madrasa", "lycee", "escuela")]
+    url = f"sqlite:///{root / 'h.sqlite3'}"
+    store = Store(url)
+    try:
+        for statuses in ({"H2": "fail", "T4": "fail"}, {"H2": "fail", "C1": "fail"},
+                         {"H2": "fail", "C1": "fail", "E1": "fail", "H3": "warn"}):
+            with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
+                                 members=[{**m, "language": None} for m in MEMBERS]) as rec:
+                for t in targets:
+                    rec.on_result(make_result(t, statuses), None)
+    finally:
+        store.close()
+    for args in (["report", "latest", "--store", url, "-o", str(root / "site"), "--lang", "ar"],
+                 ["diff", "--store", url, "--format", "html", "-o", str(root / "diff.html"), "--lang", "ar"]):
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        assert done.value.code == 0, args
+    with using("ar"):
+        (root / "report.html").write_text(HtmlReporter().render(make_report()), "utf-8")
+    return root
+
+
+def test_arabic_history_and_changes_are_translated(arabic: Path) -> None:
+    member = (arabic / "site" / "madrasa.html").read_text("utf-8")
+    assert "سجلّ الضوابط" in member and "راسب منذ" in member  # control history: failing since ...
+    assert "أُصلح في" in member  # fixed on ... (T4 failed in run 1)
+    assert "Control history" not in member and "failing since" not in member
+    diff = (arabic / "diff.html").read_text("utf-8")
+    assert '<html lang="ar" dir="rtl">' in diff and "ما الذي تغيّر" in diff and "إخفاق جديد" in diff
+    for english in ("What changed", "newly failing", "Each target is compared", "From run"):
+        assert english not in diff, english
+    index = (arabic / "site" / "index.html").read_text("utf-8")
+    assert "Changes compare each target" not in index and "تقارن التغييرات" in index
+
+
+@pytest.mark.parametrize("page", ["site/index.html", "site/madrasa.html", "diff.html", "report.html"])
+def test_arabic_pages_are_right_to_left_and_fit_a_phone(browser: Browser, arabic: Path, page: str) -> None:
+    browser.open(arabic / page, 390)
+    got = browser.evaluate(OVERFLOW_JS)
+    assert got["dir"] == "rtl" and got["lang"] == "ar"
+    assert got["page"] <= 390 and got["wide"] == [], got

@@ -87,13 +87,16 @@ def test_good_site_evidence_shows_chain_and_store(report: Report, tls_bed: TLSBe
 
 
 def test_hostile_servers_error_with_reason(report: Report, tls_bed: TLSBed) -> None:  # noqa: F811
-    reasons = {}
+    reasons, kinds = {}, {}
     for key in ("closed", "stall", "garbage"):
         t1 = next(c for c in _result(report, tls_bed, key).controls if c.id == "T1")
         reasons[key] = t1.findings[0].detail
+        kinds[key] = t1.findings[0].evidence.get("error_kind")
     assert "refused" in reasons["closed"]
     assert "stalled" in reasons["stall"]
     assert "not TLS" in reasons["garbage"]
+    # errors as data (issue 12): the kind comes from the exception class and OpenSSL's reason code
+    assert kinds == {"closed": "refused", "stall": "timeout", "garbage": "protocol"}
 
 
 def test_stalling_server_respects_target_deadline(tls_bed: TLSBed) -> None:  # noqa: F811

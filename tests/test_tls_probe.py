@@ -1,4 +1,4 @@
-"""The fast TLS prober (scanner/collectors/tls_probe.py) against the real testbed servers: it finds exactly
+"""The fast TLS prober (scanner/collectors/tls/prober.py) against the real testbed servers: it finds exactly
 the protocols each site offers, and the evidence it yields is the same as sslyze's full enumeration."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 import tests.testbed.tls as testbed_tls
-from scanner.collectors import tls, tls_probe
-from scanner.collectors.tls_probe import Chain
+from scanner.collectors import tls
+from scanner.collectors.tls import prober as tls_probe
+from scanner.collectors.tls.prober import Chain
 from scanner.evidence.tls import PROTOCOLS
 from scanner.testbed.tls_servers import RunningServer, make_server_context
 from tests.testbed.tls import TLSBed
@@ -106,6 +107,70 @@ def test_fast_evidence_equals_sslyze_on_a_server_accepting_everything(
     assert fast.protocols == full.protocols
     assert fast.groups == full.groups
     assert fast.connections < full.connections
+
+
+def _verdicts(ev, site_target) -> dict[str, tuple[set[str], set[str]]]:
+    """Per TLS check: the statuses and the weak-suite reasons (or problems) its findings name."""
+    from checks import tls as T
+    from scanner.evidence import Snapshot
+
+    snap = Snapshot(target=site_target, addresses=(ev.address,), tls=ev)
+    out = {}
+    for chk in (T.handshake, T.protocols, T.ciphers, T.cert_trust, T.cert_hygiene, T.vulnerabilities):
+        findings = chk.run(snap)
+        named = {str(f.evidence.get("reason") or f.evidence.get("problem") or "") for f in findings}
+        out[chk.id] = ({str(f.status) for f in findings}, named)
+    return out
+
+
+@pytest.mark.parametrize("key", [*OFFERED, "wide"])
+def test_class_listing_decides_as_the_full_listing(
+    tls_bed: TLSBed, wide_site: tuple[str, str], key: str
+) -> None:
+    """Issue 9 item 4: one handshake per suite class gives the same T verdicts (and names the same weak
+    classes) as listing every accepted suite, with fewer handshakes; the evidence says the list is cut."""
+    if key == "wide":
+        name, addr, port = *wide_site, testbed_tls.TLS_PORT
+        target = tls_bed.sites["good"].target().model_copy(update={"host": name})
+    else:
+        s = tls_bed.sites[key]
+        name, addr, port, target = s.name, s.address, s.port, s.target()
+    settings = tls_bed.settings(per_host_connections=5)
+    by_class = tls.scan_blocking(name, port, addr, settings, listing="classes")
+    full = tls.scan_blocking(name, port, addr, settings, listing="all")
+    assert by_class.error is None and by_class.accepted_protocols == full.accepted_protocols
+    assert _verdicts(by_class, target) == _verdicts(full, target)
+    assert any(not p.suites_complete for p in by_class.protocols) and not by_class.groups.complete
+    assert any("one per suite class" in n for n in by_class.notes)
+    listed = sum(len(p.suites) for p in by_class.protocols)
+    assert listed <= sum(len(p.suites) for p in full.protocols)
+    if key == "wide":
+        assert listed < 40 < sum(len(p.suites) for p in full.protocols)
+
+
+def _probe_result(outcome: str, *names: str) -> tls_probe.ProtocolProbe:
+    from types import SimpleNamespace
+
+    accepted = tuple(SimpleNamespace(cipher_suite=SimpleNamespace(name=n)) for n in names)
+    return tls_probe.ProtocolProbe("x", outcome, accepted, enumerated=True)  # type: ignore[arg-type]
+
+
+def test_only_the_sslyze_commands_that_can_apply_run() -> None:
+    """ROBOT needs an RSA key exchange suite; Heartbleed, CCS, renegotiation and compression a protocol
+    below TLS 1.3; TLS_FALLBACK_SCSV one older than TLS 1.2. Unsettled protocols keep every test."""
+    from scanner.collectors.tls import _not_applicable
+
+    rejected = {p: _probe_result("rejected") for p in PROTOCOLS}
+    only13 = {**rejected, "TLSv1.3": _probe_result("accepted", "TLS_AES_128_GCM_SHA256")}
+    skip = _not_applicable(only13, tls_probe.settled(only13))
+    assert set(skip) == {"heartbleed", "ccs_injection", "insecure_renegotiation", "client_renegotiation_dos",
+                         "compression", "fallback_scsv", "robot"}
+    rsa12 = {**only13, "TLSv1.2": _probe_result("accepted", "TLS_RSA_WITH_AES_128_GCM_SHA256")}
+    assert set(_not_applicable(rsa12, tls_probe.settled(rsa12))) == {"fallback_scsv"}
+    ecdhe10 = {**only13, "TLSv1.0": _probe_result("accepted", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")}
+    assert set(_not_applicable(ecdhe10, tls_probe.settled(ecdhe10))) == {"robot"}
+    unsure = {**only13, "TLSv1.2": tls_probe.ProtocolProbe("TLSv1.2", "error")}
+    assert set(_not_applicable(unsure, tls_probe.settled(unsure))) == {"fallback_scsv"}
 
 
 @pytest.mark.parametrize("key", ["stall", "closed"])

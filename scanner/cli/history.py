@@ -137,7 +137,7 @@ def _history_gate(diff: Any, run_id: int, regression: bool, unreachable: bool, q
         code = EXIT_THRESHOLD
     if unreachable and diff.unreachable:
         for t in diff.unreachable:
-            click.echo(f"pledgescan: {t.target}: {target_state(t)}", err=True)
+            click.echo(f"pledgescan: {t.target}: {target_state(t, 'en')}", err=True)
         click.echo(f"pledgescan: run {run_id}: {len(diff.unreachable)} target(s) that answered before "
                    "no longer do", err=True)
         code = EXIT_THRESHOLD
@@ -191,8 +191,9 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when anything got worse.")
 @click.option("--fail-on-unreachable", is_flag=True,
               help="Exit 1 when a target that answered before no longer does.")
+@lang_option
 def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | None,
-         fail_on_regression: bool, fail_on_unreachable: bool) -> None:
+         fail_on_regression: bool, fail_on_unreachable: bool, lang: str) -> None:
     """What changed up to RUN_B (default: the latest run) since RUN_A (default: the previous run of the
     same inventory): each target against its own last assessed result up to RUN_A; per member, target
     and control, what newly fails, what was fixed, grade changes, unreachable, new and removed targets."""
@@ -205,6 +206,7 @@ def diff(store_url: str | None, runs: tuple[str, ...], fmt: str, output: Path | 
 
     if len(runs) > 2:
         raise InputProblem("diff takes at most two run IDs")
+    use_language(lang)  # the HTML page; the terminal table stays English
     store = open_store(store_url)
     if len(runs) < 2 and first_run_only(store, runs[0] if runs else "latest"):
         click.echo("pledgescan: nothing to compare yet: there is no earlier run; "

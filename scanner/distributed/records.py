@@ -35,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from scanner.history.store import LockRow, Store
+from scanner.history.store import Store
+from scanner.history.tables import LockRow
 
 MAX_ATTEMPTS = 3
 ASSESS = "-"  # the family of a target that needs no evidence (all its checks skipped): assess only
@@ -153,7 +154,7 @@ def forget_run(store: Store, run_id: int) -> None:
 
 
 def has_result(store: Store, run_id: int, target_key: str) -> bool:
-    from scanner.history.store import ResultRow
+    from scanner.history.tables import ResultRow
 
     with store.engine.connect() as c:
         return c.execute(select(func.count()).select_from(ResultRow).where(
@@ -208,7 +209,7 @@ def take_back_for_resume(store: Store) -> int | None:
     5 left it to them), release it so that the resume takes it (its heartbeat would otherwise keep the
     run "in progress" for 90 s). Safe while workers still work on it: the resumed work is idempotent.
     Returns the run whose lock was released, if any."""
-    from scanner.history.store import RunRow
+    from scanner.history.tables import RunRow
 
     with store.engine.begin() as c:
         latest = select(func.max(RunRow.id)).where(RunRow.status != "complete")

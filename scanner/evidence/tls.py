@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from scanner.errors import ErrorKind
 from scanner.evidence.base import Evidence
 from scanner.models import Frozen
 
@@ -67,6 +68,7 @@ class Handshake(_Bounded):
 
     outcome: HandshakeOutcome = "failed"
     reason: str | None = None
+    error_kind: ErrorKind | None = None  # set when the handshake did not complete
     protocol: str | None = None  # negotiated by the first handshake
     cipher: str | None = None
     http_port_answers: bool | None = None  # does the same address answer plain HTTP on port 80?
@@ -100,6 +102,9 @@ class ProtocolResult(_Bounded):
     error: str | None = None
     suites: tuple[CipherSuite, ...] = ()
     suites_truncated: bool = False
+    # False: the listing was cut short on purpose, one accepted suite per suite class T3 judges (the
+    # decision-minimal prober); the suites not listed are of classes already shown.
+    suites_complete: bool = True
 
 
 class Groups(_Bounded):
@@ -107,6 +112,7 @@ class Groups(_Bounded):
 
     ecdh_supported: bool | None = None
     curves: tuple[str, ...] = ()
+    complete: bool = True  # False: only the groups below 256 bits were asked about (the strong ones unlisted)
     error: str | None = None
 
 
@@ -134,8 +140,10 @@ class TrustValidation(_Bounded):
     store: str = ""  # "Mozilla" or "--ca-bundle"
     store_version: str | None = None
     validated: bool = False
-    problem: ValidationProblem | None = None
+    problem: ValidationProblem | None = None  # stored runs only: checks name the problem (checks/lib/tls.py)
     error: str | None = None
+    error_kind: ErrorKind | None = None
+    verify_code: int | None = None  # OpenSSL's X509_V_ERR_* code, when OpenSSL validated
     verified_chain: tuple[str, ...] = ()  # subjects, leaf first, anchor last
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from scanner import i18n
 from scanner.history.store import Observation, RunInfo, Store
 
 DECIDED = ("pass", "warn", "fail")
@@ -27,14 +28,20 @@ class ControlHistory:
     def target(self) -> str:
         return self.target_key.partition(":")[2]
 
-    def describe(self) -> str:
-        """'failing since 2026-09-01, 12 scans' / 'fixed on 2026-10-06 (first seen failing 2026-08-04)'."""
-        first = f"first seen failing {self.first_failed:%Y-%m-%d}" if self.first_failed else ""
+    def describe(self, lang: str | None = None) -> str:
+        """'failing since 2026-09-01, 12 scans' / 'fixed on 2026-10-06 (first seen failing 2026-08-04)',
+        in ``lang`` (default: the language reports are rendered in now)."""
+        code = lang or i18n.current()
+        _, ngettext = i18n.gettext_for(code), i18n.ngettext_for(code)
+        first = _("first seen failing %(date)s") % {"date": f"{self.first_failed:%Y-%m-%d}"} \
+            if self.first_failed else ""
         if self.status == "fail" and self.since is not None:
-            text = f"failing since {self.since:%Y-%m-%d}, {self.scans} scan{'s' if self.scans != 1 else ''}"
+            text = ngettext("failing since %(date)s, %(num)d scan", "failing since %(date)s, %(num)d scans",
+                            self.scans) % {"date": f"{self.since:%Y-%m-%d}", "num": self.scans}
             return text + (f" ({first})" if self.first_failed and self.first_failed < self.since else "")
         if self.fixed_on is not None:
-            return f"fixed on {self.fixed_on:%Y-%m-%d}" + (f" ({first})" if first else "")
+            fixed = _("fixed on %(date)s") % {"date": f"{self.fixed_on:%Y-%m-%d}"}
+            return fixed + (f" ({first})" if first else "")
         return self.status
 
 

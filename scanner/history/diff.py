@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from scanner import i18n
 from scanner.baseline import grade_order
 from scanner.history.store import Observation, ResultSummary, RunInfo, Store, StoreError
 
@@ -375,7 +376,7 @@ def print_diff(diff: RunDiff, console: Any = None) -> None:
         first = True
         for t in m.targets:
             table.add_row(m.name if first else "", grade if first else "", t.target, "",
-                          Text(target_state(t), style="red" if t.worse else ""))
+                          Text(target_state(t, "en"), style="red" if t.worse else ""))
             first, rows = False, rows + 1
         for c in m.controls:
             table.add_row(m.name if first else "", grade if first else "", c.target,
@@ -389,40 +390,46 @@ def print_diff(diff: RunDiff, console: Any = None) -> None:
     if rows:
         console.print(table)
     counts = diff.counts()
-    console.print(summary_line(counts))
+    console.print(summary_line(counts, "en"))
 
 
-def summary_line(counts: dict[str, int]) -> str:
-    """The one-line count of a diff (terminal, HTML); new and removed are named only when there are any."""
-    line = (f"{counts['newly_failing']} newly failing, {counts['regressed']} regressed, "
-            f"{counts['fixed']} fixed, {counts['improved']} improved; {counts['unreachable']} unreachable")
+def summary_line(counts: dict[str, int], lang: str | None = None) -> str:
+    """The one-line count of a diff (terminal, HTML) in ``lang`` (default: the current language); new
+    and removed are named only when there are any."""
+    _ = i18n.gettext_for(lang or i18n.current())
+    line = _("%(newly_failing)d newly failing, %(regressed)d regressed, %(fixed)d fixed, "
+             "%(improved)d improved; %(unreachable)d unreachable") % counts
     if counts["back"]:
-        line += f", {counts['back']} reachable again"
+        line += ", " + _("%(back)d reachable again") % counts
+    parts = [line]
     if counts["targets_added"] or counts["targets_removed"]:
-        line += f"; targets: {counts['targets_added']} new, {counts['targets_removed']} removed"
-    line += f"; members: {counts['members_worse']} worse, {counts['members_better']} better"
+        parts.append(_("targets: %(targets_added)d new, %(targets_removed)d removed") % counts)
+    members = _("members: %(members_worse)d worse, %(members_better)d better") % counts
     if counts["members_added"] or counts["members_removed"]:
-        line += f", {counts['members_added']} new, {counts['members_removed']} removed"
-    return line
+        members += ", " + _("%(members_added)d new, %(members_removed)d removed") % counts
+    return "; ".join([*parts, members])
 
 
 def _day(when: datetime | None) -> str:
     return f"{when:%Y-%m-%d}" if when else "?"
 
 
-def target_state(t: TargetGrade) -> str:
-    """A target's state in words: 'unreachable since 2026-09-01 (last assessed 2026-08-25: grade A+)'."""
+def target_state(t: TargetGrade, lang: str | None = None) -> str:
+    """A target's state in words, in ``lang`` (default: the current language): 'unreachable since
+    2026-09-01 (last assessed 2026-08-25: grade A+)'."""
+    _ = i18n.gettext_for(lang or i18n.current())
+    values = {"since": _day(t.unreachable_since), "date": _day(t.last_assessed), "before": t.grade_before,
+              "after": t.grade_after}
     if t.state == "unreachable":
-        return (f"unreachable since {_day(t.unreachable_since)} "
-                f"(last assessed {_day(t.last_assessed)}: grade {t.grade_before})")
+        return _("unreachable since %(since)s (last assessed %(date)s: grade %(before)s)") % values
     if t.state == "back":
-        grade = f"grade {t.grade_before} -> {t.grade_after}" if t.grade_before != t.grade_after else \
-            f"grade {t.grade_after}"
-        return f"reachable again (unreachable since {_day(t.unreachable_since)}); {grade}"
+        if t.grade_before != t.grade_after:
+            return _("reachable again (unreachable since %(since)s); grade %(before)s -> %(after)s") % values
+        return _("reachable again (unreachable since %(since)s); grade %(after)s") % values
     if t.state == "new":
-        return "new target" + (f", grade {t.grade_after}" if t.grade_after else ", not reachable")
+        return _("new target, grade %(after)s") % values if t.grade_after else _("new target, not reachable")
     if t.state == "removed":
-        return "removed from the inventory"
+        return _("removed from the inventory")
     if t.state == "not_assessed":
-        return "not assessed (never reached)"
-    return f"grade {t.grade_before} -> {t.grade_after}"
+        return _("not assessed (never reached)")
+    return _("grade %(before)s -> %(after)s") % values

@@ -15,114 +15,43 @@ lock is a plain row, so it holds across machines sharing a PostgreSQL store; a l
 SQLite transactions are started with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe) so
 that two processes queue on the busy timeout instead of failing with "database is locked" on a
 read-to-write upgrade.
+
+This module holds the ``Store`` (reads and writes, one short transaction each) and the ``RunRecorder``;
+its parts live beside it, one job each: ``tables`` (the schema), ``database`` (URL, engine, errors),
+``keys`` (inventory and selection identities) and ``lock`` (the run lock). Their names are re-exported
+here for callers that need only the store.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
+from scanner.history.database import (
+    ENV_VAR,
+    StoreBusy,
+    StoreError,
+    default_url,
+    make_engine,
+    redact,
+)
+from scanner.history.database import as_utc as _utc
+from scanner.history.database import utcnow as _now
+from scanner.history.keys import inventory_key, members_inventory, selection_key
+from scanner.history.lock import RunLock
 from scanner.history.stored_records import load_result
+from scanner.history.tables import Base, LockRow, ResultRow, RunRow
 from scanner.models import Target, TargetResult
 from scanner.settings import Settings, settings_to_json
 
 log = logging.getLogger(__name__)
-
-ENV_VAR = "PLEDGESCAN_STORE"
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
-class StoreError(Exception):
-    """A history-store problem the user can act on (one line)."""
-
-
-class StoreBusy(StoreError):
-    """Another run holds the store's lock."""
-
-
-# -- schema -----------------------------------------------------------------------------------------------
-class Base(DeclarativeBase):
-    pass
-
-
-class RunRow(Base):
-    __tablename__ = "runs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | complete | incomplete
-    baseline_id: Mapped[str] = mapped_column(String(64))
-    baseline_version: Mapped[str] = mapped_column(String(32))
-    tool_version: Mapped[str] = mapped_column(String(32))
-    inventory_key: Mapped[str] = mapped_column(String(64), index=True)  # the targets' content hash
-    inventory: Mapped[str] = mapped_column(String(255), index=True)  # identity: lock and --resume scope
-    selection: Mapped[str] = mapped_column(String(255))  # --only/--skip; "" for every check
-    targets_total: Mapped[int] = mapped_column(Integer)
-    plan: Mapped[list[Any]] = mapped_column(JSONType)  # the targets, as JSON, in scan order
-    members: Mapped[list[Any]] = mapped_column(JSONType)  # members file entries (id, name, contact...)
-    options: Mapped[dict[str, Any]] = mapped_column(JSONType)  # settings, to resume with the same ones
-    stats: Mapped[dict[str, Any]] = mapped_column(JSONType)
-
-
-class ResultRow(Base):
-    __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("run_id", "target_key", name="uq_results_run_target"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    target_key: Mapped[str] = mapped_column(Text)
-    member: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    target: Mapped[str] = mapped_column(Text)
-    grade: Mapped[str] = mapped_column(String(4))
-    score: Mapped[int] = mapped_column(Integer)
-    decided: Mapped[int] = mapped_column(Integer)
-    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    controls: Mapped[dict[str, Any]] = mapped_column(JSONType)  # {control: [status, severity]}
-    result: Mapped[dict[str, Any]] = mapped_column(JSONType)  # TargetResult, JSON mode
-    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-
-
-class LockRow(Base):
-    __tablename__ = "locks"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(255))
-    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # -- records handed to callers ----------------------------------------------------------------------------
@@ -187,95 +116,6 @@ def _summary(r: Any) -> ResultSummary:
     return ResultSummary(member=r.member, target_key=r.target_key, kind=r.kind, target=r.target,
                          grade=r.grade, score=r.score, decided=r.decided,
                          controls={k: (v[0], v[1]) for k, v in (r.controls or {}).items()})
-
-
-# -- helpers ----------------------------------------------------------------------------------------------
-def default_url() -> str:
-    """``PLEDGESCAN_STORE`` or SQLite in the user's data directory."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return env
-    from platformdirs import user_data_dir
-
-    return f"sqlite:///{Path(user_data_dir('pledgescan')) / 'history.sqlite3'}"
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def selection_key(settings: Settings | None) -> str:
-    """The check selection of a run: results are compared only with runs of the same selection (a run
-    with ``--only``/``--skip`` grades on fewer controls, so its grades are not comparable)."""
-    if settings is None or not (settings.only or settings.skip):
-        return ""
-    return _fit(f"only:{','.join(sorted(settings.only))}|skip:{','.join(sorted(settings.skip))}")
-
-
-def _fit(text: str, size: int = 255) -> str:
-    """``text``, or its hash when longer than the column (never truncated: two texts must not merge)."""
-    return text if len(text) <= size else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
-
-
-def inventory_key(targets: Iterable[Target], settings: Settings | None = None) -> str:
-    """A hash of the targets (and members) and the check selection: the identity of an ad hoc scan's
-    inventory (a members file's runs are named by the file instead, so editing it keeps its history)."""
-    lines = sorted(f"{t.member or ''}|{t.key}" for t in targets)
-    if selection_key(settings):
-        lines.append(selection_key(settings))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
-
-
-def members_inventory(path: Path) -> str:
-    """The inventory identity of a members file: its absolute path."""
-    return _fit(f"members:{Path(path).expanduser().resolve()}")
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for the URL; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions."""
-    if url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-        if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_conn: Any, _rec: Any) -> None:
-            dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            readonly = conn.get_execution_options().get("pledgescan_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-        return engine
-    try:
-        return create_engine(url, pool_pre_ping=True)
-    except Exception as exc:  # bad URL or missing driver: one clear line
-        raise StoreError(f"cannot open the history store {redact(url)}: {exc}") from None
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<store URL>"
 
 
 # -- the store --------------------------------------------------------------------------------------------
@@ -635,116 +475,6 @@ class RunRecorder:
                 self.finish()
 
 
-class RunLock:
-    """One run per inventory at a time: a ``locks`` row named after the inventory, with an owner and a
-    heartbeat kept by a thread. A row rather than a database lock, so that it works the same on SQLite
-    and on a PostgreSQL store shared by several machines, and shows who holds it."""
-
-    HEARTBEAT_S = 10.0
-    STALE_AFTER_S = 90.0
-
-    def __init__(self, store: Store, inventory: str) -> None:
-        self.store = store
-        self.inventory = inventory
-        self.name = "inventory:" + hashlib.sha256(inventory.encode()).hexdigest()[:40]
-        self.host = socket.gethostname()[:100]
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.held = False
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @classmethod
-    def is_stale(cls, row: Any) -> bool:
-        beat = _utc(row.heartbeat_at)
-        if beat is None or (_now() - beat).total_seconds() > cls.STALE_AFTER_S:
-            return True
-        host, _, rest = str(row.owner).partition(":")
-        pid_s = rest.partition(":")[0]
-        if host == socket.gethostname()[:100] and pid_s.isdigit():
-            try:
-                os.kill(int(pid_s), 0)
-            except ProcessLookupError:
-                return True  # its process is gone (killed, crashed)
-            except PermissionError:
-                return False
-        return False
-
-    def _try(self) -> Any:
-        """Acquire once; return None on success, else the holder's row."""
-        now = _now()
-        try:
-            with self.store.engine.begin() as c:
-                row = c.execute(select(LockRow.__table__).where(LockRow.name == self.name)).first()
-                if row is None:
-                    c.execute(insert(LockRow).values(name=self.name, owner=self.owner, run_id=None,
-                                                     acquired_at=now, heartbeat_at=now))
-                    return None
-                if not self.is_stale(row):
-                    return row
-                taken = c.execute(update(LockRow).where(LockRow.name == self.name,
-                                                        LockRow.owner == row.owner)
-                                  .values(owner=self.owner, run_id=None, acquired_at=now, heartbeat_at=now))
-                if taken.rowcount == 1:
-                    log.warning("took over the store lock of a dead run (%s)", row.owner)
-                    return None
-                return row
-        except IntegrityError:  # someone inserted the row between our read and our insert
-            return False
-
-    def acquire(self, wait: float = 0.0) -> None:
-        """Take the lock, waiting up to ``wait`` seconds; raise ``StoreBusy`` with who holds it."""
-        end = time.monotonic() + max(0.0, wait)
-        while True:
-            holder = self._try()
-            if holder is None:
-                break
-            if time.monotonic() >= end:
-                if holder is False:
-                    raise StoreBusy("another run of this inventory is starting; try again")
-                beat = _utc(holder.heartbeat_at)
-                age = f"{(_now() - beat).total_seconds():.0f}s ago" if beat else "never"
-                run = f"run {holder.run_id}" if holder.run_id is not None else "a run"
-                raise StoreBusy(
-                    f"another run of this inventory is in progress: {run} "
-                    f"(owner {holder.owner.rsplit(':', 1)[0]}, "
-                    f"since {_utc(holder.acquired_at):%Y-%m-%d %H:%M:%S}Z, last heartbeat {age}; "
-                    f"inventory {self.inventory}); waited {wait:g}s. Retry later, or pass "
-                    "--lock-wait SECONDS to wait longer.")
-            time.sleep(min(0.5, max(0.05, end - time.monotonic())))
-        self.held = True
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._beat, name="pledgescan-lock", daemon=True)
-        self._thread.start()
-
-    def set_run(self, run_id: int) -> None:
-        with self.store.engine.begin() as c:
-            c.execute(update(LockRow).where(LockRow.name == self.name, LockRow.owner == self.owner)
-                      .values(run_id=run_id))
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.HEARTBEAT_S):
-            try:
-                with self.store.engine.begin() as c:
-                    n = c.execute(update(LockRow)
-                                  .where(LockRow.name == self.name, LockRow.owner == self.owner)
-                                  .values(heartbeat_at=_now())).rowcount
-                if n != 1 and not self.lost:
-                    self.lost = True
-                    log.error("the history store lock was taken over by another run")
-            except Exception as exc:  # a transient store error must not kill the scan
-                log.warning("store lock heartbeat failed: %s", exc)
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with self.store.engine.begin() as c:
-            c.execute(delete(LockRow).where(LockRow.name == self.name, LockRow.owner == self.owner))
-        self.held = False
-
-
 __all__ = ["Store", "StoreError", "StoreBusy", "RunInfo", "RunRecorder", "RunLock", "ResultSummary",
-           "Observation", "default_url", "inventory_key", "members_inventory", "selection_key"]
+           "Observation", "default_url", "inventory_key", "members_inventory", "selection_key", "redact",
+           "make_engine", "ENV_VAR", "Base", "RunRow", "ResultRow", "LockRow"]

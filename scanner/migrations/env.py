@@ -7,7 +7,7 @@ from alembic import context
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # the ``alembic`` command line: a URL from alembic.ini / -x url=...
-    from scanner.history.store import make_engine
+    from scanner.history.database import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
         "sqlalchemy.url")

@@ -22,7 +22,7 @@ depends_on = None
 
 
 def selection_key(options: dict | None) -> str:
-    """The same text ``scanner.history.store.selection_key`` gives for these stored options."""
+    """The same text ``scanner.history.keys.selection_key`` gives for these stored options."""
     only = sorted((options or {}).get("only") or [])
     skip = sorted((options or {}).get("skip") or [])
     if not (only or skip):

@@ -1,4 +1,5 @@
-"""Fast cipher-suite prober on sslyze's own nassl primitives (blocking: the collector runs it in a thread).
+"""Fast protocol and cipher-suite prober on sslyze's own nassl primitives, through ``sslyze_adapter``
+(blocking: the collector runs it in a thread).
 
 sslyze's cipher-suite plugins open one connection per suite and per protocol (about 530 per server), even
 for protocols the server refuses outright. This prober asks the same questions with far fewer handshakes,
@@ -18,6 +19,13 @@ picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and
    chain (an unknown error, a suite nobody offered, a DH key too small to let us read the suite, a
    client-certificate request) makes the whole protocol ``error``, so sslyze enumerates it instead.
 
+   **By class** (``classes=True``, what the collector uses): instead of listing every accepted suite, one
+   handshake per suite class T3 judges (NULL/anonymous/EXPORT, RC4, DES/3DES, MD5, RSA key exchange, DHE
+   for the DH size, and for TLS 1.2 no forward secrecy and CBC), each offering the class's suites as
+   OpenSSL's own cipher-string keywords select them; a class already shown by a suite found is not asked
+   again. The listing is then cut short (``ProtocolProbe.complete`` is False): one accepted suite per
+   class is what the verdicts need.
+
 3. **Curve elimination** (``probe_curves``, after sslyze's connectivity test): sslyze's ELLIPTIC_CURVES
    test, same client and inputs, by elimination over the curve list instead of one connection per curve.
 
@@ -32,14 +40,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-PROTOCOL_VERSIONS: dict[str, str] = {
-    "SSLv2": "SSL_2_0",
-    "SSLv3": "SSL_3_0",
-    "TLSv1.0": "TLS_1_0",
-    "TLSv1.1": "TLS_1_1",
-    "TLSv1.2": "TLS_1_2",
-    "TLSv1.3": "TLS_1_3",
-}
+from scanner.collectors.tls import sslyze_adapter as sa
+from scanner.collectors.tls.sslyze_adapter import PROTOCOL_VERSIONS, suites_for
 
 Outcome = Literal["accepted", "rejected", "error"]
 Verdict = Literal["accepted", "accepted_unknown", "rejected", "error"]
@@ -75,7 +77,8 @@ SPLIT_MIN = 16
 @dataclass(frozen=True)
 class ProtocolProbe:
     """What the prober learnt about one protocol: ``accepted`` (with every accepted suite when
-    ``enumerated``), ``rejected``, or ``error`` (sslyze must enumerate it)."""
+    ``enumerated`` and ``complete``, one per suite class when ``enumerated`` only), ``rejected``, or
+    ``error`` (sslyze must enumerate it)."""
 
     protocol: str
     outcome: Outcome
@@ -83,25 +86,61 @@ class ProtocolProbe:
     enumerated: bool = False
     connections: int = 0
     reason: str | None = None
+    complete: bool = True  # False: one suite per class (the listing was cut short)
+
+
+# Suite classes asked by ``classes=True``: (name, OpenSSL cipher-string keywords, protocols) where
+# protocols None means every protocol from SSL 3.0 to TLS 1.2. "no_fs" and "cbc" are complements (the
+# suites the keywords do NOT select) minus the weak classes, as T3 judges them on TLS 1.2 only.
+_WEAK = ("eNULL", "aNULL", "EXPORT", "RC4", "DES", "3DES", "MD5")
+# Asked in this order: the unions first ("weak": every weak class; "no_fs" holds every non-weak RSA key
+# exchange suite), so that on a well-configured server one refusal settles several classes at once.
+CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
+    ("weak", _WEAK, None),
+    ("no_fs", ("kEDH", "kEECDH"), frozenset({"TLSv1.2"})),
+    ("rsa_kx", ("kRSA",), None),
+    ("dhe", ("kEDH",), None),
+    ("null_anon_export", ("eNULL", "aNULL", "EXPORT"), None),
+    ("rc4", ("RC4",), None),
+    ("des", ("DES", "3DES"), None),
+    ("md5", ("MD5",), None),
+    ("cbc", ("AESGCM", "CHACHA20", "AESCCM"), frozenset({"TLSv1.2"})),
+)
+_COMPLEMENTS = frozenset({"no_fs", "cbc"})
+_CLASS_PROTOCOLS = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"})
+
+
+def class_members(name: str, protocol: str, legacy: bool) -> frozenset[str]:
+    """OpenSSL names of the suites of class ``name`` that the client offers for ``protocol``."""
+    keywords, protos = next((k, p) for n, k, p in CLASSES if n == name)
+    if protocol not in (protos or _CLASS_PROTOCOLS):
+        return frozenset()
+    every = {s.openssl_name for s in suites_for(protocol, legacy)}
+    picked = sa.openssl_class(legacy, keywords)
+    if name in _COMPLEMENTS:
+        return frozenset(every - picked - sa.openssl_class(legacy, _WEAK))
+    return frozenset(every & picked)
 
 
 def probe(
-    host: str, port: int, addr: str, timeout: float, max_connections: int, enumerate_suites: bool = True
+    host: str,
+    port: int,
+    addr: str,
+    timeout: float,
+    max_connections: int,
+    enumerate_suites: bool = True,
+    classes: bool = False,
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
-    ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination."""
-    from sslyze import ServerNetworkConfiguration, ServerNetworkLocation
-
-    location = ServerNetworkLocation(hostname=host, port=port, ip_address=addr)
-    network = ServerNetworkConfiguration(
-        tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=1
-    )
+    ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination, or with
+    ``classes``, one accepted suite per suite class (see the module docstring)."""
+    location, network = sa.network(host, port, addr, timeout)
     chains = [Chain(p, legacy) for p, legacy in _plan()]
-    _Elimination(location, network, enumerate_suites, max_connections).run(chains)
+    _Elimination(location, network, enumerate_suites and not classes, max_connections, classes).run(chains)
     out: dict[str, ProtocolProbe] = {}
     for proto in PROTOCOL_VERSIONS:
         mine = [c for c in chains if c.protocol == proto]
-        out[proto] = _merge(proto, mine, enumerate_suites)
+        out[proto] = _merge(proto, mine, enumerate_suites or classes, complete=not classes)
     return out
 
 
@@ -124,26 +163,17 @@ def _plan() -> list[tuple[str, bool]]:
     ]
 
 
-def suites_for(protocol: str, legacy: bool) -> list[Any]:
-    """sslyze's suites for ``protocol`` that sslyze tests with the legacy (or the modern) client."""
-    from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
-    from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
-    from sslyze.server_connectivity import TlsVersionEnum
-
-    version = TlsVersionEnum[PROTOCOL_VERSIONS[protocol]]
-    suites = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=attrgetter("name"))
-    if protocol == "TLSv1.2":
-        needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
-        return [s for s in suites if needs_legacy(s.openssl_name) == legacy]
-    return suites
-
-
 class _Elimination:
     """Runs every chain's branches on a pool of ``max_connections`` threads; a branch that splits submits
     its halves to the same pool. ``run`` returns when no branch is left."""
 
-    def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int) -> None:
+    def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int,
+                 classes: bool = False) -> None:
         self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
+        self.classes = classes
+        self.found: dict[str, set[str]] = {}  # protocol -> OpenSSL names of the suites found (all clients)
+        self.found_lock = threading.Lock()
+        self.rsa_found = False
         self.pool = ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe")
         self.pending = 0
         self.idle = threading.Condition()
@@ -151,7 +181,7 @@ class _Elimination:
     def run(self, chains: list[Chain]) -> None:
         try:
             for chain in chains:
-                self._submit(chain, suites_for(chain.protocol, chain.legacy), True)
+                self._submit(chain, list(suites_for(chain.protocol, chain.legacy)), True)
             with self.idle:
                 self.idle.wait_for(lambda: self.pending == 0)
         finally:
@@ -181,8 +211,9 @@ class _Elimination:
                 self.idle.notify_all()
 
     def _eliminate(self, chain: Chain, remaining: list[Any], first: bool) -> None:
-        from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
-
+        if self.classes:
+            self._by_class(chain, remaining)
+            return
         if not remaining and first:  # the client has no suite for this protocol: sslyze finds none either
             chain.outcome = "rejected"
         found_here = 0
@@ -203,7 +234,7 @@ class _Elimination:
                 if match is None:
                     chain.failed = f"the server chose {picked!r}, which was not offered"
                     return
-                chain.accepted.append(CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+                chain.accepted.append(sa.CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
             remaining = [s for s in remaining if s is not match]
             found_here += 1
             if found_here >= SPLIT_AFTER and len(remaining) >= SPLIT_MIN:
@@ -212,18 +243,65 @@ class _Elimination:
                 remaining, found_here = remaining[:half], 0
 
 
+    def _record(self, chain: Chain, offer: list[Any], picked: str | None, key: Any) -> bool:
+        """Note the suite the server picked from ``offer``; False (the chain failed) if it was not offered."""
+        match = next((s for s in offer if s.openssl_name == picked), None)
+        with chain.lock:
+            if match is None:
+                chain.failed = f"the server chose {picked!r}, which was not offered"
+                return False
+            chain.accepted.append(sa.CipherSuiteAcceptedByServer(cipher_suite=match, ephemeral_key=key))
+        with self.found_lock:
+            self.found.setdefault(chain.protocol, set()).add(match.openssl_name)
+            if match.openssl_name in class_members("rsa_kx", chain.protocol, chain.legacy):
+                self.rsa_found = True
+        return True
+
+    def _by_class(self, chain: Chain, every: list[Any]) -> None:
+        """Blocking: the protocol handshake, then one handshake per suite class neither shown by a suite
+        found nor refused already (every suite offered in a refused handshake is refused)."""
+        if not every:
+            chain.outcome = "rejected"
+            return
+        verdict, picked, key, reason = _handshake(chain, self.location, self.network, every)
+        with chain.lock:
+            chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
+            chain.reason = reason
+            if verdict == "accepted_unknown":
+                chain.failed = reason
+        if verdict != "accepted" or not self._record(chain, every, picked, key):
+            return
+        proto = chain.protocol
+        refused: set[str] = set()
+        for name, _, _ in CLASSES:
+            members = class_members(name, proto, chain.legacy)
+            if not members or members <= refused:
+                continue
+            both_clients = class_members(name, proto, False) | class_members(name, proto, True)
+            with self.found_lock:
+                if name == "rsa_kx" and self.rsa_found:
+                    continue  # one RSA key exchange suite anywhere decides whether ROBOT runs
+                if self.found.get(proto, set()) & both_clients:
+                    continue  # a suite of this class was found already
+            offer = [s for s in every if s.openssl_name in members]
+            verdict, picked, key, reason = _handshake(chain, self.location, self.network, offer)
+            if verdict == "rejected":
+                refused |= members
+                continue
+            if verdict != "accepted":
+                with chain.lock:
+                    chain.failed = reason or verdict
+                return
+            if not self._record(chain, offer, picked, key):
+                return
+
+
 def _handshake(
     chain: Chain, location: Any, network: Any, offer: list[Any]
 ) -> tuple[Verdict, str | None, Any, str | None]:
     """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason)."""
-    from nassl import _nassl
-    from nassl.ssl_client import ClientCertificateRequested
-    from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
-    from sslyze.errors import ServerRejectedTlsHandshake, ServerTlsConfigurationNotSupported
-    from sslyze.server_connectivity import TlsVersionEnum
-
-    version = TlsVersionEnum[PROTOCOL_VERSIONS[chain.protocol]]
-    conn = SslConnection(
+    version = sa.tls_version(chain.protocol)
+    conn = sa.SslConnection(
         server_location=location,
         network_configuration=network,
         tls_version=version,
@@ -232,11 +310,11 @@ def _handshake(
     )
     names = ":".join(s.openssl_name for s in offer)
     try:
-        if version == TlsVersionEnum.TLS_1_3:
+        if version == sa.TlsVersionEnum.TLS_1_3:
             conn.ssl_client.set_ciphersuites(names)  # type: ignore[attr-defined]
         else:
             conn.ssl_client.set_cipher_list(names)
-    except _nassl.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
+    except sa.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
         return "rejected", None, None, "the client offers none of these suites"
     with chain.lock:
         chain.connections += 1
@@ -244,13 +322,13 @@ def _handshake(
         conn.connect(should_retry_connection=True)
         client = conn.ssl_client
         return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
-    except ServerRejectedTlsHandshake as exc:
+    except sa.ServerRejectedTlsHandshake as exc:
         return "rejected", None, None, exc.error_message
-    except NoCiphersAvailableBugInSSlyze:  # none of these suites works with this version: sslyze skips them
+    except sa.NoCiphersAvailableBugInSSlyze:  # none of them works with this version: sslyze skips them
         return "rejected", None, None, "the client offers none of these suites with this protocol"
-    except ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
+    except sa.ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
         return "accepted_unknown", None, None, f"accepted, suite unknown ({exc.error_message})"
-    except ClientCertificateRequested:
+    except sa.ClientCertificateRequested:
         return "accepted_unknown", None, None, "the server requested a client certificate"
     except Exception as exc:  # timeouts and unknown errors: let sslyze decide
         return "error", None, None, f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
@@ -258,7 +336,7 @@ def _handshake(
         conn.close()
 
 
-def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolProbe:
+def _merge(proto: str, chains: list[Chain], enumerate_suites: bool, complete: bool = True) -> ProtocolProbe:
     conns = sum(c.connections for c in chains)
     if any(c.outcome == "error" for c in chains):
         reason = "; ".join(c.reason or "error" for c in chains if c.outcome == "error")
@@ -270,18 +348,21 @@ def _merge(proto: str, chains: list[Chain], enumerate_suites: bool) -> ProtocolP
         return ProtocolProbe(proto, "accepted", connections=conns, reason=reason)
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
-    return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns)
+    return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns,
+                         complete=complete)
 
 
 @dataclass(frozen=True)
 class CurveProbe:
-    """The EC groups the server accepts, found by elimination (``complete=False``: ask sslyze instead)."""
+    """The EC groups the server accepts, found by elimination. ``decided`` False: the probe was
+    inconclusive (ask sslyze instead); ``complete`` False: only the groups asked about are listed."""
 
-    ecdh_supported: bool
+    ecdh_supported: bool | None
     curves: tuple[str, ...] = ()  # names as sslyze gives them, in sslyze's order
     complete: bool = True
     connections: int = 0
     reason: str | None = None
+    decided: bool = True
 
 
 def probe_curves(server_info: Any) -> CurveProbe:
@@ -289,50 +370,76 @@ def probe_curves(server_info: Any) -> CurveProbe:
     sslyze's own connectivity result ``server_info``), by elimination: offer every curve left, the server
     picks one, drop it, again until the server refuses. One connection per accepted curve plus one,
     instead of one per curve the client knows (30)."""
-    from nassl.ephemeral_key_info import (
-        _OPENSSL_NID_TO_SECG_ANSI_X9_62,
-        EcDhEphemeralKeyInfo,
-        OpenSslEcNidEnum,
-    )
-    from nassl.ssl_client import ClientCertificateRequested
-    from sslyze.errors import ServerRejectedTlsHandshake
-    from sslyze.server_connectivity import enable_ecdh_cipher_suites
-
     probing = server_info.tls_probing_result
     if not probing.supports_ecdh_key_exchange:
         return CurveProbe(ecdh_supported=False)
     version = probing.highest_tls_version_supported
-    every = list(OpenSslEcNidEnum.get_supported_by_ssl_client())
+
+    def connection() -> Any:
+        return server_info.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=False
+        )
+
+    return _eliminate_curves(connection, version, list(sa.OpenSslEcNidEnum.get_supported_by_ssl_client()))
+
+
+def curve_bits(name: str) -> int | None:
+    """Size of a named EC group as its name says it (X25519/X448 count as 256/448)."""
+    low = name.lower()
+    if low.startswith(("x25519", "x448")):
+        return 256 if low.startswith("x25519") else 448
+    digits = "".join(ch if ch.isdigit() else " " for ch in low).split()
+    sizes = [int(d) for d in digits if len(d) >= 3]
+    return sizes[0] if sizes else None
+
+
+def probe_small_curves(host: str, port: int, addr: str, timeout: float, protocol: str) -> CurveProbe:
+    """Blocking: are EC groups below 256 bits accepted (the question T3 asks)? One handshake offering
+    only those (ECDHE suites, modern client, ``protocol``); when one is accepted, the others by
+    elimination. The strong groups are not listed (``complete`` False): the suites' keys show them."""
+    location, network = sa.network(host, port, addr, timeout)
+    version = sa.tls_version(protocol)
+    every = list(sa.OpenSslEcNidEnum.get_supported_by_ssl_client())
+    small = [nid for nid in every if (curve_bits(sa.curve_name(nid)) or 256) < 256]
+    if not small:
+        return CurveProbe(ecdh_supported=None, complete=False)
+
+    def connection() -> Any:
+        return sa.SslConnection(server_location=location, network_configuration=network, tls_version=version,
+                                should_ignore_client_auth=True, should_use_legacy_openssl=False)
+
+    found = _eliminate_curves(connection, version, small)
+    return CurveProbe(found.ecdh_supported if found.curves else None, found.curves, complete=False,
+                      connections=found.connections, reason=found.reason, decided=found.complete)
+
+
+def _eliminate_curves(connection: Any, version: Any, every: list[Any]) -> CurveProbe:
+    """Offer the curves left, drop the one the server picks, until it refuses (``every`` in sslyze's
+    order; names as sslyze gives them)."""
     remaining = list(every)
     found: set[Any] = set()
     conns = 0
     while remaining:
-        conn = server_info.get_preconfigured_tls_connection(
-            override_tls_version=version, should_use_legacy_openssl=False
-        )
-        enable_ecdh_cipher_suites(version, conn.ssl_client)
+        conn = connection()
+        sa.enable_ecdh_cipher_suites(version, conn.ssl_client)
         conn.ssl_client.set_groups(remaining)
         conns += 1
         try:
             conn.connect()
             key = conn.ssl_client.get_ephemeral_key()
-        except ClientCertificateRequested:
+        except sa.ClientCertificateRequested:
             key = conn.ssl_client.get_ephemeral_key()
-        except ServerRejectedTlsHandshake:
+        except sa.ServerRejectedTlsHandshake:
             break
         except Exception as exc:  # timeouts, "wrong curve" and other oddities: let sslyze decide
             reason = f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
-            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+            return CurveProbe(True, complete=False, connections=conns, reason=reason, decided=False)
         finally:
             conn.close()
-        if not isinstance(key, EcDhEphemeralKeyInfo) or key.curve not in remaining:
+        if not isinstance(key, sa.EcDhEphemeralKeyInfo) or key.curve not in remaining:
             reason = f"unexpected key exchange {type(key).__name__}"
-            return CurveProbe(True, complete=False, connections=conns, reason=reason)
+            return CurveProbe(True, complete=False, connections=conns, reason=reason, decided=False)
         found.add(key.curve)
         remaining.remove(key.curve)
-    names = tuple(
-        _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(nid, f"unknown-curve-with-openssl-id-{nid.value}")
-        for nid in every
-        if nid in found
-    )
+    names = tuple(sa.curve_name(nid) for nid in every if nid in found)
     return CurveProbe(True, curves=names, connections=conns)

@@ -1,8 +1,8 @@
 """Every TLS connection that sslyze (and the fast prober, on sslyze's own connections) opens draws on the
 address's politeness: one request start of its rate budget each, and an exact count per target.
 
-sslyze opens its sockets in its own worker threads through one function,
-``sslyze.connection_helpers.tls_connection._open_socket``; it is wrapped once, and consults the gate
+sslyze opens its sockets in its own worker threads through one function, which the adapter hooks once
+(``sslyze_adapter.install_socket_hook``); the hook consults the gate
 registered for the server's (address, port, name) while a TLS collector runs. Sockets of servers with no
 gate (sslyze used on its own) are opened exactly as before.
 """
@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.collectors.tls import sslyze_adapter
 from scanner.net.politeness import Politeness
 
 GATE_WAIT_S = 600.0  # a rate wait longer than this is a failed connection for sslyze
 
 _lock = threading.Lock()
 _gates: dict[tuple[str, int, str], Gate] = {}
-_original: Callable[..., Any] | None = None
+_installed = False
 
 
 @dataclass
@@ -46,25 +47,21 @@ class Gate:
             self.connections += 1
 
 
-def _install() -> None:
-    global _original
-    from sslyze.connection_helpers import tls_connection
-
+def _hook(server_location: Any) -> None:
+    key = (server_location.ip_address or "", server_location.port, server_location.hostname)
     with _lock:
-        if _original is not None:
+        gate = _gates.get(key)
+    if gate is not None:
+        gate.enter()
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
             return
-        _original = tls_connection._open_socket
-
-        def open_socket(server_location: Any, network_timeout: int) -> Any:
-            key = (server_location.ip_address or "", server_location.port, server_location.hostname)
-            with _lock:
-                gate = _gates.get(key)
-            if gate is not None:
-                gate.enter()
-            assert _original is not None
-            return _original(server_location, network_timeout)
-
-        tls_connection._open_socket = open_socket
+        sslyze_adapter.install_socket_hook(_hook)
+        _installed = True
 
 
 @contextlib.contextmanager

@@ -1,0 +1,88 @@
+"""Pure TLS judgments the checks make on raw evidence (no I/O): why a cipher suite is weak, why a chain
+did not validate. The collector records facts only (suite names, validators' messages), so a stored run is
+judged again with these when it is re-analysed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from scanner.evidence.tls import Certificate, CipherSuite, TrustValidation, ValidationProblem
+
+# The weak-suite classes T3 names, in the order findings list them.
+WEAK_CLASSES: tuple[str, ...] = ("NULL", "anonymous", "EXPORT", "RC4", "DES", "3DES", "MD5")
+
+
+def weaknesses(name: str) -> tuple[str, ...]:
+    """Why the IANA-named suite ``name`` is weak (a subset of ``WEAK_CLASSES``; empty when it is not)."""
+    upper = name.upper()
+    weak = []
+    if "NULL" in upper.split("_WITH_")[-1] or "_NULL_" in upper:
+        weak.append("NULL")
+    if "_ANON_" in upper:
+        weak.append("anonymous")
+    if "EXPORT" in upper:
+        weak.append("EXPORT")
+    if "RC4" in upper:
+        weak.append("RC4")
+    if "3DES" in upper or "DES_192_EDE3" in upper:
+        weak.append("3DES")
+    elif "_DES" in upper or "DES40" in upper:
+        weak.append("DES")
+    if upper.endswith("_MD5"):
+        weak.append("MD5")
+    return tuple(weak)
+
+
+def suite_weaknesses(s: CipherSuite) -> tuple[str, ...]:
+    """Why an accepted suite is weak (its name decides; ``weak`` of runs stored before counts too)."""
+    own = weaknesses(s.name)
+    return own + tuple(w for w in s.weak if w not in own)
+
+
+def validation_problem(v: TrustValidation, chain: Sequence[Certificate]) -> ValidationProblem:
+    """Why ``v`` did not validate: the problem a run stored it with, else named from the validator's
+    message and the chain served."""
+    if v.problem:
+        return v.problem
+    return classify_validation_error(v.error or "", chain)
+
+
+_PROFILE_PHRASES = ("invalid extension", "incorrect criticality", "missing required extension",
+                    "duplicate extension", "unsupported critical extension", "invalid key usage",
+                    "policy violation")
+
+
+def classify_validation_error(error: str, chain: Sequence[Certificate]) -> ValidationProblem:
+    """Name the reason a chain did not validate, from cryptography's message and the chain served.
+
+    cryptography reports "candidates exhausted" both for a self-signed leaf and for an issuer it cannot
+    find; the chain itself tells them apart (OpenSSL's "unable to get local issuer certificate" is the
+    leaf-only chain whose issuer is not in the store: a missing intermediate).
+    """
+    low = error.lower()
+    if " must " in f" {low} " or "must not" in low or any(p in low for p in _PROFILE_PHRASES):
+        # RFC 5280 / CA/B profile rules (e.g. "EE subjectAltName MUST NOT be critical when subject is
+        # nonempty", a CA's basicConstraints not marked critical: "invalid extension: 2.5.29.19:
+        # Certificate extension has incorrect criticality"), even when cryptography words them as
+        # "candidates exhausted"; checked before the host name, whose test shares the word subjectAltName.
+        return "profile"
+    if "subjectaltname" in low or "does not match" in low or "hostname" in low:
+        return "hostname_mismatch"
+    if "not valid at validation time" in low or "expired" in low:
+        now = datetime.now(UTC)
+        if any(c.not_before and c.not_before > now for c in chain):
+            return "not_yet_valid"
+        return "expired"
+    if "signature algorithm" in low:
+        return "weak_signature"
+    if chain and chain[0].self_issued and len(chain) == 1:
+        return "self_signed"
+    if "candidates exhausted" in low or "issuer" in low:
+        last = chain[-1] if chain else None
+        if last is not None and not last.self_issued and not last.is_ca:
+            return "missing_intermediate"
+        return "untrusted"
+    return "other"
+
+

@@ -1,0 +1,284 @@
+"""The tls collector: one quick handshake probe of our own, then a fast prober and sslyze (in a worker
+thread). One job per module: ``handshake`` (our own handshakes: the first probe, OpenSSL's validation),
+``prober`` (protocols, suites and curves by elimination), ``sslyze_adapter`` (every sslyze/nassl import),
+``conversion`` (sslyze's results -> raw evidence), ``gate`` (politeness per handshake); this module runs
+them in order.
+
+1. A first TLS handshake (asyncio + ``ssl``, timed per phase) classifies the endpoint: completed, refused,
+   reset, timeout (TCP or a stalled handshake), not TLS (garbage). When it cannot reach TLS at all, a HEAD
+   to http://HOST/ through the shared fetcher tells T1 whether the host is reachable otherwise, and
+   nothing else is started (so a hostile server costs one connection and ``settings.timeout``).
+2. The prober (``prober``, on sslyze's own nassl connections) settles each protocol in one handshake
+   per client, then, decision-minimal (issue 9), asks one handshake per suite class T3 judges (weak
+   classes, no forward secrecy, RSA key exchange, DHE, CBC; OpenSSL's own cipher-string keywords select
+   the members) that no suite found or refused offer has settled: the suite list is cut short, and the
+   evidence says so (``ProtocolResult.suites_complete``). One more handshake asks whether an EC group
+   below 256 bits is accepted. What it cannot settle (errors, timeouts, odd answers) is left to sslyze's
+   one-connection-per-suite enumeration, never guessed.
+3. sslyze runs the certificate command and only the vulnerability commands that can apply to what the
+   prober found: ROBOT with an RSA key exchange suite, Heartbleed, CCS, renegotiation and compression with
+   a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not run is recorded as
+   such, with why). sslyze runs against the address the engine resolved (honouring ``--resolve``), with
+   Mozilla's store plus ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
+   ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
+   own raw evidence model by ``conversion``: nothing of sslyze leaves the package, and no verdict is made
+   here (``checks/lib/tls.py`` judges).
+
+TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
+prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
+rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
+fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
+The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
+of the same address go on beside them. ``LISTING`` (tests and bench only) lists every accepted suite
+instead, by elimination ("all") or by sslyze ("sslyze").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from scanner.collectors.tls import gate, prober
+from scanner.collectors.tls import sslyze_adapter as sa
+from scanner.collectors.tls.conversion import (
+    CONN_CONNECTIVITY,
+    PROTOCOL_COMMANDS,
+    convert,
+    groups_of,
+    trace_text,
+)
+from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
+from scanner.collectors.tls.prober import ProtocolProbe
+from scanner.errors import ErrorKind
+from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence
+from scanner.models import Target
+from scanner.net.context import ScanContext
+from scanner.net.politeness import tls_share
+from scanner.settings import Settings
+
+__all__ = ["LISTING", "collect", "scan_blocking"]
+
+Listing = Literal["classes", "all", "sslyze"]
+
+
+async def collect(
+    target: Target, ctx: ScanContext, addresses: tuple[str, ...], prior: dict[str, Any]
+) -> TLSEvidence:
+    """Collect TLS evidence for one endpoint. Never raises for network trouble."""
+    host = target.host
+    port = target.port or 443
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {"hostname": host, "port": port, "scanned_at": now, "prober": sa.sslyze_version()}
+    if not addresses:
+        return TLSEvidence(**base, error="no address to connect to")
+    addr = addresses[0]
+    base["address"] = addr
+    if not ctx.fetcher.address_allowed(addr):
+        return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)",
+                           error_kind=ErrorKind.BLOCKED)
+
+    polite = ctx.politeness
+    async with polite.connections(addr):
+        await polite.request(addr)
+        ctx.stats.tls_connections[host] += 1
+        handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
+    connections = 1
+    if handshake.outcome not in ("completed", "failed"):
+        handshake = await with_http_probe(handshake, target, ctx)
+        return TLSEvidence(
+            **base,
+            handshake=handshake,
+            connections=connections,
+            error=f"no TLS handshake: {handshake.reason}",
+            error_kind=handshake.error_kind,
+        )
+
+    # The prober and sslyze open connections of their own: they take a share of the address's slots
+    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
+    share = tls_share(polite.budget.per_address_connections)
+    async with polite.connections(addr, share) as held:
+        settings = ctx.settings.model_copy(update={"per_host_connections": held})
+        with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
+            evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    if opened.connections:  # exact, where sslyze's part would otherwise be estimated
+        evidence = evidence.model_copy(update={"connections": opened.connections})
+    ctx.stats.tls_connections[host] += evidence.connections
+    evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
+    if _rejected(evidence):
+        async with polite.connections(addr):
+            await polite.request(addr)
+            second = await openssl_validation(addr, port, host, ctx)
+        ctx.stats.tls_connections[host] += 1
+        evidence = evidence.model_copy(update={"openssl_validation": second,
+                                               "connections": evidence.connections + 1})
+    if evidence.handshake and evidence.handshake.outcome != "completed":
+        hs = await with_http_probe(evidence.handshake, target, ctx)
+        evidence = evidence.model_copy(update={"handshake": hs})
+    return evidence
+
+
+def _rejected(ev: TLSEvidence) -> bool:
+    """Did the strict validator (cryptography's, RFC 5280 to the letter) reject the served chain against
+    every store? Then OpenSSL's verdict, as browsers see it, is recorded too (one handshake): the checks
+    tell a merely non-conforming certificate from one clients reject."""
+    validations = [v for d in ev.certificates for v in d.validations]
+    return bool(validations) and not any(v.validated for v in validations)
+
+
+# -- sslyze -------------------------------------------------------------------------------------------
+
+
+# How accepted suites are listed: "classes" (one handshake per suite class T3 judges, the listing cut
+# short), "all" (every accepted suite, by elimination), "sslyze" (sslyze's one connection per suite).
+# Tests and the bench change it; scans use "classes".
+LISTING: Listing = "classes"
+_LEGACY = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1"})
+
+
+def scan_blocking(
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    base: dict[str, Any] | None = None,
+    first: Handshake | None = None,
+    fast: bool | None = None,
+    listing: Listing | None = None,
+) -> TLSEvidence:
+    """Blocking (run it in a worker thread): the prober (protocols, then suites as ``listing`` says), then
+    the sslyze commands the answers leave to decide, converted into our evidence. ``fast`` True/False
+    (older callers) means ``listing`` "all"/"sslyze"."""
+    if listing is None:
+        listing = LISTING if fast is None else "all" if fast else "sslyze"
+    if base is None:
+        base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
+    first = first or Handshake(outcome="completed")
+    probes: dict[str, ProtocolProbe] = {}
+    notes: list[str] = []
+    if listing != "sslyze":
+        base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
+        try:
+            probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
+                                  classes=listing == "classes")
+        except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
+            probes = {}
+            notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
+    settled = prober.settled(probes)
+    for proto, p in probes.items():
+        if proto not in settled:
+            notes.append(f"{proto}: fast prober inconclusive ({p.reason or p.outcome}); sslyze enumerated it")
+    cut = [proto for proto, p in probes.items() if p.outcome == "accepted" and not p.complete]
+    if cut:
+        notes.append(f"accepted suites listed one per suite class, not all ({', '.join(cut)})")
+    if notes:
+        base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
+    skipped = _not_applicable(probes, settled) if listing == "classes" else {}
+    small: tuple[Groups, int] | None = None
+    if listing == "classes" and any(p.outcome == "accepted" for p in probes.values()):
+        small = _small_groups(host, port, addr, settings.timeout, _curve_protocol(probes))
+    result = _run_sslyze(host, port, addr, settings, settled, curves=listing == "sslyze",
+                         skip_commands=frozenset(skipped))
+    groups = None
+    if not isinstance(result, str) and result.scan_result is not None:
+        if small is not None:
+            groups = small
+        elif listing != "sslyze":
+            groups = _fast_groups(result, host, port, addr, settings)
+    return convert(result, base, first, probes, groups, skipped)
+
+
+def _not_applicable(probes: dict[str, ProtocolProbe], settled: frozenset[str]) -> dict[str, str]:
+    """The vulnerability tests (``Vulnerabilities`` fields) the protocols and suites found make moot."""
+    maybe = {p for p, r in probes.items() if r.outcome == "accepted"} | (set(probes) - settled)
+    if not probes:
+        return {}
+    skip: dict[str, str] = {}
+    if not maybe - {"TLSv1.3"}:
+        why = "no protocol below TLS 1.3 is accepted"
+        skip |= dict.fromkeys(("heartbleed", "ccs_injection", "insecure_renegotiation",
+                               "client_renegotiation_dos", "compression"), why)
+    if not maybe & _LEGACY:
+        skip["fallback_scsv"] = "no protocol older than TLS 1.2 is accepted"
+    unsure = bool((set(probes) - settled) - {"TLSv1.3"})
+    rsa = any(_rsa_kx(a.cipher_suite.name) for p in probes.values() for a in p.accepted)
+    if not rsa and not unsure:
+        skip["robot"] = "no RSA key exchange suite is accepted"
+    return skip
+
+
+def _rsa_kx(name: str) -> bool:
+    return name.upper().startswith(("TLS_RSA_", "SSL_RSA_"))
+
+
+def _curve_protocol(probes: dict[str, ProtocolProbe]) -> str | None:
+    """The protocol to ask about small EC groups with: the newest one accepted below TLS 1.3 (TLS 1.3
+    has no group below 256 bits); None when there is none."""
+    for proto in ("TLSv1.2", "TLSv1.1", "TLSv1.0"):
+        p = probes.get(proto)
+        if p is not None and p.outcome == "accepted":
+            return proto
+    return None
+
+
+def _small_groups(host: str, port: int, addr: str, timeout: float,
+                  protocol: str | None) -> tuple[Groups, int] | None:
+    """Blocking: the small-curve probe's answer as evidence (None: inconclusive, ask sslyze)."""
+    if protocol is None:  # TLS 1.3 only: it has no group below 256 bits
+        return Groups(ecdh_supported=None, complete=False), 0
+    try:
+        found = prober.probe_small_curves(host, port, addr, timeout, protocol)
+    except Exception:  # a prober bug must not cost the scan: the full curve test runs instead
+        return None
+    if not found.decided:
+        return None
+    groups = Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST], complete=False)
+    return groups, found.connections
+
+
+def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Settings) -> tuple[Groups, int]:
+    """Blocking: the EC groups by elimination (``prober.probe_curves``, fed sslyze's own connectivity
+    result); when that is inconclusive, sslyze's one-connection-per-curve test."""
+    info = sa.connectivity_info(result)
+    try:
+        found = prober.probe_curves(info)
+    except Exception as exc:  # a prober bug must not cost the scan
+        found = prober.CurveProbe(True, complete=False, reason=f"{type(exc).__name__}: {exc}", decided=False)
+    if found.decided:
+        return Groups(ecdh_supported=found.ecdh_supported, curves=found.curves[:MAX_LIST]), found.connections
+    again = _run_sslyze(host, port, addr, settings, frozenset(PROTOCOL_COMMANDS), curves=True, others=False)
+    n = found.connections + CONN_CONNECTIVITY
+    if isinstance(again, str):
+        return Groups(error=again), n
+    if again.scan_result is None:
+        return Groups(error=f"TLS connection failed: {trace_text(again.connectivity_error_trace)}"), n
+    groups, m = groups_of(again.scan_result.elliptic_curves)
+    return groups, n + m
+
+
+def _run_sslyze(
+    host: str,
+    port: int,
+    addr: str,
+    settings: Settings,
+    skip: frozenset[str] = frozenset(),
+    *,
+    curves: bool = True,
+    others: bool = True,
+    skip_commands: frozenset[str] = frozenset(),
+) -> Any:
+    """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``,
+    no curve test unless ``curves``, nothing else unless ``others``, none for the ``Vulnerabilities``
+    fields in ``skip_commands``); returns sslyze's ServerScanResult (or an error string)."""
+    C = sa.ScanCommand
+    commands = {getattr(C, c) for p, c in PROTOCOL_COMMANDS.items() if p not in skip}
+    commands |= {C.ELLIPTIC_CURVES} if curves else set()
+    if others:
+        by_field = {"heartbleed": C.HEARTBLEED, "ccs_injection": C.OPENSSL_CCS_INJECTION, "robot": C.ROBOT,
+                    "insecure_renegotiation": C.SESSION_RENEGOTIATION, "compression": C.TLS_COMPRESSION,
+                    "fallback_scsv": C.TLS_FALLBACK_SCSV}
+        commands |= {C.CERTIFICATE_INFO} | {c for f, c in by_field.items() if f not in skip_commands}
+    ca = Path(settings.ca_bundle) if settings.ca_bundle else None
+    return sa.run_scan(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
+                       settings.per_host_connections, ca)

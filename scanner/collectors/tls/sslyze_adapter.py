@@ -1,0 +1,224 @@
+"""The one home of every sslyze and nassl import in pledgescan (``tests/test_architecture.py`` enforces it).
+
+The rest of the TLS collector (and the benchmarks) use sslyze and nassl only through the names and small
+functions here, so an sslyze upgrade that moves a private module is a change to this file alone. Several of
+the names are sslyze's private primitives (the connection class, the suite repository, the TLS 1.2 client
+table) that the elimination prober reuses so that it asks exactly what sslyze would ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from nassl import _nassl
+from nassl.ephemeral_key_info import (
+    _OPENSSL_NID_TO_SECG_ANSI_X9_62,
+    DhEphemeralKeyInfo,
+    EcDhEphemeralKeyInfo,
+    OpenSslEcNidEnum,
+)
+from nassl.legacy_ssl_client import LegacySslClient
+from nassl.ssl_client import ClientCertificateRequested, OpenSslVersionEnum, SslClient
+from sslyze import (
+    CertificateInfoExtraArgument,
+    ScanCommand,
+    ScanCommandsExtraArguments,
+    Scanner,
+    ServerNetworkConfiguration,
+    ServerNetworkLocation,
+    ServerScanRequest,
+)
+from sslyze.connection_helpers import tls_connection
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
+from sslyze.errors import (
+    ConnectionToServerTimedOut,
+    ServerRejectedConnection,
+    ServerRejectedTlsHandshake,
+    ServerTlsConfigurationNotSupported,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
+
+__all__ = [
+    "CipherSuite",
+    "CipherSuiteAcceptedByServer",
+    "ClientCertificateRequested",
+    "ConnectionToServerTimedOut",
+    "DhEphemeralKeyInfo",
+    "EcDhEphemeralKeyInfo",
+    "NoCiphersAvailableBugInSSlyze",
+    "OpenSSLError",
+    "OpenSslEcNidEnum",
+    "ScanCommand",
+    "ServerConnectivityInfo",
+    "ServerRejectedConnection",
+    "ServerRejectedTlsHandshake",
+    "ServerTlsConfigurationNotSupported",
+    "SslConnection",
+    "TlsHandshakeTimedOut",
+    "TlsVersionEnum",
+    "curve_name",
+    "default_per_server_connections",
+    "enable_ecdh_cipher_suites",
+    "install_socket_hook",
+    "network",
+    "openssl_class",
+    "run_scan",
+    "sslyze_version",
+    "suites_for",
+]
+
+OpenSSLError = _nassl.OpenSSLError
+
+PROTOCOL_VERSIONS: dict[str, str] = {
+    "SSLv2": "SSL_2_0",
+    "SSLv3": "SSL_3_0",
+    "TLSv1.0": "TLS_1_0",
+    "TLSv1.1": "TLS_1_1",
+    "TLSv1.2": "TLS_1_2",
+    "TLSv1.3": "TLS_1_3",
+}
+
+
+def sslyze_version() -> str:
+    """"sslyze X.Y.Z" (the prober named in the evidence)."""
+    try:
+        return f"sslyze {version('sslyze')}"
+    except PackageNotFoundError:
+        return "sslyze"
+
+
+def tls_version(protocol: str) -> Any:
+    """sslyze's ``TlsVersionEnum`` member for one of our protocol names ("TLSv1.2")."""
+    return TlsVersionEnum[PROTOCOL_VERSIONS[protocol]]
+
+
+def protocol_name(v: Any) -> str | None:
+    """Our protocol name for an sslyze ``TlsVersionEnum`` member (None stays None)."""
+    if v is None:
+        return None
+    names = {code: name for name, code in PROTOCOL_VERSIONS.items()}
+    return names.get(getattr(v, "name", ""), str(v))
+
+
+@cache
+def suites_for(protocol: str, legacy: bool) -> tuple[Any, ...]:
+    """sslyze's suites for ``protocol`` that sslyze tests with the legacy (or the modern) client, sorted by
+    name. Cached: sslyze's TLS 1.2 client table builds an OpenSSL client per question."""
+    every = CipherSuitesRepository.get_all_cipher_suites(tls_version(protocol))
+    suites = sorted(every, key=attrgetter("name"))
+    if protocol == "TLSv1.2":
+        needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
+        return tuple(s for s in suites if needs_legacy(s.openssl_name) == legacy)
+    return tuple(suites)
+
+
+@cache
+def openssl_class(legacy: bool, keywords: tuple[str, ...]) -> frozenset[str]:
+    """The OpenSSL names of the suites that OpenSSL's own cipher-string keywords (``RC4``, ``kRSA``,
+    ``AESGCM`` ...) select in the legacy (or the modern) client: OpenSSL classifies, not a list of ours.
+    A keyword the client does not know selects nothing."""
+    names: set[str] = set()
+    for keyword in keywords:
+        client: Any = (LegacySslClient if legacy else SslClient)(ssl_version=OpenSslVersionEnum.TLSV1_2)
+        try:
+            client.set_cipher_list(keyword if legacy else f"{keyword}:@SECLEVEL=0")
+            names.update(client.get_cipher_list())
+        except OpenSSLError:
+            continue
+    return frozenset(names)
+
+
+def network(
+    host: str, port: int, addr: str, timeout: float, user_agent: str | None = None
+) -> tuple[Any, Any]:
+    """sslyze's (ServerNetworkLocation, ServerNetworkConfiguration) for one endpoint: the address the
+    engine resolved, SNI = host, ``timeout`` as sslyze's network timeout, one retry."""
+    location = ServerNetworkLocation(hostname=host, port=port, ip_address=addr)
+    kwargs: dict[str, Any] = {"http_user_agent": user_agent} if user_agent else {}
+    config = ServerNetworkConfiguration(
+        tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=1,
+        **kwargs,
+    )
+    return location, config
+
+
+def curve_name(nid: Any) -> str:
+    """The name sslyze gives an OpenSSL curve NID."""
+    return _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(nid, f"unknown-curve-with-openssl-id-{nid.value}")
+
+
+def run_scan(
+    host: str,
+    port: int,
+    addr: str,
+    timeout: float,
+    user_agent: str | None,
+    commands: set[Any],
+    max_connections: int,
+    ca_bundle: Path | None = None,
+) -> Any:
+    """Blocking: one sslyze ``Scanner`` run of ``commands`` against one endpoint; sslyze's
+    ServerScanResult, or an error string (sslyze bugs and bad input are data, not crashes)."""
+    extra = ScanCommandsExtraArguments()
+    if ca_bundle is not None and ScanCommand.CERTIFICATE_INFO in commands:
+        try:
+            extra = ScanCommandsExtraArguments(
+                certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(ca_bundle))
+            )
+        except ValueError as exc:
+            return f"--ca-bundle unusable: {exc}"
+    try:
+        location, config = network(host, port, addr, timeout, user_agent)
+        request = ServerScanRequest(
+            server_location=location,
+            network_configuration=config,
+            scan_commands=commands,
+            scan_commands_extra_arguments=extra,
+        )
+        scanner = Scanner(
+            per_server_concurrent_connections_limit=max(1, max_connections), concurrent_server_scans_limit=1
+        )
+        scanner.queue_scans([request])
+        for result in scanner.get_results():
+            return result
+    except Exception as exc:  # sslyze bug or bad input: data, not a crash
+        return f"sslyze failed: {type(exc).__name__}: {exc}"
+    return "sslyze returned no result"
+
+
+def connectivity_info(result: Any) -> Any:
+    """sslyze's ServerConnectivityInfo rebuilt from a scan result (to open more connections the same way)."""
+    return ServerConnectivityInfo(
+        server_location=result.server_location,
+        network_configuration=result.network_configuration,
+        tls_probing_result=result.connectivity_result,
+    )
+
+
+def install_socket_hook(hook: Callable[[Any], None]) -> None:
+    """Call ``hook(server_location)`` before every socket sslyze (or nassl through sslyze) opens. Once per
+    process; later calls are ignored."""
+    original = tls_connection._open_socket
+    if getattr(original, "_pledgescan_hook", False):
+        return
+
+    def open_socket(server_location: Any, network_timeout: int) -> Any:
+        hook(server_location)
+        return original(server_location, network_timeout)
+
+    open_socket._pledgescan_hook = True  # type: ignore[attr-defined]
+    tls_connection._open_socket = open_socket
+
+
+def default_per_server_connections() -> int:
+    """sslyze's default per-server connection cap (``Scanner()`` without a limit)."""
+    return int(getattr(Scanner(), "_per_server_concurrent_connections_count", 5))
