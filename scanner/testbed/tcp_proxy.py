@@ -139,17 +139,23 @@ class TcpProxy:
         if entry is None:
             return
         pipe, other = entry
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._mark_closed(pipe)
-            with contextlib.suppress(KeyError, ValueError):
-                self._sel.unregister(sock)
-        self._schedule(pipe, other, data or None)
+        # Read until the socket has nothing more: a client that sent its last bytes and closed (a TLS
+        # close_notify, then FIN) is seen closed in this turn, before this turn's accepts; one recv would
+        # leave the FIN for the next turn and count the closed connection beside the next one.
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._mark_closed(pipe)
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(sock)
+            self._schedule(pipe, other, data or None)
+            if not data:
+                return
 
     def _schedule(self, pipe: _Pipe, dest: socket.socket, data: bytes | None) -> None:
         if self.delay <= 0:
