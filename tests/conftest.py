@@ -42,11 +42,16 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh history store, once on SQLite and once on PostgreSQL (a schema of its own)."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh history store, once on SQLite and once on PostgreSQL (a schema of its own)."""
     from tests.test_store import pg_store_url
 
-    url = f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
-    s = Store(url)
+    return f"sqlite:///{tmp_path / 'h.sqlite3'}" if request.param == "sqlite" else pg_store_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A fresh history store at ``store_url`` (SQLite, then PostgreSQL)."""
+    s = Store(store_url)
     yield s
     s.close()

@@ -9,10 +9,7 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from scanner.history.store import Store
-from tests.test_store import pg_store_url
 from tests.testbed.cli import PLEDGESCAN
 from tests.testbed.portfolio import (
     HSTS,
@@ -27,10 +24,9 @@ from tests.testbed.portfolio import (
 ADDR = "127.0.110.{}"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_outage_then_back_worse_while_the_inventory_changes(backend: str, ca, tmp_path) -> None:
+def test_outage_then_back_worse_while_the_inventory_changes(store_url: str, ca, tmp_path) -> None:
     authority, ca_path = ca
-    store = f"sqlite:///{tmp_path / 'h.sqlite3'}" if backend == "sqlite" else pg_store_url()
+    store = store_url
     port = free_port(ADDR.format(1))
     alpha = TLSServer(authority, ADDR.format(1), port, ["alpha.test"], ServerConfig(HSTS)).start()
     beta = TLSServer(authority, ADDR.format(2), port, ["beta.test", "www.beta.test"],

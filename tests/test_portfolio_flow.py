@@ -11,10 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from scanner.history.store import Store
-from tests.test_store import pg_store_url
 from tests.testbed.cli import PLEDGESCAN
 from tests.testbed.portfolio import (
     HSTS,
@@ -29,10 +26,9 @@ from tests.testbed.portfolio import (
 ADDR = "127.0.50.{}"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_runs_diff_regression_and_trend(backend: str, ca, tmp_path) -> None:
+def test_two_runs_diff_regression_and_trend(store_url: str, ca, tmp_path) -> None:
     authority, ca_path = ca
-    store = f"sqlite:///{tmp_path / 'h.sqlite3'}" if backend == "sqlite" else pg_store_url()
+    store = store_url
     # Given three members on three local servers; gamma lacks HSTS at first
     port = free_port(ADDR.format(1))  # the same port on three addresses (free ones: parallel runs)
     alpha = TLSServer(authority, ADDR.format(1), port, ["alpha.test", "www.alpha.test"],
