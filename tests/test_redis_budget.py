@@ -171,9 +171,10 @@ def test_request_starts_of_all_workers_are_counted_in_one_log(prefix: str) -> No
     # Then the second worker's request must wait for the window (Redis answers how long), and the log
     # holds one start
     client = redis.Redis.from_url(redis_url())
-    wait_ms = client.register_script(REQUEST_START)(keys=[f"{prefix}:{ADDR}:starts"],
-                                                    args=[1, 10_000, "second-worker"])
-    assert 0 < wait_ms <= 10_000
+    ten_s = 10_000_000  # microseconds
+    keys = [f"{prefix}:{ADDR}:starts", f"{prefix}:{ADDR}:paced"]
+    wait_us = client.register_script(REQUEST_START)(keys=keys, args=[1, ten_s, "second-worker", 0, ten_s, 0])
+    assert 0 < wait_us <= ten_s
     assert client.zcard(f"{prefix}:{ADDR}:starts") == 1
     client.close()
 

@@ -2,7 +2,8 @@
 
 The same promises as the in-process ``AddressBudget`` (``scanner.net.politeness``): at most
 ``per_address_connections`` connections open to an address, taken all or nothing, multi-slot holders
-served first; at most ``rate_window(requests_per_second)`` request starts in any sliding window.
+served first; the request rate as ``scanner.net.politeness`` defines it (a request counts from its start
+until its end and one window after; at most n counted when one starts; starts paced by GCRA).
 Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines' clocks do not matter):
 
 - connection slots are *leases* in a sorted set per address (member = holder token, score = expiry);
@@ -10,8 +11,10 @@ Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines'
   after ``LEASE_MS`` instead of staying counted. (Dramatiq's ``ConcurrentRateLimiter`` keeps a counter
   whose time-to-live every acquire refreshes: a dead holder's slot stays counted as long as the address
   is busy, and it cannot take several slots at once, which the TLS phase needs.)
-- request starts are a sliding log per address (a sorted set of start times); the script answers how
-  long to wait when the window is full.
+- counted requests are a sorted set per address (member = request token, score = until when it counts:
+  start + ``OPEN_REQUEST_S`` + window while it runs, end + window once it ended, so a dead worker's
+  requests stop counting after OPEN_REQUEST_S), beside the pacing time of the address (GCRA); the
+  script answers how long to wait when the request may not start yet.
 
 When Redis cannot be reached the budget waits and retries (politeness is never skipped) and sets
 ``outage``, so that the work can be retried rather than recorded as a target's error.
@@ -31,11 +34,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from scanner.net.politeness import NO_LEASE, OPEN_REQUEST_S, RequestLease, address_key, pacing, rate_window
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "pledgescan:polite"
 LEASE_MS = 15_000  # a connection slot not renewed for this long is free again (its holder died)
 RETRY_S = 1.0  # wait between tries while Redis is unreachable
+POLL_US = 20_000  # a waiter for a window full of requests not yet ended asks again after this long
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
@@ -70,37 +76,53 @@ redis.call('PEXPIRE', KEYS[1], lease * 2)
 return 1
 """
 
-# KEYS: starts. ARGV: n, window_ms, member. Returns 0 when the start is counted, else ms to wait.
-REQUEST_START = _NOW + """
-local n, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < n then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window + 1000)
-  return 0
+_NOW_US = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+
+# KEYS: counted (member -> until when it counts, microseconds), pacing (GCRA's next start time).
+# ARGV: n, window_us, member, open_us (how long a request not yet ended counts at most), interval_us,
+# tolerance_us. Returns 0 when the request is counted, else microseconds to wait (at most POLL_US while
+# the window is full of requests not ended: one of them may end any moment).
+REQUEST_START = _NOW_US + """
+local n, window, open = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local interval, tolerance = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= n then
+  local wait = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) - now
+  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+  if last > now + window then wait = math.min(wait, """ + str(POLL_US) + """) end
+  return math.max(1, wait)
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, math.floor(tonumber(oldest[2]) + window - now) + 1)
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat - tolerance > now then return math.max(1, tat - tolerance - now) end
+redis.call('SET', KEYS[2], math.max(tat, now) + interval, 'PX', math.ceil((window + interval) / 1000) + 1000)
+redis.call('ZADD', KEYS[1], now + open + window, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil((open + window) / 1000) + 1000)
+return 0
+"""
+
+# KEYS: counted. ARGV: member, window_us. The request ended: it counts one window more (never longer
+# than it already did; not at all again once it ran out).
+REQUEST_END = _NOW_US + """
+redis.call('ZADD', KEYS[1], 'XX', 'LT', now + tonumber(ARGV[2]), ARGV[1])
+return 1
 """
 
 
-def _rate_window(requests_per_second: float) -> tuple[int, float]:
-    try:
-        from scanner.net.politeness import rate_window  # the in-process budget's own definition
-    except ImportError:  # pragma: no cover - before the politeness module lands
-        import math
-
-        n = max(1, math.floor(requests_per_second))
-        return n, n / requests_per_second
-    return rate_window(requests_per_second)
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
 
 
-def _address_key(address: str) -> str:
-    try:
-        from scanner.net.politeness import address_key
-    except ImportError:  # pragma: no cover
-        return address.lower()
-    return address_key(address)
+class _RedisLease:
+    """A request counted in Redis until it ends (``RequestLease``)."""
+
+    def __init__(self, budget: RedisAddressBudget, counted: str, member: str, window_us: int) -> None:
+        self._budget, self._counted, self._member, self._window_us = budget, counted, member, window_us
+        self._ended = False
+
+    async def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._budget._end(self._counted, self._member, self._window_us)
 
 
 class RedisAddressBudget:
@@ -123,16 +145,17 @@ class RedisAddressBudget:
         if self._client is None:  # created lazily, inside the event loop that uses it
             self._client = aioredis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5)
             for name, text in (("acquire", ACQUIRE_SLOTS), ("renew", RENEW_SLOTS),
-                               ("request", REQUEST_START), ("drop", DROP_RESERVATION)):
+                               ("request", REQUEST_START), ("end", REQUEST_END),
+                               ("drop", DROP_RESERVATION)):
                 self._scripts[name] = self._client.register_script(text)
         return self._client
 
     def _token(self) -> str:
         return f"{self._id}:{next(self._tokens)}"
 
-    def _keys(self, address: str) -> tuple[str, str, str]:
-        base = f"{self.prefix}:{_address_key(address)}"
-        return f"{base}:slots", f"{base}:reserved", f"{base}:starts"
+    def _keys(self, address: str) -> tuple[str, str, str, str]:
+        base = f"{self.prefix}:{address_key(address)}"
+        return f"{base}:slots", f"{base}:reserved", f"{base}:starts", f"{base}:paced"
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Run a script, waiting out a Redis outage (politeness is never skipped)."""
@@ -151,7 +174,7 @@ class RedisAddressBudget:
     @contextlib.asynccontextmanager
     async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
         count = min(max(1, count), self.per_address_connections)
-        slots, reserved, _ = self._keys(address)
+        slots, reserved, _, _ = self._keys(address)
         token = self._token()
         delay = 0.005
         try:
@@ -189,16 +212,30 @@ class RedisAddressBudget:
             await asyncio.shield(self._redis().zrem(slots, *members))
 
     async def request(self, address: str) -> None:
+        await self._start(address, 0.0)
+
+    async def begin(self, address: str) -> RequestLease:
+        return await self._start(address, OPEN_REQUEST_S)
+
+    async def _start(self, address: str, open_s: float) -> RequestLease:
         if not self.requests_per_second:
-            return
-        n, window = _rate_window(self.requests_per_second)
-        _, _, starts = self._keys(address)
+            return NO_LEASE
+        n, window = rate_window(self.requests_per_second)
+        interval, tolerance = pacing(self.requests_per_second)
+        _, _, counted, paced = self._keys(address)
         member = self._token()
+        args = [n, _us(window), member, _us(open_s), _us(interval), _us(tolerance)]
         while True:
-            wait_ms = await self._call("request", [starts], [n, int(window * 1000), member])
-            if wait_ms <= 0:
-                return
-            await asyncio.sleep(wait_ms / 1000)
+            wait_us = await self._call("request", [counted, paced], args)
+            if wait_us <= 0:
+                return _RedisLease(self, counted, member, _us(window)) if open_s else NO_LEASE
+            await asyncio.sleep(wait_us / 1_000_000)
+
+    async def _end(self, counted: str, member: str, window_us: int) -> None:
+        # When Redis is away the request stops counting after OPEN_REQUEST_S by itself.
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
+            self._redis()
+            await asyncio.shield(self._scripts["end"](keys=[counted], args=[member, window_us]))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -29,6 +29,7 @@ from scanner.net.names import is_internal_address
 from scanner.net.politeness import (
     LocalAddressBudget,
     Politeness,
+    RequestLease,
     address_key,
     http_share,
     tls_share,
@@ -356,11 +357,13 @@ class Fetcher:
         async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
             multiplexed = (host, port) in self._h2
-            drawn = False
+            drawn: RequestLease | None = None
             if multiplexed and self._h2_ready(addr, host, port):
-                await self.politeness.request(addr)
-                drawn = self._h2_ready(addr, host, port)  # still open after waiting for the rate?
-            if multiplexed and not drawn:
+                drawn = await self.politeness.begin(addr)
+                if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
+                    await drawn.end()
+                    drawn = None
+            if multiplexed and drawn is None:
                 # No open HTTP/2 connection to take the request at once: one request opens it, the
                 # others wait here without drawing on the rate (no burst once it is open). A request
                 # whose connection closed while it waited for the rate draws again: under the budget.
@@ -369,7 +372,7 @@ class Fetcher:
                                             "before")
             else:
                 resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                        "drawn" if drawn else "on_send")
+                                        "drawn" if drawn else "on_send", drawn)
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -398,16 +401,28 @@ class Fetcher:
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
-                    addr: str, rate: str = "on_send") -> HttpResponse:
+                    addr: str, rate: str = "on_send", drawn: RequestLease | None = None) -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
-        the request has its HTTP/1.1 connection), ``before`` (first thing here), ``drawn`` (by the caller)."""
+        the request has its HTTP/1.1 connection), ``before`` (first thing here), ``drawn`` (by the caller,
+        ``drawn``). The request counts against the rate until its response is read (``RequestLease``)."""
+        leases = [drawn] if drawn is not None else []
+        try:
+            return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
+                                        rate, leases)
+        finally:
+            for lease in leases:
+                await lease.end()
+
+    async def _exchange(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
+                        headers: dict[str, str], extensions: dict[str, str], limit: int,
+                        addr: str, rate: str, leases: list[RequestLease]) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         if rate == "before":
             # An HTTP/2 origin: the request gets a stream at once, so the rate is drawn before it is
             # sent. (Waiting inside httpcore's trace, between the stream ID it took and the headers,
             # would let a concurrent request take the same stream ID.)
-            await self.politeness.request(addr)
+            leases.append(await self.politeness.begin(addr))
         try:
             # The exchange gets twice the timeout from its first byte out; waiting for a connection slot
             # of a busy address (politeness) is not the server's slowness and is not counted.
@@ -417,7 +432,7 @@ class Fetcher:
                     # (HTTP/1.1: a request may first wait for one of the pool's connections).
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
                         if rate == "on_send":
-                            await self.politeness.request(addr)
+                            leases.append(await self.politeness.begin(addr))
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
 
                 request = client.build_request(method, wire_url, headers=headers,

@@ -5,6 +5,15 @@ to each address and every prober (HTTP, exposure, the TLS prober, sslyze) draws 
 is the in-process implementation (one scan on one machine); a Redis-backed one keeps the same promises
 when several workers scan (see ``/work/wt/politeness-interface.md`` for the contract). ``SocketCap`` is
 separate: a cap on sockets in flight that protects the scanning machine, never shared between machines.
+
+What the rate means (``--rate-limit R``, ``rate_window(R) = (n, window)``: 100/s is 100 per second):
+a request counts from the moment it may start until it ends, and one window after (``begin``/``end``;
+a TLS handshake, whose end follows its start closely, counts from its start: ``request``). A request
+starts only while fewer than n others count. So whatever moment the server takes as a request's time
+(when it reads it, when it answers, when it writes its log line), and however late an HTTP/2 stream is
+answered, no window of that length sees more than n requests of the scanner there. On top of that the
+starts are paced (GCRA, ``pacing``): about one every window/n seconds, a tenth of n back to back at
+most, so a window's budget is spread over it rather than sent at its start.
 """
 
 from __future__ import annotations
@@ -12,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -23,6 +33,8 @@ from typing import Protocol, runtime_checkable
 DEFAULT_PER_ADDRESS_CONNECTIONS = 4
 DEFAULT_REQUESTS_PER_SECOND = 100.0
 DEFAULT_SOCKET_CAP = 512
+PACING_BURST_DIVISOR = 10  # at most a tenth of a window's requests back to back
+OPEN_REQUEST_S = 120.0  # a request not ended after this long stops counting (its holder died)
 
 
 def address_key(address: str) -> str:
@@ -37,12 +49,26 @@ def address_key(address: str) -> str:
 
 
 def rate_window(requests_per_second: float) -> tuple[int, float]:
-    """``(n, seconds)``: at most n request starts in any sliding window of that many seconds.
+    """``(n, seconds)``: at most n requests in any sliding window of that many seconds.
 
     100/s is 100 per second; 2.5/s is 2 per 0.8 s; 0.5/s is 1 per 2 s.
     """
     n = max(1, math.floor(requests_per_second))
     return n, n / requests_per_second
+
+
+def pacing(requests_per_second: float) -> tuple[float, float]:
+    """``(interval, tolerance)`` in seconds: starts are spaced ``interval`` apart on average (GCRA), and
+    at most ``tolerance / interval + 1`` of them go out back to back (a tenth of the window's requests,
+    at least one), so a window's budget is spread over it instead of sent at its start."""
+    n, window = rate_window(requests_per_second)
+    interval = window / n
+    return interval, interval * (max(1, n // PACING_BURST_DIVISOR) - 1)
+
+
+def _expired(leases: dict[int, float], now: float) -> None:
+    for token in [t for t, until in leases.items() if until <= now]:
+        del leases[token]
 
 
 def tls_share(cap: int) -> int:
@@ -70,9 +96,14 @@ class AddressBudget(Protocol):
         ...
 
     async def request(self, address: str) -> None:
-        """Wait until one more request may start to ``address`` (an HTTP request or a TLS handshake):
-        at most ``rate_window(requests_per_second)`` starts in any sliding window. The start counts once
-        this returns, whether or not the request then succeeds."""
+        """Wait until one more request may start to ``address`` (a TLS handshake, whose end follows its
+        start closely): it counts from now for one window (see ``begin``)."""
+        ...
+
+    async def begin(self, address: str) -> RequestLease:
+        """Wait until one more request may start to ``address`` and count it from now until the lease's
+        ``end()`` and one window after (see the module's docstring: *what the rate means*). The request
+        counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``)."""
         ...
 
     async def aclose(self) -> None:
@@ -80,22 +111,56 @@ class AddressBudget(Protocol):
         ...
 
 
+@runtime_checkable
+class RequestLease(Protocol):
+    """A request counted by its address's rate from its start until ``end()`` and one window after."""
+
+    async def end(self) -> None:
+        """The request is over (answered, failed or cancelled). Idempotent, never raises."""
+        ...
+
+
 @dataclass
 class _AddressState:
     slots: asyncio.Semaphore
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
-    starts: deque[float] = field(default_factory=deque)
+    leases: dict[int, float] = field(default_factory=dict)  # token -> until when the request counts
+    tat: float = 0.0  # GCRA: the theoretical time of the next start
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+@dataclass
+class _LocalLease:
+    state: _AddressState
+    token: int
+    window: float
+
+    async def end(self) -> None:
+        until = self.state.leases.get(self.token)
+        if until is not None:
+            self.state.leases[self.token] = min(until, time.monotonic() + self.window)
+            self.state.ended.set()
+
+
+class _NoLease:
+    async def end(self) -> None:
+        return None
+
+
+NO_LEASE: RequestLease = _NoLease()
+
+
 class LocalAddressBudget:
-    """``AddressBudget`` in one process: a semaphore and a sliding log of request starts per address."""
+    """``AddressBudget`` in one process: a semaphore and a log of counted requests per address (token ->
+    until when it counts, as the Redis budget's sorted set), plus a GCRA pacing time."""
 
     def __init__(self, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND) -> None:
         self.per_address_connections = max(1, per_address_connections)
         self.requests_per_second = max(0.0, requests_per_second)
         self._state: dict[str, _AddressState] = {}
+        self._tokens = itertools.count()
 
     def _of(self, address: str) -> _AddressState:
         key = address_key(address)
@@ -124,19 +189,33 @@ class LocalAddressBudget:
                 state.slots.release()
 
     async def request(self, address: str) -> None:
+        await self._start(address, open_s=0.0)
+
+    async def begin(self, address: str) -> RequestLease:
+        return await self._start(address, open_s=OPEN_REQUEST_S)
+
+    async def _start(self, address: str, open_s: float) -> RequestLease:
         if not self.requests_per_second:
-            return
+            return NO_LEASE
         n, window = rate_window(self.requests_per_second)
+        interval, tolerance = pacing(self.requests_per_second)
         state = self._of(address)
         async with state.rate_lock:  # FIFO: waiters start in the order they asked
             while True:
                 now = time.monotonic()
-                while state.starts and state.starts[0] <= now - window:
-                    state.starts.popleft()
-                if len(state.starts) < n:
-                    state.starts.append(now)
-                    return
-                await asyncio.sleep(state.starts[0] + window - now)
+                _expired(state.leases, now)
+                state.ended.clear()
+                if len(state.leases) >= n:  # wait for the first to run out, or for a request to end
+                    wake: float | None = min(state.leases.values()) - now
+                elif state.tat - tolerance > now:  # paced: not yet
+                    wake = state.tat - tolerance - now
+                else:
+                    state.tat = max(state.tat, now) + interval
+                    token = next(self._tokens)
+                    state.leases[token] = now + open_s + window
+                    return _LocalLease(state, token, window)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state.ended.wait(), wake)
 
     async def aclose(self) -> None:
         self._state.clear()
@@ -247,6 +326,9 @@ class Politeness:
 
     async def request(self, address: str) -> None:
         await self.budget.request(address)
+
+    async def begin(self, address: str) -> RequestLease:
+        return await self.budget.begin(address)
 
     async def aclose(self) -> None:
         await self.budget.aclose()
