@@ -24,7 +24,8 @@ Cases:
   and exposure controls and once with the TLS ones: peak memory after a third and after all of them,
   which tells whose memory grows with the inventory (not in the default cases).
 * ``shared``: N endpoints on one address behind the counting proxy, default settings: wall time, the most
-  connections open at once and the most requests in any second, against the per-address budget.
+  connections open at once and the most HTTP requests in any sliding second (nginx's log: by each
+  request's end and by its start) and new connections (the proxy), against the per-address budget.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ DOMAIN = "bench.test"
 def site_conf(listen: list[str], chain: Path, key: Path, log: str = "off") -> str:
     listens = "\n".join(f"        listen {a}{' http2' if a.endswith(' ssl') else ''};" for a in listen)
     return f"""
-    log_format stamp '$msec';
+    log_format stamp '$msec $request_time';
     server {{
 {listens}
         server_name .{DOMAIN};
@@ -267,19 +268,35 @@ def case_shared(bed: Bed, size: int) -> None:
         t0 = time.monotonic()
         report = asyncio.run(Scanner(settings).run(bed.targets(names)))
         wall = time.monotonic() - t0
-    stamps = sorted(float(x.split()[0]) for x in log.read_text().splitlines() if x.strip())
+    logged = [x.split() for x in log.read_text().splitlines() if x.strip()]
+    ended = sorted(float(f[0]) for f in logged)  # nginx writes its log line when a request ends
+    began = sorted(float(f[0]) - float(f[1]) for f in logged)  # ... and knows when it read its first byte
     per_second: dict[int, int] = {}
-    for s in stamps:
+    for s in ended:
         per_second[int(s)] = per_second.get(int(s), 0) + 1
     conns: dict[int, int] = {}
     for t, _ in proxy.accepted:
         conns[int(t)] = conns.get(int(t), 0) + 1
+    accepted = sorted(t for t, _ in proxy.accepted)
     print(f"shared: {size} endpoints on one address, defaults ({settings.per_host_connections} connections, "
           f"{settings.rate_limit:g} requests/s per address): {wall:.1f} s; at most "
-          f"{proxy.peak_by_address.get(front, 0)} connections open at once; at most "
-          f"{max(per_second.values(), default=0)} HTTP requests and {max(conns.values(), default=0)} new "
-          f"connections in one second; {len(stamps)} HTTP requests in all; "
-          f"{sum(1 for t in report.targets if t.errors)} targets with errors")
+          f"{proxy.peak_by_address.get(front, 0)} connections open at once; HTTP requests in any sliding "
+          f"second: at most {most_in_window(ended, 1.0)} by their end, {most_in_window(began, 1.0)} by their "
+          f"start ({max(per_second.values(), default=0)} in one calendar second by their end); new "
+          f"connections: at most {most_in_window(accepted, 1.0)} in any sliding second "
+          f"({max(conns.values(), default=0)} in one calendar second); {len(ended)} HTTP requests in all "
+          f"({len(ended) / wall:.1f} per second); {sum(1 for t in report.targets if t.errors)} targets with "
+          "errors")
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The largest number of events (sorted times) inside any sliding window of ``window`` seconds."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def case_tls_cpu(bed: Bed, hosts: int) -> None:

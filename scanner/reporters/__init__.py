@@ -129,7 +129,7 @@ def render_all(report: Report | ReportStream, formats: Iterable[str],
 
 
 #: Built-in formats written target by target (``write(stream, out)``).
-STREAMING_FORMATS = ("json", "csv", "sarif")
+STREAMING_FORMATS = ("json", "csv", "sarif", "html")
 
 
 # -- helpers shared by the reporters ------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TextIO
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -28,6 +28,7 @@ from scanner.reporters import (
     severity_counts,
     top_finding,
 )
+from scanner.reporters.stream import ReportStream, as_stream
 
 TEMPLATE_PACKAGE = "templates"
 MAX_TEXT = 500  # characters of one evidence string shown
@@ -262,7 +263,10 @@ def area_names(baseline: Baseline | None) -> dict[str, str]:
     return dict(baseline.areas) if baseline is not None else dict(DEFAULT_AREAS)
 
 
-def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> TargetView:
+def target_view(result: TargetResult, index: int, baseline: Baseline | None, *,
+                evidence: bool = True) -> TargetView:
+    """``result`` as the report shows it (``t<index>`` its anchor); ``evidence=False`` leaves the
+    evidence trees out (a summary: counts, priorities, notes; see ``html_stream``)."""
     anchor = f"t{index}"
     names = area_names(baseline)
     views: list[ControlView] = []
@@ -274,7 +278,7 @@ def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> 
                 requirement, references = bc.requirement, bc.references
             except KeyError:
                 pass
-        findings = [finding_view(f, c) for f in _ordered(c.findings)]
+        findings = [finding_view(f, c, evidence) for f in _ordered(c.findings)]
         acting = [fv for fv in findings if fv.show_remediation]
         fixes = {fv.finding.remediation for fv in acting}
         shared = None
@@ -304,13 +308,13 @@ def target_view(result: TargetResult, index: int, baseline: Baseline | None) -> 
     )
 
 
-def finding_view(f: Finding, c: ControlResult) -> FindingView:
+def finding_view(f: Finding, c: ControlResult, evidence: bool = True) -> FindingView:
     acting = f.status in (Status.FAIL, Status.WARN)
     detail = (f.detail or "").strip()
     return FindingView(
         finding=f,
         severity=finding_severity(f, c),
-        evidence=shape_evidence(f.evidence) if f.evidence else None,
+        evidence=shape_evidence(f.evidence) if f.evidence and evidence else None,
         show_remediation=bool(f.remediation) and acting,
         open_evidence=False,
         untrusted_tls=untrusted_tls(f.evidence),
@@ -428,20 +432,26 @@ def report_context(report: Report) -> dict[str, Any]:
     """Everything ``report.html`` needs."""
     baseline = report_baseline(report)
     targets = [target_view(t, i, baseline) for i, t in enumerate(worst_first(report.targets), start=1)]
-    grades: dict[str, int] = {}
-    for t in report.targets:
-        grades[t.grade] = grades.get(t.grade, 0) + 1
     return {
         "report": report,
         "baseline": baseline,
         "baseline_title": baseline.title if baseline else f"Baseline {report.baseline.id}",
         "targets": targets,
+        "target_details": targets,
         "members": member_views(targets),
         "fixes": fix_first(targets),
-        "grades": dict(sorted(grades.items(), key=lambda kv: _GRADE_ORDER.index(kv[0])
-                              if kv[0] in _GRADE_ORDER else 99)),
+        "grades": grade_distribution(t.grade for t in report.targets),
         "stats": shape_evidence(report.stats) if report.stats else None,
     }
+
+
+def grade_distribution(grades: Iterable[str]) -> dict[str, int]:
+    """{grade: number of targets}, best grade first (unknown grades last, as first seen)."""
+    counts: dict[str, int] = {}
+    for grade in grades:
+        counts[grade] = counts.get(grade, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: _GRADE_ORDER.index(kv[0])
+                       if kv[0] in _GRADE_ORDER else 99))
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -523,3 +533,12 @@ class HtmlReporter:
 
     def render(self, report: Report) -> str:
         return self.environment.get_template(self.template).render(**report_context(report))
+
+    def write(self, report: Report | ReportStream, out: TextIO) -> None:
+        """The same bytes as ``render``, written as they are rendered, one target in memory at a time
+        (``html_stream``): memory does not grow with the number of targets."""
+        from scanner.reporters.html_stream import stream_context
+
+        with stream_context(as_stream(report)) as context:
+            for chunk in self.environment.get_template(self.template).generate(**context):
+                out.write(chunk)
