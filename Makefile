@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
 	$(PY) bench/bench_scale.py
+	$(PY) bench/bench_html.py
 	$(PY) bench/bench_workers.py
 
 I18N_POT = scanner/locale/messages.pot

@@ -80,7 +80,8 @@ def test_a_request_that_never_ends_keeps_counting_until_it_does():
         lease = await asyncio.wait_for(third, 5)  # one ended: a window later, the third starts
         await lease.end()
         await second.end()
-        return waiting, len(budget._of(ADDR).leases)
+        state = budget._of(ADDR)
+        return waiting, len(state.counted) + len(state.running)
 
     waiting, counted = asyncio.run(main())
     assert waiting == 1
@@ -92,7 +93,7 @@ def test_a_handshake_counts_from_its_start_for_one_window():
         budget = LocalAddressBudget(4, 1000.0)
         for _ in range(5):
             await budget.request(ADDR)
-        return len(budget._of(ADDR).leases)
+        return len(budget._of(ADDR).counted)
 
     assert asyncio.run(main()) == 5
 

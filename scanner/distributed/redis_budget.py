@@ -100,10 +100,11 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((open + window) / 1000) + 1000)
 return 0
 """
 
-# KEYS: counted. ARGV: member, window_us. The request ended: it counts one window more (never longer
-# than it already did; not at all again once it ran out).
+# KEYS: counted. ARGV: member, window_us. The request ended: it counts one window more (not at all
+# again once it ran out).
 REQUEST_END = _NOW_US + """
-redis.call('ZADD', KEYS[1], 'XX', 'LT', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 

@@ -24,7 +24,7 @@ import ipaddress
 import itertools
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -66,9 +66,6 @@ def pacing(requests_per_second: float) -> tuple[float, float]:
     return interval, interval * (max(1, n // PACING_BURST_DIVISOR) - 1)
 
 
-def _expired(leases: dict[int, float], now: float) -> None:
-    for token in [t for t, until in leases.items() if until <= now]:
-        del leases[token]
 
 
 def tls_share(cap: int) -> int:
@@ -124,7 +121,8 @@ class RequestLease(Protocol):
 class _AddressState:
     slots: asyncio.Semaphore
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
-    leases: dict[int, float] = field(default_factory=dict)  # token -> until when the request counts
+    counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
+    running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
     tat: float = 0.0  # GCRA: the theoretical time of the next start
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -132,18 +130,23 @@ class _AddressState:
 
 @dataclass
 class _LocalLease:
+    """A request of ``LocalAddressBudget`` not ended yet: ``end()`` moves it to the counted log."""
+
     state: _AddressState
     token: int
     window: float
 
     async def end(self) -> None:
-        until = self.state.leases.get(self.token)
-        if until is not None:
-            self.state.leases[self.token] = min(until, time.monotonic() + self.window)
+        until = self.state.running.pop(self.token, None)
+        now = time.monotonic()
+        if until is not None and until > now:
+            self.state.counted.append(now + self.window)
             self.state.ended.set()
 
 
 class _NoLease:
+    """What ``begin`` gives when the rate is unlimited (nothing to end)."""
+
     async def end(self) -> None:
         return None
 
@@ -152,8 +155,8 @@ NO_LEASE: RequestLease = _NoLease()
 
 
 class LocalAddressBudget:
-    """``AddressBudget`` in one process: a semaphore and a log of counted requests per address (token ->
-    until when it counts, as the Redis budget's sorted set), plus a GCRA pacing time."""
+    """``AddressBudget`` in one process, per address: a semaphore, the requests that count (running ones,
+    and until when the ended ones count, as the Redis budget's sorted set) and a GCRA pacing time."""
 
     def __init__(self, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND) -> None:
@@ -203,16 +206,27 @@ class LocalAddressBudget:
         async with state.rate_lock:  # FIFO: waiters start in the order they asked
             while True:
                 now = time.monotonic()
-                _expired(state.leases, now)
+                while state.counted and state.counted[0] <= now:
+                    state.counted.popleft()
+                if len(state.counted) + len(state.running) >= n:
+                    for token, until in list(state.running.items()):
+                        if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
+                            del state.running[token]
                 state.ended.clear()
-                if len(state.leases) >= n:  # wait for the first to run out, or for a request to end
-                    wake: float | None = min(state.leases.values()) - now
+                if len(state.counted) + len(state.running) >= n:  # until one runs out, or one ends
+                    firsts = list(state.running.values())
+                    if state.counted:
+                        firsts.append(state.counted[0])
+                    wake = min(firsts) - now
                 elif state.tat - tolerance > now:  # paced: not yet
                     wake = state.tat - tolerance - now
                 else:
                     state.tat = max(state.tat, now) + interval
+                    if not open_s:
+                        state.counted.append(now + window)
+                        return NO_LEASE
                     token = next(self._tokens)
-                    state.leases[token] = now + open_s + window
+                    state.running[token] = now + open_s + window
                     return _LocalLease(state, token, window)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(state.ended.wait(), wake)
