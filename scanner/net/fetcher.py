@@ -357,22 +357,27 @@ class Fetcher:
         async def send() -> HttpResponse:
             self.stats.http_requests[host] += 1
             multiplexed = (host, port) in self._h2
-            drawn: RequestLease | None = None
-            if multiplexed and self._h2_ready(addr, host, port):
-                drawn = await self.politeness.begin(addr)
-                if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
-                    await drawn.end()
-                    drawn = None
-            if multiplexed and drawn is None:
-                # No open HTTP/2 connection to take the request at once: one request opens it, the
-                # others wait here without drawing on the rate (no burst once it is open). A request
-                # whose connection closed while it waited for the rate draws again: under the budget.
-                async with self._opening.setdefault((host, port), asyncio.Lock()):
+            resp: HttpResponse | None = None
+            while resp is None:
+                drawn: RequestLease | None = None
+                if multiplexed and self._h2_ready(addr, host, port):
+                    drawn = await self.politeness.begin(addr)
+                    if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
+                        await drawn.end()
+                        drawn = None
+                if not multiplexed or drawn is not None:
                     resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                            "before")
-            else:
-                resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                        "drawn" if drawn else "on_send", drawn)
+                                            "drawn" if drawn else "on_send", drawn)
+                    break
+                # No open HTTP/2 connection to take the request at once: one request opens it (and draws
+                # on the rate once it has it, so no request counts while it waits for a connection
+                # slot), the others wait here without drawing (no burst once it is open), then go
+                # round again to send on it. A request whose connection closed while it waited for the
+                # rate draws again: under the budget.
+                async with self._opening.setdefault((host, port), asyncio.Lock()):
+                    if not self._h2_ready(addr, host, port):
+                        resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
+                                                "opening")
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -403,8 +408,10 @@ class Fetcher:
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
                     addr: str, rate: str = "on_send", drawn: RequestLease | None = None) -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
-        the request has its HTTP/1.1 connection), ``before`` (first thing here), ``drawn`` (by the caller,
-        ``drawn``). The request counts against the rate until its response is read (``RequestLease``)."""
+        the request has its HTTP/1.1 connection), ``opening`` (in the trace, once the request has a
+        connection of its own: before the HTTP/2 connection preface, or before the headers on HTTP/1.1),
+        ``drawn`` (by the caller, ``drawn``). The request counts against the rate until its response is
+        read (``RequestLease``)."""
         leases = [drawn] if drawn is not None else []
         try:
             return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
@@ -418,18 +425,19 @@ class Fetcher:
                         addr: str, rate: str, leases: list[RequestLease]) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
-        if rate == "before":
-            # An HTTP/2 origin: the request gets a stream at once, so the rate is drawn before it is
-            # sent. (Waiting inside httpcore's trace, between the stream ID it took and the headers,
-            # would let a concurrent request take the same stream ID.)
-            leases.append(await self.politeness.begin(addr))
         try:
             # The exchange gets twice the timeout from its first byte out; waiting for a connection slot
             # of a busy address (politeness) is not the server's slowness and is not counted.
             async with asyncio.timeout(None) as deadline:
                 async def trace(event: str, info: dict[str, Any]) -> None:
                     # The address's rate is drawn just before the request goes out, on its connection
-                    # (HTTP/1.1: a request may first wait for one of the pool's connections).
+                    # (HTTP/1.1: a request may first wait for one of the pool's connections). On an
+                    # HTTP/2 connection it opens, a request draws before the connection preface, while
+                    # no stream is open: waiting between the stream ID it took and its headers would
+                    # let a concurrent request take the same stream ID.
+                    if rate == "opening" and not leases and event.endswith(
+                            ("send_connection_init.started", "send_request_headers.started")):
+                        leases.append(await self.politeness.begin(addr))
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
                         if rate == "on_send":
                             leases.append(await self.politeness.begin(addr))
