@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +9,6 @@ import pytest
 from checks import tls as T
 from checks.lib.tls import classify_validation_error, weaknesses
 from scanner.collectors.tls.conversion import suite_info
-from scanner.collectors.tls.handshake import handshake_error_kind
-from scanner.errors import ErrorKind
 from scanner.evidence import Snapshot
 from scanner.evidence.tls import (
     Certificate,
@@ -520,26 +516,3 @@ def test_t3_says_when_the_suite_list_was_cut_short() -> None:
     assert statuses(T.ciphers.run(snap(cut))) == statuses(T.ciphers.run(snap(ev)))
     assert all(f.evidence["list_cut_short"] == ["TLSv1.2"] for f in T.ciphers.run(snap(cut)))
     assert not any("list_cut_short" in f.evidence for f in T.ciphers.run(snap(ev)))
-
-
-def _ssl_error(reason: str, cls: type[ssl.SSLError] = ssl.SSLError) -> ssl.SSLError:
-    exc = cls(1, "message text that must not matter")
-    exc.reason = reason  # type: ignore[misc]
-    return exc
-
-
-@pytest.mark.parametrize(("exc", "kind"), [
-    (_ssl_error("WRONG_VERSION_NUMBER"), ErrorKind.PROTOCOL),
-    (_ssl_error("TLSV1_ALERT_PROTOCOL_VERSION"), ErrorKind.TLS_ALERT),
-    (_ssl_error("SSLV3_ALERT_HANDSHAKE_FAILURE"), ErrorKind.TLS_ALERT),
-    (_ssl_error("UNEXPECTED_EOF_WHILE_READING"), ErrorKind.RESET),
-    (_ssl_error("", ssl.SSLEOFError), ErrorKind.RESET),
-    (_ssl_error("NO_CIPHERS_AVAILABLE"), ErrorKind.TLS),
-    (ConnectionResetError(errno.ECONNRESET, "reset"), ErrorKind.RESET),
-    (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), ErrorKind.REFUSED),
-    (OSError(errno.EHOSTUNREACH, "no route"), ErrorKind.CONNECT),
-    (TimeoutError(), ErrorKind.TIMEOUT),
-])
-def test_handshake_errors_are_classified_by_type_and_code(exc: BaseException, kind: ErrorKind) -> None:
-    """Issue 12 item 4: the kind comes from the exception class and OpenSSL's reason code, not the text."""
-    assert handshake_error_kind(exc) == kind
