@@ -7,12 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from checks import tls as T
-from checks.lib.tls import classify_validation_error, weaknesses
+from checks.lib.tls import (
+    aead,
+    classify_validation_error,
+    forward_secrecy,
+    key_exchange,
+    mozilla_profiles,
+    suite_weaknesses,
+    weaknesses,
+)
 from scanner.collectors.tls.conversion import suite_info
 from scanner.evidence import Snapshot
 from scanner.evidence.tls import (
     Certificate,
     CertificateDeployment,
+    CipherSuite,
     Groups,
     Handshake,
     KeyExchange,
@@ -224,10 +233,21 @@ def test_suite_classification_names_weakness(name: str, reason: str) -> None:
 
 
 def test_suite_classification_modern() -> None:
+    """The suite's parts come from the suite data (OpenSSL's classification), not from the collector."""
     s = suite_info("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLSv1.2")
-    assert (s.forward_secrecy, s.aead, s.weak, s.key_exchange) == (True, True, (), "ECDHE_ECDSA")
+    assert (forward_secrecy(s), aead(s), suite_weaknesses(s), key_exchange(s)) == (True, True, (),
+                                                                                  ("ECDHE", "ECDSA"))
+    assert mozilla_profiles(s) == ("intermediate", "old")
     rsa = suite_info("TLS_RSA_WITH_AES_128_GCM_SHA256", "TLSv1.2")
-    assert (rsa.forward_secrecy, rsa.aead) == (False, True)
+    assert (forward_secrecy(rsa), aead(rsa), mozilla_profiles(rsa)) == (False, True, ("old",))
+    ccm = suite_info("TLS_DHE_RSA_WITH_AES_256_CCM", "TLSv1.2")
+    assert (forward_secrecy(ccm), aead(ccm), mozilla_profiles(ccm)) == (True, True, ())
+
+
+def test_a_stored_suite_the_data_does_not_know_is_judged_by_what_was_stored() -> None:
+    old = CipherSuite(name="TLS_FUTURE_WITH_SOMETHING", forward_secrecy=True, aead=True, weak=("RC4",))
+    assert (forward_secrecy(old), aead(old), suite_weaknesses(old)) == (True, True, ("RC4",))
+    assert weaknesses("TLS_FUTURE_WITH_SOMETHING") == ()
 
 
 def _with_tls12_suites(*names: str, ephemeral: KeyExchange | None = None) -> TLSEvidence:
