@@ -97,8 +97,10 @@ async def collect(
         )
 
     # The prober and sslyze open connections of their own: they take a share of the address's slots
-    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
-    share = tls_share(polite.budget.per_address_connections)
+    # (the HTTP probes of the address go on with the rest; all of them when no HTTP-family collector
+    # runs in this scan), and each of their handshakes passes the gate.
+    cap = polite.budget.per_address_connections
+    share = cap if ctx.tls_alone else tls_share(cap)
     async with polite.connections(addr, share) as held:
         settings = ctx.settings.model_copy(update={"per_host_connections": held})
         with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:

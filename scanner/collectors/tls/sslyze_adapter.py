@@ -54,6 +54,8 @@ from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import 
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
+from sslyze.plugins.robot import _robot_tester as robot
+from sslyze.plugins.robot.implementation import RobotImplementation
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
@@ -279,10 +281,16 @@ def run_commands(
         request = ServerScanRequest(server_location=location, network_configuration=config,
                                     scan_commands=commands)
         jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
+        info = ServerConnectivityInfo(server_location=location, network_configuration=config,
+                                      tls_probing_result=tls_probing)
+        rsa = pool.submit(_robot_rsa, info) if jobs.pop(ScanCommand.ROBOT, None) is not None else None
         order = sorted(jobs, key=lambda c: _ORDER.index(c.value) if c.value in _ORDER else len(_ORDER))
         futures = [(cmd, pool.submit(job.function_to_call, *job.function_arguments))
                    for cmd in order for job in jobs[cmd]]
-        done = []
+        uuid, robot_cmd = request.uuid, ScanCommand.ROBOT
+        done = [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=robot_cmd,
+                                 return_value=value, exception=exc)
+                for value, exc in (_robot_attempts(info, rsa, pool) if rsa is not None else [])]
         for cmd, future in futures:
             exc = future.exception()
             done.append(CompletedScanJob(parent_server_scan_request_uuid=request.uuid, for_scan_command=cmd,
@@ -296,6 +304,41 @@ def run_commands(
         return _generate_result_for_completed_server_scan(ongoing)
     except Exception as exc:  # sslyze bug or bad input: data, not a crash
         return f"sslyze failed: {type(exc).__name__}: {exc}"
+
+
+def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
+    """Blocking: what each of sslyze's ROBOT attempts first asks (``_robot_tester.test_robot``): the TLS
+    version, the RSA suites, the server's RSA key (None: no RSA key exchange), asked once."""
+    highest = info.tls_probing_result.highest_tls_version_supported
+    version = TlsVersionEnum.TLS_1_2 if highest.value >= TlsVersionEnum.TLS_1_3.value else highest
+    params = None
+    if version == TlsVersionEnum.TLS_1_2:
+        cipher = "AES128-GCM-SHA256:AES256-GCM-SHA384"
+        params = robot._get_rsa_parameters(info, version, cipher)
+    if params is None:
+        cipher = "RSA"
+        params = robot._get_rsa_parameters(info, version, cipher)
+    return version, cipher, params
+
+
+def _robot_attempts(info: Any, rsa: Any, pool: Executor) -> list[tuple[Any, Exception | None]]:
+    """Blocking: sslyze's ROBOT attempts (its ``_TEST_ATTEMPTS_NB``, each sending every payload once), as
+    sslyze's ``test_robot`` returns them, with the RSA key asked once instead of once per attempt and
+    every payload handshake on ``pool`` (instead of one attempt's payloads one after the other)."""
+    attempts = RobotImplementation._TEST_ATTEMPTS_NB
+    exc = rsa.exception()
+    if exc is None and rsa.result()[2] is None:
+        exc = robot.ServerDoesNotSupportRsa()
+    if exc is not None:
+        return [(None, exc)] * attempts  # type: ignore[list-item]
+    version, cipher, params = rsa.result()
+    sent = [[(p, pool.submit(robot._send_robot_payload, info, version, cipher, p, True, params.n, params.e))
+             for p in robot.RobotPmsPaddingPayloadEnum] for _ in range(attempts)]
+    out: list[tuple[Any, Exception | None]] = []
+    for one in sent:
+        failed = next((f.exception() for _, f in one if f.exception() is not None), None)
+        out.append((None, failed) if failed else ({p: f.result() for p, f in one}, None))  # type: ignore[arg-type]
+    return out
 
 
 def connectivity_info(result: Any) -> Any:
