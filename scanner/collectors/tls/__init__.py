@@ -15,22 +15,33 @@ them in order.
    evidence says so (``ProtocolResult.suites_complete``). One more handshake asks whether an EC group
    below 256 bits is accepted. What it cannot settle (errors, timeouts, odd answers) is left to sslyze's
    one-connection-per-suite enumeration, never guessed.
-3. sslyze runs the certificate command and only the vulnerability commands that can apply to what the
-   prober found: ROBOT with an RSA key exchange suite, Heartbleed, CCS, renegotiation and compression with
-   a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not run is recorded as
-   such, with why). sslyze runs against the address the engine resolved (honouring ``--resolve``), with
-   Mozilla's store plus ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
-   ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
-   own raw evidence model by ``conversion``: nothing of sslyze leaves the package, and no verdict is made
-   here (``checks/lib/tls.py`` judges).
+3. When the prober settled every protocol (the usual case), sslyze runs neither its connectivity test
+   nor its certificate command (issue 9): its ServerConnectivityInfo is built in the adapter from what
+   the prober learnt (highest protocol, a suite accepted with it, ECDH seen), and the certificate
+   evidence is sslyze's own analysis (``CertificateDeploymentAnalyzer``) of the chains the prober's
+   handshakes received (one per leaf, plus one handshake asking for the other key type, ``aRSA`` or
+   ``ALL:-aRSA``, as sslyze's command does), validated against Mozilla's store as sslyze ships it plus
+   ``--ca-bundle``, each parsed once per process. Only the vulnerability commands that can apply to what
+   the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then sslyze's 3x5
+   payload handshakes side by side: 16 connections instead of 18), Heartbleed, CCS, renegotiation and
+   compression with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not
+   run is recorded as such, with why). Their jobs, the small-curve probe and the other key type's
+   handshake share one pool of as many threads as the connections granted. When the prober left
+   something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with
+   its connectivity test and certificate command. sslyze runs against the address the engine resolved
+   (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
+   connections as its per-server cap. Its results are converted into our own raw evidence model by
+   ``conversion``: nothing of sslyze leaves the package, and no verdict is made here
+   (``checks/lib/tls.py`` judges).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
 prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
 rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
 fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
 The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
-of the same address go on beside them. ``LISTING`` (tests and bench only) lists every accepted suite
-instead, by elimination ("all") or by sslyze ("sslyze").
+of the same address go on beside them; the whole cap when no HTTP-family collector runs in the scan
+(``ScanContext.tls_alone``, e.g. ``--only T1,...,T6``). ``LISTING`` (tests and bench only) lists every
+accepted suite instead, by elimination ("all") or by sslyze ("sslyze").
 """
 
 from __future__ import annotations
