@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,15 @@ def test_members_scan_refuses_a_file_as_portfolio_directory(tmp_path: Path):
     blocker.write_text("{}")
     r = run("scan", "--members", str(members), "-o", str(blocker))
     assert r.returncode == 2 and "writes the portfolio into a directory" in r.stderr
+
+
+def test_postgres_store_without_its_driver_names_the_extra(tmp_path: Path):
+    # The driver is an optional extra: a user without it gets the command that installs it, in one line.
+    # ``sys.modules[name] = None`` makes Python's import system refuse the module as if it were absent.
+    code = ("import sys; sys.modules['psycopg'] = None; sys.argv = ['pledgescan', 'history', '--store', "
+            "'postgresql+psycopg://127.0.0.1/test']; from scanner.cli.main import main; main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "pledgescan: error: cannot open the history store postgresql+psycopg://127.0.0.1/test: no module "
+        "'psycopg' (install it with: pip install 'pledgescan[postgres]')"]

@@ -73,6 +73,10 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # the driver is an extra: say which one installs it
+        hint = " (install it with: pip install 'pledgescan[postgres]')" if exc.name == "psycopg" else ""
+        why = f"no module {exc.name!r}{hint}"
+        raise StoreError(f"cannot open the history store {redact(url)}: {why}") from None
     except Exception as exc:  # bad URL or missing driver: one clear line
         raise StoreError(f"cannot open the history store {redact(url)}: {exc}") from None
 

@@ -112,7 +112,10 @@ CLOSE_WAIT_S = 1.0  # at most this long for a closed connection's socket to be r
 
 
 # A failed handshake on the verifying context: the first request of a host is repeated without verifying.
-TLS_KINDS = (ErrorKind.CERTIFICATE, ErrorKind.TLS_ALERT, ErrorKind.TLS)
+# RESET is among them: a legacy server may close silently (EOF, no alert) when the strict context offers
+# nothing it speaks, and the lenient one (older protocols, SECLEVEL=0) then succeeds; a plain TCP reset of
+# the first request costs one more attempt.
+TLS_KINDS = (ErrorKind.CERTIFICATE, ErrorKind.TLS_ALERT, ErrorKind.TLS, ErrorKind.RESET)
 
 
 class _PoliteStream(httpcore.AsyncNetworkStream):
