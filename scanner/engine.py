@@ -111,6 +111,7 @@ class Scanner:
         """
         started = datetime.now(UTC)
         ctx = ScanContext.create(self.settings, self.budget)
+        ctx.tls_alone = not self.selection.families("endpoint") & {"http", "exposure"}
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
         results: dict[str, TargetResult] = {}
         done = 0

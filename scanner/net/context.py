@@ -28,6 +28,7 @@ class ScanContext:
     owns_budget: bool = True
     in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
     memos: dict[str, ResponseMemo] = field(default_factory=dict)  # per target being collected
+    tls_alone: bool = False  # no HTTP-family collector runs in this scan: TLS may take the whole cap
 
     def memo(self, target_key: str) -> ResponseMemo:
         """The answers shared by the collectors of this target (a memo of their own when the target is

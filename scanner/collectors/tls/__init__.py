@@ -15,27 +15,39 @@ them in order.
    evidence says so (``ProtocolResult.suites_complete``). One more handshake asks whether an EC group
    below 256 bits is accepted. What it cannot settle (errors, timeouts, odd answers) is left to sslyze's
    one-connection-per-suite enumeration, never guessed.
-3. sslyze runs the certificate command and only the vulnerability commands that can apply to what the
-   prober found: ROBOT with an RSA key exchange suite, Heartbleed, CCS, renegotiation and compression with
-   a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not run is recorded as
-   such, with why). sslyze runs against the address the engine resolved (honouring ``--resolve``), with
-   Mozilla's store plus ``--ca-bundle``, ``settings.timeout`` as its network timeout, one retry, and
-   ``settings.per_host_connections`` as its per-server connection cap. Its results are converted into our
-   own raw evidence model by ``conversion``: nothing of sslyze leaves the package, and no verdict is made
-   here (``checks/lib/tls.py`` judges).
+3. When the prober settled every protocol (the usual case), sslyze runs neither its connectivity test
+   nor its certificate command (issue 9): its ServerConnectivityInfo is built in the adapter from what
+   the prober learnt (highest protocol, a suite accepted with it, ECDH seen), and the certificate
+   evidence is sslyze's own analysis (``CertificateDeploymentAnalyzer``) of the chains the prober's
+   handshakes received (one per leaf, plus one handshake asking for the other key type, ``aRSA`` or
+   ``ALL:-aRSA``, as sslyze's command does), validated against Mozilla's store as sslyze ships it plus
+   ``--ca-bundle``, each parsed once per process. Only the vulnerability commands that can apply to what
+   the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then sslyze's 3x5
+   payload handshakes side by side: 16 connections instead of 18), Heartbleed, CCS, renegotiation and
+   compression with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not
+   run is recorded as such, with why). Their jobs, the small-curve probe and the other key type's
+   handshake share one pool of as many threads as the connections granted. When the prober left
+   something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with
+   its connectivity test and certificate command. sslyze runs against the address the engine resolved
+   (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
+   connections as its per-server cap. Its results are converted into our own raw evidence model by
+   ``conversion``: nothing of sslyze leaves the package, and no verdict is made here
+   (``checks/lib/tls.py`` judges).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
 prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
 rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
 fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
 The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
-of the same address go on beside them. ``LISTING`` (tests and bench only) lists every accepted suite
-instead, by elimination ("all") or by sslyze ("sslyze").
+of the same address go on beside them; the whole cap when no HTTP-family collector runs in the scan
+(``ScanContext.tls_alone``, e.g. ``--only T1,...,T6``). ``LISTING`` (tests and bench only) lists every
+accepted suite instead, by elimination ("all") or by sslyze ("sslyze").
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +64,7 @@ from scanner.collectors.tls.conversion import (
 from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
 from scanner.collectors.tls.prober import ProtocolProbe
 from scanner.errors import ErrorKind
-from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence
+from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, bound
 from scanner.models import Target
 from scanner.net.context import ScanContext
 from scanner.net.politeness import tls_share
@@ -96,8 +108,10 @@ async def collect(
         )
 
     # The prober and sslyze open connections of their own: they take a share of the address's slots
-    # (the HTTP probes of the address go on with the rest), and each of their handshakes passes the gate.
-    share = tls_share(polite.budget.per_address_connections)
+    # (the HTTP probes of the address go on with the rest; all of them when no HTTP-family collector
+    # runs in this scan), and each of their handshakes passes the gate.
+    cap = polite.budget.per_address_connections
+    share = cap if ctx.tls_alone else tls_share(cap)
     async with polite.connections(addr, share) as held:
         settings = ctx.settings.model_copy(update={"per_host_connections": held})
         with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
@@ -175,6 +189,10 @@ def scan_blocking(
     if notes:
         base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
     skipped = _not_applicable(probes, settled) if listing == "classes" else {}
+    own = _own_probing(probes, settled) if listing != "sslyze" else None
+    if own is not None:
+        return _scan_own(host, port, addr, settings, base, first, probes, skipped, own,
+                         classes=listing == "classes")
     small: tuple[Groups, int] | None = None
     if listing == "classes" and any(p.outcome == "accepted" for p in probes.values()):
         small = _small_groups(host, port, addr, settings.timeout, _curve_protocol(probes))
@@ -187,6 +205,102 @@ def scan_blocking(
         elif listing != "sslyze":
             groups = _fast_groups(result, host, port, addr, settings)
     return convert(result, base, first, probes, groups, skipped)
+
+
+_NEWEST_FIRST = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
+
+
+def _own_probing(probes: dict[str, ProtocolProbe], settled: frozenset[str]) -> tuple[str, str, bool] | None:
+    """What sslyze's connectivity test would learn, from the prober's answers: (highest protocol
+    accepted, an OpenSSL suite name accepted with it, ECDH key exchange seen). None when the prober left
+    anything open (errors, a client certificate request, SSL 2.0 alone): sslyze's own test runs then."""
+    if not probes or settled != frozenset(probes):
+        return None
+    for proto in _NEWEST_FIRST:
+        p = probes.get(proto)
+        if p is None or p.outcome != "accepted" or not p.accepted:
+            continue
+        names = [a.cipher_suite.openssl_name for a in p.accepted]
+        suite = next((n for n in names if "ECDH" in n), names[0])
+        ecdh = any("ECDH" in a.cipher_suite.openssl_name
+                   or isinstance(a.ephemeral_key, sa.EcDhEphemeralKeyInfo)
+                   for q in probes.values() for a in q.accepted)
+        return proto, suite, ecdh
+    return None
+
+
+def _scan_own(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any], first: Handshake,
+              probes: dict[str, ProtocolProbe], skipped: dict[str, str], own: tuple[str, str, bool],
+              classes: bool) -> TLSEvidence:
+    """Blocking: the prober settled every protocol, so sslyze runs neither its connectivity test nor its
+    certificate command: the chains our handshakes received are validated here (Mozilla's store plus
+    ``--ca-bundle``, loaded once per process), and the vulnerability commands, the small-curve probe and
+    the certificate of another key type share one pool of ``settings.per_host_connections`` threads."""
+    ca = Path(settings.ca_bundle) if settings.ca_bundle else None
+    stores = sa.trust_stores(ca)
+    if isinstance(stores, str):
+        return convert(stores, base, first, probes)
+    commands = _commands(frozenset(probes), curves=False, others=True, skip_commands=frozenset(skipped),
+                         certificate=False)
+    with ThreadPoolExecutor(max(1, settings.per_host_connections), thread_name_prefix="tls-cmd") as pool:
+        small = pool.submit(_small_groups, host, port, addr, settings.timeout, _curve_protocol(probes)) \
+            if classes else None
+        other = pool.submit(_other_key_type, host, port, addr, settings.timeout, probes)
+        result = sa.run_commands(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
+                                 pool, own)
+        groups = small.result() if small is not None else None
+        chains = _served_chains(probes, other.result())
+    deployments = _analyses(host, addr, chains, stores)
+    if groups is None and not isinstance(result, str) and result.scan_result is not None:
+        groups = _fast_groups(result, host, port, addr, settings)
+    return convert(result, base, first, probes, groups, skipped, deployments)
+
+
+def _served_chains(probes: dict[str, ProtocolProbe],
+                   other: tuple[str, ...] | None) -> list[tuple[str, ...]]:
+    """The distinct chains served (one per leaf): the newest protocol's first, then the other key type."""
+    served: dict[str, tuple[str, ...]] = {}
+    for proto in _NEWEST_FIRST:
+        p = probes.get(proto)
+        for c in p.chains if p is not None else ():
+            served.setdefault(c[0], c)
+    if other:
+        served.setdefault(other[0], other)
+    return list(served.values())
+
+
+def _is_rsa(chain: tuple[str, ...]) -> bool | None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509 import load_pem_x509_certificate
+
+    try:
+        return isinstance(load_pem_x509_certificate(chain[0].encode("ascii")).public_key(), rsa.RSAPublicKey)
+    except Exception:
+        return None
+
+
+def _other_key_type(host: str, port: int, addr: str, timeout: float,
+                    probes: dict[str, ProtocolProbe]) -> tuple[str, ...] | None:
+    """Blocking: as sslyze's certificate command asks (``aRSA`` and ``ALL:-aRSA``), the certificate of
+    the key type no handshake has shown yet, over the newest protocol below TLS 1.3 accepted (one
+    handshake; none when both kinds were seen, or none is accepted)."""
+    proto = next((p for p in _NEWEST_FIRST[1:] if probes.get(p) and probes[p].outcome == "accepted"), None)
+    if proto is None:
+        return None
+    kinds = {_is_rsa(c) for p in probes.values() for c in p.chains}
+    if True in kinds and False in kinds:
+        return None
+    return prober.served_chain(host, port, addr, timeout, proto, "ALL:-aRSA" if True in kinds else "aRSA")
+
+
+def _analyses(host: str, addr: str, chains: list[tuple[str, ...]], stores: list[Any]) -> list[Any] | str:
+    """sslyze's analysis of each chain, or why there is none (as its certificate command would say)."""
+    if not chains:
+        return "the server sent no certificate"
+    try:
+        return [sa.analyse_chain(host, addr, list(c), stores) for c in chains]
+    except Exception as exc:  # a certificate sslyze cannot parse: its command would have failed too
+        return bound(f"BUG_IN_SSLYZE: {type(exc).__name__}: {exc}", 300)
 
 
 def _not_applicable(probes: dict[str, ProtocolProbe], settled: frozenset[str]) -> dict[str, str]:
@@ -257,6 +371,21 @@ def _fast_groups(result: Any, host: str, port: int, addr: str, settings: Setting
     return groups, n + m
 
 
+def _commands(skip: frozenset[str], *, curves: bool, others: bool, skip_commands: frozenset[str],
+              certificate: bool = True) -> set[Any]:
+    """sslyze's scan commands: see ``_run_sslyze``; ``certificate`` False leaves the certificate out."""
+    C = sa.ScanCommand
+    commands = {getattr(C, c) for p, c in PROTOCOL_COMMANDS.items() if p not in skip}
+    commands |= {C.ELLIPTIC_CURVES} if curves else set()
+    if others:
+        by_field = {"heartbleed": C.HEARTBLEED, "ccs_injection": C.OPENSSL_CCS_INJECTION, "robot": C.ROBOT,
+                    "insecure_renegotiation": C.SESSION_RENEGOTIATION, "compression": C.TLS_COMPRESSION,
+                    "fallback_scsv": C.TLS_FALLBACK_SCSV}
+        commands |= {c for f, c in by_field.items() if f not in skip_commands}
+        commands |= {C.CERTIFICATE_INFO} if certificate else set()
+    return commands
+
+
 def _run_sslyze(
     host: str,
     port: int,
@@ -271,14 +400,7 @@ def _run_sslyze(
     """Blocking: run the scan commands T1-T6 need (no suite enumeration for the protocols in ``skip``,
     no curve test unless ``curves``, nothing else unless ``others``, none for the ``Vulnerabilities``
     fields in ``skip_commands``); returns sslyze's ServerScanResult (or an error string)."""
-    C = sa.ScanCommand
-    commands = {getattr(C, c) for p, c in PROTOCOL_COMMANDS.items() if p not in skip}
-    commands |= {C.ELLIPTIC_CURVES} if curves else set()
-    if others:
-        by_field = {"heartbleed": C.HEARTBLEED, "ccs_injection": C.OPENSSL_CCS_INJECTION, "robot": C.ROBOT,
-                    "insecure_renegotiation": C.SESSION_RENEGOTIATION, "compression": C.TLS_COMPRESSION,
-                    "fallback_scsv": C.TLS_FALLBACK_SCSV}
-        commands |= {C.CERTIFICATE_INFO} | {c for f, c in by_field.items() if f not in skip_commands}
+    commands = _commands(skip, curves=curves, others=others, skip_commands=skip_commands)
     ca = Path(settings.ca_bundle) if settings.ca_bundle else None
     return sa.run_scan(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
                        settings.per_host_connections, ca)

@@ -80,9 +80,12 @@ def convert(
     probes: dict[str, ProtocolProbe] | None = None,
     fast_groups: tuple[Groups, int] | None = None,
     skipped: dict[str, str] | None = None,
+    deployments: list[Any] | str | None = None,
 ) -> TLSEvidence:
     """sslyze's ServerScanResult (plus what the fast prober settled) -> our TLSEvidence. ``skipped``: the
-    vulnerability tests not run because they cannot apply (``Vulnerabilities`` field -> why)."""
+    vulnerability tests not run because they cannot apply (``Vulnerabilities`` field -> why).
+    ``deployments``: sslyze's analyses of the chains our own handshakes received (or why there are
+    none), when sslyze ran neither its connectivity test nor its certificate command."""
     probes = probes or {}
     probe_conns = sum(p.connections for p in probes.values())
     if isinstance(result, str):
@@ -105,7 +108,8 @@ def convert(
             cipher=getattr(probing, "cipher_suite_supported", None),
             protocol=sa.protocol_name(getattr(probing, "highest_tls_version_supported", None)),
         )
-    connections = CONN_CONNECTIVITY + probe_conns
+    own = deployments is not None
+    connections = probe_conns if own else CONN_CONNECTIVITY + probe_conns
     protocols = []
     for proto, cmd in PROTOCOL_COMMANDS.items():
         probe = probes.get(proto)
@@ -119,8 +123,13 @@ def convert(
             connections += n
     groups, n = fast_groups or groups_of(scan.elliptic_curves)
     connections += n
-    deployments, cert_error = _certificates(scan.certificate_info)
-    connections += CONN_CERT_INFO
+    if isinstance(deployments, str):
+        certs, cert_error = (), deployments
+    elif deployments is not None:
+        certs, cert_error = deployments_of(deployments)
+    else:
+        certs, cert_error = _certificates(scan.certificate_info)
+        connections += CONN_CERT_INFO
     vulns, n = _vulnerabilities(scan)
     connections += n
     if skipped:
@@ -130,7 +139,7 @@ def convert(
         handshake=handshake,
         protocols=tuple(protocols),
         groups=groups,
-        certificates=deployments,
+        certificates=certs,
         certificate_error=cert_error,
         vulnerabilities=vulns,
         connections=connections,
@@ -203,9 +212,13 @@ def _certificates(attempt: Any) -> tuple[tuple[CertificateDeployment, ...], str 
     err = _attempt_error(attempt)
     if err:
         return (), err
-    res = attempt.result
+    return deployments_of(list(attempt.result.certificate_deployments))
+
+
+def deployments_of(analyses: list[Any]) -> tuple[tuple[CertificateDeployment, ...], str | None]:
+    """sslyze's CertificateDeploymentAnalysisResult list -> our deployments (or why there are none)."""
     out = []
-    for dep in list(res.certificate_deployments)[:MAX_DEPLOYMENTS]:
+    for dep in analyses[:MAX_DEPLOYMENTS]:
         chain = list(dep.received_certificate_chain)
         certs = tuple(certificate_info(c) for c in chain[:MAX_CHAIN])
         validations = []

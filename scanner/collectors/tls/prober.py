@@ -59,6 +59,7 @@ class Chain:
     failed: str | None = None  # why an elimination branch stopped before a clean refusal
     connections: int = 0
     reason: str | None = None  # the first handshake's refusal or error
+    certs: list[tuple[str, ...]] = field(default_factory=list)  # chains served (PEM), one per leaf
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -87,6 +88,7 @@ class ProtocolProbe:
     connections: int = 0
     reason: str | None = None
     complete: bool = True  # False: one suite per class (the listing was cut short)
+    chains: tuple[tuple[str, ...], ...] = ()  # certificate chains served (PEM, leaf first), one per leaf
 
 
 # Suite classes asked by ``classes=True``: (name, OpenSSL cipher-string keywords, protocols) where
@@ -321,6 +323,7 @@ def _handshake(
     try:
         conn.connect(should_retry_connection=True)
         client = conn.ssl_client
+        _keep_chain(chain, client)
         return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
     except sa.ServerRejectedTlsHandshake as exc:
         return "rejected", None, None, exc.error_message
@@ -336,8 +339,45 @@ def _handshake(
         conn.close()
 
 
+def _keep_chain(chain: Chain, client: Any) -> None:
+    """Record the certificate chain the server sent in this handshake (one per leaf)."""
+    try:
+        served = tuple(client.get_received_chain())
+    except Exception:  # no certificate (anonymous suites) or an unreadable one
+        return
+    if not served:
+        return
+    with chain.lock:
+        if all(c[0] != served[0] for c in chain.certs):
+            chain.certs.append(served)
+
+
+def served_chain(host: str, port: int, addr: str, timeout: float, protocol: str,
+                 cipher_string: str) -> tuple[str, ...] | None:
+    """Blocking: one handshake (modern client, ``protocol``) offering ``cipher_string``; the chain the
+    server sent (None: refused, or no certificate). Asks for the certificate of another key type."""
+    location, network = sa.network(host, port, addr, timeout)
+    conn = sa.SslConnection(server_location=location, network_configuration=network,
+                            tls_version=sa.tls_version(protocol), should_ignore_client_auth=True,
+                            should_use_legacy_openssl=False)
+    try:
+        conn.ssl_client.set_cipher_list(cipher_string)
+        conn.connect(should_retry_connection=True)
+        return tuple(conn.ssl_client.get_received_chain()) or None
+    except sa.ClientCertificateRequested:
+        return tuple(conn.ssl_client.get_received_chain()) or None
+    except Exception:  # refused, or no certificate of that kind: nothing more to see
+        return None
+    finally:
+        conn.close()
+
+
 def _merge(proto: str, chains: list[Chain], enumerate_suites: bool, complete: bool = True) -> ProtocolProbe:
     conns = sum(c.connections for c in chains)
+    served = {}
+    for c in chains:
+        for cert in c.certs:
+            served.setdefault(cert[0], cert)
     if any(c.outcome == "error" for c in chains):
         reason = "; ".join(c.reason or "error" for c in chains if c.outcome == "error")
         return ProtocolProbe(proto, "error", connections=conns, reason=reason)
@@ -349,7 +389,7 @@ def _merge(proto: str, chains: list[Chain], enumerate_suites: bool, complete: bo
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
     return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns,
-                         complete=complete)
+                         complete=complete, chains=tuple(served.values()))
 
 
 @dataclass(frozen=True)

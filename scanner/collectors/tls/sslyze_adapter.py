@@ -9,13 +9,17 @@ table) that the elimination prober reuses so that it asks exactly what sslyze wo
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from ipaddress import ip_address
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from cryptography.x509 import DNSName, IPAddress
 from nassl import _nassl
 from nassl.ephemeral_key_info import (
     _OPENSSL_NID_TO_SECG_ANSI_X9_62,
@@ -27,12 +31,14 @@ from nassl.legacy_ssl_client import LegacySslClient
 from nassl.ssl_client import ClientCertificateRequested, OpenSslVersionEnum, SslClient
 from sslyze import (
     CertificateInfoExtraArgument,
+    ClientAuthRequirementEnum,
     ScanCommand,
     ScanCommandsExtraArguments,
     Scanner,
     ServerNetworkConfiguration,
     ServerNetworkLocation,
     ServerScanRequest,
+    ServerTlsProbingResult,
 )
 from sslyze.connection_helpers import tls_connection
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
@@ -43,9 +49,20 @@ from sslyze.errors import (
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins.certificate_info._cert_chain_analyzer import CertificateDeploymentAnalyzer
+from sslyze.plugins.certificate_info.trust_stores.trust_store import TrustStore
+from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
+from sslyze.plugins.robot import _robot_tester as robot
+from sslyze.plugins.robot.implementation import RobotImplementation
+from sslyze.scanner._jobs_worker_thread import CompletedScanJob
+from sslyze.scanner._mass_scanner import (
+    _generate_result_for_completed_server_scan,
+    _generate_scan_jobs_for_server_scan,
+    _OngoingServerScan,
+)
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
 
 __all__ = [
@@ -66,6 +83,7 @@ __all__ = [
     "SslConnection",
     "TlsHandshakeTimedOut",
     "TlsVersionEnum",
+    "analyse_chain",
     "curve_name",
     "default_per_server_connections",
     "enable_ecdh_cipher_suites",
@@ -74,10 +92,12 @@ __all__ = [
     "network",
     "openssl_class",
     "openssl_selects",
+    "run_commands",
     "run_scan",
     "sslyze_version",
     "suites_for",
     "suites_tested",
+    "trust_stores",
 ]
 
 OpenSSLError = _nassl.OpenSSLError
@@ -197,6 +217,132 @@ def run_scan(
     except Exception as exc:  # sslyze bug or bad input: data, not a crash
         return f"sslyze failed: {type(exc).__name__}: {exc}"
     return "sslyze returned no result"
+
+
+_trust_lock = threading.Lock()
+
+
+@cache
+def _mozilla_store() -> Any:
+    return TrustStoresRepository.get_default().get_main_store()
+
+
+@cache
+def _supplied_store(path: Path) -> Any:
+    return TrustStore(path, "Supplied CA file", "N/A")
+
+
+def trust_stores(ca_bundle: Path | None) -> list[Any] | str:
+    """Mozilla's store (as sslyze ships it) plus ``ca_bundle``, each parsed once per process; an error
+    string when the bundle is unusable (as sslyze's certificate command says it)."""
+    with _trust_lock:
+        stores = [_mozilla_store()]
+        if ca_bundle is None:
+            return stores
+        try:
+            CertificateInfoExtraArgument(custom_ca_file=Path(ca_bundle))
+            stores.append(_supplied_store(Path(ca_bundle).resolve()))
+        except (ValueError, OSError) as exc:
+            return f"--ca-bundle unusable: {exc}"
+    return stores
+
+
+def analyse_chain(host: str, addr: str, chain_pem: list[str], stores: list[Any]) -> Any:
+    """sslyze's analysis of one served chain (as its certificate command does it): the validation against
+    each store, with the host name (an IP address when the host is the address itself)."""
+    subject: Any = IPAddress(ip_address(addr)) if host == addr else DNSName(host)
+    return CertificateDeploymentAnalyzer(
+        server_subject=subject, server_certificate_chain_as_pem=list(chain_pem), server_ocsp_response=None,
+        trust_stores_for_validation=stores,
+    ).perform()
+
+
+# Longest first: ROBOT's jobs are chains of handshakes; they start before the one-handshake commands.
+_ORDER = ("robot", "session_renegotiation")
+
+
+def run_commands(
+    host: str,
+    port: int,
+    addr: str,
+    timeout: float,
+    user_agent: str | None,
+    commands: set[Any],
+    pool: Executor,
+    probing: tuple[str, str, bool],
+) -> Any:
+    """Blocking: sslyze's ``commands`` against one endpoint without sslyze's connectivity test: its
+    ServerConnectivityInfo is built from what our prober learnt (``probing``: the highest protocol
+    accepted, an OpenSSL suite name accepted with it, ECDH key exchange seen), and the commands' jobs run
+    on ``pool`` (whose size is the connection cap). sslyze's ServerScanResult, or an error string."""
+    try:
+        protocol, suite, ecdh = probing
+        location, config = network(host, port, addr, timeout, user_agent)
+        tls_probing = ServerTlsProbingResult(
+            highest_tls_version_supported=tls_version(protocol), cipher_suite_supported=suite,
+            client_auth_requirement=ClientAuthRequirementEnum.DISABLED, supports_ecdh_key_exchange=ecdh,
+        )
+        request = ServerScanRequest(server_location=location, network_configuration=config,
+                                    scan_commands=commands)
+        jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
+        info = ServerConnectivityInfo(server_location=location, network_configuration=config,
+                                      tls_probing_result=tls_probing)
+        rsa = pool.submit(_robot_rsa, info) if jobs.pop(ScanCommand.ROBOT, None) is not None else None
+        order = sorted(jobs, key=lambda c: _ORDER.index(c.value) if c.value in _ORDER else len(_ORDER))
+        futures = [(cmd, pool.submit(job.function_to_call, *job.function_arguments))
+                   for cmd in order for job in jobs[cmd]]
+        uuid, robot_cmd = request.uuid, ScanCommand.ROBOT
+        done = [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=robot_cmd,
+                                 return_value=value, exception=exc)
+                for value, exc in (_robot_attempts(info, rsa, pool) if rsa is not None else [])]
+        for cmd, future in futures:
+            exc = future.exception()
+            done.append(CompletedScanJob(parent_server_scan_request_uuid=request.uuid, for_scan_command=cmd,
+                                         return_value=None if exc else future.result(),
+                                         exception=exc))  # type: ignore[arg-type]
+        ongoing = _OngoingServerScan(
+            server_scan_request=request, server_connectivity_result=tls_probing, assigned_queue=None,
+            scan_command_errors_during_queuing=errors, queued_scan_jobs_count=len(done),
+            completed_scan_jobs=done,
+        )
+        return _generate_result_for_completed_server_scan(ongoing)
+    except Exception as exc:  # sslyze bug or bad input: data, not a crash
+        return f"sslyze failed: {type(exc).__name__}: {exc}"
+
+
+def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
+    """Blocking: what each of sslyze's ROBOT attempts first asks (``_robot_tester.test_robot``): the TLS
+    version, the RSA suites, the server's RSA key (None: no RSA key exchange), asked once."""
+    highest = info.tls_probing_result.highest_tls_version_supported
+    version = TlsVersionEnum.TLS_1_2 if highest.value >= TlsVersionEnum.TLS_1_3.value else highest
+    params = None
+    if version == TlsVersionEnum.TLS_1_2:
+        cipher = "AES128-GCM-SHA256:AES256-GCM-SHA384"
+        params = robot._get_rsa_parameters(info, version, cipher)
+    if params is None:
+        cipher = "RSA"
+        params = robot._get_rsa_parameters(info, version, cipher)
+    return version, cipher, params
+
+
+def _robot_attempts(info: Any, rsa: Any, pool: Executor) -> list[tuple[Any, Exception | None]]:
+    """Blocking: sslyze's ROBOT attempts (its ``_TEST_ATTEMPTS_NB``, each sending every payload once), as
+    sslyze's ``test_robot`` returns them, with the RSA key asked once instead of once per attempt and
+    every payload handshake on ``pool`` (instead of one attempt's payloads one after the other)."""
+    attempts = RobotImplementation._TEST_ATTEMPTS_NB
+    exc = rsa.exception()
+    if exc is None and rsa.result()[2] is None:
+        exc = robot.ServerDoesNotSupportRsa()
+    if exc is not None:
+        return [(None, exc)] * attempts  # type: ignore[list-item]
+    version, cipher, params = rsa.result()
+    sent = [[(p, pool.submit(robot._send_robot_payload, info, version, cipher, p, True, params.n, params.e))
+             for p in robot.RobotPmsPaddingPayloadEnum] for _ in range(attempts)]
+    out: list[tuple[Any, Exception | None]] = []
+    for one in sent:
+        failed = next((f.exception() for _, f in one if f.exception() is not None), None)
+        out.append((None, failed) if failed else ({p: f.result() for p, f in one}, None))  # type: ignore[arg-type]
+    return out
 
 
 def connectivity_info(result: Any) -> Any:
