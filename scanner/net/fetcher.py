@@ -1,10 +1,11 @@
 """The HTTP(S) fetcher every collector uses: bounded, polite, resolved by the scan's resolver.
 
 Every HTTP request goes through this module, so ``--resolve``, ``--nameserver``, ``--ca-bundle``, the
-timeouts, the per-host connection cap, the global rate limit and the response-size caps are enforced in
-one place. Nothing a server sends is trusted: bodies and headers are bounded, and no request ever goes to
-an internal address (loopback, private, link-local) unless the operator made it a target or mapped it
-with ``--resolve``.
+timeouts, the per-address budget (connections open at once, requests in any sliding second: a request
+counts from its start until its answer is read, see ``scanner.net.politeness``), the machine-wide socket
+cap and the response-size caps are enforced in one place. Nothing a server sends is trusted: bodies and
+headers are bounded, and no request ever goes to an internal address (loopback, private, link-local)
+unless the operator made it a target or mapped it with ``--resolve``.
 """
 
 from __future__ import annotations
