@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import ctypes
 import gc
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -272,7 +274,9 @@ def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
         marks[len(marks) + 1] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         now[len(marks)] = _rss_mb()
         if len(marks) in (size // 3, size):
-            detail[len(marks)] = {"threads": threading.active_count(), "gc_objects": len(gc.get_objects()),
+            names = collections.Counter(re.sub(r"[0-9_-]+", "#", f"{type(t).__name__}:{t.name}")
+                                        for t in threading.enumerate())
+            detail[len(marks)] = {"threads": dict(names), "gc_objects": len(gc.get_objects()),
                                   "glibc": _malloc_mb(), "pymalloc_arenas": _pymalloc_arenas()}
 
     with bed.nginx("memory", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
