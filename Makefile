@@ -2,13 +2,16 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo testbed testbed-deps bench clean i18n-extract i18n-update i18n-compile
+.PHONY: install test lint demo testbed testbed-deps bench clean tls-data i18n-extract i18n-update i18n-compile
 
 install:  ## editable install with the test tools
 	$(PY) -m pip install -q -e '.[test]'
 
 test: install  ## the whole suite (tests needing Debian servers skip locally when absent; never in CI)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+tls-data:  ## regenerate checks/lib/tls_suites.json from the installed sslyze/nassl (after upgrading them)
+	$(PY) -m scanner.collectors.tls.suite_data
 
 lint:
 	$(PY) -m ruff check scanner checks templates tests bench

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from checks.lib import N_
-from checks.lib.tls import suite_weaknesses, validation_problem
+from checks.lib.tls import (
+    aead,
+    forward_secrecy,
+    key_exchange,
+    mozilla_profiles,
+    suite_weaknesses,
+    validation_problem,
+)
 from scanner.evidence.tls import Certificate, CertificateDeployment, CipherSuite, TLSEvidence, TrustValidation
 from scanner.models import Finding, Severity, Status
 from scanner.plugins import CheckMeta, Needs, check
@@ -225,13 +232,18 @@ _WEAK_WHY = {
 
 
 def _suite_ev(proto: str, s: CipherSuite) -> dict[str, Any]:
+    kx, auth = key_exchange(s)
     d: dict[str, Any] = {
         "protocol": proto,
         "suite": s.name,
-        "key_exchange": s.key_exchange,
-        "forward_secrecy": s.forward_secrecy,
-        "aead": s.aead,
+        "key_exchange": kx,
+        "authentication": auth,
+        "forward_secrecy": forward_secrecy(s),
+        "aead": aead(s),
     }
+    profiles = mozilla_profiles(s)
+    if profiles:
+        d["mozilla"] = list(profiles)
     weak = suite_weaknesses(s)
     if weak:
         d["weak_because"] = list(weak)
@@ -287,8 +299,8 @@ def ciphers(ev: TLSEvidence, meta: CheckMeta) -> list[Finding]:
             )
         )
     tls12 = [s for proto, s in accepted if proto == "TLSv1.2" and not suite_weaknesses(s)]
-    no_fs = [s for s in tls12 if not s.forward_secrecy]
-    no_aead = [s for s in tls12 if not s.aead]
+    no_fs = [s for s in tls12 if not forward_secrecy(s)]
+    no_aead = [s for s in tls12 if not aead(s)]  # CCM counts: see checks.lib.tls.aead
     if no_fs:
         out.append(
             meta.finding(

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from scanner.collectors.dnssec import has_type
+from scanner.collectors.tls.handshake import handshake_error_kind
 from scanner.errors import ErrorKind
 from scanner.net.error_kinds import DNSFailure, Refused, dns_error_kind, rcode_kind, transport_error_kind
 
@@ -48,7 +49,11 @@ def ssl_error(cls: type[ssl.SSLError], reason: str) -> ssl.SSLError:
              ssl_error(ssl.SSLError, "TLSV1_ALERT_PROTOCOL_VERSION")), ErrorKind.TLS_ALERT),
     (chained(httpx.ConnectError("certificate"), ssl_error(ssl.SSLError, "UNSUPPORTED_PROTOCOL")),
      ErrorKind.TLS),
-    (chained(httpx.ConnectError("x"), ssl.SSLEOFError(8, "certificate")), ErrorKind.TLS),
+    (chained(httpx.ConnectError("x"), ssl.SSLEOFError(8, "certificate")), ErrorKind.RESET),
+    (chained(httpx.ConnectError("alert"), ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER")),
+     ErrorKind.PROTOCOL),
+    (chained(httpx.ConnectError("x"), ssl_error(ssl.SSLError, "UNEXPECTED_EOF_WHILE_READING")),
+     ErrorKind.RESET),
     (httpx.RemoteProtocolError("timed out"), ErrorKind.PROTOCOL),
     (httpx.ConnectError("certificate verify failed"), ErrorKind.CONNECT),
     (chained(httpx.ConnectError("x"), Refused("timed out", ErrorKind.BLOCKED)), ErrorKind.BLOCKED),
@@ -58,6 +63,32 @@ def ssl_error(cls: type[ssl.SSLError], reason: str) -> ssl.SSLError:
 ])
 def test_transport_errors_are_kinded_by_type_and_code(exc: BaseException, kind: ErrorKind):
     assert transport_error_kind(exc) is kind
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER"), ErrorKind.PROTOCOL),
+    (ssl_error(ssl.SSLError, "HTTP_REQUEST"), ErrorKind.PROTOCOL),
+    (ssl_error(ssl.SSLError, "UNKNOWN_ALERT_TYPE"), ErrorKind.PROTOCOL),
+    (ssl_error(ssl.SSLError, "TLSV1_ALERT_PROTOCOL_VERSION"), ErrorKind.TLS_ALERT),
+    (ssl_error(ssl.SSLError, "SSLV3_ALERT_HANDSHAKE_FAILURE"), ErrorKind.TLS_ALERT),
+    (ssl_error(ssl.SSLError, "TLSV1_UNRECOGNIZED_NAME"), ErrorKind.TLS_ALERT),
+    (ssl_error(ssl.SSLError, "UNEXPECTED_EOF_WHILE_READING"), ErrorKind.RESET),
+    (ssl_error(ssl.SSLEOFError, ""), ErrorKind.RESET),
+    (ssl_error(ssl.SSLZeroReturnError, ""), ErrorKind.RESET),
+    (ssl_error(ssl.SSLError, "NO_CIPHERS_AVAILABLE"), ErrorKind.TLS),
+    (ssl_error(ssl.SSLCertVerificationError, "CERTIFICATE_VERIFY_FAILED"), ErrorKind.CERTIFICATE),
+    (ConnectionResetError(errno.ECONNRESET, "refused"), ErrorKind.RESET),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "reset"), ErrorKind.REFUSED),
+    (EOFError(), ErrorKind.RESET),
+    (OSError(errno.EHOSTUNREACH, "timed out"), ErrorKind.CONNECT),
+    (OSError(errno.ETIMEDOUT, "no route"), ErrorKind.TIMEOUT),
+    (TimeoutError(), ErrorKind.TIMEOUT),
+])
+def test_handshake_and_fetcher_share_one_mapping(exc: BaseException, kind: ErrorKind):
+    """The TLS collector's own handshakes and the fetcher read the same mapping (issue 12): the
+    handshake's finer OpenSSL reasons (not TLS -> protocol, EOF -> reset) hold for both."""
+    assert handshake_error_kind(exc) is kind
+    assert transport_error_kind(chained(httpx.ConnectError("x"), httpcore.ConnectError("x"), exc)) is kind
 
 
 def test_a_cause_hidden_by_from_none_is_still_read():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from scanner.history.database import create_in_wal_mode
 from scanner.history.diff import diff_runs
 from scanner.history.store import Store, StoreError
 from scanner.migrations.runner import current, head
@@ -132,3 +133,16 @@ def test_a_store_from_a_newer_version_is_refused_clearly(tmp_path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="revision 0999, newer than this pledgescan knows"):
         Store(url)
+
+
+def test_a_new_sqlite_store_is_born_in_wal_mode(tmp_path) -> None:
+    """Switching to WAL takes a lock SQLite does not wait for: a new file is made in WAL mode before any
+    connection opens it, so processes opening a new store at once never switch it (the cause of "database
+    is locked" in the test above)."""
+    db = tmp_path / "born.sqlite3"
+    create_in_wal_mode(db)
+    assert db.read_bytes()[18:20] == b"\x02\x02"  # file format: WAL (read and write versions 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["born.sqlite3"]  # no temporary file left
+    before = db.read_bytes()
+    create_in_wal_mode(db)  # an existing file is left alone
+    assert db.read_bytes() == before

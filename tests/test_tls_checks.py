@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import errno
-import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from checks import tls as T
-from checks.lib.tls import classify_validation_error, weaknesses
+from checks.lib.tls import (
+    aead,
+    classify_validation_error,
+    forward_secrecy,
+    key_exchange,
+    mozilla_profiles,
+    suite_weaknesses,
+    weaknesses,
+)
 from scanner.collectors.tls.conversion import suite_info
-from scanner.collectors.tls.handshake import handshake_error_kind
-from scanner.errors import ErrorKind
 from scanner.evidence import Snapshot
 from scanner.evidence.tls import (
     Certificate,
     CertificateDeployment,
+    CipherSuite,
     Groups,
     Handshake,
     KeyExchange,
@@ -228,10 +233,21 @@ def test_suite_classification_names_weakness(name: str, reason: str) -> None:
 
 
 def test_suite_classification_modern() -> None:
+    """The suite's parts come from the suite data (OpenSSL's classification), not from the collector."""
     s = suite_info("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLSv1.2")
-    assert (s.forward_secrecy, s.aead, s.weak, s.key_exchange) == (True, True, (), "ECDHE_ECDSA")
+    assert (forward_secrecy(s), aead(s), suite_weaknesses(s), key_exchange(s)) == (True, True, (),
+                                                                                  ("ECDHE", "ECDSA"))
+    assert mozilla_profiles(s) == ("intermediate", "old")
     rsa = suite_info("TLS_RSA_WITH_AES_128_GCM_SHA256", "TLSv1.2")
-    assert (rsa.forward_secrecy, rsa.aead) == (False, True)
+    assert (forward_secrecy(rsa), aead(rsa), mozilla_profiles(rsa)) == (False, True, ("old",))
+    ccm = suite_info("TLS_DHE_RSA_WITH_AES_256_CCM", "TLSv1.2")
+    assert (forward_secrecy(ccm), aead(ccm), mozilla_profiles(ccm)) == (True, True, ())
+
+
+def test_a_stored_suite_the_data_does_not_know_is_judged_by_what_was_stored() -> None:
+    old = CipherSuite(name="TLS_FUTURE_WITH_SOMETHING", forward_secrecy=True, aead=True, weak=("RC4",))
+    assert (forward_secrecy(old), aead(old), suite_weaknesses(old)) == (True, True, ("RC4",))
+    assert weaknesses("TLS_FUTURE_WITH_SOMETHING") == ()
 
 
 def _with_tls12_suites(*names: str, ephemeral: KeyExchange | None = None) -> TLSEvidence:
@@ -520,26 +536,3 @@ def test_t3_says_when_the_suite_list_was_cut_short() -> None:
     assert statuses(T.ciphers.run(snap(cut))) == statuses(T.ciphers.run(snap(ev)))
     assert all(f.evidence["list_cut_short"] == ["TLSv1.2"] for f in T.ciphers.run(snap(cut)))
     assert not any("list_cut_short" in f.evidence for f in T.ciphers.run(snap(ev)))
-
-
-def _ssl_error(reason: str, cls: type[ssl.SSLError] = ssl.SSLError) -> ssl.SSLError:
-    exc = cls(1, "message text that must not matter")
-    exc.reason = reason  # type: ignore[misc]
-    return exc
-
-
-@pytest.mark.parametrize(("exc", "kind"), [
-    (_ssl_error("WRONG_VERSION_NUMBER"), ErrorKind.PROTOCOL),
-    (_ssl_error("TLSV1_ALERT_PROTOCOL_VERSION"), ErrorKind.TLS_ALERT),
-    (_ssl_error("SSLV3_ALERT_HANDSHAKE_FAILURE"), ErrorKind.TLS_ALERT),
-    (_ssl_error("UNEXPECTED_EOF_WHILE_READING"), ErrorKind.RESET),
-    (_ssl_error("", ssl.SSLEOFError), ErrorKind.RESET),
-    (_ssl_error("NO_CIPHERS_AVAILABLE"), ErrorKind.TLS),
-    (ConnectionResetError(errno.ECONNRESET, "reset"), ErrorKind.RESET),
-    (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), ErrorKind.REFUSED),
-    (OSError(errno.EHOSTUNREACH, "no route"), ErrorKind.CONNECT),
-    (TimeoutError(), ErrorKind.TIMEOUT),
-])
-def test_handshake_errors_are_classified_by_type_and_code(exc: BaseException, kind: ErrorKind) -> None:
-    """Issue 12 item 4: the kind comes from the exception class and OpenSSL's reason code, not the text."""
-    assert handshake_error_kind(exc) == kind

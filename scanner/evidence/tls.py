@@ -84,7 +84,9 @@ class KeyExchange(_Bounded):
 
 
 class CipherSuite(_Bounded):
-    """One accepted cipher suite (IANA name) and what makes it weak, if anything."""
+    """One accepted cipher suite (IANA name) and the ephemeral key the server chose. ``key_exchange``,
+    ``forward_secrecy``, ``aead`` and ``weak`` are what runs stored before the suite data: the checks read a
+    suite's parts from ``checks/lib/tls_suites.json`` by name, these only for a name it does not know."""
 
     name: str = ""
     key_exchange: str = ""  # ECDHE, DHE, RSA, ECDH, DH, PSK, ... ("TLS1.3" for 1.3 suites)

@@ -1,6 +1,6 @@
 """Exceptions to ``ErrorKind``: from exception classes, ``errno`` and OpenSSL codes, never message text.
 
-One home for the mapping, used by the fetcher, the resolver, the DNS collector and the TLS probes:
+One home for the mapping, used by the fetcher, the resolver, the DNS collector and the TLS handshakes:
 ``transport_error_kind`` walks the cause chain (httpx -> httpcore -> anyio -> ssl/OSError) and takes the
 first exception that says something definite; ``dns_error_kind`` reads dnspython's classes.
 """
@@ -69,13 +69,43 @@ def causes(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
             seen = seen.__cause__ or seen.__context__
 
 
+# OpenSSL reason codes of a peer that answered with something other than TLS (HTTP, garbage, SSH ...).
+NOT_TLS_REASONS = frozenset({
+    "WRONG_VERSION_NUMBER",
+    "UNKNOWN_PROTOCOL",
+    "PACKET_LENGTH_TOO_LONG",
+    "RECORD_LAYER_FAILURE",
+    "HTTP_REQUEST",
+    "HTTPS_PROXY_REQUEST",
+    "UNKNOWN_ALERT_TYPE",
+})
+# OpenSSL reason codes of a connection closed mid-handshake.
+RESET_REASONS = frozenset({"UNEXPECTED_EOF_WHILE_READING"})
+# OpenSSL reason codes of alerts received whose names do not say ALERT (ssl_err.c, SSL_AD_* + 1000).
+_ALERT_PREFIXES = ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
+_OTHER_ALERT_REASONS = frozenset({
+    "TLSV1_UNRECOGNIZED_NAME",
+    "TLSV1_UNSUPPORTED_EXTENSION",
+    "TLSV1_CERTIFICATE_UNOBTAINABLE",
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE",
+    "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
+})
+
+
 def ssl_error_kind(exc: ssl.SSLError) -> ErrorKind:
-    """A certificate that did not verify, an alert the peer sent (OpenSSL's ``*_ALERT_*`` reason codes),
-    or another TLS failure."""
+    """A certificate that did not verify, a peer that does not speak TLS, a connection closed
+    mid-handshake, an alert the peer sent, or another TLS failure (from the class and OpenSSL's
+    reason code)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ErrorKind.CERTIFICATE
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return ErrorKind.RESET
     reason = getattr(exc, "reason", None) or ""
-    if "_ALERT_" in reason or reason == "TLSV1_UNRECOGNIZED_NAME":
+    if reason in NOT_TLS_REASONS:
+        return ErrorKind.PROTOCOL
+    if reason in RESET_REASONS:
+        return ErrorKind.RESET
+    if reason.startswith(_ALERT_PREFIXES) or reason in _OTHER_ALERT_REASONS:
         return ErrorKind.TLS_ALERT
     return ErrorKind.TLS
 
@@ -91,7 +121,7 @@ def _definite(exc: BaseException) -> ErrorKind | None:
         return _ERRNO_KIND[exc.errno]
     if isinstance(exc, ConnectionRefusedError):
         return ErrorKind.REFUSED
-    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | EOFError):
         return ErrorKind.RESET
     if isinstance(exc, dns.exception.DNSException):
         return dns_error_kind(exc)
@@ -99,7 +129,8 @@ def _definite(exc: BaseException) -> ErrorKind | None:
 
 
 def transport_error_kind(exc: BaseException) -> ErrorKind:
-    """The kind of a failed network exchange (HTTP, TLS, TCP)."""
+    """The kind of a failed network exchange (HTTP, TLS, TCP): the one mapping the fetcher, the resolver
+    and the TLS collector's own handshakes share."""
     for e in causes(exc):
         kind = _definite(e)
         if kind is not None:

@@ -174,23 +174,17 @@ def _accepted(proto: str, accepted: list[Any], complete: bool = True) -> Protoco
 
 
 def suite_info(name: str, proto: str, ephemeral: Any = None) -> CipherSuite:
-    """One IANA-named suite as accepted: its key exchange, forward secrecy, AEAD, and the ephemeral key."""
-    upper = name.upper()
-    if proto == "TLSv1.3":
-        kx = "TLS1.3"
-    elif "_WITH_" in upper:
-        kx = upper.split("_WITH_")[0].removeprefix("TLS_").removeprefix("SSL_")
-    else:
-        kx = "SSLv2" if upper.startswith("SSL_CK_") else "unknown"
-    fs = kx == "TLS1.3" or kx.startswith(("ECDHE", "DHE"))
-    aead = any(m in upper for m in ("_GCM", "_CCM", "CHACHA20_POLY1305"))
+    """One IANA-named suite as accepted, with the ephemeral key the server chose. What the suite is made
+    of (key exchange, forward secrecy, AEAD) is not recorded: the checks read it from the suite data
+    (``checks/lib/tls_suites.json``) by name. ``proto`` is kept for callers."""
+    del proto
     eph = None
     if ephemeral is not None:
         kind = getattr(ephemeral, "type_name", "") or ""
         eph = KeyExchange(
             kind=kind, bits=getattr(ephemeral, "size", None), curve=getattr(ephemeral, "curve_name", None)
         )
-    return CipherSuite(name=name, key_exchange=kx, forward_secrecy=fs, aead=aead, ephemeral=eph)
+    return CipherSuite(name=name, ephemeral=eph)
 
 
 def groups_of(attempt: Any) -> tuple[Groups, int]:

@@ -1,15 +1,15 @@
 """Our own handshakes (asyncio + ``ssl``): the first probe that classifies the endpoint, the port-80 probe
 when TLS cannot be reached, and OpenSSL's validation of the certificate (as browsers see it).
 
-Failures are classified from exception types and OpenSSL's reason codes (``ssl.SSLError.reason``,
-``SSLCertVerificationError.verify_code``, ``OSError.errno``), never from message text.
+Failures are classified by the one mapping the fetcher uses too (``scanner.net.error_kinds``): from
+exception types and OpenSSL's reason codes (``ssl.SSLError.reason``, ``SSLCertVerificationError.verify_code``,
+``OSError.errno``), never from message text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ssl
 from functools import cache
 from pathlib import Path
@@ -18,47 +18,8 @@ from scanner.errors import ErrorKind
 from scanner.evidence.tls import Handshake, TrustValidation, bound
 from scanner.models import Target
 from scanner.net.context import ScanContext
+from scanner.net.error_kinds import transport_error_kind as handshake_error_kind
 from scanner.net.names import is_ip_literal
-
-# OpenSSL reason codes of a peer that answered with something other than TLS (HTTP, garbage, SSH ...).
-NOT_TLS_REASONS = frozenset({
-    "WRONG_VERSION_NUMBER",
-    "UNKNOWN_PROTOCOL",
-    "PACKET_LENGTH_TOO_LONG",
-    "RECORD_LAYER_FAILURE",
-    "HTTP_REQUEST",
-    "HTTPS_PROXY_REQUEST",
-    "UNKNOWN_ALERT_TYPE",
-})
-# OpenSSL reason codes of a connection closed mid-handshake.
-RESET_REASONS = frozenset({"UNEXPECTED_EOF_WHILE_READING"})
-_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
-
-
-def handshake_error_kind(exc: BaseException) -> ErrorKind:
-    """The ``ErrorKind`` of a failed TLS handshake, from the exception's type and OpenSSL reason code."""
-    if isinstance(exc, TimeoutError):
-        return ErrorKind.TIMEOUT
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ErrorKind.CERTIFICATE
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return ErrorKind.RESET
-    if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or ""
-        if reason in NOT_TLS_REASONS:
-            return ErrorKind.PROTOCOL
-        if reason in RESET_REASONS:
-            return ErrorKind.RESET
-        if reason.startswith(("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")):
-            return ErrorKind.TLS_ALERT
-        return ErrorKind.TLS
-    if isinstance(exc, ConnectionRefusedError):
-        return ErrorKind.REFUSED
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | EOFError | ConnectionAbortedError):
-        return ErrorKind.RESET
-    if isinstance(exc, OSError):
-        return ErrorKind.RESET if exc.errno in _RESET_ERRNOS else ErrorKind.CONNECT
-    return ErrorKind.UNKNOWN
 
 
 @cache

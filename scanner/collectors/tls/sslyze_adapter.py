@@ -8,6 +8,7 @@ table) that the elimination prober reuses so that it asks exactly what sslyze wo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -69,11 +70,14 @@ __all__ = [
     "default_per_server_connections",
     "enable_ecdh_cipher_suites",
     "install_socket_hook",
+    "mozilla_profile",
     "network",
     "openssl_class",
+    "openssl_selects",
     "run_scan",
     "sslyze_version",
     "suites_for",
+    "suites_tested",
 ]
 
 OpenSSLError = _nassl.OpenSSLError
@@ -224,3 +228,43 @@ def install_socket_hook(hook: Callable[[Any], None]) -> None:
 def default_per_server_connections() -> int:
     """sslyze's default per-server connection cap (``Scanner()`` without a limit)."""
     return int(getattr(Scanner(), "_per_server_concurrent_connections_count", 5))
+
+
+# -- the suite registry behind checks/lib/tls_suites.json (python -m scanner.collectors.tls.suite_data) --
+
+
+def mozilla_profile() -> dict[str, Any]:
+    """Mozilla's server-side TLS guidelines as sslyze ships them (the JSON its own checker reads)."""
+    from sslyze.mozilla_tls_profile.tls_config_checker import MozillaTlsConfiguration
+
+    return dict(json.loads(MozillaTlsConfiguration._JSON_PROFILE_PATH.read_text()))
+
+
+_NASSL_VERSIONS = {"SSLv2": "SSLV2", "SSLv3": "SSLV3", "TLSv1.0": "TLSV1", "TLSv1.1": "TLSV1_1",
+                   "TLSv1.2": "TLSV1_2", "TLSv1.3": "TLSV1_3"}
+
+
+def suites_tested() -> dict[str, tuple[tuple[str, str, bool], ...]]:
+    """Every suite sslyze tests, by protocol: (IANA name, OpenSSL name, tested with the legacy client?),
+    the names a scan can report. sslyze tests SSL 2.0 to TLS 1.1 with the legacy OpenSSL, TLS 1.3 with
+    the modern one, and TLS 1.2 with either (its own table says which)."""
+    out: dict[str, tuple[tuple[str, str, bool], ...]] = {}
+    for protocol in PROTOCOL_VERSIONS:
+        clients = (False,) if protocol == "TLSv1.3" else (True, False) if protocol == "TLSv1.2" else (True,)
+        out[protocol] = tuple((s.name, s.openssl_name, legacy)
+                              for legacy in clients for s in suites_for(protocol, legacy))
+    return out
+
+
+@cache
+def openssl_selects(protocol: str, legacy: bool, keyword: str) -> frozenset[str]:
+    """The OpenSSL names OpenSSL's cipher-string ``keyword`` (``kRSA``, ``aNULL``, ``AESGCM`` ...) selects
+    in the legacy (or the modern) client speaking ``protocol`` (TLS 1.2 and older); a keyword the client
+    does not know selects nothing."""
+    client: Any = (LegacySslClient if legacy else SslClient)(
+        ssl_version=OpenSslVersionEnum[_NASSL_VERSIONS[protocol]])
+    try:
+        client.set_cipher_list(keyword if legacy else f"{keyword}:@SECLEVEL=0")
+        return frozenset(client.get_cipher_list())
+    except OpenSSLError:
+        return frozenset()
