@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import platform
 
 M_ARENA_MAX = -8  # mallopt parameter number (glibc malloc.h)
 ARENAS = 2  # arenas for the scanning process: the event loop's and one shared by the worker threads
@@ -22,7 +21,10 @@ TRIM_EVERY = 1  # malloc_trim(0) after every this many finished targets (0: neve
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:  # glibc answers "glibc 2.36"; musl and other systems do not know the name
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return None
+    except (AttributeError, ValueError, OSError):
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")  # glibc's soname (find_library would start ldconfig)

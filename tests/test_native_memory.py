@@ -4,13 +4,13 @@ No servers: the behaviour is glibc's, asserted through its own counters where gl
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 
 import pytest
 
 from scanner import native_memory
 
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+GLIBC = (getattr(os, "confstr", None) and os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
 
 
 def test_the_operator_setting_wins(monkeypatch: pytest.MonkeyPatch):
