@@ -32,11 +32,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import ctypes
+import gc
 import json
+import os
+import re
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +51,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scanner import native_memory  # noqa: E402
 from scanner.engine import Scanner  # noqa: E402
 from scanner.settings import Settings  # noqa: E402
 from scanner.targets import endpoint  # noqa: E402
@@ -159,7 +166,7 @@ def case_tls(bed: Bed, hosts: int) -> None:
           f"T verdicts identical on every host: {same} {next(iter(verdicts.values()), {})}")
 
 
-def one_portfolio(size: int, tmp: Path) -> dict[str, Any]:
+def one_portfolio(size: int, tmp: Path, concurrency: int | None = None) -> dict[str, Any]:
     """In a fresh process: ``size`` endpoints (3 per member), each on its own address, whole baseline,
     default settings, the path of ``pledgescan scan --members FILE -o DIR``: results stream to a SQLite
     history store as targets finish, then the portfolio (pages, scan.json/.csv/.xlsx) is written from it."""
@@ -179,7 +186,8 @@ def one_portfolio(size: int, tmp: Path) -> dict[str, Any]:
     inv = load_members(write_members(tmp / "members.yaml", members))
     targets = [t.model_copy(update={"http_port": WILD_HTTP_PORT}) for t in inv.targets]
     with bed.nginx("portfolio", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
-        settings = Settings(ca_bundle=bed.ca, resolve=resolve)
+        settings = Settings(ca_bundle=bed.ca, resolve=resolve,
+                            **({"concurrency": concurrency} if concurrency else {}))
         t0 = time.monotonic()
         store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
         stored = StoredScan.start(store, targets, settings, inv)
@@ -196,28 +204,57 @@ def one_portfolio(size: int, tmp: Path) -> dict[str, Any]:
     for t in store.results(run.id):
         errors += bool(t.errors)
     store.close()
-    return {"endpoints": size, "wall_s": round(wall, 1), "scan_s": round(t_scan, 1),
+    return {"endpoints": size, "concurrency": settings.concurrency, "wall_s": round(wall, 1),
+            "scan_s": round(t_scan, 1), "cpu_s": round(_cpu(), 1),
             "per_endpoint_ms": round(1000 * wall / size),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "grades": grades, "errors": errors,
             "http_requests_per_endpoint": round(report.stats["http_requests"] / size, 1)}
 
 
-def case_portfolio(sizes: list[int]) -> None:
-    print("portfolio: each endpoint on its own address, whole baseline, default settings, members file "
-          "scanned into a SQLite store and written as the portfolio")
-    print(f"{'endpoints':>10} {'wall s':>8} {'scan s':>8} {'ms/endpoint':>12} {'peak MB':>8} "
-          f"{'HTTP req/endpoint':>18}  grades / errors")
+NATIVE = {"product": (native_memory.ARENAS, native_memory.TRIM_EVERY), "off": (0, 0),
+          "arenas": (native_memory.ARENAS, 0), "trim": (0, native_memory.TRIM_EVERY)}
+
+
+def _native(mode: str) -> None:
+    """How glibc's malloc is tuned in this process (``product``: as the engine does by default)."""
+    native_memory.ARENAS, native_memory.TRIM_EVERY = NATIVE[mode]
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _rss_mb() -> int:
+    """Resident memory now (not the peak), in MB, from /proc (0 where there is none)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return round(pages * resource.getpagesize() / 2**20)
+
+
+def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: str) -> None:
+    print("portfolio: each endpoint on its own address, whole baseline, default settings (unless "
+          "--concurrency), members file scanned into a SQLite store and written as the portfolio")
+    print(f"{'endpoints':>10} {'in flight':>9} {'wall s':>8} {'scan s':>8} {'CPU s':>7} {'ms/endpoint':>12} "
+          f"{'peak MB':>8} {'HTTP req/endpoint':>18}  grades / errors")
     for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp],
-                                 capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-2000:], file=sys.stderr)
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['endpoints']:>10} {r['wall_s']:>8} {r['scan_s']:>8} {r['per_endpoint_ms']:>12} "
-              f"{r['peak_rss_mb']:>8} {r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}")
+        for conc in concurrencies:
+            with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+                extra = ["--concurrency", str(conc)] if conc else []
+                extra += ["--native", native]
+                out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp, *extra],
+                                     capture_output=True, text=True)
+            if out.returncode != 0:
+                print(out.stderr[-2000:], file=sys.stderr)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{r['endpoints']:>10} {r['concurrency']:>9} {r['wall_s']:>8} {r['scan_s']:>8} "
+                  f"{r['cpu_s']:>7} {r['per_endpoint_ms']:>12} {r['peak_rss_mb']:>8} "
+                  f"{r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}", flush=True)
 
 
 def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
@@ -231,31 +268,77 @@ def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
     resolve = {(n, p): a for n, a in zip(names, addrs, strict=True) for p in ports}
     marks: dict[int, int] = {}
 
+    now: dict[int, int] = {}
+    detail: dict[int, dict[str, Any]] = {}
+
     def seen(_result: Any, _snap: Any) -> None:
         marks[len(marks) + 1] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        now[len(marks)] = _rss_mb()
+        if len(marks) in (size // 3, size):
+            names = collections.Counter(re.sub(r"[0-9_-]+", "#", f"{type(t).__name__}:{t.name}")
+                                        for t in threading.enumerate())
+            detail[len(marks)] = {"threads": dict(names), "gc_objects": len(gc.get_objects()),
+                                  "glibc": _malloc_mb(), "pymalloc_arenas": _pymalloc_arenas()}
 
     with bed.nginx("memory", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
         settings = Settings(ca_bundle=bed.ca, resolve=resolve, only=frozenset(only.split(",")))
         asyncio.run(Scanner(settings).run(bed.targets(names, *ports), on_result=seen, keep_results=False))
-    return {"endpoints": size, "only": only, "third_mb": marks[size // 3], "all_mb": marks[size]}
+    return {"endpoints": size, "only": only, "third_mb": marks[size // 3], "all_mb": marks[size],
+            "third_now_mb": now[size // 3], "all_now_mb": now[size], "malloc_mb": _malloc_mb(),
+            "detail": detail}
+
+
+def _pymalloc_arenas() -> int:
+    """Python's small-object arenas in use now (sys._debugmallocstats, written to the C stderr)."""
+    with tempfile.TemporaryFile() as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        for line in f.read().decode(errors="replace").splitlines():
+            if line.startswith("# arenas allocated current"):
+                return int(line.split("=")[1].replace(",", ""))
+    return -1
+
+
+def _malloc_mb() -> dict[str, int]:
+    """glibc's view (mallinfo2): bytes in use by malloc and bytes free but kept, in MB ({} without glibc)."""
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        mi = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    return {"in_use": round((mi.uordblks + mi.hblkhd) / 2**20), "free_kept": round(mi.fordblks / 2**20)}
 
 
 MEMORY_SELECTIONS = {"HTTP, cookies, exposure": "H1,H2,H3,H4,H5,H6,H7,H8,H9,H10,H11,C1,C2,C3,C4,E1,E2,E3,E4",
                      "TLS": "T1,T2,T3,T4,T5,T6"}
 
 
-def case_memory(size: int) -> None:
+def case_memory(size: int, labels: list[str], natives: list[str]) -> None:
     print(f"memory: {size} endpoints, each on its own address, results streamed (kept by nobody), "
-          "peak memory after a third of them and after all, per family of controls")
-    for label, only in MEMORY_SELECTIONS.items():
+          "peak memory (and resident now) after a third of them and after all, per family of controls")
+    runs = [(label, only, native) for label, only in MEMORY_SELECTIONS.items() for native in natives
+            if not labels or label.split(",")[0].lower() in labels]
+    for label, only, native in runs:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             out = subprocess.run([sys.executable, __file__, "--memory-one", str(size), "--only", only,
-                                  "--tmp", tmp], capture_output=True, text=True)
+                                  "--tmp", tmp, "--native", native], capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-2000:], file=sys.stderr)
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {label} ({only}): {r['third_mb']} MB after {size // 3}, {r['all_mb']} MB after {size}")
+        print(f"  {label} ({only}), malloc {native}: {r['third_mb']} MB after {size // 3}, {r['all_mb']} MB "
+              f"after {size} (resident now: {r['third_now_mb']} / {r['all_now_mb']} MB; at the end, glibc "
+              f"{r['malloc_mb']}); {r['detail']}", flush=True)
 
 
 def case_shared(bed: Bed, size: int) -> None:
@@ -324,14 +407,22 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--shared", type=int, default=50)
     ap.add_argument("--memory", type=int, default=90, help="endpoints of the memory case")
+    ap.add_argument("--memory-families", nargs="*", default=[], choices=["http", "tls"],
+                    help="families of the memory case (default: both)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[None],
+                    help="targets in flight of the portfolio case (default: the settings' default)")
+    ap.add_argument("--native", nargs="+", default=["product"], choices=list(NATIVE),
+                    help="glibc malloc tuning (portfolio: the first; memory: each in turn); default: the "
+                         "engine's own (product), 'off' neither caps arenas nor trims")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--memory-one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--only", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    _native(args.native[0])
     if args.one:
-        print(json.dumps(one_portfolio(args.one, Path(args.tmp))))
+        print(json.dumps(one_portfolio(args.one, Path(args.tmp), args.concurrency[0])))
         return 0
     if args.memory_one:
         print(json.dumps(one_memory(args.memory_one, args.only, Path(args.tmp))))
@@ -348,9 +439,9 @@ def main() -> int:
         if "shared" in cases:
             case_shared(bed, args.shared)
     if "portfolio" in cases:
-        case_portfolio(args.sizes)
+        case_portfolio(args.sizes, args.concurrency, args.native[0])
     if "memory" in cases:
-        case_memory(args.memory)
+        case_memory(args.memory, args.memory_families, args.native)
     return 0
 
 

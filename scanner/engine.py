@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from scanner import __version__
+from scanner import __version__, native_memory
 from scanner.baseline import Baseline, load_baseline
 from scanner.collectors import COLLECTORS
 from scanner.errors import ErrorKind
@@ -110,6 +110,10 @@ class Scanner:
         as long as ``on_result`` takes to store them, so memory does not grow with the inventory.
         """
         started = datetime.now(UTC)
+        # Before the TLS worker threads start: they share glibc's arenas instead of fragmenting their own,
+        # and the free memory is handed back after targets, so memory does not grow with the inventory.
+        native_memory.limit_arenas()
+        trimmer = native_memory.Trimmer()
         ctx = ScanContext.create(self.settings, self.budget)
         ctx.tls_alone = not self.selection.families("endpoint") & {"http", "exposure"}
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
@@ -131,6 +135,8 @@ class Scanner:
                     maybe = on_result(result, snap)
                     if asyncio.iscoroutine(maybe):
                         await maybe
+                del result, snap
+                trimmer.target_done()
 
         try:
             # Targets' own addresses are in scope even when internal (a testbed, an intranet audit).

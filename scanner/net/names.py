@@ -6,9 +6,11 @@ them, and nothing here touches the network.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 
+@functools.lru_cache(maxsize=4096)  # asked per request; a host name's failed parse is the costly case
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -17,6 +19,7 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def is_internal_address(addr: str) -> bool:
     """True for loopback, private, link-local (cloud metadata), reserved, multicast and unspecified."""
     ip = ipaddress.ip_address(addr)

@@ -212,7 +212,9 @@ def run_scan(
             per_server_concurrent_connections_limit=max(1, max_connections), concurrent_server_scans_limit=1
         )
         scanner.queue_scans([request])
-        for result in scanner.get_results():
+        # Drained to the end: sslyze's producer thread waits until every result is taken, and one left
+        # behind kept that thread (and the scan it holds) alive for good, one per target (issue 9).
+        for result in list(scanner.get_results()):
             return result
     except Exception as exc:  # sslyze bug or bad input: data, not a crash
         return f"sslyze failed: {type(exc).__name__}: {exc}"
