@@ -55,3 +55,11 @@ def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
     yield s
     s.close()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop the testbed servers a killed earlier run left on their fixed addresses (by recorded pid)."""
+    from tests.testbed.proc import reap_orphans
+
+    for pid in reap_orphans():
+        print(f"testbed: stopped server pid {pid} left behind by a test run that no longer exists")

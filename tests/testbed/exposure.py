@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.nginx import NginxServer, nginx_available, wait_port
-from tests.testbed.proc import require_tool, stop_process
+from tests.testbed.proc import require_tool, stop_process, track
 
 PORT = 8443
 HOSTS = {
@@ -278,9 +278,9 @@ class ApacheServer:
             raise RuntimeError(f"apache config rejected:\n{test.stderr}")
         # Its own session: prefork Apache signals its whole process group when it stops, which
         # would otherwise terminate pytest (and make, and CI) along with it.
-        self.proc = subprocess.Popen([APACHE, "-f", str(path), "-DFOREGROUND"], env=env,
-                                     start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = track(subprocess.Popen([APACHE, "-f", str(path), "-DFOREGROUND"], env=env,
+                                           start_new_session=True,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
             wait_port(self.addr, PORT)
         except RuntimeError:

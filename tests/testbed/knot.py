@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.testbed.proc import require_tool, stop_process
+from tests.testbed.proc import require_tool, stop_process, track
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KEYMGR = shutil.which("keymgr") or "/usr/sbin/keymgr"
@@ -198,8 +198,8 @@ class KnotServer:
         self.trust_anchor.write_text("".join(f"{PARENT}. IN DS {r}\n" for r in ds[PARENT]))
         self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.silent.bind((SILENT_ADDR, PORT))  # never read: queries are dropped, clients time out
-        self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = track(subprocess.Popen([KNOTD, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, start_new_session=True))
         try:
             self._wait_signed()
         except Exception:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.testbed.proc import require_tool, stop_process
+from tests.testbed.proc import require_tool, stop_process, track
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -104,9 +104,9 @@ http {{
                               capture_output=True, text=True)
         if test.returncode != 0:
             raise RuntimeError(f"nginx config rejected:\n{test.stderr}")
-        self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(conf)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self.proc = track(subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(conf)], env=env,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                           start_new_session=True))
         try:
             for host, port in self.listen:
                 wait_port(host, port)
