@@ -136,7 +136,10 @@ def test_ctrl_c_names_the_command_that_finishes_the_run(tmp_path: Path):
         proc = subprocess.Popen([*PLEDGESCAN, "scan", "https://slow.pledgescan.test/", "--store", store,
                                  "--nameserver", f"{SILENT_DNS[0]}:{SILENT_DNS[1]}", "--timeout", "60", "-o",
                                  str(tmp_path / "r.html")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # as from a terminal: a pytest started in the background (`&` from a
+                                # script) ignores SIGINT, and a child would inherit that
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             dns.settimeout(60)
             dns.recvfrom(512)  # the scan is under way: its first DNS query arrived
