@@ -58,6 +58,7 @@ from scanner.targets import endpoint  # noqa: E402
 from scanner.testbed.certs import TestPKI  # noqa: E402
 from scanner.testbed.tcp_proxy import TcpProxy  # noqa: E402
 from tests.testbed.nginx import NginxServer  # noqa: E402
+from tests.testbed.rates import most_in_window  # noqa: E402
 
 TLS_PORT, HTTP_PORT = 18443, 18080
 # The portfolio's nginx listens on every address: ports no test uses, so it never collides with one.
@@ -370,16 +371,6 @@ def case_shared(bed: Bed, size: int) -> None:
           f"({max(conns.values(), default=0)} in one calendar second); {len(ended)} HTTP requests in all "
           f"({len(ended) / wall:.1f} per second); {sum(1 for t in report.targets if t.errors)} targets with "
           "errors")
-
-
-def most_in_window(times: list[float], window: float) -> int:
-    """The largest number of events (sorted times) inside any sliding window of ``window`` seconds."""
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def case_tls_cpu(bed: Bed, hosts: int) -> None:

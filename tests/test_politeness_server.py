@@ -16,6 +16,7 @@ from scanner.targets import endpoint
 from scanner.testbed.certs import TestPKI
 from scanner.testbed.tcp_proxy import TcpProxy
 from tests.testbed.nginx import NginxServer, require_nginx
+from tests.testbed.rates import most_in_window
 
 FRONT, BACK = "127.0.100.1", "127.0.100.2"  # the address the scanner sees; nginx behind the proxy
 TLS_PORT, HTTP_PORT = 18443, 18080
@@ -27,17 +28,6 @@ CAP, RATE = 2, 40.0
 # handshake counts from its start): windows a bit shorter than the second absorb that delivery delay.
 WINDOW = 1.0
 CONNECTION_WINDOW = 0.8
-
-
-def most_in_window(times: list[float], window: float) -> int:
-    """The largest number of events inside any window of ``window`` seconds."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def nginx_conf(chain: Path, key: Path, log: Path) -> str:
