@@ -41,5 +41,5 @@ def error_evidence(family: str, reason: str, kind: ErrorKind) -> Evidence:
     return FAMILIES[family](error=reason, error_kind=kind)
 
 
-__all__ = ["EVIDENCE_LABELS", "FAMILY_KINDS", "FAMILIES", "error_evidence", "Evidence", "Snapshot", "TLSEvidence",
-           "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]
+__all__ = ["EVIDENCE_LABELS", "FAMILY_KINDS", "FAMILIES", "error_evidence", "Evidence", "Snapshot",
+           "TLSEvidence", "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]
