@@ -3,7 +3,7 @@
 The same promises as the in-process ``AddressBudget`` (``scanner.net.politeness``): at most
 ``per_address_connections`` connections open to an address, taken all or nothing, multi-slot holders
 served first; the request rate as ``scanner.net.politeness`` defines it (a request counts from its start
-until its end and one window after; at most n counted when one starts; starts paced by GCRA).
+until its end and one window after; at most n counted when one starts; no pacing).
 Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines' clocks do not matter):
 
 - connection slots are *leases* in a sorted set per address (member = holder token, score = expiry);
@@ -13,8 +13,8 @@ Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines'
   is busy, and it cannot take several slots at once, which the TLS phase needs.)
 - counted requests are a sorted set per address (member = request token, score = until when it counts:
   start + ``OPEN_REQUEST_S`` + window while it runs, end + window once it ended, so a dead worker's
-  requests stop counting after OPEN_REQUEST_S), beside the pacing time of the address (GCRA); the
-  script answers how long to wait when the request may not start yet.
+  requests stop counting after OPEN_REQUEST_S); the script answers how long to wait when the request
+  may not start yet.
 
 When Redis cannot be reached the budget waits and retries (politeness is never skipped) and sets
 ``outage``, so that the work can be retried rather than recorded as a target's error.
@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scanner.net.politeness import NO_LEASE, OPEN_REQUEST_S, RequestLease, address_key, pacing, rate_window
+from scanner.net.politeness import NO_LEASE, OPEN_REQUEST_S, RequestLease, address_key, rate_window
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,11 @@ return 1
 
 _NOW_US = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 
-# KEYS: counted (member -> until when it counts, microseconds), pacing (GCRA's next start time).
-# ARGV: n, window_us, member, open_us (how long a request not yet ended counts at most), interval_us,
-# tolerance_us. Returns 0 when the request is counted, else microseconds to wait (at most POLL_US while
-# the window is full of requests not ended: one of them may end any moment).
+# KEYS: counted (member -> until when it counts, microseconds). ARGV: n, window_us, member, open_us (how
+# long a request not yet ended counts at most). Returns 0 when the request is counted, else microseconds
+# to wait (at most POLL_US while the window is full of requests not ended: one of them may end any moment).
 REQUEST_START = _NOW_US + """
 local n, window, open = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-local interval, tolerance = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= n then
   local wait = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) - now
@@ -92,9 +90,6 @@ if redis.call('ZCARD', KEYS[1]) >= n then
   if last > now + window then wait = math.min(wait, """ + str(POLL_US) + """) end
   return math.max(1, wait)
 end
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tat - tolerance > now then return math.max(1, tat - tolerance - now) end
-redis.call('SET', KEYS[2], math.max(tat, now) + interval, 'PX', math.ceil((window + interval) / 1000) + 1000)
 redis.call('ZADD', KEYS[1], now + open + window, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil((open + window) / 1000) + 1000)
 return 0
@@ -154,9 +149,9 @@ class RedisAddressBudget:
     def _token(self) -> str:
         return f"{self._id}:{next(self._tokens)}"
 
-    def _keys(self, address: str) -> tuple[str, str, str, str]:
+    def _keys(self, address: str) -> tuple[str, str, str]:
         base = f"{self.prefix}:{address_key(address)}"
-        return f"{base}:slots", f"{base}:reserved", f"{base}:starts", f"{base}:paced"
+        return f"{base}:slots", f"{base}:reserved", f"{base}:starts"
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Run a script, waiting out a Redis outage (politeness is never skipped)."""
@@ -175,7 +170,7 @@ class RedisAddressBudget:
     @contextlib.asynccontextmanager
     async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
         count = min(max(1, count), self.per_address_connections)
-        slots, reserved, _, _ = self._keys(address)
+        slots, reserved, _ = self._keys(address)
         token = self._token()
         delay = 0.005
         try:
@@ -222,12 +217,11 @@ class RedisAddressBudget:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
-        interval, tolerance = pacing(self.requests_per_second)
-        _, _, counted, paced = self._keys(address)
+        _, _, counted = self._keys(address)
         member = self._token()
-        args = [n, _us(window), member, _us(open_s), _us(interval), _us(tolerance)]
+        args = [n, _us(window), member, _us(open_s)]
         while True:
-            wait_us = await self._call("request", [counted, paced], args)
+            wait_us = await self._call("request", [counted], args)
             if wait_us <= 0:
                 return _RedisLease(self, counted, member, _us(window)) if open_s else NO_LEASE
             await asyncio.sleep(wait_us / 1_000_000)

@@ -8,12 +8,13 @@ separate: a cap on sockets in flight that protects the scanning machine, never s
 
 What the rate means (``--rate-limit R``, ``rate_window(R) = (n, window)``: 100/s is 100 per second):
 a request counts from the moment it may start until it ends, and one window after (``begin``/``end``;
-a TLS handshake, whose end follows its start closely, counts from its start: ``request``). A request
-starts only while fewer than n others count. So whatever moment the server takes as a request's time
-(when it reads it, when it answers, when it writes its log line), and however late an HTTP/2 stream is
-answered, no window of that length sees more than n requests of the scanner there. On top of that the
-starts are paced (GCRA, ``pacing``): about one every window/n seconds, a tenth of n back to back at
-most, so a window's budget is spread over it rather than sent at its start.
+a TLS handshake likewise, from its start until its connection closes). A request starts only while
+fewer than n others count. So whatever moment the server takes as a request's time (when it reads it,
+when it answers, when it writes its log line), and however late an HTTP/2 stream is answered, no window
+of that length sees more than n requests of the scanner there: of the requests that meet a window, the
+one that started last saw every other one counted when it started. That holds on its own, so starts are
+not paced: a window's budget may be used at once (a host 50 ms away is not kept waiting for a budget
+that is there), and the next n wait until the first ones have ended and one window has passed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from typing import Protocol, runtime_checkable
 DEFAULT_PER_ADDRESS_CONNECTIONS = 4
 DEFAULT_REQUESTS_PER_SECOND = 100.0
 DEFAULT_SOCKET_CAP = 512
-PACING_BURST_DIVISOR = 10  # at most a tenth of a window's requests back to back
 OPEN_REQUEST_S = 120.0  # a request not ended after this long stops counting (its holder died)
 
 
@@ -57,17 +57,6 @@ def rate_window(requests_per_second: float) -> tuple[int, float]:
     """
     n = max(1, math.floor(requests_per_second))
     return n, n / requests_per_second
-
-
-def pacing(requests_per_second: float) -> tuple[float, float]:
-    """``(interval, tolerance)`` in seconds: starts are spaced ``interval`` apart on average (GCRA), and
-    at most ``tolerance / interval + 1`` of them go out back to back (a tenth of the window's requests,
-    at least one), so a window's budget is spread over it instead of sent at its start."""
-    n, window = rate_window(requests_per_second)
-    interval = window / n
-    return interval, interval * (max(1, n // PACING_BURST_DIVISOR) - 1)
-
-
 
 
 def tls_share(cap: int) -> int:
@@ -125,7 +114,6 @@ class _AddressState:
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
     counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
     running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
-    tat: float = 0.0  # GCRA: the theoretical time of the next start
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -158,7 +146,7 @@ NO_LEASE: RequestLease = _NoLease()
 
 class LocalAddressBudget:
     """``AddressBudget`` in one process, per address: a semaphore, the requests that count (running ones,
-    and until when the ended ones count, as the Redis budget's sorted set) and a GCRA pacing time."""
+    and until when the ended ones count, as the Redis budget's sorted set)."""
 
     def __init__(self, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND) -> None:
@@ -203,7 +191,6 @@ class LocalAddressBudget:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
-        interval, tolerance = pacing(self.requests_per_second)
         state = self._of(address)
         async with state.rate_lock:  # FIFO: waiters start in the order they asked
             while True:
@@ -220,10 +207,7 @@ class LocalAddressBudget:
                     if state.counted:
                         firsts.append(state.counted[0])
                     wake = min(firsts) - now
-                elif state.tat - tolerance > now:  # paced: not yet
-                    wake = state.tat - tolerance - now
                 else:
-                    state.tat = max(state.tat, now) + interval
                     if not open_s:
                         state.counted.append(now + window)
                         return NO_LEASE
