@@ -183,3 +183,33 @@ def test_a_window_s_budget_can_be_used_at_once_across_redis(prefix: str):
     assert answers[-1] > 0
     client.delete(*keys)
     client.close()
+
+
+def test_bulk_requests_leave_part_of_the_window_to_the_others():
+    from scanner.net.politeness import bulk_reserve
+
+    async def main() -> tuple[int, bool, bool]:
+        budget = LocalAddressBudget(4, RATE)
+        n = int(RATE)
+        bulk = [asyncio.create_task(budget.begin(ADDR, bulk=True)) for _ in range(n)]
+        for _ in range(20 * n):
+            await asyncio.sleep(0)
+        started = sum(t.done() for t in bulk)
+        # a TLS handshake or an HTTP chain's next step still starts at once, ahead of the waiting bulk
+        other = asyncio.create_task(budget.begin(ADDR))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        other_started = other.done()
+        bulk_still_waits = not bulk[-1].done()
+        for t in [*bulk, other]:
+            t.cancel()
+        await asyncio.gather(*bulk, other, return_exceptions=True)
+        return started, other_started, bulk_still_waits
+
+    # Given 40 requests per second on an address, When 40 bulk requests (exposure probes) ask at once
+    started, other_started, bulk_still_waits = asyncio.run(main())
+    # Then they take the window but for its reserve, and another request gets a place of that reserve
+    n = int(RATE)
+    assert started == n - bulk_reserve(n) and 0 < bulk_reserve(n) < n
+    assert other_started and bulk_still_waits
+    assert bulk_reserve(1) == 0  # --rate-limit 1: bulk requests still go

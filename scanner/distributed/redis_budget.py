@@ -34,7 +34,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scanner.net.politeness import NO_LEASE, OPEN_REQUEST_S, RequestLease, address_key, rate_window
+from scanner.net.politeness import (
+    NO_LEASE,
+    OPEN_REQUEST_S,
+    RequestLease,
+    address_key,
+    bulk_reserve,
+    rate_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +217,15 @@ class RedisAddressBudget:
     async def request(self, address: str) -> None:
         await self._start(address, 0.0)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self._start(address, OPEN_REQUEST_S)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self._start(address, OPEN_REQUEST_S, bulk)
 
-    async def _start(self, address: str, open_s: float) -> RequestLease:
+    async def _start(self, address: str, open_s: float, bulk: bool = False) -> RequestLease:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
+        if bulk:  # leaves bulk_reserve(n) of the window to the others (see scanner.net.politeness)
+            n -= bulk_reserve(n)
         _, _, counted = self._keys(address)
         member = self._token()
         args = [n, _us(window), member, _us(open_s)]

@@ -15,6 +15,9 @@ of that length sees more than n requests of the scanner there: of the requests t
 one that started last saw every other one counted when it started. That holds on its own, so starts are
 not paced: a window's budget may be used at once (a host 50 ms away is not kept waiting for a budget
 that is there), and the next n wait until the first ones have ended and one window has passed.
+Bulk requests (the exposure probes, ``bulk=True``) leave ``bulk_reserve(n)`` of a window to the others:
+a burst of probes never makes a target's TLS handshakes and HTTP chains, which go one step after the
+other, wait a whole window.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Protocol, runtime_checkable
 DEFAULT_PER_ADDRESS_CONNECTIONS = 4
 DEFAULT_REQUESTS_PER_SECOND = 100.0
 DEFAULT_SOCKET_CAP = 512
+BULK_RESERVE_DIVISOR = 3  # a third of a window's requests is kept from bulk requests
 OPEN_REQUEST_S = 120.0  # a request not ended after this long stops counting (its holder died)
 
 
@@ -57,6 +61,11 @@ def rate_window(requests_per_second: float) -> tuple[int, float]:
     """
     n = max(1, math.floor(requests_per_second))
     return n, n / requests_per_second
+
+
+def bulk_reserve(n: int) -> int:
+    """Requests of a window that bulk requests leave to the others (none when n is 1: bulk must go on)."""
+    return min(n - 1, n // BULK_RESERVE_DIVISOR)
 
 
 def tls_share(cap: int) -> int:
@@ -88,10 +97,11 @@ class AddressBudget(Protocol):
         start closely): it counts from now for one window (see ``begin``)."""
         ...
 
-    async def begin(self, address: str) -> RequestLease:
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
         """Wait until one more request may start to ``address`` and count it from now until the lease's
         ``end()`` and one window after (see the module's docstring: *what the rate means*). The request
-        counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``)."""
+        counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``).
+        A ``bulk`` request starts only while ``bulk_reserve(n)`` more could still start."""
         ...
 
     async def aclose(self) -> None:
@@ -114,8 +124,14 @@ class _AddressState:
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
     counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
     running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # replaced by a new one when set
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    bulk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # bulk waiters queue apart (no blocking)
+
+    def wake(self) -> None:
+        """A request ended: every waiter looks again (each waits on the event it saw before looking)."""
+        ended, self.ended = self.ended, asyncio.Event()
+        ended.set()
 
 
 @dataclass
@@ -131,7 +147,7 @@ class _LocalLease:
         now = time.monotonic()
         if until is not None and until > now:
             self.state.counted.append(now + self.window)
-            self.state.ended.set()
+            self.state.wake()
 
 
 class _NoLease:
@@ -184,16 +200,21 @@ class LocalAddressBudget:
     async def request(self, address: str) -> None:
         await self._start(address, open_s=0.0)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self._start(address, open_s=OPEN_REQUEST_S)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self._start(address, open_s=OPEN_REQUEST_S, bulk=bulk)
 
-    async def _start(self, address: str, open_s: float) -> RequestLease:
+    async def _start(self, address: str, open_s: float, bulk: bool = False) -> RequestLease:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
         state = self._of(address)
-        async with state.rate_lock:  # FIFO: waiters start in the order they asked
+        if bulk:
+            n -= bulk_reserve(n)
+        # FIFO within each kind: waiters start in the order they asked; a bulk waiter never holds the
+        # others back.
+        async with state.bulk_lock if bulk else state.rate_lock:
             while True:
+                ended = state.ended
                 now = time.monotonic()
                 while state.counted and state.counted[0] <= now:
                     state.counted.popleft()
@@ -201,7 +222,6 @@ class LocalAddressBudget:
                     for token, until in list(state.running.items()):
                         if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
                             del state.running[token]
-                state.ended.clear()
                 if len(state.counted) + len(state.running) >= n:  # until one runs out, or one ends
                     firsts = list(state.running.values())
                     if state.counted:
@@ -215,7 +235,7 @@ class LocalAddressBudget:
                     state.running[token] = now + open_s + window
                     return _LocalLease(state, token, window)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(state.ended.wait(), wake)
+                    await asyncio.wait_for(ended.wait(), wake)
 
     async def aclose(self) -> None:
         self._state.clear()
@@ -327,8 +347,8 @@ class Politeness:
     async def request(self, address: str) -> None:
         await self.budget.request(address)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self.budget.begin(address)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self.budget.begin(address, bulk=bulk)
 
     async def aclose(self) -> None:
         await self.budget.aclose()
