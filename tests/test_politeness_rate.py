@@ -105,7 +105,7 @@ def test_a_request_that_never_ends_keeps_counting_until_it_does():
         await lease.end()
         await second.end()
         state = budget._of(ADDR)
-        return waiting, len(state.counted) + len(state.running)
+        return waiting, len(state.every.counted) + len(state.every.running)
 
     waiting, counted = asyncio.run(main())
     assert waiting == 1
@@ -117,7 +117,7 @@ def test_a_handshake_counts_from_its_start_for_one_window():
         budget = LocalAddressBudget(4, 1000.0)
         for _ in range(5):
             await budget.request(ADDR)
-        return len(budget._of(ADDR).counted)
+        return len(budget._of(ADDR).every.counted)
 
     assert asyncio.run(main()) == 5
 
@@ -208,8 +208,27 @@ def test_bulk_requests_leave_part_of_the_window_to_the_others():
 
     # Given 40 requests per second on an address, When 40 bulk requests (exposure probes) ask at once
     started, other_started, bulk_still_waits = asyncio.run(main())
-    # Then they take the window but for its reserve, and another request gets a place of that reserve
+    # Then they take the window but for its reserve, and another request still starts
     n = int(RATE)
     assert started == n - bulk_reserve(n) and 0 < bulk_reserve(n) < n
     assert other_started and bulk_still_waits
     assert bulk_reserve(1) == 0  # --rate-limit 1: bulk requests still go
+
+
+def test_redis_bulk_requests_leave_part_of_the_window_to_the_others(prefix: str):
+    import redis
+
+    from scanner.net.politeness import bulk_reserve
+
+    client = redis.Redis.from_url(redis_url())
+    start = client.register_script(REQUEST_START)
+    keys = [f"{prefix}:counted", f"{prefix}:bulk"]
+    second, n = 1_000_000, int(RATE)
+    bulk_n = n - bulk_reserve(n)
+    # Given 40 requests per second, When as many bulk requests as they may ask one after the other
+    answers = [start(keys=keys, args=[n, second, f"b{i}", 120 * second, bulk_n]) for i in range(bulk_n + 1)]
+    # Then all but the last start at once, and a request that is not bulk still does
+    assert answers[:-1] == [0] * bulk_n and answers[-1] > 0
+    assert start(keys=keys, args=[n, second, "tls", 120 * second, 0]) == 0
+    client.delete(*keys)
+    client.close()

@@ -13,8 +13,9 @@ Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines'
   is busy, and it cannot take several slots at once, which the TLS phase needs.)
 - counted requests are a sorted set per address (member = request token, score = until when it counts:
   start + ``OPEN_REQUEST_S`` + window while it runs, end + window once it ended, so a dead worker's
-  requests stop counting after OPEN_REQUEST_S); the script answers how long to wait when the request
-  may not start yet.
+  requests stop counting after OPEN_REQUEST_S), and bulk requests in a second set as well (at most
+  n - ``bulk_reserve(n)`` of them); the script answers how long to wait when the request may not start
+  yet.
 
 When Redis cannot be reached the budget waits and retries (politeness is never skipped) and sets
 ``outage``, so that the work can be retried rather than recorded as a target's error.
@@ -85,28 +86,40 @@ return 1
 
 _NOW_US = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 
-# KEYS: counted (member -> until when it counts, microseconds). ARGV: n, window_us, member, open_us (how
-# long a request not yet ended counts at most). Returns 0 when the request is counted, else microseconds
-# to wait (at most POLL_US while the window is full of requests not ended: one of them may end any moment).
+# KEYS: counted (member -> until when it counts, microseconds), bulk (the same, for bulk requests only).
+# ARGV: n, window_us, member, open_us (how long a request not yet ended counts at most), bulk_n (0: not a
+# bulk request; else at most this many bulk requests count). Returns 0 when the request is counted, else
+# microseconds to wait (at most POLL_US while a full set holds requests not ended: one may end any moment).
 REQUEST_START = _NOW_US + """
 local n, window, open = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= n then
-  local wait = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) - now
-  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-  if last > now + window then wait = math.min(wait, """ + str(POLL_US) + """) end
-  return math.max(1, wait)
+local bulk_n = tonumber(ARGV[5] or '0')
+local sets, limits = {KEYS[1]}, {n}
+if bulk_n > 0 then sets[2], limits[2] = KEYS[2], bulk_n end
+local wait = 0
+for i, key in ipairs(sets) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= limits[i] then
+    local w = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) - now
+    local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    if last > now + window then w = math.min(w, """ + str(POLL_US) + """) end
+    wait = math.max(wait, w, 1)
+  end
 end
-redis.call('ZADD', KEYS[1], now + open + window, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil((open + window) / 1000) + 1000)
+if wait > 0 then return wait end
+for _, key in ipairs(sets) do
+  redis.call('ZADD', key, now + open + window, ARGV[3])
+  redis.call('PEXPIRE', key, math.ceil((open + window) / 1000) + 1000)
+end
 return 0
 """
 
-# KEYS: counted. ARGV: member, window_us. The request ended: it counts one window more (not at all
-# again once it ran out).
+# KEYS: counted, bulk. ARGV: member, window_us. The request ended: it counts one window more (not at all
+# again once it ran out), in the bulk set too when it is there.
 REQUEST_END = _NOW_US + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[2]), ARGV[1])
+end
 return 1
 """
 
@@ -118,7 +131,7 @@ def _us(seconds: float) -> int:
 class _RedisLease:
     """A request counted in Redis until it ends (``RequestLease``)."""
 
-    def __init__(self, budget: RedisAddressBudget, counted: str, member: str, window_us: int) -> None:
+    def __init__(self, budget: RedisAddressBudget, counted: list[str], member: str, window_us: int) -> None:
         self._budget, self._counted, self._member, self._window_us = budget, counted, member, window_us
         self._ended = False
 
@@ -156,9 +169,9 @@ class RedisAddressBudget:
     def _token(self) -> str:
         return f"{self._id}:{next(self._tokens)}"
 
-    def _keys(self, address: str) -> tuple[str, str, str]:
+    def _keys(self, address: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}:{address_key(address)}"
-        return f"{base}:slots", f"{base}:reserved", f"{base}:starts"
+        return f"{base}:slots", f"{base}:reserved", f"{base}:starts", f"{base}:bulk"
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Run a script, waiting out a Redis outage (politeness is never skipped)."""
@@ -177,7 +190,7 @@ class RedisAddressBudget:
     @contextlib.asynccontextmanager
     async def connections(self, address: str, count: int = 1) -> AsyncIterator[int]:
         count = min(max(1, count), self.per_address_connections)
-        slots, reserved, _ = self._keys(address)
+        slots, reserved, _, _ = self._keys(address)
         token = self._token()
         delay = 0.005
         try:
@@ -224,22 +237,21 @@ class RedisAddressBudget:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
-        if bulk:  # leaves bulk_reserve(n) of the window to the others (see scanner.net.politeness)
-            n -= bulk_reserve(n)
-        _, _, counted = self._keys(address)
+        _, _, counted, bulk_set = self._keys(address)
         member = self._token()
-        args = [n, _us(window), member, _us(open_s)]
+        # bulk requests count in their own set too, at most n - bulk_reserve(n) (scanner.net.politeness)
+        args = [n, _us(window), member, _us(open_s), max(1, n - bulk_reserve(n)) if bulk else 0]
         while True:
-            wait_us = await self._call("request", [counted], args)
+            wait_us = await self._call("request", [counted, bulk_set], args)
             if wait_us <= 0:
-                return _RedisLease(self, counted, member, _us(window)) if open_s else NO_LEASE
+                return _RedisLease(self, [counted, bulk_set], member, _us(window)) if open_s else NO_LEASE
             await asyncio.sleep(wait_us / 1_000_000)
 
-    async def _end(self, counted: str, member: str, window_us: int) -> None:
+    async def _end(self, counted: list[str], member: str, window_us: int) -> None:
         # When Redis is away the request stops counting after OPEN_REQUEST_S by itself.
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
             self._redis()
-            await asyncio.shield(self._scripts["end"](keys=[counted], args=[member, window_us]))
+            await asyncio.shield(self._scripts["end"](keys=counted, args=[member, window_us]))
 
     async def aclose(self) -> None:
         if self._client is not None:

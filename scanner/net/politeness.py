@@ -15,9 +15,9 @@ of that length sees more than n requests of the scanner there: of the requests t
 one that started last saw every other one counted when it started. That holds on its own, so starts are
 not paced: a window's budget may be used at once (a host 50 ms away is not kept waiting for a budget
 that is there), and the next n wait until the first ones have ended and one window has passed.
-Bulk requests (the exposure probes, ``bulk=True``) leave ``bulk_reserve(n)`` of a window to the others:
-a burst of probes never makes a target's TLS handshakes and HTTP chains, which go one step after the
-other, wait a whole window.
+Bulk requests (the exposure probes, ``bulk=True``) are at most n - ``bulk_reserve(n)`` of a window (and
+all requests at most n): a burst of probes never makes a target's TLS handshakes and HTTP chains, which
+go one step after the other, wait a whole window.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def rate_window(requests_per_second: float) -> tuple[int, float]:
 
 
 def bulk_reserve(n: int) -> int:
-    """Requests of a window that bulk requests leave to the others (none when n is 1: bulk must go on)."""
+    """Requests of a window that bulk requests leave to the others: bulk ones count at most n minus this
+    (none when n is 1: bulk must go on)."""
     return min(n - 1, n // BULK_RESERVE_DIVISOR)
 
 
@@ -101,7 +102,7 @@ class AddressBudget(Protocol):
         """Wait until one more request may start to ``address`` and count it from now until the lease's
         ``end()`` and one window after (see the module's docstring: *what the rate means*). The request
         counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``).
-        A ``bulk`` request starts only while ``bulk_reserve(n)`` more could still start."""
+        A ``bulk`` request also counts among the bulk ones, at most n - ``bulk_reserve(n)``."""
         ...
 
     async def aclose(self) -> None:
@@ -119,11 +120,31 @@ class RequestLease(Protocol):
 
 
 @dataclass
+class _Log:
+    """Requests that count: running ones, and until when the ended ones count (as the Redis sorted set)."""
+
+    counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
+    running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
+
+    def size(self, now: float) -> int:
+        while self.counted and self.counted[0] <= now:
+            self.counted.popleft()
+        for token, until in list(self.running.items()):
+            if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
+                del self.running[token]
+        return len(self.counted) + len(self.running)
+
+    def first_out(self) -> float:
+        """When the first of them stops counting, unless one ends before."""
+        return min([*self.running.values(), *([self.counted[0]] if self.counted else [])])
+
+
+@dataclass
 class _AddressState:
     slots: asyncio.Semaphore
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
-    counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
-    running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
+    every: _Log = field(default_factory=_Log)  # every request of the address
+    bulk: _Log = field(default_factory=_Log)  # its bulk requests, also in ``every``
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # replaced by a new one when set
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     bulk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # bulk waiters queue apart (no blocking)
@@ -136,18 +157,20 @@ class _AddressState:
 
 @dataclass
 class _LocalLease:
-    """A request of ``LocalAddressBudget`` not ended yet: ``end()`` moves it to the counted log."""
+    """A request of ``LocalAddressBudget`` not ended yet: ``end()`` moves it to the counted logs."""
 
     state: _AddressState
+    logs: tuple[_Log, ...]
     token: int
     window: float
 
     async def end(self) -> None:
-        until = self.state.running.pop(self.token, None)
         now = time.monotonic()
-        if until is not None and until > now:
-            self.state.counted.append(now + self.window)
-            self.state.wake()
+        for log in self.logs:
+            until = log.running.pop(self.token, None)
+            if until is not None and until > now:
+                log.counted.append(now + self.window)
+        self.state.wake()
 
 
 class _NoLease:
@@ -208,32 +231,25 @@ class LocalAddressBudget:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
         state = self._of(address)
-        if bulk:
-            n -= bulk_reserve(n)
+        logs = (state.every, state.bulk) if bulk else (state.every,)
+        limits = (n, n - bulk_reserve(n))
         # FIFO within each kind: waiters start in the order they asked; a bulk waiter never holds the
         # others back.
         async with state.bulk_lock if bulk else state.rate_lock:
             while True:
                 ended = state.ended
                 now = time.monotonic()
-                while state.counted and state.counted[0] <= now:
-                    state.counted.popleft()
-                if len(state.counted) + len(state.running) >= n:
-                    for token, until in list(state.running.items()):
-                        if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
-                            del state.running[token]
-                if len(state.counted) + len(state.running) >= n:  # until one runs out, or one ends
-                    firsts = list(state.running.values())
-                    if state.counted:
-                        firsts.append(state.counted[0])
-                    wake = min(firsts) - now
-                else:
-                    if not open_s:
-                        state.counted.append(now + window)
-                        return NO_LEASE
+                full = [log for log, limit in zip(logs, limits, strict=False) if log.size(now) >= limit]
+                if not full:
                     token = next(self._tokens)
-                    state.running[token] = now + open_s + window
-                    return _LocalLease(state, token, window)
+                    if not open_s:  # counted from now for one window
+                        for log in logs:
+                            log.counted.append(now + window)
+                        return NO_LEASE
+                    for log in logs:
+                        log.running[token] = now + open_s + window
+                    return _LocalLease(state, logs, token, window)
+                wake = max(log.first_out() for log in full) - now  # until one runs out, or one ends
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), wake)
 
