@@ -228,6 +228,11 @@ def _expected_statuses(catalogue: Catalogue) -> set[int]:
 async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                   prior: dict[str, Any]) -> ExposureEvidence:
     """Calibrate, probe, confirm; never raises for network trouble."""
+    async with ctx.using_http(addresses, "exposure"):
+        return await _collect(target, ctx, prior)
+
+
+async def _collect(target: Target, ctx: ScanContext, prior: dict[str, Any]) -> ExposureEvidence:
     settings = ctx.settings
     catalogue = load_catalogue()
     origin = _origin(target)

@@ -297,16 +297,25 @@ class Fetcher:
         return any(c.can_handle_request(origin) and c.is_available() and "HTTP/2" in c.info()
                    for c in pool.connections)
 
-    async def close_idle(self, addr: str | None = None) -> None:
+    async def close_idle(self, addr: str | None = None, *, done: bool = False,
+                         origin: str | None = None) -> None:
         """Close the idle kept-alive connections to ``addr`` (every address when None: the machine's
-        socket cap is reached). For one address, only when that can free a slot another prober needs."""
+        socket cap is reached). For one address, only when that can free a slot another prober needs, or
+        when the HTTP work on it is ``done`` for now (its slots go to the TLS probers at once instead of
+        idling until the keep-alive expires); with ``origin`` (a URL), only those serving its origin."""
         cap = self.politeness.socket_cap
-        if addr is not None and not self._yield_idle and cap.in_flight < cap.limit:
+        if addr is not None and not done and not self._yield_idle and cap.in_flight < cap.limit:
             return
+        want = None
+        if origin is not None:
+            parts = urlsplit(origin)
+            scheme = parts.scheme.lower()
+            want = httpcore.Origin(scheme.encode(), (parts.hostname or "").encode("ascii", "replace"),
+                                   parts.port or (443 if scheme == "https" else 80))
         pools = [self._pools.get(address_key(addr))] if addr else list(self._pools.values())
         for pool in pools:
             for conn in list(pool.connections) if pool else ():
-                if conn.is_idle():
+                if conn.is_idle() and (want is None or conn.can_handle_request(want)):
                     with contextlib.suppress(Exception):
                         await conn.aclose()
 
