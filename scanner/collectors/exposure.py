@@ -63,8 +63,9 @@ class _Prober:
     """Sends the probes of one origin within the budget, the time limit and the connection cap."""
 
     def __init__(self, ctx: ScanContext, origin: str, budget: _Budget, deadline: float,
-                 memo: ResponseMemo | None = None) -> None:
+                 memo: ResponseMemo | None = None, addresses: tuple[str, ...] = ()) -> None:
         self.ctx = ctx
+        self.addresses = addresses
         self.memo = memo or ResponseMemo()
         self.origin = origin
         self.budget = budget
@@ -85,7 +86,10 @@ class _Prober:
         limit = min(self.ctx.settings.max_body_bytes, PROBE_BYTES)
         # identity: the fetcher keeps raw bytes, and magic numbers must be the file's, not gzip's.
         headers = {"Accept-Encoding": "identity"}
-        bulk = purpose != "landing"  # probes leave part of the address's rate to TLS and HTTP chains
+        # Probes leave part of the address's rate to this target's TLS handshakes and HTTP chains (which
+        # go one step after the other) while it is the only target in flight there; targets sharing an
+        # address (virtual hosts) are bound by its budget, not by one chain, and use all of it.
+        bulk = purpose != "landing" and all(self.ctx.in_flight[a] <= 1 for a in self.addresses)
         async with self.sem:
             if method == "RANGE":
                 headers["Range"] = f"bytes=0-{RANGE_BYTES - 1}"
@@ -229,16 +233,17 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                   prior: dict[str, Any]) -> ExposureEvidence:
     """Calibrate, probe, confirm; never raises for network trouble."""
     async with ctx.using_http(addresses, "exposure"):
-        return await _collect(target, ctx, prior)
+        return await _collect(target, ctx, addresses, prior)
 
 
-async def _collect(target: Target, ctx: ScanContext, prior: dict[str, Any]) -> ExposureEvidence:
+async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
+                   prior: dict[str, Any]) -> ExposureEvidence:
     settings = ctx.settings
     catalogue = load_catalogue()
     origin = _origin(target)
     budget = _Budget(settings.exposure_max_requests)
     prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE,
-                     ctx.memo(target.key))
+                     ctx.memo(target.key), addresses)
 
     # 1. Landing page and calibration, together. The catalogue's families that do not need the landing
     # page's links go out as soon as one random path is answered (the host answers, the calibration

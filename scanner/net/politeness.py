@@ -15,9 +15,11 @@ of that length sees more than n requests of the scanner there: of the requests t
 one that started last saw every other one counted when it started. That holds on its own, so starts are
 not paced: a window's budget may be used at once (a host 50 ms away is not kept waiting for a budget
 that is there), and the next n wait until the first ones have ended and one window has passed.
-Bulk requests (the exposure probes, ``bulk=True``) are at most n - ``bulk_reserve(n)`` of a window (and
-all requests at most n): a burst of probes never makes a target's TLS handshakes and HTTP chains, which
-go one step after the other, wait a whole window.
+Bulk requests (``bulk=True``: the exposure probes of a target alone on its address) are at most
+n - ``bulk_reserve(n)`` of a window (and all requests at most n): a burst of probes never makes the
+target's TLS handshakes and HTTP chains, which go one step after the other, wait a whole window. Targets
+sharing an address do not mark their probes bulk: they are bound by the address's budget, which they
+use whole.
 """
 
 from __future__ import annotations
