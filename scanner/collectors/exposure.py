@@ -88,8 +88,9 @@ class _Prober:
         headers = {"Accept-Encoding": "identity"}
         # Probes leave part of the address's rate to this target's TLS handshakes and HTTP chains (which
         # go one step after the other) while it is the only target in flight there; targets sharing an
-        # address (virtual hosts) are bound by its budget, not by one chain, and use all of it.
-        bulk = purpose != "landing" and all(self.ctx.in_flight[a] <= 1 for a in self.addresses)
+        # address (virtual hosts) are bound by its budget, not by one chain, and use all of it (so do
+        # distributed workers, which do not know what else runs on the address: in_flight stays empty).
+        bulk = purpose != "landing" and all(self.ctx.in_flight[a] == 1 for a in self.addresses)
         async with self.sem:
             if method == "RANGE":
                 headers["Range"] = f"bytes=0-{RANGE_BYTES - 1}"
