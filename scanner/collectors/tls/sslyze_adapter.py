@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import types
 from collections.abc import Callable
 from concurrent.futures import Executor
 from functools import cache
@@ -20,8 +21,10 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from cryptography.x509 import DNSName, IPAddress
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.x509 import DNSName, IPAddress, load_pem_x509_certificate
 from nassl import _nassl
+from nassl._nassl import WantReadError, WantX509LookupError
 from nassl.ephemeral_key_info import (
     _OPENSSL_NID_TO_SECG_ANSI_X9_62,
     DhEphemeralKeyInfo,
@@ -87,6 +90,7 @@ __all__ = [
     "TlsHandshakeTimedOut",
     "TlsVersionEnum",
     "analyse_chain",
+    "connect_until_decided",
     "curve_name",
     "default_per_server_connections",
     "enable_ecdh_cipher_suites",
@@ -340,11 +344,28 @@ def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
     params = None
     if version == TlsVersionEnum.TLS_1_2:
         cipher = "AES128-GCM-SHA256:AES256-GCM-SHA384"
-        params = robot._get_rsa_parameters(info, version, cipher)
+        params = _rsa_parameters(info, version, cipher)
     if params is None:
         cipher = "RSA"
-        params = robot._get_rsa_parameters(info, version, cipher)
+        params = _rsa_parameters(info, version, cipher)
     return version, cipher, params
+
+
+def _rsa_parameters(info: Any, version: Any, cipher: str) -> Any:
+    """Blocking: sslyze's ``_robot_tester._get_rsa_parameters`` (the server's RSA public numbers, None
+    when it refuses ``cipher`` or its key is not RSA), the handshake stopped once the certificate is in."""
+    conn = info.get_preconfigured_tls_connection(override_tls_version=version, should_use_legacy_openssl=True)
+    conn.ssl_client.set_cipher_list(cipher)
+    cert = None
+    try:
+        connect_until_decided(conn, version)
+        cert = load_pem_x509_certificate(conn.ssl_client.get_received_chain()[0].encode("ascii"))
+    except ServerRejectedTlsHandshake:  # no RSA suite (sslyze: "Server does not support RSA cipher suites?")
+        pass
+    finally:
+        conn.close()
+    key = cert.public_key() if cert is not None else None
+    return key.public_numbers() if isinstance(key, RSAPublicKey) else None
 
 
 Attempt = tuple[Any, Exception | None]  # (payload -> the server's answer, as sslyze words it) or an error
@@ -396,6 +417,64 @@ def _bound_text(text: Any, limit: int) -> str:
     """Printable text of at most ``limit`` characters (answers come from the remote server)."""
     clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+# -- handshakes stopped where an acceptance question is decided (issue 9) ---------------------------------
+
+
+class _Decided(Exception):
+    """Raised inside a handshake to stop it: the server's first flight has been read."""
+
+
+_STOPS_EARLY = frozenset({TlsVersionEnum.SSL_3_0, TlsVersionEnum.TLS_1_0, TlsVersionEnum.TLS_1_1,
+                          TlsVersionEnum.TLS_1_2})
+
+
+def _handshake_until_decided(self: Any) -> None:
+    """nassl's ``BaseSslClient.do_handshake`` (nassl/ssl_client.py), stopped when the client, having
+    processed the server's whole first flight (ServerHello, Certificate, ServerKeyExchange,
+    ServerHelloDone), has its key exchange ready to send: the suite, the ephemeral key and the chain are
+    known then. Raises ``_Decided`` there; a refusal (an alert, a closed connection) raises as in nassl."""
+    hello_sent = False
+    while True:
+        try:
+            self._ssl.do_handshake()
+            self._is_handshake_completed = True
+            return
+        except WantReadError:
+            if hello_sent and self._network_bio.pending():
+                raise _Decided() from None
+            self._flush_ssl_engine()
+            hello_sent = True
+            data = self._sock.recv(self._DEFAULT_BUFFER_SIZE)
+            if not data:
+                raise OSError("Nassl SSL handshake failed: peer did not send data back.") from None
+            self._network_bio.write(data)
+        except WantX509LookupError:
+            raise ClientCertificateRequested(self.get_client_CA_list()) from None
+        except OpenSSLError as exc:  # as nassl reads a client certificate demand
+            if "alert bad certificate" in exc.args[0] or "sslv3 alert certificate unknown" in exc.args[0]:
+                raise ClientCertificateRequested(self.get_client_CA_list()) from None
+            raise
+
+
+def connect_until_decided(conn: Any, tls_version: Any, should_retry_connection: bool = True) -> bool:
+    """``conn.connect()`` (an sslyze ``SslConnection`` for ``tls_version``), stopped as soon as the server
+    has answered the ClientHello in full, for SSL 3.0 to TLS 1.2: a question of acceptance (this protocol,
+    these suites, these groups?) and of what the server sends (its chain, its ephemeral key) is decided by
+    the ServerHello and its flight, or by the alert; the client's key exchange and the server's Finished
+    would add a round trip and the key exchange's work on both sides for nothing. TLS 1.3 (whose
+    certificate comes encrypted after the ServerHello; its handshake is one round trip anyway) and SSL 2.0
+    complete as usual. True: stopped early (the connection is only good for closing)."""
+    if tls_version not in _STOPS_EARLY:
+        conn.connect(should_retry_connection=should_retry_connection)
+        return False
+    conn.ssl_client.do_handshake = types.MethodType(_handshake_until_decided, conn.ssl_client)
+    try:
+        conn.connect(should_retry_connection=should_retry_connection)
+    except _Decided:
+        return True
+    return False
 
 
 def connectivity_info(result: Any) -> Any:
