@@ -165,6 +165,7 @@ class VulnTest(_Bounded):
     value: bool | None = None
     detail: str | None = None
     error: str | None = None
+    note: str | None = None  # how it ran, where that differs from sslyze's own way (ROBOT's attempts)
 
 
 class Vulnerabilities(_Bounded):

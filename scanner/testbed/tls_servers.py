@@ -253,3 +253,90 @@ def start_garbage_server(address: str, port: int, payload: bytes = GARBAGE) -> R
         conn.sendall(payload)
 
     return RunningServer(address, port, handle, f"garbage-{address}-{port}")
+
+
+# -- a ROBOT oracle (a Bleichenbacher-style RSA padding oracle, for the scanner's own tests) -------------
+
+_RECORD_HEADER = 5
+_MAX_RECORD = 18_432  # TLS's largest record (2^14 + 2048): anything longer is not TLS, just forwarded
+_CHANGE_CIPHER_SPEC, _HANDSHAKE, _CLIENT_KEY_EXCHANGE = 0x14, 0x16, 0x10
+
+
+def _pms_badly_padded(record: bytes, n: int, d: int) -> bool:
+    """Is ``record`` an RSA ClientKeyExchange whose decrypted block does not start 00 02 (PKCS#1 v1.5)?"""
+    body = record[_RECORD_HEADER:]
+    if len(body) < 6 or body[0] != _CLIENT_KEY_EXCHANGE:
+        return False
+    size = int.from_bytes(body[4:6], "big")
+    encrypted = body[6:6 + size]
+    k = (n.bit_length() + 7) // 8
+    if len(encrypted) != k:
+        return False
+    block = pow(int.from_bytes(encrypted, "big"), d, n).to_bytes(k, "big")
+    return block[:2] != b"\x00\x02"
+
+
+def _hang_up(conn: socket.socket) -> None:
+    """Close without a word, the same way every time: FIN first, then read what the client still sends
+    until it closes (closing with unread bytes would reset the connection, or not, by timing)."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(5)
+        while conn.recv(65_536):
+            pass
+
+
+def start_robot_oracle(address: str, port: int, upstream: tuple[str, int], key_pem: bytes) -> RunningServer:
+    """A TCP proxy to the TLS server at ``upstream`` (RSA key exchange, its private key ``key_pem``) that
+    turns it into a ROBOT oracle: a client key exchange whose decrypted block does not start with 00 02
+    gets the connection closed without a word, every other byte goes through (so handshakes complete and
+    the other wrong paddings get the server's own alert). An RSA key exchange server that answers some bad
+    paddings differently, as vulnerable servers did."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the ROBOT oracle needs an RSA key")
+    numbers = key.private_numbers()
+    n, d = numbers.public_numbers.n, numbers.d
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65_536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        conn.settimeout(10)
+        with socket.create_connection(upstream, timeout=10) as up:
+            back = threading.Thread(target=pump, args=(up, conn), daemon=True)
+            back.start()
+            pending, inspecting = b"", True
+            while data := conn.recv(65_536):
+                if not inspecting:
+                    up.sendall(data)
+                    continue
+                pending += data
+                out = b""
+                while len(pending) >= _RECORD_HEADER:
+                    length = int.from_bytes(pending[3:5], "big")
+                    if length > _MAX_RECORD or len(pending) < _RECORD_HEADER + length:
+                        break
+                    record, pending = pending[:_RECORD_HEADER + length], pending[_RECORD_HEADER + length:]
+                    if record[0] == _CHANGE_CIPHER_SPEC:  # encrypted from here on: nothing more to read
+                        inspecting = False
+                    elif record[0] == _HANDSHAKE and _pms_badly_padded(record, n, d):
+                        up.close()
+                        _hang_up(conn)  # the oracle: silence and a closed connection
+                        return
+                    out += record
+                if not inspecting or len(pending) > _RECORD_HEADER + _MAX_RECORD:
+                    out, pending, inspecting = out + pending, b"", False
+                up.sendall(out)
+            with contextlib.suppress(OSError):
+                up.shutdown(socket.SHUT_WR)
+            back.join(timeout=10)
+
+    return RunningServer(address, port, handle, f"robot-oracle-{address}-{port}")

@@ -22,8 +22,10 @@ them in order.
    handshakes received (one per leaf, plus one handshake asking for the other key type, ``aRSA`` or
    ``ALL:-aRSA``, as sslyze's command does), validated against Mozilla's store as sslyze ships it plus
    ``--ca-bundle``, each parsed once per process. Only the vulnerability commands that can apply to what
-   the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then sslyze's 3x5
-   payload handshakes side by side: 16 connections instead of 18), Heartbleed, CCS, renegotiation and
+   the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then one attempt
+   of sslyze's 5 payloads side by side; identical answers mean no oracle, 6 connections; only when they
+   differ sslyze's other 2 attempts run, 16 connections instead of sslyze's 18; the evidence says which,
+   ``VulnTest.note``), Heartbleed, CCS, renegotiation and
    compression with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not
    run is recorded as such, with why). Their jobs, the small-curve probe and the other key type's
    handshake share one pool of as many threads as the connections granted. When the prober left
@@ -32,7 +34,8 @@ them in order.
    (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
    connections as its per-server cap. Its results are converted into our own raw evidence model by
    ``conversion``: nothing of sslyze leaves the package, and no verdict is made here
-   (``checks/lib/tls.py`` judges).
+   (``checks/lib/tls.py`` judges). The blocking part runs on this module's own thread pool, one thread
+   per collection in flight (asyncio's default pool has cpu + 4 threads: it ran them in waves).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
 prober and sslyze open passes the address's politeness gate (``gate``: a connection slot and one request
@@ -48,6 +51,8 @@ accepted suite instead, by elimination ("all") or by sslyze ("sslyze").
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,7 +121,7 @@ async def collect(
     cap = polite.budget.per_address_connections
     settings = ctx.settings.model_copy(update={"per_host_connections": cap})
     with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
-        evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+        evidence = await _in_thread(scan_blocking, host, port, addr, settings, base, handshake)
     if opened.connections:  # exact, where sslyze's part would otherwise be estimated
         evidence = evidence.model_copy(update={"connections": opened.connections})
     ctx.stats.tls_connections[host] += evidence.connections
@@ -135,6 +140,19 @@ async def collect(
         hs = await with_http_probe(evidence.handshake, target, ctx)
         evidence = evidence.model_copy(update={"handshake": hs})
     return evidence
+
+
+# One thread per TLS collection in flight, not asyncio's default executor: that one has cpu + 4 threads
+# (6 here), so 16 targets in flight ran their TLS work in three waves, and the DNS collector's
+# ``to_thread`` calls queued behind them (issue 9). Threads start on demand (at most the targets in flight,
+# whose setting is capped at 1024) and are reused.
+_TLS_THREADS = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="tls-scan")
+
+
+async def _in_thread(fn: Any, /, *args: Any) -> Any:
+    """``asyncio.to_thread`` on the TLS collector's own pool."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_TLS_THREADS, call)
 
 
 def _rejected(ev: TLSEvidence) -> bool:
@@ -250,14 +268,19 @@ def _scan_own(host: str, port: int, addr: str, settings: Settings, base: dict[st
         small = pool.submit(_small_groups, host, port, addr, settings.timeout, _curve_protocol(probes)) \
             if classes else None
         other = pool.submit(_other_key_type, host, port, addr, settings.timeout, probes)
-        result = sa.run_commands(host, port, addr, settings.timeout, settings.effective_user_agent, commands,
-                                 pool, own)
+        result, robot_note = sa.run_commands(host, port, addr, settings.timeout,
+                                             settings.effective_user_agent, commands, pool, own)
         groups = small.result() if small is not None else None
         chains = _served_chains(probes, other.result())
     deployments = _analyses(host, addr, chains, stores)
     if groups is None and not isinstance(result, str) and result.scan_result is not None:
         groups = _fast_groups(result, host, port, addr, settings)
-    return convert(result, base, first, probes, groups, skipped, deployments)
+    evidence = convert(result, base, first, probes, groups, skipped, deployments)
+    if robot_note is None:
+        return evidence
+    v = evidence.vulnerabilities
+    return evidence.model_copy(update={"vulnerabilities": v.model_copy(
+        update={"robot": v.robot.model_copy(update={"note": robot_note})})})
 
 
 def _served_chains(probes: dict[str, ProtocolProbe],

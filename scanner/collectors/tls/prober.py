@@ -29,6 +29,10 @@ picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and
 3. **Curve elimination** (``probe_curves``, after sslyze's connectivity test): sslyze's ELLIPTIC_CURVES
    test, same client and inputs, by elimination over the curve list instead of one connection per curve.
 
+Every handshake of SSL 3.0 to TLS 1.2 stops once the server's first flight is read
+(``sslyze_adapter.connect_until_decided``): the suite picked, the ephemeral key and the chain are known
+there, so the client's key exchange and the server's Finished (a round trip) are never sent.
+
 Written here because sslyze exposes no "enumerate by elimination" command (testssl.sh does it in bash).
 """
 
@@ -321,7 +325,7 @@ def _handshake(
     with chain.lock:
         chain.connections += 1
     try:
-        conn.connect(should_retry_connection=True)
+        sa.connect_until_decided(conn, version)
         client = conn.ssl_client
         _keep_chain(chain, client)
         return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
@@ -362,7 +366,7 @@ def served_chain(host: str, port: int, addr: str, timeout: float, protocol: str,
                             should_use_legacy_openssl=False)
     try:
         conn.ssl_client.set_cipher_list(cipher_string)
-        conn.connect(should_retry_connection=True)
+        sa.connect_until_decided(conn, sa.tls_version(protocol))
         return tuple(conn.ssl_client.get_received_chain()) or None
     except sa.ClientCertificateRequested:
         return tuple(conn.ssl_client.get_received_chain()) or None
@@ -465,7 +469,7 @@ def _eliminate_curves(connection: Any, version: Any, every: list[Any]) -> CurveP
         conn.ssl_client.set_groups(remaining)
         conns += 1
         try:
-            conn.connect()
+            sa.connect_until_decided(conn, version)
             key = conn.ssl_client.get_ephemeral_key()
         except sa.ClientCertificateRequested:
             key = conn.ssl_client.get_ephemeral_key()

@@ -8,9 +8,11 @@ table) that the elimination prober reuses so that it asks exactly what sslyze wo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,8 +23,10 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from cryptography.x509 import DNSName, IPAddress
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.x509 import DNSName, IPAddress, load_pem_x509_certificate
 from nassl import _nassl
+from nassl._nassl import WantReadError, WantX509LookupError
 from nassl.ephemeral_key_info import (
     _OPENSSL_NID_TO_SECG_ANSI_X9_62,
     DhEphemeralKeyInfo,
@@ -35,6 +39,7 @@ from sslyze import (
     CertificateInfoExtraArgument,
     ClientAuthRequirementEnum,
     ScanCommand,
+    ScanCommandAttemptStatusEnum,
     ScanCommandsExtraArguments,
     Scanner,
     ServerNetworkConfiguration,
@@ -58,13 +63,14 @@ from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteA
 from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
 from sslyze.plugins.robot import _robot_tester as robot
-from sslyze.plugins.robot.implementation import RobotImplementation
+from sslyze.plugins.robot.implementation import RobotImplementation, RobotScanResult
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
     _generate_scan_jobs_for_server_scan,
     _OngoingServerScan,
 )
+from sslyze.scanner.models import get_scan_command_attempt_cls
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
 
 __all__ = [
@@ -86,6 +92,7 @@ __all__ = [
     "TlsHandshakeTimedOut",
     "TlsVersionEnum",
     "analyse_chain",
+    "connect_until_decided",
     "curve_name",
     "default_per_server_connections",
     "enable_ecdh_cipher_suites",
@@ -274,11 +281,12 @@ def run_commands(
     commands: set[Any],
     pool: Executor,
     probing: tuple[str, str, bool],
-) -> Any:
+) -> tuple[Any, str | None]:
     """Blocking: sslyze's ``commands`` against one endpoint without sslyze's connectivity test: its
     ServerConnectivityInfo is built from what our prober learnt (``probing``: the highest protocol
     accepted, an OpenSSL suite name accepted with it, ECDH key exchange seen), and the commands' jobs run
-    on ``pool`` (whose size is the connection cap). sslyze's ServerScanResult, or an error string."""
+    on ``pool`` (whose size is the connection cap). (sslyze's ServerScanResult or an error string, how
+    ROBOT was run when it differs from sslyze's own way: see ``_robot_attempts``)."""
     try:
         protocol, suite, ecdh = probing
         location, config = network(host, port, addr, timeout, user_agent)
@@ -296,22 +304,38 @@ def run_commands(
         futures = [(cmd, pool.submit(job.function_to_call, *job.function_arguments))
                    for cmd in order for job in jobs[cmd]]
         uuid, robot_cmd = request.uuid, ScanCommand.ROBOT
+        attempts, note = _robot_attempts(info, rsa, pool) if rsa is not None else ([], None)
         done = [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=robot_cmd,
                                  return_value=value, exception=exc)
-                for value, exc in (_robot_attempts(info, rsa, pool) if rsa is not None else [])]
+                for value, exc in attempts if len(attempts) == RobotImplementation._TEST_ATTEMPTS_NB]
         for cmd, future in futures:
             exc = future.exception()
             done.append(CompletedScanJob(parent_server_scan_request_uuid=request.uuid, for_scan_command=cmd,
                                          return_value=None if exc else future.result(),
                                          exception=exc))  # type: ignore[arg-type]
+        decided_early = rsa is not None and not any(d.for_scan_command == robot_cmd for d in done)
+        if decided_early:  # sslyze's ROBOT plugin judges its 3 attempts only: the one attempt is judged below
+            request = dataclasses.replace(request, scan_commands=set(commands) - {robot_cmd})
         ongoing = _OngoingServerScan(
             server_scan_request=request, server_connectivity_result=tls_probing, assigned_queue=None,
             scan_command_errors_during_queuing=errors, queued_scan_jobs_count=len(done),
             completed_scan_jobs=done,
         )
-        return _generate_result_for_completed_server_scan(ongoing)
+        result = _generate_result_for_completed_server_scan(ongoing)
+        if decided_early:
+            result = _with_robot(result, robot.RobotServerResponsesAnalyzer(
+                {p: [r] for p, r in attempts[0][0].items()}, 1).compute_result_enum())  # type: ignore[union-attr]
+        return result, note
     except Exception as exc:  # sslyze bug or bad input: data, not a crash
-        return f"sslyze failed: {type(exc).__name__}: {exc}"
+        return f"sslyze failed: {type(exc).__name__}: {exc}", None
+
+
+def _with_robot(result: Any, verdict: Any) -> Any:
+    """``result`` with its ROBOT command completed with ``verdict`` (sslyze's result enum)."""
+    attempt = get_scan_command_attempt_cls(ScanCommand.ROBOT)(
+        status=ScanCommandAttemptStatusEnum.COMPLETED, error_reason=None, error_trace=None,
+        result=RobotScanResult(robot_result=verdict))
+    return dataclasses.replace(result, scan_result=dataclasses.replace(result.scan_result, robot=attempt))
 
 
 def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
@@ -322,31 +346,137 @@ def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
     params = None
     if version == TlsVersionEnum.TLS_1_2:
         cipher = "AES128-GCM-SHA256:AES256-GCM-SHA384"
-        params = robot._get_rsa_parameters(info, version, cipher)
+        params = _rsa_parameters(info, version, cipher)
     if params is None:
         cipher = "RSA"
-        params = robot._get_rsa_parameters(info, version, cipher)
+        params = _rsa_parameters(info, version, cipher)
     return version, cipher, params
 
 
-def _robot_attempts(info: Any, rsa: Any, pool: Executor) -> list[tuple[Any, Exception | None]]:
-    """Blocking: sslyze's ROBOT attempts (its ``_TEST_ATTEMPTS_NB``, each sending every payload once), as
-    sslyze's ``test_robot`` returns them, with the RSA key asked once instead of once per attempt and
-    every payload handshake on ``pool`` (instead of one attempt's payloads one after the other)."""
-    attempts = RobotImplementation._TEST_ATTEMPTS_NB
+def _rsa_parameters(info: Any, version: Any, cipher: str) -> Any:
+    """Blocking: sslyze's ``_robot_tester._get_rsa_parameters`` (the server's RSA public numbers, None
+    when it refuses ``cipher`` or its key is not RSA), the handshake stopped once the certificate is in."""
+    conn = info.get_preconfigured_tls_connection(override_tls_version=version, should_use_legacy_openssl=True)
+    conn.ssl_client.set_cipher_list(cipher)
+    cert = None
+    try:
+        connect_until_decided(conn, version)
+        cert = load_pem_x509_certificate(conn.ssl_client.get_received_chain()[0].encode("ascii"))
+    except ServerRejectedTlsHandshake:  # no RSA suite (sslyze: "Server does not support RSA cipher suites?")
+        pass
+    finally:
+        conn.close()
+    key = cert.public_key() if cert is not None else None
+    return key.public_numbers() if isinstance(key, RSAPublicKey) else None
+
+
+Attempt = tuple[Any, Exception | None]  # (payload -> the server's answer, as sslyze words it) or an error
+
+
+def _robot_attempts(info: Any, rsa: Any, pool: Executor) -> tuple[list[Attempt], str | None]:
+    """Blocking: sslyze's ROBOT attempts (each sends every payload once, on ``pool``, side by side), with
+    the RSA key asked once instead of once per attempt, and decision-minimal (issue 9): one attempt first.
+    When it fails, sslyze's verdict is that error whatever the other attempts say (its plugin raises the
+    first failure), so the list repeats it. When the server answered all five payloads alike there is no
+    oracle: that is the verdict (sslyze's analyser on that one attempt; its other two attempts only tell
+    a consistent oracle from an inconsistent one), and one attempt is returned. Otherwise sslyze's other
+    attempts run and its plugin judges all three. Also: how the test ran, for the evidence (None when
+    there was no RSA key to test)."""
+    count = RobotImplementation._TEST_ATTEMPTS_NB
     exc = rsa.exception()
     if exc is None and rsa.result()[2] is None:
         exc = robot.ServerDoesNotSupportRsa()
     if exc is not None:
-        return [(None, exc)] * attempts  # type: ignore[list-item]
+        return [(None, exc)] * count, None
     version, cipher, params = rsa.result()
-    sent = [[(p, pool.submit(robot._send_robot_payload, info, version, cipher, p, True, params.n, params.e))
-             for p in robot.RobotPmsPaddingPayloadEnum] for _ in range(attempts)]
-    out: list[tuple[Any, Exception | None]] = []
-    for one in sent:
-        failed = next((f.exception() for _, f in one if f.exception() is not None), None)
-        out.append((None, failed) if failed else ({p: f.result() for p, f in one}, None))  # type: ignore[arg-type]
-    return out
+
+    def send(times: int) -> list[Attempt]:
+        payload = robot._send_robot_payload
+        sent = [[(p, pool.submit(payload, info, version, cipher, p, True, params.n, params.e))
+                 for p in robot.RobotPmsPaddingPayloadEnum] for _ in range(times)]
+        out: list[Attempt] = []
+        for one in sent:
+            failed = next((f.exception() for _, f in one if f.exception() is not None), None)
+            out.append((None, failed) if failed else ({p: f.result() for p, f in one}, None))
+        return out
+
+    payloads = len(robot.RobotPmsPaddingPayloadEnum)
+    first = send(1)[0]
+    if first[1] is not None:
+        return [first] * count, (f"1 attempt of {payloads} payloads, which failed "
+                                 f"({type(first[1]).__name__}): sslyze's verdict whatever the other attempts")
+    answers = set(first[0].values())
+    if len(answers) == 1:
+        seen = _bound_text(next(iter(answers)), 80)
+        return [first], (f"1 attempt of {payloads} payloads: identical answers ({seen}), no oracle "
+                         f"(sslyze's other {count - 1} attempts run only when the answers differ)")
+    rest = send(count - 1)
+    return [first, *rest], (f"{count} attempts of {payloads} payloads: the first showed "
+                            f"{len(answers)} different answers")
+
+
+def _bound_text(text: Any, limit: int) -> str:
+    """Printable text of at most ``limit`` characters (answers come from the remote server)."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+# -- handshakes stopped where an acceptance question is decided (issue 9) ---------------------------------
+
+
+class _Decided(Exception):
+    """Raised inside a handshake to stop it: the server's first flight has been read."""
+
+
+_STOPS_EARLY = frozenset({TlsVersionEnum.SSL_3_0, TlsVersionEnum.TLS_1_0, TlsVersionEnum.TLS_1_1,
+                          TlsVersionEnum.TLS_1_2})
+
+
+def _handshake_until_decided(self: Any) -> None:
+    """nassl's ``BaseSslClient.do_handshake`` (nassl/ssl_client.py), stopped when the client, having
+    processed the server's whole first flight (ServerHello, Certificate, ServerKeyExchange,
+    ServerHelloDone), has its key exchange ready to send: the suite, the ephemeral key and the chain are
+    known then. Raises ``_Decided`` there; a refusal (an alert, a closed connection) raises as in nassl."""
+    hello_sent = False
+    while True:
+        try:
+            self._ssl.do_handshake()
+            self._is_handshake_completed = True
+            return
+        except WantReadError:
+            if hello_sent and self._network_bio.pending():
+                raise _Decided() from None
+            self._flush_ssl_engine()
+            hello_sent = True
+            data = self._sock.recv(self._DEFAULT_BUFFER_SIZE)
+            if not data:
+                raise OSError("Nassl SSL handshake failed: peer did not send data back.") from None
+            self._network_bio.write(data)
+        except WantX509LookupError:
+            raise ClientCertificateRequested(self.get_client_CA_list()) from None
+        except OpenSSLError as exc:  # as nassl reads a client certificate demand
+            if "alert bad certificate" in exc.args[0] or "sslv3 alert certificate unknown" in exc.args[0]:
+                raise ClientCertificateRequested(self.get_client_CA_list()) from None
+            raise
+
+
+def connect_until_decided(conn: Any, tls_version: Any, should_retry_connection: bool = True) -> bool:
+    """``conn.connect()`` (an sslyze ``SslConnection`` for ``tls_version``), stopped as soon as the server
+    has answered the ClientHello in full, for SSL 3.0 to TLS 1.2: a question of acceptance (this protocol,
+    these suites, these groups?) and of what the server sends (its chain, its ephemeral key) is decided by
+    the ServerHello and its flight, or by the alert; the client's key exchange and the server's Finished
+    would add a round trip and the key exchange's work on both sides for nothing. TLS 1.3 (whose
+    certificate comes encrypted after the ServerHello; its handshake is one round trip anyway) and SSL 2.0
+    complete as usual. True: stopped early (the connection is only good for closing)."""
+    if tls_version not in _STOPS_EARLY:
+        conn.connect(should_retry_connection=should_retry_connection)
+        return False
+    conn.ssl_client.do_handshake = types.MethodType(_handshake_until_decided, conn.ssl_client)
+    try:
+        conn.connect(should_retry_connection=should_retry_connection)
+    except _Decided:
+        return True
+    return False
 
 
 def connectivity_info(result: Any) -> Any:
