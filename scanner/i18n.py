@@ -24,7 +24,7 @@ DOMAIN = "messages"
 DEFAULT_LANGUAGE = "en"
 #: Every language that has a catalogue; ``COMPLETE`` ones translate every message of the source.
 LANGUAGES = ("en", "fr", "es", "ar")
-COMPLETE = ("en", "fr", "es")
+COMPLETE = ("en", "fr", "es", "ar")
 RTL = frozenset({"ar"})
 NAMES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية"}
 

@@ -53,6 +53,15 @@ def huge_headers(conn: socket.socket, stop: threading.Event) -> None:
     conn.sendall(head + b"Content-Length: 2\r\n\r\nok")
 
 
+def crowded_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """80 KB of junk headers (more than the header budget) before the headers that matter."""
+    _read_head(conn)
+    junk = b"".join(b"X-Junk-%d: %s\r\n" % (i, b"a" * 1000) for i in range(80))
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 20000 + b"\r\n" + junk
+                 + b"Strict-Transport-Security: max-age=31536000\r\nSet-Cookie: sid=1; Secure; HttpOnly\r\n"
+                 + b"Content-Length: 2\r\n\r\nok")
+
+
 def not_http(conn: socket.socket, stop: threading.Event) -> None:
     _read_head(conn)
     conn.sendall(b"\x00\xff SSH-2.0-garbage \x00" * 50)
@@ -81,6 +90,7 @@ SERVERS: dict[str, tuple[int, Callable[[socket.socket, threading.Event], None]]]
     "nothttp": (18503, not_http),
     "loop": (18504, redirect_loop),
     "huge": (18505, enormous_body),
+    "crowded": (18506, crowded_headers),
 }
 
 
@@ -155,6 +165,20 @@ def test_huge_header_block_is_bounded(hostile):
         assert sum(len(k) + len(v) for k, v in r.headers) <= settings.max_header_bytes
     else:
         assert r.error_kind == "protocol"
+
+
+def test_junk_headers_beyond_the_budget_do_not_hide_the_small_ones_after_them(hostile):
+    # Given a server that sends more junk headers than the header budget, then HSTS and a cookie
+    settings, _ = hostile
+    r = fetch(settings, "https://crowded.hostile.test:18506/")
+    names = [k for k, _ in r.headers]
+    # Then the record stays within the budget, in the order sent
+    assert sum(len(k) + len(v) for k, v in r.headers) <= settings.max_header_bytes
+    assert names.index("x-junk-0") < names.index("x-junk-1") < names.index("strict-transport-security")
+    # And the headers after the junk are kept: the largest ones were left out, not the last ones
+    assert ("strict-transport-security", "max-age=31536000") in r.headers
+    assert ("set-cookie", "sid=1; Secure; HttpOnly") in r.headers
+    assert "x-big" not in names and "x-junk-79" not in names and "x-junk-0" in names
 
 
 def test_non_http_answer_is_a_protocol_error_and_controls_error(hostile):

@@ -114,6 +114,20 @@ def test_diff_html_and_history(store: Store) -> None:
     assert list(iter_history(store, member="beta"))[1]["grades"] == {"beta": "A+"}
 
 
+def test_history_trend_is_not_moved_by_a_member_that_stops_answering(store: Store) -> None:
+    # Given a run where both members answer, then one where alpha's only target is unreachable
+    record(store, [make_result(A1), make_result(B1, {"T4": "fail", "H2": "fail"})])
+    record(store, [make_result(A1, default="error"), make_result(B1, {"T4": "fail", "H2": "fail"})])
+    newest, oldest = iter_history(store)
+    # Then the plain mean jumps to beta's score alone, but the chain-linked trend stays where it was
+    assert newest["score"] != oldest["score"]
+    assert oldest["trend"] == oldest["score"] and newest["trend"] == oldest["trend"]
+    # And a change of beta's own score moves the trend by that change
+    record(store, [make_result(A1, default="error"), make_result(B1, {"T4": "fail"})])
+    latest = next(iter_history(store))
+    assert latest["trend"] == pytest.approx(oldest["trend"] + latest["score"] - newest["score"], abs=0.11)
+
+
 def _cli(*args: str) -> int:
     from scanner.cli.main import main
 

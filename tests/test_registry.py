@@ -100,6 +100,10 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
                                target_kind="endpoint", description="needs evidence nobody collects",
                                risk="none whatsoever", remediation="nothing to do here"),
                      lambda ev, meta: [], Needs("smtp"))]
+        WRONG_KIND = [Check(CheckMeta(id="dns-tls-mixup", title="mixed!", severity="low", controls=("D1",),
+                                      target_kind="domain", description="a domain check reading TLS evidence",
+                                      risk="none whatsoever", remediation="nothing to do here"),
+                            lambda ev, meta: [], Needs("tls"))]
         def _boom():
             raise RuntimeError("x")
     '''))
@@ -108,7 +112,7 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evilplug\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
         "[pledgescan.checks]\nbad = evilplug:CHECKS\ndup = evilplug:DUP\nmissing = evilplug:NOPE\n"
-        "odd = evilplug:ODD\n")
+        "odd = evilplug:ODD\nwrong = evilplug:WRONG_KIND\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("evilplug", None)
     reg = load_checks(CONTROL_IDS)
@@ -117,6 +121,7 @@ def test_a_broken_third_party_plugin_is_refused_and_the_rest_load(tmp_path: Path
     assert "'dup'" in refused and "duplicate check ID" in refused
     assert "'missing'" in refused and "failed to load" in refused
     assert "'odd'" in refused and "needs evidence family 'smtp'" in refused
+    assert "'wrong'" in refused and "domain targets but needs the 'tls' evidence of endpoint" in refused
     ids = [c.id for c in reg.checks]
     assert "NOT VALID" not in ids
     assert ids.count("tls-handshake") == 1

@@ -150,7 +150,7 @@ def _history_gate(diff: Any, run_id: int, regression: bool, unreachable: bool, q
 @click.option("--limit", type=click.IntRange(1, 10000), default=30, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> None:
-    """Past runs: date, status, baseline version, grades."""
+    """Past runs: date, status, baseline version, mean score, chain-linked trend, grades."""
     import json
 
     from rich.table import Table
@@ -165,7 +165,8 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(rows)} run(s)" + (f" of member {member}" if member else ""))
-    for col in ("Run", "Started (UTC)", "Status", "Baseline", "Targets", "Score", "Grades"):
+    cols = ("Run", "Started (UTC)", "Status", "Baseline", "Targets", "Score", "Trend", "Grades")
+    for col in cols if member is None else tuple(c for c in cols if c != "Trend"):
         table.add_column(col)
     for r in rows:
         grades = r["grades"]
@@ -176,8 +177,11 @@ def history(store_url: str | None, member: str | None, limit: int, fmt: str) -> 
             shown = " ".join(f"{g}:{n}" for g, n in sorted(dist.items()))
         else:
             shown = grades.get(member, "?")
-        table.add_row(str(r["run"]), r["started_at"].replace("+00:00", ""), r["status"], r["baseline"],
-                      r["targets"], "" if r["score"] is None else str(r["score"]), shown)
+        cells = [str(r["run"]), r["started_at"].replace("+00:00", ""), r["status"], r["baseline"],
+                 r["targets"], "" if r["score"] is None else str(r["score"])]
+        if member is None:
+            cells.append("" if r["trend"] is None else str(r["trend"]))
+        table.add_row(*cells, shown)
     listing_console().print(table)
 
 

@@ -14,11 +14,13 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from scanner.collectors import COLLECTORS, CollectorSpec
@@ -246,6 +248,12 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
 
     settings: Settings = scanner.settings
     spec = next(s for s in COLLECTORS if s.family == family and s.kind == target.kind)
+    missing = missing_files(settings, family)
+    if missing:  # before the context, which reads them
+        why = f"{missing}: no such file on worker {socket.gethostname()} (the run's file paths must exist " \
+              "on every worker machine)"
+        return error_evidence(family, why, ErrorKind.UNKNOWN), (), None, \
+            {"http_requests_per_host": {}, "tls_connections": 0}
     ctx = await _scope_context(th, run_id, settings)
     if th.budget is not None:
         th.budget.outage = False
@@ -291,6 +299,16 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
     if th.budget is not None and th.budget.outage:
         raise BrokerOutage(f"Redis was unreachable while collecting {family} of {target.target}")
     return evidence, addresses, res_err, stats
+
+
+def missing_files(settings: Settings, family: str) -> str | None:
+    """The run's files (stored as paths, read on the worker) this family needs and this machine lacks, as
+    their options, or None: a worker started elsewhere says so instead of failing inside a collector."""
+    wanted = [("--ca-bundle", settings.ca_bundle)] if settings.ca_bundle else []  # every fetcher reads it
+    if family == "dns":
+        wanted += [("--trust-anchor", p) for p in settings.trust_anchors]
+    gone = [f"{opt} {path}" for opt, path in wanted if not Path(path).is_file()]
+    return ", ".join(gone) or None
 
 
 def _context(cls: Any, settings: Settings, budget: Any) -> Any:

@@ -454,9 +454,20 @@ class StoredScan:
 
 
 def iter_history(store: Store, member: str | None = None, limit: int = 30) -> Iterator[dict[str, Any]]:
-    """Rows of ``pledgescan history``: run, date, status, baseline, targets and grades."""
+    """Rows of ``pledgescan history``: run, date, status, baseline, targets, grades, the plain mean
+    score of the run's members (``score``) and the portfolio's chain-linked score (``trend``, see
+    ``chain_linked``: members that join, leave or do not answer do not move it), linked over the listed
+    runs of the same inventory and check selection only (other runs do not compare)."""
     runs = store.runs(member=member, limit=limit)
     scores = store.member_scores([r.id for r in runs])
+    trend: dict[int, float | None] = {}
+    if member is None:
+        series: dict[tuple[Any, Any], list[RunInfo]] = {}
+        for r in reversed(runs):  # oldest first
+            series.setdefault((r.inventory, r.selection), []).append(r)
+        for chain in series.values():
+            per = [{m: s for m, (_g, s) in scores.get(r.id, {}).items()} for r in chain]
+            trend.update(zip((r.id for r in chain), chain_linked(per), strict=True))
     for r in runs:
         per = scores.get(r.id, {})
         if member is not None:
@@ -468,4 +479,4 @@ def iter_history(store: Store, member: str | None = None, limit: int = 30) -> It
             score = round(sum(vals) / len(vals), 1) if vals else None
         yield {"run": r.id, "started_at": r.started_at.isoformat(timespec="seconds"), "status": r.status,
                "baseline": r.baseline, "targets": f"{r.targets_done}/{r.targets_total}",
-               "score": score, "grades": grades}
+               "score": score, **({"trend": trend.get(r.id)} if member is None else {}), "grades": grades}

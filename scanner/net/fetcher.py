@@ -471,13 +471,8 @@ class Fetcher:
         except (KeyError, h2.exceptions.H2Error) as exc:  # httpcore's HTTP/2 state broken by a server
             return HttpResponse(**base, error=f"protocol error: HTTP/2 {type(exc).__name__}",
                                 error_kind=ErrorKind.PROTOCOL)
-        header_list: list[tuple[str, str]] = []
-        size = 0
-        for k, v in response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items():
-            size += len(k) + len(v)
-            if size > self.settings.max_header_bytes:
-                break
-            header_list.append((k.lower(), v[:8192]))
+        sent = response.extensions.get(_HEADERS_AS_SENT) or response.headers.multi_items()
+        header_list = bounded_headers(sent, self.settings.max_header_bytes)
         return HttpResponse(
             **base,
             status=response.status_code,
@@ -490,6 +485,22 @@ class Fetcher:
 
 
 _HEADERS_AS_SENT = "pledgescan.headers"
+HEADER_VALUE_CAP = 8192
+
+
+def bounded_headers(items: Iterable[tuple[str, str]], budget: int) -> list[tuple[str, str]]:
+    """The headers as recorded: names lower-cased, each value cut at ``HEADER_VALUE_CAP``, at most
+    ``budget`` characters in all, in the order sent. Over budget, the largest headers are left out, not the
+    last ones: junk sent first must not hide the HSTS or Set-Cookie headers that follow it."""
+    headers = [(k.lower(), v[:HEADER_VALUE_CAP]) for k, v in items]
+    kept: set[int] = set()
+    size = 0
+    for i in sorted(range(len(headers)), key=lambda j: len(headers[j][0]) + len(headers[j][1])):
+        size += len(headers[i][0]) + len(headers[i][1])
+        if size > budget:
+            break
+        kept.add(i)
+    return [h for i, h in enumerate(headers) if i in kept]
 
 
 def _tls_tagged(resp: HttpResponse, why: str | None) -> HttpResponse:
