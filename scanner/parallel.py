@@ -280,8 +280,10 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
     addresses, resolver = await resolve_all(settings, targets)
     groups = group_by_address(targets, addresses)
     n = min(processes_wanted(settings, len(targets)), len(groups))
-    if n <= 1:
-        return await scanner.run_stream(_each(targets), targets, on_result, on_start, keep_results)
+    if n <= 1:  # one address for all (or one target): this process, with the answers already got
+        answers = resolver.answers()
+        return await scanner.run_stream(_each(targets), targets, on_result, on_start, keep_results,
+                                        prepare=lambda ctx: ctx.resolver.seed(answers))
     # Targets' own addresses are in scope even when internal, whichever process scans them.
     allowed = {a for t in targets if t.kind == "endpoint"
                for a in (resolver.override(t.host, t.port),) if a}

@@ -106,6 +106,14 @@ def test_processes_give_the_verdicts_of_one_and_keep_an_address_in_one(bed):
     assert proxy.peak_by_address[FRONTS[0]] == CAP
 
 
+def test_one_address_for_all_scans_in_this_process(bed):
+    ca, _ = bed
+    scanner = Scanner(settings_for(ca, 2))
+    report = asyncio.run(scanner.run(targets(["a0", "a1", "a2"])))
+    assert "processes" not in report.stats and scanner.worker_pids == []
+    assert all(t.decided > 10 and not t.errors for t in report.targets)
+
+
 def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
     ca, _ = bed
     stall = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
