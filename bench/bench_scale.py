@@ -191,7 +191,7 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
         settings = Settings(ca_bundle=bed.ca, resolve=resolve,
                             **({"concurrency": concurrency} if concurrency else {}),
                             **({"processes": processes} if processes is not None else {}))
-        cpu0 = _tree_cpu()
+        cpu0, own0 = _tree_cpu(), _cpu()
         t0 = time.monotonic()
         with TreeMemory() as memory:
             store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
@@ -203,6 +203,7 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
             write_portfolio(store, run.id, tmp / "portfolio")
             wall = time.monotonic() - t0
         cpu = _tree_cpu() - cpu0  # the workers have been waited for; nginx (still running) is not in it
+        own = _cpu() - own0
     grades: dict[str, int] = {}
     errors = 0
     for s in store.summaries(run.id):
@@ -212,7 +213,7 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
     store.close()
     return {"endpoints": size, "concurrency": settings.concurrency, "wall_s": round(wall, 1),
             "processes": report.stats.get("processes", 1),
-            "scan_s": round(t_scan, 1), "cpu_s": round(cpu, 1),
+            "scan_s": round(t_scan, 1), "cpu_s": round(cpu, 1), "cpu_parent_s": round(own, 1),
             "per_endpoint_ms": round(1000 * wall / size),
             "peak_rss_mb": memory.peak_mb, "peak_parent_mb": memory.peak_parent_mb,
             "samples": memory.samples,
@@ -313,9 +314,9 @@ def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: st
           "--concurrency/--processes), members file scanned into a SQLite store and written as the "
           "portfolio; CPU and peak memory of the whole process tree (the scan's worker processes "
           "included, nginx not): CPU from getrusage (self + waited-for children), memory the largest sum "
-          "of resident sizes over the tree, sampled from /proc every 0.2 s (peak of the parent alone in "
-          "brackets)")
-    print(f"{'endpoints':>10} {'procs':>5} {'in flight':>9} {'wall s':>8} {'scan s':>8} {'CPU s':>7} "
+          "of resident sizes over the tree, sampled from /proc every 0.2 s (the parent's own CPU and peak "
+          "in brackets)")
+    print(f"{'endpoints':>10} {'procs':>5} {'in flight':>9} {'wall s':>8} {'scan s':>8} {'CPU s':>14} "
           f"{'ms/endpoint':>12} {'peak MB':>13} {'HTTP req/endpoint':>18}  grades / errors")
     for size, conc, procs in ((s, c, p) for s in sizes for c in concurrencies for p in (processes or [None])):
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -328,9 +329,9 @@ def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: st
             print(out.stderr[-2000:], file=sys.stderr)
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        peak = f"{r['peak_rss_mb']} ({r['peak_parent_mb']})"
+        peak, cpu = f"{r['peak_rss_mb']} ({r['peak_parent_mb']})", f"{r['cpu_s']} ({r['cpu_parent_s']})"
         print(f"{r['endpoints']:>10} {r['processes']:>5} {r['concurrency']:>9} {r['wall_s']:>8} "
-              f"{r['scan_s']:>8} {r['cpu_s']:>7} {r['per_endpoint_ms']:>12} {peak:>13} "
+              f"{r['scan_s']:>8} {cpu:>14} {r['per_endpoint_ms']:>12} {peak:>13} "
               f"{r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}", flush=True)
 
 
