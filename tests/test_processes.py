@@ -236,3 +236,15 @@ def test_statistics_are_summed():
     assert s["http_requests"] == 5 and s["http_requests_per_host"] == {"a": 2, "b": 3}
     assert (s["tls_connections"], s["http_connections"], s["peak_sockets"]) == (5, 2, 5)
     assert s["targets"] == 7 and s["processes"] == 2 and s["blocked_requests"] == ["x"]
+
+
+def test_processes_from_the_command_line_environment_and_file(tmp_path, monkeypatch):
+    from scanner.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().processes == 0  # automatic
+    (tmp_path / "pledgescan.toml").write_text("processes = 3\n")
+    assert load_settings().processes == 3
+    monkeypatch.setenv("PLEDGESCAN_PROCESSES", "1")
+    assert load_settings().processes == 1
+    assert load_settings({"processes": 2}).processes == 2
