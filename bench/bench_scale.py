@@ -200,6 +200,8 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
                                                        keep_results=False))
             run = stored.finish(report.stats)
             t_scan = time.monotonic() - t0
+            memory.sample()
+            at_scan_end = (memory.peak_mb, memory.peak_parent_mb)
             write_portfolio(store, run.id, tmp / "portfolio")
             wall = time.monotonic() - t0
         cpu = _tree_cpu() - cpu0  # the workers have been waited for; nginx (still running) is not in it
@@ -216,6 +218,7 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
             "scan_s": round(t_scan, 1), "cpu_s": round(cpu, 1), "cpu_parent_s": round(own, 1),
             "per_endpoint_ms": round(1000 * wall / size),
             "peak_rss_mb": memory.peak_mb, "peak_parent_mb": memory.peak_parent_mb,
+            "peak_scan_mb": at_scan_end,  # (tree, parent) before the portfolio was written
             "samples": memory.samples,
             "grades": grades, "errors": errors,
             "http_requests_per_endpoint": round(report.stats["http_requests"] / size, 1)}
@@ -238,13 +241,13 @@ class TreeMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self.sample()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self._sample()
+            self.sample()
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         me = os.getpid()
         rss = _tree_rss(me)
         self.samples += 1
@@ -330,9 +333,10 @@ def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: st
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         peak, cpu = f"{r['peak_rss_mb']} ({r['peak_parent_mb']})", f"{r['cpu_s']} ({r['cpu_parent_s']})"
+        scan_peak = "peak while scanning {} ({}) MB; ".format(*r["peak_scan_mb"])
         print(f"{r['endpoints']:>10} {r['processes']:>5} {r['concurrency']:>9} {r['wall_s']:>8} "
               f"{r['scan_s']:>8} {cpu:>14} {r['per_endpoint_ms']:>12} {peak:>13} "
-              f"{r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}", flush=True)
+              f"{r['http_requests_per_endpoint']:>18}  {scan_peak}{r['grades']} / {r['errors']}", flush=True)
 
 
 def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
