@@ -247,6 +247,9 @@ class Scanner:
             tasks: dict[str, asyncio.Task[Any]] = {}
 
             async def run(spec: Any) -> Any:
+                if getattr(spec, "early", False):  # starts at once, awaits what it reads where it needs it
+                    prior: dict[str, Any] = {f: tasks[f] for f in spec.after if f in tasks}
+                    return await self._run_collector(spec, target, ctx, addresses, prior)
                 deps = [tasks[f] for f in spec.after if f in tasks]
                 if deps:
                     await asyncio.wait(deps)

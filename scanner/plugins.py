@@ -8,7 +8,6 @@ published under ``pledgescan.reporters``.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from scanner.errors import ErrorKind
-from scanner.evidence import EVIDENCE_LABELS
+from scanner.evidence import EVIDENCE_LABELS, FAMILY_KINDS
 from scanner.models import Finding, Frozen, Report, Severity, Status, TargetKind
 
 log = logging.getLogger(__name__)
@@ -264,14 +263,6 @@ def _iterable(obj: object) -> bool:
     return isinstance(obj, list | tuple)
 
 
-@functools.cache
-def _family_kinds() -> dict[str, str]:
-    """The kind of target (endpoint, domain) each evidence family is collected for."""
-    from scanner.collectors import COLLECTORS
-
-    return {spec.family: spec.kind for spec in COLLECTORS}
-
-
 def _validate(item: object, seen: set[str], controls: set[str] | None) -> str | None:
     if not isinstance(item, Check):
         return f"{item!r} is not a Check"
@@ -282,7 +273,7 @@ def _validate(item: object, seen: set[str], controls: set[str] | None) -> str | 
     if item.needs.family not in EVIDENCE_LABELS:
         return (f"check {item.id!r} needs evidence family {item.needs.family!r}; known: "
                 f"{', '.join(EVIDENCE_LABELS)}")
-    kind = _family_kinds().get(item.needs.family)
+    kind = FAMILY_KINDS.get(item.needs.family)
     if kind is not None and kind != item.meta.target_kind:
         # the engine collects a family only for its own kind of target: such a check would never run
         return (f"check {item.id!r} is for {item.meta.target_kind} targets but needs the "

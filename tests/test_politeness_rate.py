@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from scanner.distributed.redis_budget import REQUEST_END, REQUEST_START, RedisAddressBudget
-from scanner.net.politeness import AddressBudget, LocalAddressBudget, pacing, rate_window
+from scanner.net.politeness import AddressBudget, LocalAddressBudget, rate_window
 from tests.testbed.workers import redis_url
 
 ADDR = "127.0.250.1"  # a key only: nothing connects to it
@@ -49,11 +49,35 @@ async def run_requests(budget: AddressBudget, count: int, seed: int,
     await asyncio.gather(*(one(rnd.choice([0.0, 0.01, 0.05, 0.3])) for _ in range(count)))
 
 
-def test_pacing_and_window_of_the_default_rate():
+def test_window_of_the_default_rate():
     assert rate_window(100.0) == (100, 1.0)
-    interval, tolerance = pacing(100.0)
-    assert interval == pytest.approx(0.01) and tolerance == pytest.approx(0.09)  # 10 back to back at most
-    assert pacing(5.0) == (pytest.approx(0.2), 0.0)  # --rate-limit 5: one every 0.2 s, no burst
+    assert rate_window(5.0) == (5, 1.0)  # --rate-limit 5
+    assert rate_window(0.5) == (1, 2.0)
+
+
+async def started_at_once(budget: AddressBudget, n: int) -> tuple[int, bool]:
+    """Ask for n + 1 request starts at once and let the event loop turn a few times (no time passes
+    that a timer could see): how many started, and whether the one beyond the window's budget waits."""
+    leases = [asyncio.create_task(budget.begin(ADDR)) for _ in range(n + 1)]
+    for _ in range(20 * n):
+        await asyncio.sleep(0)
+        if sum(t.done() for t in leases) >= n:
+            break
+    started = sum(t.done() for t in leases)
+    last_waits = not leases[-1].done()
+    for t in leases:
+        t.cancel()
+    await asyncio.gather(*leases, return_exceptions=True)
+    return started, last_waits
+
+
+def test_a_window_s_budget_can_be_used_at_once_in_process():
+    # Given a budget of 40 requests per second on an address
+    # When 41 requests ask at once
+    started, last_waits = asyncio.run(started_at_once(LocalAddressBudget(4, RATE), int(RATE)))
+    # Then 40 start without being paced, and the 41st waits for the window
+    assert started == int(RATE)
+    assert last_waits
 
 
 def test_no_window_meets_more_requests_than_the_budget_in_process():
@@ -81,7 +105,7 @@ def test_a_request_that_never_ends_keeps_counting_until_it_does():
         await lease.end()
         await second.end()
         state = budget._of(ADDR)
-        return waiting, len(state.counted) + len(state.running)
+        return waiting, len(state.every.counted) + len(state.every.running)
 
     waiting, counted = asyncio.run(main())
     assert waiting == 1
@@ -93,7 +117,7 @@ def test_a_handshake_counts_from_its_start_for_one_window():
         budget = LocalAddressBudget(4, 1000.0)
         for _ in range(5):
             await budget.request(ADDR)
-        return len(budget._of(ADDR).counted)
+        return len(budget._of(ADDR).every.counted)
 
     assert asyncio.run(main()) == 5
 
@@ -128,16 +152,83 @@ def test_redis_counts_a_request_until_it_ends(prefix: str):
 
     client = redis.Redis.from_url(redis_url())
     start, end = client.register_script(REQUEST_START), client.register_script(REQUEST_END)
-    keys = [f"{prefix}:counted", f"{prefix}:paced"]
+    keys = [f"{prefix}:counted"]
     second = 1_000_000
     # Given one request per second, a request that started and has not ended
-    assert start(keys=keys, args=[1, second, "a", 120 * second, second, 0]) == 0
+    assert start(keys=keys, args=[1, second, "a", 120 * second]) == 0
     # Then another may not start, and is told to ask again soon (the first may end any moment)
-    assert 0 < start(keys=keys, args=[1, second, "b", 120 * second, second, 0]) <= 20_000
+    assert 0 < start(keys=keys, args=[1, second, "b", 120 * second]) <= 20_000
     # When the first ends, it counts one window more, not the two minutes it was given while it ran
-    end(keys=keys[:1], args=["a", second])
+    end(keys=keys, args=["a", second])
     seconds, micro = client.time()
     assert 0 < client.zscore(keys[0], "a") - (seconds * second + micro) <= second
     assert client.zcard(keys[0]) == 1
+    client.delete(*keys)
+    client.close()
+
+
+def test_a_window_s_budget_can_be_used_at_once_across_redis(prefix: str):
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    start = client.register_script(REQUEST_START)
+    keys = [f"{prefix}:counted"]
+    second = 1_000_000
+    # Given 40 requests per second on an address
+    # When 41 requests ask one right after the other
+    answers = [start(keys=keys, args=[int(RATE), second, f"r{i}", 120 * second])
+               for i in range(int(RATE) + 1)]
+    # Then the first 40 start at their first ask (no pacing) and the 41st is told to wait
+    assert answers[:-1] == [0] * int(RATE)
+    assert answers[-1] > 0
+    client.delete(*keys)
+    client.close()
+
+
+def test_bulk_requests_leave_part_of_the_window_to_the_others():
+    from scanner.net.politeness import bulk_reserve
+
+    async def main() -> tuple[int, bool, bool]:
+        budget = LocalAddressBudget(4, RATE)
+        n = int(RATE)
+        bulk = [asyncio.create_task(budget.begin(ADDR, bulk=True)) for _ in range(n)]
+        for _ in range(20 * n):
+            await asyncio.sleep(0)
+        started = sum(t.done() for t in bulk)
+        # a TLS handshake or an HTTP chain's next step still starts at once, ahead of the waiting bulk
+        other = asyncio.create_task(budget.begin(ADDR))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        other_started = other.done()
+        bulk_still_waits = not bulk[-1].done()
+        for t in [*bulk, other]:
+            t.cancel()
+        await asyncio.gather(*bulk, other, return_exceptions=True)
+        return started, other_started, bulk_still_waits
+
+    # Given 40 requests per second on an address, When 40 bulk requests (exposure probes) ask at once
+    started, other_started, bulk_still_waits = asyncio.run(main())
+    # Then they take the window but for its reserve, and another request still starts
+    n = int(RATE)
+    assert started == n - bulk_reserve(n) and 0 < bulk_reserve(n) < n
+    assert other_started and bulk_still_waits
+    assert bulk_reserve(1) == 0  # --rate-limit 1: bulk requests still go
+
+
+def test_redis_bulk_requests_leave_part_of_the_window_to_the_others(prefix: str):
+    import redis
+
+    from scanner.net.politeness import bulk_reserve
+
+    client = redis.Redis.from_url(redis_url())
+    start = client.register_script(REQUEST_START)
+    keys = [f"{prefix}:counted", f"{prefix}:bulk"]
+    second, n = 1_000_000, int(RATE)
+    bulk_n = n - bulk_reserve(n)
+    # Given 40 requests per second, When as many bulk requests as they may ask one after the other
+    answers = [start(keys=keys, args=[n, second, f"b{i}", 120 * second, bulk_n]) for i in range(bulk_n + 1)]
+    # Then all but the last start at once, and a request that is not bulk still does
+    assert answers[:-1] == [0] * bulk_n and answers[-1] > 0
+    assert start(keys=keys, args=[n, second, "tls", 120 * second, 0]) == 0
     client.delete(*keys)
     client.close()

@@ -172,8 +172,8 @@ def test_request_starts_of_all_workers_are_counted_in_one_log(prefix: str) -> No
     # holds one start
     client = redis.Redis.from_url(redis_url())
     ten_s = 10_000_000  # microseconds
-    keys = [f"{prefix}:{ADDR}:starts", f"{prefix}:{ADDR}:paced"]
-    wait_us = client.register_script(REQUEST_START)(keys=keys, args=[1, ten_s, "second-worker", 0, ten_s, 0])
+    keys = [f"{prefix}:{ADDR}:starts"]
+    wait_us = client.register_script(REQUEST_START)(keys=keys, args=[1, ten_s, "second-worker", 0])
     assert 0 < wait_us <= ten_s
     assert client.zcard(f"{prefix}:{ADDR}:starts") == 1
     client.close()

@@ -159,3 +159,10 @@ def test_a_check_without_metadata_is_refused_with_its_id(tmp_path: Path, monkeyp
         sys.modules.pop(name, None)
     reg = load_checks(CONTROL_IDS)
     assert any("'ghost'" in r and "'ghost-check' has no metadata" in r for r in reg.refused), reg.refused
+
+
+def test_every_collector_is_for_the_kind_its_family_is_checked_on():
+    from scanner.collectors import COLLECTORS
+    from scanner.evidence import FAMILY_KINDS
+
+    assert {spec.family: spec.kind for spec in COLLECTORS} == FAMILY_KINDS

@@ -4,7 +4,9 @@ Each module exposes ``async def collect(target, ctx, addresses, prior) -> <Famil
 ``target`` is the ``Target``, ``ctx`` the ``ScanContext`` (settings, resolver, fetcher, limits, stats),
 ``addresses`` the target host's resolved addresses (empty for domain targets), and ``prior`` the
 evidence of the families it runs after (``{"http": HTTPEvidence}``). Collectors of one target run side by
-side, each as soon as what it reads is there; the address's politeness budget paces them all.
+side, each as soon as what it reads is there (an ``early`` one at once: it gets the tasks of the families
+it reads and awaits them only where it needs their evidence); the address's politeness budget bounds
+them all.
 A collector never raises for network trouble: it returns evidence with ``error`` set.
 """
 
@@ -23,6 +25,9 @@ class CollectorSpec:
     kind: TargetKind
     module: str
     after: tuple[str, ...] = ()  # families whose evidence it reads (``prior``); it starts when they end
+    # In process, start at once: ``prior`` then holds the tasks of ``after`` (await them, never cancel
+    # them); distributed workers still hand it the stored evidence, after those families ended.
+    early: bool = False
 
     def load(self) -> Callable[..., Awaitable[Any]]:
         import importlib
@@ -33,6 +38,6 @@ class CollectorSpec:
 COLLECTORS: tuple[CollectorSpec, ...] = (
     CollectorSpec("tls", "endpoint", "scanner.collectors.tls"),
     CollectorSpec("http", "endpoint", "scanner.collectors.http"),
-    CollectorSpec("exposure", "endpoint", "scanner.collectors.exposure", after=("http",)),
+    CollectorSpec("exposure", "endpoint", "scanner.collectors.exposure", after=("http",), early=True),
     CollectorSpec("dns", "domain", "scanner.collectors.dns"),
 )

@@ -3,8 +3,8 @@
 Order of work on one origin (https://host:port of the endpoint):
 1. the landing page (``/``) and six random paths (with and without an extension, a dot-file, a
    directory, a file inside a random directory): the host's answer to things that do not exist;
-2. every catalogue path (deduplicated, GET, HEAD or a 512-byte ranged GET), plus directories linked
-   from the landing page;
+2. every catalogue path (deduplicated, GET, HEAD or a 512-byte ranged GET), as soon as one random path
+   is answered, plus directories linked from the landing page (the http collector's, awaited only then);
 3. for each answer that is neither an error nor like the calibration, one random sibling in the same
    directory with the same extension (cached per directory and extension), so a directory that answers
    everything alike cannot produce a finding.
@@ -63,8 +63,9 @@ class _Prober:
     """Sends the probes of one origin within the budget, the time limit and the connection cap."""
 
     def __init__(self, ctx: ScanContext, origin: str, budget: _Budget, deadline: float,
-                 memo: ResponseMemo | None = None) -> None:
+                 memo: ResponseMemo | None = None, addresses: tuple[str, ...] = ()) -> None:
         self.ctx = ctx
+        self.addresses = addresses
         self.memo = memo or ResponseMemo()
         self.origin = origin
         self.budget = budget
@@ -85,14 +86,20 @@ class _Prober:
         limit = min(self.ctx.settings.max_body_bytes, PROBE_BYTES)
         # identity: the fetcher keeps raw bytes, and magic numbers must be the file's, not gzip's.
         headers = {"Accept-Encoding": "identity"}
+        # Probes leave part of the address's rate to this target's TLS handshakes and HTTP chains (which
+        # go one step after the other) while it is the only target in flight there; targets sharing an
+        # address (virtual hosts) are bound by its budget, not by one chain, and use all of it (so do
+        # distributed workers, which do not know what else runs on the address: in_flight stays empty).
+        bulk = purpose != "landing" and all(self.ctx.in_flight[a] == 1 for a in self.addresses)
         async with self.sem:
             if method == "RANGE":
                 headers["Range"] = f"bytes=0-{RANGE_BYTES - 1}"
-                resp = await fetcher.fetch(url, method="GET", headers=headers, max_bytes=RANGE_BYTES)
+                resp = await fetcher.fetch(url, method="GET", headers=headers, max_bytes=RANGE_BYTES,
+                                           bulk=bulk)
             elif method == "GET":  # the landing page usually comes from the http collector's fetch
-                resp = await self.memo.fetch(fetcher, url, headers=headers, max_bytes=limit)
+                resp = await self.memo.fetch(fetcher, url, headers=headers, max_bytes=limit, bulk=bulk)
             else:
-                resp = await fetcher.fetch(url, method=method, headers=headers, max_bytes=limit)
+                resp = await fetcher.fetch(url, method=method, headers=headers, max_bytes=limit, bulk=bulk)
         if purpose == "landing" and resp.body:
             self.pages[path] = resp.body[:PROBE_BYTES].decode("utf-8", errors="replace")
         return Probe.record(purpose=purpose, path=path, url=url, method=method, status=resp.status,
@@ -175,13 +182,13 @@ def _behaviour(calibration: list[Probe]) -> tuple[str, bool]:
     return text, catch_all
 
 
-def _probe_plan(catalogue: Catalogue, target: Target, linked: list[str]) -> list[tuple[str, Method]]:
-    """Every (path, method) to ask, deduplicated, most important families first."""
+def _probe_plan(catalogue: Catalogue, target: Target, linked: list[str], families: tuple[str, ...],
+                seen: set[tuple[str, str]]) -> list[tuple[str, Method]]:
+    """Every (path, method) of ``families`` to ask, not in ``seen`` (which it extends), in their order."""
     host = target.host
     label = host.split(".")[0]
     plan: list[tuple[str, Method]] = []
-    seen: set[tuple[str, str]] = {("/", "GET")}  # the landing page is fetched anyway
-    for fam_name in FAMILY_ORDER:
+    for fam_name in families:
         fam = catalogue.family(fam_name)
         if fam is None:
             continue
@@ -199,6 +206,26 @@ def _probe_plan(catalogue: Catalogue, target: Target, linked: list[str]) -> list
     return plan
 
 
+def _split_families(catalogue: Catalogue) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The families before the first that probes linked directories (asked at once), and the rest (asked
+    once the landing page's links are known), most important first."""
+    for i, name in enumerate(FAMILY_ORDER):
+        fam = catalogue.family(name)
+        if fam is not None and fam.linked_directories:
+            return FAMILY_ORDER[:i], FAMILY_ORDER[i:]
+    return FAMILY_ORDER, ()
+
+
+async def _http_evidence(prior: dict[str, Any]) -> Any:
+    """The http collector's evidence: in process a task to wait for (never cancelled from here), from a
+    distributed worker the evidence itself."""
+    got = prior.get("http")
+    if isinstance(got, asyncio.Future):
+        await asyncio.wait([got])
+        return got.result() if not got.cancelled() and got.exception() is None else None
+    return got
+
+
 def _expected_statuses(catalogue: Catalogue) -> set[int]:
     return {s for _, e in catalogue.entries() if not e.on_calibration for s in e.status}
 
@@ -206,40 +233,73 @@ def _expected_statuses(catalogue: Catalogue) -> set[int]:
 async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                   prior: dict[str, Any]) -> ExposureEvidence:
     """Calibrate, probe, confirm; never raises for network trouble."""
+    async with ctx.using_http(addresses, "exposure"):
+        return await _collect(target, ctx, addresses, prior)
+
+
+async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
+                   prior: dict[str, Any]) -> ExposureEvidence:
     settings = ctx.settings
     catalogue = load_catalogue()
     origin = _origin(target)
     budget = _Budget(settings.exposure_max_requests)
     prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE,
-                     ctx.memo(target.key))
+                     ctx.memo(target.key), addresses)
 
-    # 1. Landing page and calibration, together.
+    # 1. Landing page and calibration, together. The catalogue's families that do not need the landing
+    # page's links go out as soon as one random path is answered (the host answers, the calibration
+    # will not fail), in the catalogue's order, so the budget is spent as before.
     cal_paths = _calibration_paths()
-    first = await asyncio.gather(prober.get("/", purpose="landing"),
-                                 *(prober.get(p, purpose="calibration") for p, _ in cal_paths))
-    landing, calibration = first[0], [c for c in first[1:] if c is not None]
-    answered = [p for p in [landing, *calibration] if p is not None and p.error is None]
-    base = {"origin": origin, "budget": budget.limit}
-    if not answered:
-        reason = next((p.error for p in [landing, *calibration] if p is not None and p.error), "no answer")
-        return ExposureEvidence(error=f"host unreachable: {reason}", requests=budget.used, landing=landing,
-                                calibration=tuple(calibration), **base)
-    if not any(c.error is None for c in calibration):
-        reason = next((c.error for c in calibration if c.error), "no answer")
-        return ExposureEvidence(error=f"calibration failed (random paths got no answer): {reason}",
-                                requests=budget.used, landing=landing, calibration=tuple(calibration), **base)
-    behaviour, catch_all = _behaviour(calibration)
+    early, late = _split_families(catalogue)
+    seen: set[tuple[str, str]] = {("/", "GET")}  # the landing page is fetched anyway
+    early_plan = _probe_plan(catalogue, target, [], early, seen)
+    answering = asyncio.Event()
 
-    # 2. Linked directories, then the catalogue.
-    fam = catalogue.family("listings")
-    limit = fam.max_linked_directories if fam else 0
-    known = {p for _, e in catalogue.entries() for p in e.paths}
-    src = _landing_html(prior, origin)
-    if src is None and landing is not None and landing.magic == "html":
-        src = await _own_landing(prober, landing)
-    linked = _linked_directories(src[0], src[1], origin, limit, known) if src and limit else []
-    plan = _probe_plan(catalogue, target, linked)
-    results = await asyncio.gather(*(prober.get(p, m, reserve=CONFIRM_RESERVE) for p, m in plan))
+    async def calibrate(path: str) -> Probe | None:
+        got = await prober.get(path, purpose="calibration")
+        if got is not None and got.error is None:
+            answering.set()
+        return got
+
+    async def probe(path: str, method: Method) -> Probe | None:
+        await answering.wait()
+        return await prober.get(path, method, reserve=CONFIRM_RESERVE)
+
+    first_task = asyncio.gather(prober.get("/", purpose="landing"), *(calibrate(p) for p, _ in cal_paths))
+    early_task = asyncio.gather(*(probe(p, m) for p, m in early_plan))
+    try:
+        first = await first_task
+        landing, calibration = first[0], [c for c in first[1:] if c is not None]
+        answered = [p for p in [landing, *calibration] if p is not None and p.error is None]
+        base = {"origin": origin, "budget": budget.limit}
+        if not answered:
+            reason = next((p.error for p in [landing, *calibration] if p is not None and p.error),
+                          "no answer")
+            return ExposureEvidence(error=f"host unreachable: {reason}", requests=budget.used,
+                                    landing=landing, calibration=tuple(calibration), **base)
+        if not any(c.error is None for c in calibration):
+            reason = next((c.error for c in calibration if c.error), "no answer")
+            return ExposureEvidence(error=f"calibration failed (random paths got no answer): {reason}",
+                                    requests=budget.used, landing=landing, calibration=tuple(calibration),
+                                    **base)
+        behaviour, catch_all = _behaviour(calibration)
+
+        # 2. Linked directories (from the http collector's landing page, else our own), then the rest.
+        fam = catalogue.family("listings")
+        limit = fam.max_linked_directories if fam else 0
+        known = {p for _, e in catalogue.entries() for p in e.paths}
+        src = _landing_html({"http": await _http_evidence(prior)}, origin)
+        if src is None and landing is not None and landing.magic == "html":
+            src = await _own_landing(prober, landing)
+        linked = _linked_directories(src[0], src[1], origin, limit, known) if src and limit else []
+        late_plan = _probe_plan(catalogue, target, linked, late, seen)
+        late_results = await asyncio.gather(*(probe(p, m) for p, m in late_plan))
+        results = [*await early_task, *late_results]
+    finally:
+        for task in (first_task, early_task):
+            if not task.done():  # an early return (unreachable host) or a cancellation
+                task.cancel()
+        await asyncio.gather(first_task, early_task, return_exceptions=True)
     # Answers like the calibration's can never be findings: keep their fingerprints, drop their text.
     probes = [r if not any(similar(r, c) for c in calibration) else r.model_copy(update={"excerpt": ""})
               for r in results if r is not None]

@@ -168,6 +168,11 @@ def _preloaded(host: str) -> bool | None:
 async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                   prior: dict[str, object]) -> HTTPEvidence:
     """Collect the HTTP evidence of one endpoint. Never raises for network trouble."""
+    async with ctx.using_http(addresses, "http"):
+        return await _collect(target, ctx, addresses)
+
+
+async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...]) -> HTTPEvidence:
     parts = urlsplit(target.target)
     host = target.host
     netloc_host = f"[{host}]" if ":" in host else host
@@ -188,6 +193,11 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
         follow(ctx, http_url, target, scope, limit, 64_000, memo=memo),
         _text(ctx, https_base + "/.well-known/security.txt", target, scope, memo),
     )
+    # Nothing else of this target goes to http://: its idle connection gives its slot back to the TLS
+    # probers now (unless another target's http collector on the address may still use it).
+    for addr in addresses:
+        if ctx.alone(addr, "http"):
+            await ctx.fetcher.close_idle(addr, done=True, origin=http_url)
     texts = [sectxt]
     if sectxt.error is None and sectxt.status != 200:
         texts.append(await _text(ctx, https_base + "/security.txt", target, scope, memo))

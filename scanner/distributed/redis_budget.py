@@ -3,7 +3,7 @@
 The same promises as the in-process ``AddressBudget`` (``scanner.net.politeness``): at most
 ``per_address_connections`` connections open to an address, taken all or nothing, multi-slot holders
 served first; the request rate as ``scanner.net.politeness`` defines it (a request counts from its start
-until its end and one window after; at most n counted when one starts; starts paced by GCRA).
+until its end and one window after; at most n counted when one starts; no pacing).
 Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines' clocks do not matter):
 
 - connection slots are *leases* in a sorted set per address (member = holder token, score = expiry);
@@ -13,8 +13,9 @@ Each is one Lua script (atomic in Redis, timed by Redis's own clock so machines'
   is busy, and it cannot take several slots at once, which the TLS phase needs.)
 - counted requests are a sorted set per address (member = request token, score = until when it counts:
   start + ``OPEN_REQUEST_S`` + window while it runs, end + window once it ended, so a dead worker's
-  requests stop counting after OPEN_REQUEST_S), beside the pacing time of the address (GCRA); the
-  script answers how long to wait when the request may not start yet.
+  requests stop counting after OPEN_REQUEST_S), and bulk requests in a second set as well (at most
+  n - ``bulk_reserve(n)`` of them); the script answers how long to wait when the request may not start
+  yet.
 
 When Redis cannot be reached the budget waits and retries (politeness is never skipped) and sets
 ``outage``, so that the work can be retried rather than recorded as a target's error.
@@ -34,7 +35,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scanner.net.politeness import NO_LEASE, OPEN_REQUEST_S, RequestLease, address_key, pacing, rate_window
+from scanner.net.politeness import (
+    NO_LEASE,
+    OPEN_REQUEST_S,
+    RequestLease,
+    address_key,
+    bulk_reserve,
+    rate_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,33 +86,40 @@ return 1
 
 _NOW_US = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 
-# KEYS: counted (member -> until when it counts, microseconds), pacing (GCRA's next start time).
-# ARGV: n, window_us, member, open_us (how long a request not yet ended counts at most), interval_us,
-# tolerance_us. Returns 0 when the request is counted, else microseconds to wait (at most POLL_US while
-# the window is full of requests not ended: one of them may end any moment).
+# KEYS: counted (member -> until when it counts, microseconds), bulk (the same, for bulk requests only).
+# ARGV: n, window_us, member, open_us (how long a request not yet ended counts at most), bulk_n (0: not a
+# bulk request; else at most this many bulk requests count). Returns 0 when the request is counted, else
+# microseconds to wait (at most POLL_US while a full set holds requests not ended: one may end any moment).
 REQUEST_START = _NOW_US + """
 local n, window, open = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-local interval, tolerance = tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= n then
-  local wait = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) - now
-  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-  if last > now + window then wait = math.min(wait, """ + str(POLL_US) + """) end
-  return math.max(1, wait)
+local bulk_n = tonumber(ARGV[5] or '0')
+local sets, limits = {KEYS[1]}, {n}
+if bulk_n > 0 then sets[2], limits[2] = KEYS[2], bulk_n end
+local wait = 0
+for i, key in ipairs(sets) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= limits[i] then
+    local w = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) - now
+    local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    if last > now + window then w = math.min(w, """ + str(POLL_US) + """) end
+    wait = math.max(wait, w, 1)
+  end
 end
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tat - tolerance > now then return math.max(1, tat - tolerance - now) end
-redis.call('SET', KEYS[2], math.max(tat, now) + interval, 'PX', math.ceil((window + interval) / 1000) + 1000)
-redis.call('ZADD', KEYS[1], now + open + window, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil((open + window) / 1000) + 1000)
+if wait > 0 then return wait end
+for _, key in ipairs(sets) do
+  redis.call('ZADD', key, now + open + window, ARGV[3])
+  redis.call('PEXPIRE', key, math.ceil((open + window) / 1000) + 1000)
+end
 return 0
 """
 
-# KEYS: counted. ARGV: member, window_us. The request ended: it counts one window more (not at all
-# again once it ran out).
+# KEYS: counted, bulk. ARGV: member, window_us. The request ended: it counts one window more (not at all
+# again once it ran out), in the bulk set too when it is there.
 REQUEST_END = _NOW_US + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[2]), ARGV[1])
+end
 return 1
 """
 
@@ -116,7 +131,7 @@ def _us(seconds: float) -> int:
 class _RedisLease:
     """A request counted in Redis until it ends (``RequestLease``)."""
 
-    def __init__(self, budget: RedisAddressBudget, counted: str, member: str, window_us: int) -> None:
+    def __init__(self, budget: RedisAddressBudget, counted: list[str], member: str, window_us: int) -> None:
         self._budget, self._counted, self._member, self._window_us = budget, counted, member, window_us
         self._ended = False
 
@@ -156,7 +171,7 @@ class RedisAddressBudget:
 
     def _keys(self, address: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}:{address_key(address)}"
-        return f"{base}:slots", f"{base}:reserved", f"{base}:starts", f"{base}:paced"
+        return f"{base}:slots", f"{base}:reserved", f"{base}:starts", f"{base}:bulk"
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Run a script, waiting out a Redis outage (politeness is never skipped)."""
@@ -215,28 +230,28 @@ class RedisAddressBudget:
     async def request(self, address: str) -> None:
         await self._start(address, 0.0)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self._start(address, OPEN_REQUEST_S)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self._start(address, OPEN_REQUEST_S, bulk)
 
-    async def _start(self, address: str, open_s: float) -> RequestLease:
+    async def _start(self, address: str, open_s: float, bulk: bool = False) -> RequestLease:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
-        interval, tolerance = pacing(self.requests_per_second)
-        _, _, counted, paced = self._keys(address)
+        _, _, counted, bulk_set = self._keys(address)
         member = self._token()
-        args = [n, _us(window), member, _us(open_s), _us(interval), _us(tolerance)]
+        # bulk requests count in their own set too, at most n - bulk_reserve(n) (scanner.net.politeness)
+        args = [n, _us(window), member, _us(open_s), max(1, n - bulk_reserve(n)) if bulk else 0]
         while True:
-            wait_us = await self._call("request", [counted, paced], args)
+            wait_us = await self._call("request", [counted, bulk_set], args)
             if wait_us <= 0:
-                return _RedisLease(self, counted, member, _us(window)) if open_s else NO_LEASE
+                return _RedisLease(self, [counted, bulk_set], member, _us(window)) if open_s else NO_LEASE
             await asyncio.sleep(wait_us / 1_000_000)
 
-    async def _end(self, counted: str, member: str, window_us: int) -> None:
+    async def _end(self, counted: list[str], member: str, window_us: int) -> None:
         # When Redis is away the request stops counting after OPEN_REQUEST_S by itself.
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
             self._redis()
-            await asyncio.shield(self._scripts["end"](keys=[counted], args=[member, window_us]))
+            await asyncio.shield(self._scripts["end"](keys=counted, args=[member, window_us]))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -12,7 +12,7 @@ from scanner.evidence.dns import DNSEvidence
 from scanner.evidence.exposure import ExposureEvidence
 from scanner.evidence.http import HTTPEvidence
 from scanner.evidence.tls import TLSEvidence
-from scanner.models import Frozen, Target
+from scanner.models import Frozen, Target, TargetKind
 
 
 class Snapshot(Frozen):
@@ -29,6 +29,9 @@ class Snapshot(Frozen):
 
 # The evidence families a check can need (``Snapshot`` fields), with the name used in messages.
 EVIDENCE_LABELS: dict[str, str] = {"tls": "TLS", "http": "HTTP", "exposure": "exposure", "dns": "DNS"}
+#: The kind of target each family is collected for (the collectors' specs and the check registry read it).
+FAMILY_KINDS: dict[str, TargetKind] = {"tls": "endpoint", "http": "endpoint", "exposure": "endpoint",
+                                       "dns": "domain"}
 FAMILIES: dict[str, type[Evidence]] = {"tls": TLSEvidence, "http": HTTPEvidence, "exposure": ExposureEvidence,
                                        "dns": DNSEvidence}
 
@@ -38,5 +41,5 @@ def error_evidence(family: str, reason: str, kind: ErrorKind) -> Evidence:
     return FAMILIES[family](error=reason, error_kind=kind)
 
 
-__all__ = ["EVIDENCE_LABELS", "FAMILIES", "error_evidence", "Evidence", "Snapshot", "TLSEvidence",
-           "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]
+__all__ = ["EVIDENCE_LABELS", "FAMILY_KINDS", "FAMILIES", "error_evidence", "Evidence", "Snapshot",
+           "TLSEvidence", "HTTPEvidence", "ExposureEvidence", "DNSEvidence"]

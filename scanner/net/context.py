@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from scanner.net.fetcher import Fetcher
@@ -28,7 +28,9 @@ class ScanContext:
     owns_budget: bool = True
     in_flight: Counter[str] = field(default_factory=Counter)  # targets being scanned, per address
     memos: dict[str, ResponseMemo] = field(default_factory=dict)  # per target being collected
-    tls_alone: bool = False  # no HTTP-family collector runs in this scan: TLS may take the whole cap
+    tls_alone: bool = False  # no HTTP-family collector runs in this scan
+    # HTTP-family collectors running per address, and per "family@address"
+    http_users: Counter[str] = field(default_factory=Counter)
 
     def memo(self, target_key: str) -> ResponseMemo:
         """The answers shared by the collectors of this target (a memo of their own when the target is
@@ -43,6 +45,29 @@ class ScanContext:
             yield memo
         finally:
             self.memos.pop(target_key, None)
+
+    @contextlib.asynccontextmanager
+    async def using_http(self, addresses: Iterable[str], family: str) -> AsyncIterator[None]:
+        """An HTTP-family collector (``family``) runs on these addresses; when the last one of an address
+        ends, the address's idle HTTP connections close, so the TLS probers get their slots at once."""
+        addrs = tuple(addresses)
+        for addr in addrs:
+            self.http_users[addr] += 1
+            self.http_users[f"{family}@{addr}"] += 1
+        try:
+            yield
+        finally:
+            for addr in addrs:
+                self.http_users[f"{family}@{addr}"] -= 1
+                self.http_users[addr] -= 1
+                if self.http_users[addr] <= 0:
+                    with contextlib.suppress(Exception):
+                        await self.fetcher.close_idle(addr, done=True)
+            self.http_users += Counter()  # drops the counts at zero
+
+    def alone(self, addr: str, family: str) -> bool:
+        """Is this the only collector of ``family`` running on ``addr`` (the caller's own)?"""
+        return self.http_users[f"{family}@{addr}"] <= 1
 
     async def target_done(self, addresses: Iterable[str]) -> None:
         """A target is finished: an address with no target left in flight gets its connections closed."""

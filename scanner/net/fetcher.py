@@ -109,8 +109,8 @@ def _bracket(addr: str) -> str:
 HTTP2 = True
 KEEPALIVE_S = 5.0  # idle connections are also closed at once when another prober waits for their slot
 # Requests of one origin in flight at once (HTTP/2 streams; with HTTP/1.1 they queue for the pool's
-# connections): enough to keep the address's request rate busy across a network round trip.
-MAX_IN_FLIGHT = 16
+# connections, and draw on the rate only once sent): a window's bulk share in one or two round trips.
+MAX_IN_FLIGHT = 64
 CLOSE_WAIT_S = 1.0  # at most this long for a closed connection's socket to be released by asyncio
 
 
@@ -309,16 +309,25 @@ class Fetcher:
         return any(c.can_handle_request(origin) and c.is_available() and "HTTP/2" in c.info()
                    for c in pool.connections)
 
-    async def close_idle(self, addr: str | None = None) -> None:
+    async def close_idle(self, addr: str | None = None, *, done: bool = False,
+                         origin: str | None = None) -> None:
         """Close the idle kept-alive connections to ``addr`` (every address when None: the machine's
-        socket cap is reached). For one address, only when that can free a slot another prober needs."""
+        socket cap is reached). For one address, only when that can free a slot another prober needs, or
+        when the HTTP work on it is ``done`` for now (its slots go to the TLS probers at once instead of
+        idling until the keep-alive expires); with ``origin`` (a URL), only those serving its origin."""
         cap = self.politeness.socket_cap
-        if addr is not None and not self._yield_idle and cap.in_flight < cap.limit:
+        if addr is not None and not done and not self._yield_idle and cap.in_flight < cap.limit:
             return
+        want = None
+        if origin is not None:
+            parts = urlsplit(origin)
+            scheme = parts.scheme.lower()
+            want = httpcore.Origin(scheme.encode(), (parts.hostname or "").encode("ascii", "replace"),
+                                   parts.port or (443 if scheme == "https" else 80))
         pools = [self._pools.get(address_key(addr))] if addr else list(self._pools.values())
         for pool in pools:
             for conn in list(pool.connections) if pool else ():
-                if conn.is_idle():
+                if conn.is_idle() and (want is None or conn.can_handle_request(want)):
                     with contextlib.suppress(Exception):
                         await conn.aclose()
 
@@ -342,8 +351,10 @@ class Fetcher:
         return addr in self.allowed_addresses or self.resolver.is_operator_address(addr)
 
     async def fetch(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-                    max_bytes: int | None = None) -> HttpResponse:
-        """Fetch one URL (no redirects). Never raises for network trouble: errors are in the response."""
+                    max_bytes: int | None = None, bulk: bool = False) -> HttpResponse:
+        """Fetch one URL (no redirects). Never raises for network trouble: errors are in the response.
+        ``bulk``: one of many probes, which leave part of the address's rate to the others
+        (``scanner.net.politeness.bulk_reserve``)."""
         if method not in ("GET", "HEAD"):
             raise ValueError("pledgescan only sends GET and HEAD")
         parts = urlsplit(url)
@@ -377,13 +388,13 @@ class Fetcher:
             while resp is None:
                 drawn: RequestLease | None = None
                 if multiplexed and self._h2_ready(addr, host, port):
-                    drawn = await self.politeness.begin(addr)
+                    drawn = await self.politeness.begin(addr, bulk=bulk)
                     if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
                         await drawn.end()
                         drawn = None
                 if not multiplexed or drawn is not None:
                     resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                            "drawn" if drawn else "on_send", drawn)
+                                            "drawn" if drawn else "on_send", drawn, bulk)
                     break
                 # No open HTTP/2 connection to take the request at once: one request opens it (and draws
                 # on the rate once it has it, so no request counts while it waits for a connection
@@ -393,7 +404,7 @@ class Fetcher:
                 async with self._opening.setdefault((host, port), asyncio.Lock()):
                     if not self._h2_ready(addr, host, port):
                         resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                                "opening")
+                                                "opening", bulk=bulk)
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -422,7 +433,8 @@ class Fetcher:
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
-                    addr: str, rate: str = "on_send", drawn: RequestLease | None = None) -> HttpResponse:
+                    addr: str, rate: str = "on_send", drawn: RequestLease | None = None,
+                    bulk: bool = False) -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
         the request has its HTTP/1.1 connection), ``opening`` (in the trace, once the request has a
         connection of its own: before the HTTP/2 connection preface, or before the headers on HTTP/1.1),
@@ -431,14 +443,14 @@ class Fetcher:
         leases = [drawn] if drawn is not None else []
         try:
             return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
-                                        rate, leases)
+                                        rate, leases, bulk)
         finally:
             for lease in leases:
                 await lease.end()
 
     async def _exchange(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                         headers: dict[str, str], extensions: dict[str, str], limit: int,
-                        addr: str, rate: str, leases: list[RequestLease]) -> HttpResponse:
+                        addr: str, rate: str, leases: list[RequestLease], bulk: bool = False) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         try:
@@ -453,10 +465,10 @@ class Fetcher:
                     # let a concurrent request take the same stream ID.
                     if rate == "opening" and not leases and event.endswith(
                             ("send_connection_init.started", "send_request_headers.started")):
-                        leases.append(await self.politeness.begin(addr))
+                        leases.append(await self.politeness.begin(addr, bulk=bulk))
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
                         if rate == "on_send":
-                            leases.append(await self.politeness.begin(addr))
+                            leases.append(await self.politeness.begin(addr, bulk=bulk))
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
 
                 request = client.build_request(method, wire_url, headers=headers,

@@ -19,7 +19,7 @@ class ResponseMemo:
         self.saved = 0  # requests not sent
 
     async def fetch(self, fetcher: Fetcher, url: str, headers: dict[str, str] | None = None,
-                    max_bytes: int | None = None) -> HttpResponse:
+                    max_bytes: int | None = None, bulk: bool = False) -> HttpResponse:
         limit = max_bytes or fetcher.settings.max_body_bytes
         key = (url, tuple(sorted({"accept-encoding": "identity",
                                   **{k.lower(): v for k, v in (headers or {}).items()}}.items())))
@@ -38,7 +38,7 @@ class ResponseMemo:
                 if len(resp.body) >= limit:  # as a fetch with this smaller limit would have read it
                     return resp.model_copy(update={"body": resp.body[:limit], "body_truncated": True})
                 return resp
-        task = asyncio.ensure_future(fetcher.fetch(url, headers=headers, max_bytes=limit))
+        task = asyncio.ensure_future(fetcher.fetch(url, headers=headers, max_bytes=limit, bulk=bulk))
         if known is None or known[0] < limit:
             self._answers[key] = (limit, task)
         return await task

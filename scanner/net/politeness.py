@@ -8,12 +8,18 @@ separate: a cap on sockets in flight that protects the scanning machine, never s
 
 What the rate means (``--rate-limit R``, ``rate_window(R) = (n, window)``: 100/s is 100 per second):
 a request counts from the moment it may start until it ends, and one window after (``begin``/``end``;
-a TLS handshake, whose end follows its start closely, counts from its start: ``request``). A request
-starts only while fewer than n others count. So whatever moment the server takes as a request's time
-(when it reads it, when it answers, when it writes its log line), and however late an HTTP/2 stream is
-answered, no window of that length sees more than n requests of the scanner there. On top of that the
-starts are paced (GCRA, ``pacing``): about one every window/n seconds, a tenth of n back to back at
-most, so a window's budget is spread over it rather than sent at its start.
+a TLS handshake likewise, from its start until its connection closes). A request starts only while
+fewer than n others count. So whatever moment the server takes as a request's time (when it reads it,
+when it answers, when it writes its log line), and however late an HTTP/2 stream is answered, no window
+of that length sees more than n requests of the scanner there: of the requests that meet a window, the
+one that started last saw every other one counted when it started. That holds on its own, so starts are
+not paced: a window's budget may be used at once (a host 50 ms away is not kept waiting for a budget
+that is there), and the next n wait until the first ones have ended and one window has passed.
+Bulk requests (``bulk=True``: the exposure probes of a target alone on its address) are at most
+n - ``bulk_reserve(n)`` of a window (and all requests at most n): a burst of probes never makes the
+target's TLS handshakes and HTTP chains, which go one step after the other, wait a whole window. Targets
+sharing an address do not mark their probes bulk: they are bound by the address's budget, which they
+use whole.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Protocol, runtime_checkable
 DEFAULT_PER_ADDRESS_CONNECTIONS = 4
 DEFAULT_REQUESTS_PER_SECOND = 100.0
 DEFAULT_SOCKET_CAP = 512
-PACING_BURST_DIVISOR = 10  # at most a tenth of a window's requests back to back
+BULK_RESERVE_DIVISOR = 3  # a third of a window's requests is kept from bulk requests
 OPEN_REQUEST_S = 120.0  # a request not ended after this long stops counting (its holder died)
 
 
@@ -59,15 +65,10 @@ def rate_window(requests_per_second: float) -> tuple[int, float]:
     return n, n / requests_per_second
 
 
-def pacing(requests_per_second: float) -> tuple[float, float]:
-    """``(interval, tolerance)`` in seconds: starts are spaced ``interval`` apart on average (GCRA), and
-    at most ``tolerance / interval + 1`` of them go out back to back (a tenth of the window's requests,
-    at least one), so a window's budget is spread over it instead of sent at its start."""
-    n, window = rate_window(requests_per_second)
-    interval = window / n
-    return interval, interval * (max(1, n // PACING_BURST_DIVISOR) - 1)
-
-
+def bulk_reserve(n: int) -> int:
+    """Requests of a window that bulk requests leave to the others: bulk ones count at most n minus this
+    (none when n is 1: bulk must go on)."""
+    return min(n - 1, n // BULK_RESERVE_DIVISOR)
 
 
 def tls_share(cap: int) -> int:
@@ -99,10 +100,11 @@ class AddressBudget(Protocol):
         start closely): it counts from now for one window (see ``begin``)."""
         ...
 
-    async def begin(self, address: str) -> RequestLease:
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
         """Wait until one more request may start to ``address`` and count it from now until the lease's
         ``end()`` and one window after (see the module's docstring: *what the rate means*). The request
-        counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``)."""
+        counts once this returns, whether or not it then succeeds; ``end()`` must follow (``finally``).
+        A ``bulk`` request also counts among the bulk ones, at most n - ``bulk_reserve(n)``."""
         ...
 
     async def aclose(self) -> None:
@@ -120,30 +122,57 @@ class RequestLease(Protocol):
 
 
 @dataclass
+class _Log:
+    """Requests that count: running ones, and until when the ended ones count (as the Redis sorted set)."""
+
+    counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
+    running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
+
+    def size(self, now: float) -> int:
+        while self.counted and self.counted[0] <= now:
+            self.counted.popleft()
+        for token, until in list(self.running.items()):
+            if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
+                del self.running[token]
+        return len(self.counted) + len(self.running)
+
+    def first_out(self) -> float:
+        """When the first of them stops counting, unless one ends before."""
+        return min([*self.running.values(), *([self.counted[0]] if self.counted else [])])
+
+
+@dataclass
 class _AddressState:
     slots: asyncio.Semaphore
     multi: asyncio.Lock = field(default_factory=asyncio.Lock)
-    counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
-    running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
-    tat: float = 0.0  # GCRA: the theoretical time of the next start
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    every: _Log = field(default_factory=_Log)  # every request of the address
+    bulk: _Log = field(default_factory=_Log)  # its bulk requests, also in ``every``
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # replaced by a new one when set
     rate_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    bulk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # bulk waiters queue apart (no blocking)
+
+    def wake(self) -> None:
+        """A request ended: every waiter looks again (each waits on the event it saw before looking)."""
+        ended, self.ended = self.ended, asyncio.Event()
+        ended.set()
 
 
 @dataclass
 class _LocalLease:
-    """A request of ``LocalAddressBudget`` not ended yet: ``end()`` moves it to the counted log."""
+    """A request of ``LocalAddressBudget`` not ended yet: ``end()`` moves it to the counted logs."""
 
     state: _AddressState
+    logs: tuple[_Log, ...]
     token: int
     window: float
 
     async def end(self) -> None:
-        until = self.state.running.pop(self.token, None)
         now = time.monotonic()
-        if until is not None and until > now:
-            self.state.counted.append(now + self.window)
-            self.state.ended.set()
+        for log in self.logs:
+            until = log.running.pop(self.token, None)
+            if until is not None and until > now:
+                log.counted.append(now + self.window)
+        self.state.wake()
 
 
 class _NoLease:
@@ -158,7 +187,7 @@ NO_LEASE: RequestLease = _NoLease()
 
 class LocalAddressBudget:
     """``AddressBudget`` in one process, per address: a semaphore, the requests that count (running ones,
-    and until when the ended ones count, as the Redis budget's sorted set) and a GCRA pacing time."""
+    and until when the ended ones count, as the Redis budget's sorted set)."""
 
     def __init__(self, per_address_connections: int = DEFAULT_PER_ADDRESS_CONNECTIONS,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND) -> None:
@@ -196,42 +225,35 @@ class LocalAddressBudget:
     async def request(self, address: str) -> None:
         await self._start(address, open_s=0.0)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self._start(address, open_s=OPEN_REQUEST_S)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self._start(address, open_s=OPEN_REQUEST_S, bulk=bulk)
 
-    async def _start(self, address: str, open_s: float) -> RequestLease:
+    async def _start(self, address: str, open_s: float, bulk: bool = False) -> RequestLease:
         if not self.requests_per_second:
             return NO_LEASE
         n, window = rate_window(self.requests_per_second)
-        interval, tolerance = pacing(self.requests_per_second)
         state = self._of(address)
-        async with state.rate_lock:  # FIFO: waiters start in the order they asked
+        logs = (state.every, state.bulk) if bulk else (state.every,)
+        limits = (n, n - bulk_reserve(n))
+        # FIFO within each kind: waiters start in the order they asked; a bulk waiter never holds the
+        # others back.
+        async with state.bulk_lock if bulk else state.rate_lock:
             while True:
+                ended = state.ended
                 now = time.monotonic()
-                while state.counted and state.counted[0] <= now:
-                    state.counted.popleft()
-                if len(state.counted) + len(state.running) >= n:
-                    for token, until in list(state.running.items()):
-                        if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
-                            del state.running[token]
-                state.ended.clear()
-                if len(state.counted) + len(state.running) >= n:  # until one runs out, or one ends
-                    firsts = list(state.running.values())
-                    if state.counted:
-                        firsts.append(state.counted[0])
-                    wake = min(firsts) - now
-                elif state.tat - tolerance > now:  # paced: not yet
-                    wake = state.tat - tolerance - now
-                else:
-                    state.tat = max(state.tat, now) + interval
-                    if not open_s:
-                        state.counted.append(now + window)
-                        return NO_LEASE
+                full = [log for log, limit in zip(logs, limits, strict=False) if log.size(now) >= limit]
+                if not full:
                     token = next(self._tokens)
-                    state.running[token] = now + open_s + window
-                    return _LocalLease(state, token, window)
+                    if not open_s:  # counted from now for one window
+                        for log in logs:
+                            log.counted.append(now + window)
+                        return NO_LEASE
+                    for log in logs:
+                        log.running[token] = now + open_s + window
+                    return _LocalLease(state, logs, token, window)
+                wake = max(log.first_out() for log in full) - now  # until one runs out, or one ends
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(state.ended.wait(), wake)
+                    await asyncio.wait_for(ended.wait(), wake)
 
     async def aclose(self) -> None:
         self._state.clear()
@@ -343,8 +365,8 @@ class Politeness:
     async def request(self, address: str) -> None:
         await self.budget.request(address)
 
-    async def begin(self, address: str) -> RequestLease:
-        return await self.budget.begin(address)
+    async def begin(self, address: str, bulk: bool = False) -> RequestLease:
+        return await self.budget.begin(address, bulk=bulk)
 
     async def aclose(self) -> None:
         await self.budget.aclose()

@@ -35,12 +35,13 @@ them in order.
    (``checks/lib/tls.py`` judges).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
-prober and sslyze open passes the address's politeness gate (``gate``: one request of the address's
-rate each), which counts it; the estimate from the work done (one connection per suite and curve tested,
-fixed numbers for the other commands) remains only for sslyze runs outside a scan (``scan_blocking`` alone).
-The TLS probers take half of the address's connection cap (``politeness.tls_share``), so the HTTP probes
-of the same address go on beside them; the whole cap when no HTTP-family collector runs in the scan
-(``ScanContext.tls_alone``, e.g. ``--only T1,...,T6``). ``LISTING`` (tests and bench only) lists every
+prober and sslyze open passes the address's politeness gate (``gate``: a connection slot and one request
+of the address's rate each, until it closes), which counts it; the estimate from the work done (one
+connection per suite and curve tested, fixed numbers for the other commands) remains only for sslyze
+runs outside a scan (``scan_blocking`` alone). The TLS probers run in as many threads as the address's
+connection cap, each connection taking a slot as it opens (``gate``): the HTTP probes of the address go
+on beside them with their pool's share (``politeness.http_share``), and the TLS probers use every slot
+the HTTP pool does not hold at the moment. ``LISTING`` (tests and bench only) lists every
 accepted suite instead, by elimination ("all") or by sslyze ("sslyze").
 """
 
@@ -67,7 +68,6 @@ from scanner.errors import ErrorKind
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, bound
 from scanner.models import Target
 from scanner.net.context import ScanContext
-from scanner.net.politeness import tls_share
 from scanner.settings import Settings
 
 __all__ = ["LISTING", "collect", "scan_blocking"]
@@ -93,9 +93,12 @@ async def collect(
 
     polite = ctx.politeness
     async with polite.connections(addr):
-        await polite.request(addr)
-        ctx.stats.tls_connections[host] += 1
-        handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
+        lease = await polite.begin(addr)  # counted until the handshake is over
+        try:
+            ctx.stats.tls_connections[host] += 1
+            handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
+        finally:
+            await lease.end()
     connections = 1
     if handshake.outcome not in ("completed", "failed"):
         handshake = await with_http_probe(handshake, target, ctx)
@@ -107,23 +110,24 @@ async def collect(
             error_kind=handshake.error_kind,
         )
 
-    # The prober and sslyze open connections of their own: they take a share of the address's slots
-    # (the HTTP probes of the address go on with the rest; all of them when no HTTP-family collector
-    # runs in this scan), and each of their handshakes passes the gate.
+    # The prober and sslyze open connections of their own, in as many threads as the address's cap: each
+    # connection passes the gate, which takes a slot of the address for it until it closes, so they use
+    # what the HTTP probes of the address leave free at the moment (elastic), never more than the cap.
     cap = polite.budget.per_address_connections
-    share = cap if ctx.tls_alone else tls_share(cap)
-    async with polite.connections(addr, share) as held:
-        settings = ctx.settings.model_copy(update={"per_host_connections": held})
-        with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
-            evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    settings = ctx.settings.model_copy(update={"per_host_connections": cap})
+    with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
+        evidence = await asyncio.to_thread(scan_blocking, host, port, addr, settings, base, handshake)
     if opened.connections:  # exact, where sslyze's part would otherwise be estimated
         evidence = evidence.model_copy(update={"connections": opened.connections})
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
     if _rejected(evidence):
         async with polite.connections(addr):
-            await polite.request(addr)
-            second = await openssl_validation(addr, port, host, ctx)
+            lease = await polite.begin(addr)
+            try:
+                second = await openssl_validation(addr, port, host, ctx)
+            finally:
+                await lease.end()
         ctx.stats.tls_connections[host] += 1
         evidence = evidence.model_copy(update={"openssl_validation": second,
                                                "connections": evidence.connections + 1})

@@ -9,7 +9,9 @@ table) that the elimination prober reuses so that it asks exactly what sslyze wo
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from functools import cache
@@ -356,19 +358,51 @@ def connectivity_info(result: Any) -> Any:
     )
 
 
-def install_socket_hook(hook: Callable[[Any], None]) -> None:
-    """Call ``hook(server_location)`` before every socket sslyze (or nassl through sslyze) opens. Once per
+def install_socket_hook(hook: Callable[[Any], Callable[[], None] | None]) -> None:
+    """Call ``hook(server_location)`` before every socket sslyze (or nassl through sslyze) opens; when it
+    returns a callable, that is called once the socket is closed (or could not be opened). Once per
     process; later calls are ignored."""
     original = tls_connection._open_socket
     if getattr(original, "_pledgescan_hook", False):
         return
 
     def open_socket(server_location: Any, network_timeout: int) -> Any:
-        hook(server_location)
-        return original(server_location, network_timeout)
+        closed = hook(server_location)
+        try:
+            sock = original(server_location, network_timeout)
+        except BaseException:
+            if closed is not None:
+                closed()
+            raise
+        return sock if closed is None else _on_close(sock, closed)
 
     open_socket._pledgescan_hook = True  # type: ignore[attr-defined]
     tls_connection._open_socket = open_socket
+
+
+class _ClosingSocket:
+    """sslyze's socket, telling once when it is closed (nassl closes it at the connection's shutdown);
+    everything else goes to the socket itself (nassl and sslyze only send, receive and close)."""
+
+    def __init__(self, sock: socket.socket, closed: Callable[[], None]) -> None:
+        self._sock = sock
+        self._closed_cb: Callable[[], None] | None = closed
+        weakref.finalize(self, closed)  # dropped without close(): the callback is idempotent
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        finally:
+            callback, self._closed_cb = self._closed_cb, None
+            if callback is not None:
+                callback()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _on_close(sock: socket.socket, closed: Callable[[], None]) -> Any:
+    return _ClosingSocket(sock, closed)
 
 
 def default_per_server_connections() -> int:
