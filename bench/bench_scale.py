@@ -167,7 +167,8 @@ def case_tls(bed: Bed, hosts: int) -> None:
           f"T verdicts identical on every host: {same} {next(iter(verdicts.values()), {})}")
 
 
-def one_portfolio(size: int, tmp: Path, concurrency: int | None = None) -> dict[str, Any]:
+def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
+                  processes: int | None = None) -> dict[str, Any]:
     """In a fresh process: ``size`` endpoints (3 per member), each on its own address, whole baseline,
     default settings, the path of ``pledgescan scan --members FILE -o DIR``: results stream to a SQLite
     history store as targets finish, then the portfolio (pages, scan.json/.csv/.xlsx) is written from it."""
@@ -188,16 +189,23 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None) -> dict[
     targets = [t.model_copy(update={"http_port": WILD_HTTP_PORT}) for t in inv.targets]
     with bed.nginx("portfolio", [f"{WILD_TLS_PORT} ssl", f"{WILD_HTTP_PORT}"], [(addrs[0], WILD_TLS_PORT)]):
         settings = Settings(ca_bundle=bed.ca, resolve=resolve,
-                            **({"concurrency": concurrency} if concurrency else {}))
+                            **({"concurrency": concurrency} if concurrency else {}),
+                            **({"processes": processes} if processes is not None else {}))
+        cpu0, own0 = _tree_cpu(), _cpu()
         t0 = time.monotonic()
-        store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
-        stored = StoredScan.start(store, targets, settings, inv)
-        report = asyncio.run(Scanner(settings).run(stored.targets, on_result=stored.on_result,
-                                                   keep_results=False))
-        run = stored.finish(report.stats)
-        t_scan = time.monotonic() - t0
-        write_portfolio(store, run.id, tmp / "portfolio")
-        wall = time.monotonic() - t0
+        with TreeMemory() as memory:
+            store = Store(f"sqlite:///{tmp / 'history.sqlite3'}")
+            stored = StoredScan.start(store, targets, settings, inv)
+            report = asyncio.run(Scanner(settings).run(stored.targets, on_result=stored.on_result,
+                                                       keep_results=False))
+            run = stored.finish(report.stats)
+            t_scan = time.monotonic() - t0
+            memory.sample()
+            at_scan_end = (memory.peak_mb, memory.peak_parent_mb)
+            write_portfolio(store, run.id, tmp / "portfolio")
+            wall = time.monotonic() - t0
+        cpu = _tree_cpu() - cpu0  # the workers have been waited for; nginx (still running) is not in it
+        own = _cpu() - own0
     grades: dict[str, int] = {}
     errors = 0
     for s in store.summaries(run.id):
@@ -206,11 +214,77 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None) -> dict[
         errors += bool(t.errors)
     store.close()
     return {"endpoints": size, "concurrency": settings.concurrency, "wall_s": round(wall, 1),
-            "scan_s": round(t_scan, 1), "cpu_s": round(_cpu(), 1),
+            "processes": report.stats.get("processes", 1),
+            "scan_s": round(t_scan, 1), "cpu_s": round(cpu, 1), "cpu_parent_s": round(own, 1),
             "per_endpoint_ms": round(1000 * wall / size),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": memory.peak_mb, "peak_parent_mb": memory.peak_parent_mb,
+            "peak_scan_mb": at_scan_end,  # (tree, parent) before the portfolio was written
+            "samples": memory.samples,
             "grades": grades, "errors": errors,
             "http_requests_per_endpoint": round(report.stats["http_requests"] / size, 1)}
+
+
+class TreeMemory:
+    """Peak memory of this process and its descendants together (the scan's worker processes; nginx is
+    left out): the sum of their resident sizes from /proc, sampled every ``every`` seconds by a thread."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.peak_mb = self.peak_parent_mb = self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        me = os.getpid()
+        rss = _tree_rss(me)
+        self.samples += 1
+        self.peak_mb = max(self.peak_mb, round(sum(rss.values()) / 2**20))
+        self.peak_parent_mb = max(self.peak_parent_mb, round(rss.get(me, 0) / 2**20))
+
+
+def _tree_rss(root: int) -> dict[int, int]:
+    """Resident bytes of ``root`` and its descendants (nginx excluded), from /proc/PID/stat and statm."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in tree and p not in tree and names[p] != "nginx"}
+        tree |= more
+        grew = bool(more)
+    out = {}
+    for pid in tree:
+        try:
+            out[pid] = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * resource.getpagesize()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _tree_cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that have been waited for."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 NATIVE = {"product": (native_memory.ARENAS, native_memory.TRIM_EVERY), "off": (0, 0),
@@ -237,25 +311,32 @@ def _rss_mb() -> int:
     return round(pages * resource.getpagesize() / 2**20)
 
 
-def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: str) -> None:
+def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: str,
+                   processes: list[int | None] | None = None) -> None:
     print("portfolio: each endpoint on its own address, whole baseline, default settings (unless "
-          "--concurrency), members file scanned into a SQLite store and written as the portfolio")
-    print(f"{'endpoints':>10} {'in flight':>9} {'wall s':>8} {'scan s':>8} {'CPU s':>7} {'ms/endpoint':>12} "
-          f"{'peak MB':>8} {'HTTP req/endpoint':>18}  grades / errors")
-    for size in sizes:
-        for conc in concurrencies:
-            with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-                extra = ["--concurrency", str(conc)] if conc else []
-                extra += ["--native", native]
-                out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp, *extra],
-                                     capture_output=True, text=True)
-            if out.returncode != 0:
-                print(out.stderr[-2000:], file=sys.stderr)
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{r['endpoints']:>10} {r['concurrency']:>9} {r['wall_s']:>8} {r['scan_s']:>8} "
-                  f"{r['cpu_s']:>7} {r['per_endpoint_ms']:>12} {r['peak_rss_mb']:>8} "
-                  f"{r['http_requests_per_endpoint']:>18}  {r['grades']} / {r['errors']}", flush=True)
+          "--concurrency/--processes), members file scanned into a SQLite store and written as the "
+          "portfolio; CPU and peak memory of the whole process tree (the scan's worker processes "
+          "included, nginx not): CPU from getrusage (self + waited-for children), memory the largest sum "
+          "of resident sizes over the tree, sampled from /proc every 0.2 s (the parent's own CPU and peak "
+          "in brackets)")
+    print(f"{'endpoints':>10} {'procs':>5} {'in flight':>9} {'wall s':>8} {'scan s':>8} {'CPU s':>14} "
+          f"{'ms/endpoint':>12} {'peak MB':>13} {'HTTP req/endpoint':>18}  grades / errors")
+    for size, conc, procs in ((s, c, p) for s in sizes for c in concurrencies for p in (processes or [None])):
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            extra = ["--concurrency", str(conc)] if conc else []
+            extra += ["--processes", str(procs)] if procs is not None else []
+            extra += ["--native", native]
+            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--tmp", tmp, *extra],
+                                 capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        peak, cpu = f"{r['peak_rss_mb']} ({r['peak_parent_mb']})", f"{r['cpu_s']} ({r['cpu_parent_s']})"
+        scan_peak = "peak while scanning {} ({}) MB; ".format(*r["peak_scan_mb"])
+        print(f"{r['endpoints']:>10} {r['processes']:>5} {r['concurrency']:>9} {r['wall_s']:>8} "
+              f"{r['scan_s']:>8} {cpu:>14} {r['per_endpoint_ms']:>12} {peak:>13} "
+              f"{r['http_requests_per_endpoint']:>18}  {scan_peak}{r['grades']} / {r['errors']}", flush=True)
 
 
 def one_memory(size: int, only: str, tmp: Path) -> dict[str, Any]:
@@ -402,6 +483,8 @@ def main() -> int:
                     help="families of the memory case (default: both)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[None],
                     help="targets in flight of the portfolio case (default: the settings' default)")
+    ap.add_argument("--processes", type=int, nargs="+", default=[None],
+                    help="scanning processes of the portfolio case (default: the settings' automatic)")
     ap.add_argument("--native", nargs="+", default=["product"], choices=list(NATIVE),
                     help="glibc malloc tuning (portfolio: the first; memory: each in turn); default: the "
                          "engine's own (product), 'off' neither caps arenas nor trims")
@@ -413,7 +496,7 @@ def main() -> int:
     warnings.simplefilter("ignore")
     _native(args.native[0])
     if args.one:
-        print(json.dumps(one_portfolio(args.one, Path(args.tmp), args.concurrency[0])))
+        print(json.dumps(one_portfolio(args.one, Path(args.tmp), args.concurrency[0], args.processes[0])))
         return 0
     if args.memory_one:
         print(json.dumps(one_memory(args.memory_one, args.only, Path(args.tmp))))
@@ -430,7 +513,7 @@ def main() -> int:
         if "shared" in cases:
             case_shared(bed, args.shared)
     if "portfolio" in cases:
-        case_portfolio(args.sizes, args.concurrency, args.native[0])
+        case_portfolio(args.sizes, args.concurrency, args.native[0], args.processes)
     if "memory" in cases:
         case_memory(args.memory, args.memory_families, args.native)
     return 0

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,8 @@ class _SendNoiseFilter(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
+
+AUTO_MIN_FACTOR = 2  # automatic processes from this many times --concurrency targets (see README Scale)
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
 
@@ -101,6 +104,10 @@ class Scanner:
         self.baseline = baseline or load_baseline()
         self.registry = registry or load_checks(c.id for c in self.baseline.controls)
         self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
+        # Worker processes rebuild the scanner from the settings alone: a scanner given its own baseline,
+        # checks or a shared budget (the distributed workers' Redis one) scans in this process.
+        self.in_process_only = baseline is not None or registry is not None or budget is not None
+        self.worker_pids: list[int] = []  # the scanning processes of the current run, if any
 
     async def run(self, targets: list[Target], on_result: ResultCallback | None = None,
                   on_start: Callable[[Target], None] | None = None, keep_results: bool = True) -> Report:
@@ -108,7 +115,21 @@ class Scanner:
 
         With ``keep_results=False`` the report has no targets (only the statistics): results live only
         as long as ``on_result`` takes to store them, so memory does not grow with the inventory.
+        Enough targets (or ``--processes N``) are scanned by worker processes (``scanner.parallel``),
+        split by address; ``on_result`` and ``on_start`` are still called here, in this process.
         """
+        if self.in_process_only is False and processes_wanted(self.settings, len(targets)) > 1:
+            from scanner.parallel import run_in_processes
+
+            return await run_in_processes(self, targets, on_result, on_start, keep_results)
+        return await self.run_stream(_each(targets), targets, on_result, on_start, keep_results)
+
+    async def run_stream(self, targets: AsyncIterator[Target], order: list[Target] | None = None,
+                         on_result: ResultCallback | None = None,
+                         on_start: Callable[[Target], None] | None = None, keep_results: bool = True,
+                         prepare: Callable[[ScanContext], None] | None = None) -> Report:
+        """``run`` in this process over targets as they come (a worker process gets them from its
+        parent); ``order`` orders the kept results; ``prepare`` adjusts the context before any target."""
         started = datetime.now(UTC)
         # Before the TLS worker threads start: they share glibc's arenas instead of fragmenting their own,
         # and the free memory is handed back after targets, so memory does not grow with the inventory.
@@ -116,6 +137,8 @@ class Scanner:
         trimmer = native_memory.Trimmer()
         ctx = ScanContext.create(self.settings, self.budget)
         ctx.tls_alone = not self.selection.families("endpoint") & {"http", "exposure"}
+        if prepare is not None:
+            prepare(ctx)
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
         results: dict[str, TargetResult] = {}
         done = 0
@@ -123,7 +146,7 @@ class Scanner:
 
         async def one(target: Target) -> None:
             nonlocal done
-            async with sem:
+            try:
                 if on_start:
                     on_start(target)
                 result, snap = await self.scan_target(target, ctx)
@@ -137,18 +160,33 @@ class Scanner:
                         await maybe
                 del result, snap
                 trimmer.target_done()
+            finally:
+                sem.release()
 
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            # Targets' own addresses are in scope even when internal (a testbed, an intranet audit).
-            for t in targets:
+            async for t in targets:
+                # Targets' own addresses are in scope even when internal (a testbed, an intranet audit).
                 if t.kind == "endpoint":
                     forced = ctx.resolver.override(t.host, t.port)
                     if forced:
                         ctx.target_addresses.add(forced)
-            await asyncio.gather(*(one(t) for t in targets))
+                # A slot before the task: targets waiting for one cost no task, whatever their number.
+                await sem.acquire()
+                tasks.add(asyncio.create_task(one(t)))
+                for finished in [x for x in tasks if x.done()]:
+                    tasks.discard(finished)
+                    finished.result()  # a failure stops the scan, as it always did
+            if tasks:
+                await asyncio.gather(*tasks)
+                tasks.clear()
         finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.aclose()
-        ordered = tuple(results[t.key] for t in targets if t.key in results)
+        ordered = tuple(results[t.key] for t in (order or ()) if t.key in results)
         stats = {
             "duration_s": round(time.monotonic() - t0, 3),
             "targets": done,
@@ -160,12 +198,15 @@ class Scanner:
             "blocked_requests": list(ctx.stats.blocked)[:100],
             "refused_plugins": list(self.registry.refused),
         }
+        return self.report(started, ordered, stats)
+
+    def report(self, started: datetime, targets: tuple[TargetResult, ...], stats: dict[str, Any]) -> Report:
         return Report(
             schema_version=SCHEMA_VERSION,
             tool=ToolInfo(version=__version__),
             baseline=BaselineRef(id=self.baseline.id, version=self.baseline.version),
             generated_at=started,
-            targets=ordered,
+            targets=targets,
             stats=stats,
         )
 
@@ -298,6 +339,23 @@ class Scanner:
             started_at=started,
             duration_s=round(duration, 3) if duration is not None else None,
         )
+
+
+async def _each(targets: Iterable[Target]) -> AsyncIterator[Target]:
+    for t in targets:
+        yield t
+
+
+def processes_wanted(settings: Settings, targets: int) -> int:
+    """Processes for a scan of ``targets`` targets: ``--processes`` when given; automatically the
+    machine's cores, but one (no start-up cost) when there are fewer than ``AUTO_MIN_FACTOR`` times
+    the targets in flight."""
+    if settings.processes:
+        return max(1, min(settings.processes, targets))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or targets < AUTO_MIN_FACTOR * settings.concurrency:
+        return 1
+    return min(cores, targets)
 
 
 def run_scan(targets: list[Target], settings: Settings, **kwargs: Any) -> Report:

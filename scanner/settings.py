@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_limit: float = Field(100.0, ge=0, le=10000, description=(
         "Politeness budget: requests and TLS handshakes per second to one IP address, shared by the "
         "targets on it (5: gentle, for fragile servers; 0: unlimited)."))
+    processes: int = Field(0, ge=0, le=256, description=(
+        "Scanning processes, targets split by address (0: automatic, the machine's cores when there are "
+        "at least twice --concurrency targets, else 1; 1: this process only)."))
     max_sockets: int = Field(512, ge=1, le=65536, description=(
         "Sockets in flight from this machine, every address together."))
     user_agent: str = DEFAULT_USER_AGENT
@@ -125,8 +128,9 @@ class Settings(BaseSettings):
 
 
 # The settings a run keeps: what decides how its targets are scanned (not the fixed safety limits).
-STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "per_host_connections", "rate_limit",
-                   "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors", "only", "skip")
+STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "processes", "per_host_connections",
+                   "rate_limit", "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors",
+                   "only", "skip")
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:

@@ -2,4 +2,5 @@
 
 from scanner.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a scanning process (spawn) imports it
+    main()

@@ -74,6 +74,7 @@ class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an
 
 # Options whose value, when given on the command line, overrides the environment and the settings file.
 SETTING_OPTIONS = {"timeout": "timeout", "target_deadline": "target_deadline", "concurrency": "concurrency",
+                   "processes": "processes",
                    "per_host_connections": "per_host_connections", "rate_limit": "rate_limit",
                    "contact": "contact_url", "ca_bundle": "ca_bundle", "resolve": "resolve",
                    "nameservers": "nameservers", "trust_anchors": "trust_anchors", "only": "only",
@@ -169,6 +170,7 @@ def scan_options(func: Any) -> Any:
         setting_option("timeout", "--timeout"),
         setting_option("target_deadline", "--target-deadline"),
         setting_option("concurrency", "--concurrency"),
+        setting_option("processes", "--processes"),
         setting_option("per_host_connections", "--per-host-connections"),
         setting_option("rate_limit", "--rate-limit"),
         click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),

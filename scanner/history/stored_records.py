@@ -6,6 +6,7 @@ rows (see ``scanner.migrations``)."""
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -28,6 +29,12 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, type[BaseModel] | None], ...]:
+    """``model``'s fields with the record type inside each (worked out once per model, not per row)."""
+    return tuple((name, _model_of(info.annotation)) for name, info in model.model_fields.items())
+
+
 def known_fields(model: type[BaseModel], data: Any) -> Any:
     """``data`` with, at every level, only the keys ``model`` (and its nested records) declare."""
     if isinstance(data, list):
@@ -35,9 +42,8 @@ def known_fields(model: type[BaseModel], data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     out = {}
-    for name, info in model.model_fields.items():
+    for name, inner in _fields(model):
         if name in data:
-            inner = _model_of(info.annotation)
             out[name] = known_fields(inner, data[name]) if inner is not None else data[name]
     return out
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import h2.exceptions
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable
 from pydantic import Field
 
 from scanner.errors import ErrorKind, short_message
@@ -120,6 +121,9 @@ CLOSE_WAIT_S = 1.0  # at most this long for a closed connection's socket to be r
 TLS_KINDS = (ErrorKind.CERTIFICATE, ErrorKind.TLS_ALERT, ErrorKind.TLS, ErrorKind.RESET)
 
 
+_UNKNOWN = object()
+
+
 class _PoliteStream(httpcore.AsyncNetworkStream):
     """A connection that holds its address's politeness slot until it is closed."""
 
@@ -129,6 +133,7 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
         self._release = release
         self._fetcher = fetcher
         self._port = port
+        self._socket: Any = _UNKNOWN
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -160,6 +165,13 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
         return _PoliteStream(inner, self._release, self._fetcher, self._port)
 
     def get_extra_info(self, info: str) -> Any:
+        # httpcore asks "is_readable" before every request on a pooled connection; anyio answers it by
+        # building the stream's attribute table (a getpeername() call included) each time. The socket
+        # never changes under one stream: look it up once (CPU only, the same answers).
+        if info in ("socket", "is_readable"):
+            if self._socket is _UNKNOWN:
+                self._socket = self._inner.get_extra_info("socket")
+            return self._socket if info == "socket" else is_socket_readable(self._socket)
         return self._inner.get_extra_info(info)
 
 

@@ -83,6 +83,18 @@ class Resolver:
             raise cached
         return list(cached)
 
+    def answers(self) -> dict[str, list[str] | tuple[str, str]]:
+        """The answers so far, picklable (for worker processes): addresses, or a failure's
+        (reason, kind)."""
+        return {h: (a.reason, a.kind.value) if isinstance(a, ResolutionError) else list(a)
+                for h, a in self._cache.items()}
+
+    def seed(self, answers: dict[str, list[str] | tuple[str, str]]) -> None:
+        """Take ``answers`` (of another process's ``answers()``) as this resolver's own: no query again."""
+        for host, a in answers.items():
+            self._cache[host] = ResolutionError(host, a[0], ErrorKind(a[1])) if isinstance(a, tuple) \
+                else list(a)
+
     async def _lookup(self, host: str) -> list[str] | ResolutionError:
         addrs: list[str] = []
         errors: list[ResolutionError] = []
