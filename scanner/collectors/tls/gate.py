@@ -38,6 +38,7 @@ class Gate:
     politeness: Politeness
     loop: asyncio.AbstractEventLoop
     connections: int = 0
+    slots: bool = True  # False: the collector holds the slots; each connection takes only its rate
     _open: set[asyncio.Event] = field(default_factory=set)  # connections holding a slot: set to end one
 
     def enter(self) -> Callable[[], None]:
@@ -64,7 +65,7 @@ class Gate:
         return end
 
     async def _hold(self, done: asyncio.Event, got: threading.Event) -> None:
-        async with self.politeness.connections(self.address):
+        async with self.politeness.connections(self.address) if self.slots else contextlib.nullcontext():
             lease = await self.politeness.begin(self.address)
             self._open.add(done)
             try:
@@ -98,10 +99,10 @@ def _install() -> None:
 
 @contextlib.contextmanager
 def gated(address: str, port: int, hostname: str, politeness: Politeness,
-          loop: asyncio.AbstractEventLoop) -> Iterator[Gate]:
+          loop: asyncio.AbstractEventLoop, slots: bool = True) -> Iterator[Gate]:
     """While the block runs, sslyze's connections to (address, port, hostname) go through the gate."""
     _install()
-    gate = Gate(address, politeness, loop)
+    gate = Gate(address, politeness, loop, slots=slots)
     key = (address, port, hostname)
     with _lock:
         previous = _gates.get(key)

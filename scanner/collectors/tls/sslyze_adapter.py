@@ -517,7 +517,9 @@ class _ClosingSocket:
     def __init__(self, sock: socket.socket, closed: Callable[[], None]) -> None:
         self._sock = sock
         self._closed_cb: Callable[[], None] | None = closed
-        weakref.finalize(self, closed)  # dropped without close(): the callback is idempotent
+        # Dropped without close() (an error path of sslyze's): close the socket, then free its slot; the
+        # callback is idempotent. Freeing first would let another connection open beside this one.
+        weakref.finalize(self, _close_then, sock, closed)
 
     def close(self) -> None:
         try:
@@ -529,6 +531,13 @@ class _ClosingSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def _close_then(sock: socket.socket, closed: Callable[[], None]) -> None:
+    try:
+        sock.close()
+    finally:
+        closed()
 
 
 def _on_close(sock: socket.socket, closed: Callable[[], None]) -> Any:
