@@ -362,11 +362,19 @@ class Politeness:
             if waiting:
                 self._waiting[""] -= 1
 
-    async def request(self, address: str) -> None:
-        await self.budget.request(address)
-
     async def begin(self, address: str, bulk: bool = False) -> RequestLease:
         return await self.budget.begin(address, bulk=bulk)
+
+    @contextlib.asynccontextmanager
+    async def connection(self, address: str, slot: bool = True) -> AsyncIterator[None]:
+        """One connection that is one request (a TLS handshake): a slot of ``address`` (unless the caller
+        holds the slots already, ``slot=False``) and a request of its rate, both until the block ends."""
+        async with self.connections(address) if slot else contextlib.nullcontext():
+            lease = await self.begin(address)
+            try:
+                yield
+            finally:
+                await lease.end()
 
     async def aclose(self) -> None:
         await self.budget.aclose()

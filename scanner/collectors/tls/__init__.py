@@ -99,13 +99,9 @@ async def collect(
                            error_kind=ErrorKind.BLOCKED)
 
     polite = ctx.politeness
-    async with polite.connections(addr):
-        lease = await polite.begin(addr)  # counted until the handshake is over
-        try:
-            ctx.stats.tls_connections[host] += 1
-            handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
-        finally:
-            await lease.end()
+    async with polite.connection(addr):  # counted until the handshake is over
+        ctx.stats.tls_connections[host] += 1
+        handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
     connections = 1
     if handshake.outcome not in ("completed", "failed"):
         handshake = await with_http_probe(handshake, target, ctx)
@@ -138,12 +134,8 @@ async def collect(
     ctx.stats.tls_connections[host] += evidence.connections
     evidence = evidence.model_copy(update={"connections": evidence.connections + connections})
     if _rejected(evidence):
-        async with polite.connections(addr):
-            lease = await polite.begin(addr)
-            try:
-                second = await openssl_validation(addr, port, host, ctx)
-            finally:
-                await lease.end()
+        async with polite.connection(addr):
+            second = await openssl_validation(addr, port, host, ctx)
         ctx.stats.tls_connections[host] += 1
         evidence = evidence.model_copy(update={"openssl_validation": second,
                                                "connections": evidence.connections + 1})

@@ -65,15 +65,13 @@ class Gate:
         return end
 
     async def _hold(self, done: asyncio.Event, got: threading.Event) -> None:
-        async with self.politeness.connections(self.address) if self.slots else contextlib.nullcontext():
-            lease = await self.politeness.begin(self.address)
+        async with self.politeness.connection(self.address, slot=self.slots):
             self._open.add(done)
             try:
                 got.set()
                 await done.wait()
             finally:
                 self._open.discard(done)
-                await lease.end()
 
     def close(self) -> None:
         """In the loop: end every connection still held (the collector is over, or was cancelled)."""

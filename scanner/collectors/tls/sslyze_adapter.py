@@ -504,7 +504,7 @@ def install_socket_hook(hook: Callable[[Any], Callable[[], None] | None]) -> Non
             if closed is not None:
                 closed()
             raise
-        return sock if closed is None else _on_close(sock, closed)
+        return sock if closed is None else _ClosingSocket(sock, closed)
 
     open_socket._pledgescan_hook = True  # type: ignore[attr-defined]
     tls_connection._open_socket = open_socket
@@ -516,18 +516,12 @@ class _ClosingSocket:
 
     def __init__(self, sock: socket.socket, closed: Callable[[], None]) -> None:
         self._sock = sock
-        self._closed_cb: Callable[[], None] | None = closed
-        # Dropped without close() (an error path of sslyze's): close the socket, then free its slot; the
-        # callback is idempotent. Freeing first would let another connection open beside this one.
-        weakref.finalize(self, _close_then, sock, closed)
+        # Closed, or dropped without close() (an error path of sslyze's): the socket is closed, then its
+        # slot freed (freeing first would let another connection open beside this one), once either way.
+        self._close = weakref.finalize(self, _close_then, sock, closed)
 
     def close(self) -> None:
-        try:
-            self._sock.close()
-        finally:
-            callback, self._closed_cb = self._closed_cb, None
-            if callback is not None:
-                callback()
+        self._close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -538,10 +532,6 @@ def _close_then(sock: socket.socket, closed: Callable[[], None]) -> None:
         sock.close()
     finally:
         closed()
-
-
-def _on_close(sock: socket.socket, closed: Callable[[], None]) -> Any:
-    return _ClosingSocket(sock, closed)
 
 
 def default_per_server_connections() -> int:
