@@ -136,6 +136,11 @@ class TargetResult(Frozen):
     duration_s: float | None = Field(default=None, ge=0)
     stats: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """The key of the target it is about (``Target.key``)."""
+        return f"{self.kind}:{self.target}"
+
 
 class ToolInfo(Frozen):
     name: str = Field(default="pledgescan", min_length=1)

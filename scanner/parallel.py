@@ -303,7 +303,7 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
         nonlocal done
         done += 1
         if keep_results:
-            results[f"{result.kind}:{result.target}"] = result
+            results[result.key] = result
         if on_result:
             maybe = on_result(result, snap)
             if asyncio.iscoroutine(maybe):
@@ -359,7 +359,7 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
                     on_start(target)
             elif kind == "result":
                 result, snap = msg[1], msg[2]
-                key = f"{result.kind}:{result.target}"
+                key = result.key
                 w.outstanding.pop(key, None)
                 w.started.discard(key)
                 await deliver(result, snap)

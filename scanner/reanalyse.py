@@ -55,7 +55,7 @@ def reanalyse_run(store: Store, run: RunInfo, baseline: Baseline, *, wait: float
                                wait=wait)
     with recorder:
         for old in store.results(run.id):
-            snap = _snapshot(store, run.id, f"{old.kind}:{old.target}")
+            snap = _snapshot(store, run.id, old.key)
             result = scanner.assess(snap.target, snap, scanner.analyse(snap), old.started_at,
                                     old.duration_s)
             recorder.on_result(result, snap)

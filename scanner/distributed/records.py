@@ -163,7 +163,7 @@ def has_result(store: Store, run_id: int, target_key: str) -> bool:
 
 def add_result_once(store: Store, run_id: int, result: Any, snapshot: Any) -> None:
     """Store a target's result unless another worker stored it first (same evidence, same result)."""
-    key = f"{result.kind}:{result.target}"
+    key = result.key
     if has_result(store, run_id, key):
         return
     with contextlib.suppress(IntegrityError):  # a concurrent writer won the unique (run, target) key

@@ -226,7 +226,7 @@ class Store:
 
     def add_result(self, run_id: int, result: TargetResult, snapshot: Any | None = None) -> None:
         """Store one finished target (replacing an earlier result for it in the same run)."""
-        key = f"{result.kind}:{result.target}"
+        key = result.key
         snap = snapshot.model_dump(mode="json") if hasattr(snapshot, "model_dump") else snapshot
         controls = {c.id: [c.status.value, c.severity.value] for c in result.controls}
         with self.engine.begin() as c:
@@ -453,7 +453,7 @@ class RunRecorder:
     def on_result(self, result: TargetResult, snapshot: Any = None) -> None:
         """The engine's ``on_result`` callback: store the target's result and evidence."""
         self.store.add_result(self.run_id, result, snapshot)
-        self.done.add(f"{result.kind}:{result.target}")
+        self.done.add(result.key)
 
     def finish(self, stats: dict[str, Any] | None = None) -> RunInfo:
         complete = not self.pending

@@ -162,7 +162,7 @@ def plan_member(store: Store, log: SentLog, run: RunInfo, member: dict[str, Any]
     failing: dict[str, Item] = {}
     decided: set[str] = set()
     for r in results:
-        tkey = f"{r.kind}:{r.target}"
+        tkey = r.key
         for c in r.controls:
             key = f"{tkey}|{c.id}"
             if c.status in (Status.PASS, Status.WARN, Status.NOT_APPLICABLE):
