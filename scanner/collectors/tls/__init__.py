@@ -70,6 +70,7 @@ from scanner.collectors.tls.conversion import (
     trace_text,
 )
 from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
+from scanner.collectors.tls.pool import PriorityPool
 from scanner.collectors.tls.prober import ProtocolProbe
 from scanner.errors import ErrorKind
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, VulnTest, bound
@@ -203,7 +204,8 @@ def scan_blocking(
         pipeline = _Pipeline(host, port, addr, settings, classes=listing == "classes")
         try:
             probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
-                                  classes=listing == "classes", pool=pipeline.pool, listener=pipeline.update)
+                                  classes=listing == "classes", pool=pipeline.prober_pool,
+                                  listener=pipeline.update)
         except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
             probes = {}
             notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
@@ -280,8 +282,11 @@ class _Pipeline:
 
     def __init__(self, host: str, port: int, addr: str, settings: Settings, classes: bool) -> None:
         self.host, self.port, self.addr, self.settings, self.classes = host, port, addr, settings, classes
-        self.pool = ThreadPoolExecutor(max(1, settings.per_host_connections), thread_name_prefix="tls-conn")
-        self.run = sa.CommandRun(host, port, addr, settings.timeout, settings.effective_user_agent, self.pool)
+        # ROBOT's chain first, then the prober's handshakes, then the one-handshake commands.
+        self.pool = PriorityPool(max(1, settings.per_host_connections), "tls-conn", default=2)
+        self.prober_pool = self.pool.at(1)
+        self.run = sa.CommandRun(host, port, addr, settings.timeout, settings.effective_user_agent, self.pool,
+                                 urgent=self.pool.at(0))
         self.lock = threading.Lock()
         self.small: Future[Any] | None = None
         self.other: Future[Any] | None = None

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
@@ -143,7 +143,7 @@ def probe(
     max_connections: int,
     enumerate_suites: bool = True,
     classes: bool = False,
-    pool: ThreadPoolExecutor | None = None,
+    pool: Executor | None = None,
     listener: Callable[[Progress], None] | None = None,
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
@@ -212,7 +212,7 @@ class _Elimination:
     its halves to the same pool. ``run`` returns when no branch is left."""
 
     def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int,
-                 classes: bool = False, pool: ThreadPoolExecutor | None = None,
+                 classes: bool = False, pool: Executor | None = None,
                  listener: Callable[[Progress], None] | None = None) -> None:
         self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
         self.classes = classes
@@ -220,7 +220,7 @@ class _Elimination:
         self.found_lock = threading.Lock()
         self.rsa_found = False
         self.own_pool = pool is None
-        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, max_connections),
+        self.pool: Executor = pool or ThreadPoolExecutor(max_workers=max(1, max_connections),
                                                thread_name_prefix="tls-probe")
         self.listener = listener
         self.chains: list[Chain] = []

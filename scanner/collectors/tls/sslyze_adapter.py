@@ -300,9 +300,10 @@ class CommandRun:
     hold one of the pool's threads)."""
 
     def __init__(self, host: str, port: int, addr: str, timeout: float, user_agent: str | None,
-                 pool: Executor) -> None:
+                 pool: Executor, urgent: Executor | None = None) -> None:
         self.location, self.config = network(host, port, addr, timeout, user_agent)
         self.pool = pool
+        self.urgent = urgent or pool  # ROBOT's jobs (the longest chain) go there
         self.commands: set[Any] = set()
         self.errors: dict[Any, Any] = {}
         self.futures: list[tuple[Any, Any]] = []
@@ -335,7 +336,7 @@ class CommandRun:
             jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
             self.errors.update(errors)
             if jobs.pop(ScanCommand.ROBOT, None) is not None:
-                rsa = self.pool.submit(_robot_rsa, info)
+                rsa = self.urgent.submit(_robot_rsa, info)
                 self.robot = threading.Thread(target=self._robot, args=(info, rsa), name="tls-robot",
                                               daemon=True)
                 self.robot.start()
@@ -357,7 +358,7 @@ class CommandRun:
 
     def _robot(self, info: Any, rsa: Any) -> None:
         try:
-            self.robot_out = _robot_attempts(info, rsa, self.pool)
+            self.robot_out = _robot_attempts(info, rsa, self.urgent)
         except Exception as exc:  # a bug must not pass for a verdict: the command errs
             self.robot_out = ([(None, exc)] * RobotImplementation._TEST_ATTEMPTS_NB, None)
 
