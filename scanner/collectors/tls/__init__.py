@@ -25,10 +25,17 @@ them in order.
    the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then one attempt
    of sslyze's 5 payloads side by side; identical answers mean no oracle, 6 connections; only when they
    differ sslyze's other 2 attempts run, 16 connections instead of sslyze's 18; the evidence says which,
-   ``VulnTest.note``), Heartbleed, CCS, renegotiation and
-   compression with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not
-   run is recorded as such, with why). Their jobs, the small-curve probe and the other key type's
-   handshake share one pool of as many threads as the connections granted. When the prober left
+   ``VulnTest.note``), Heartbleed and CCS with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older
+   than TLS 1.2 (a test not run is recorded as such, with why). Secure renegotiation and compression
+   take no connection: they are read from the ServerHello of the prober's legacy-client handshake over
+   the protocol sslyze's commands would use (renegotiation_info, the compression method chosen; DEFLATE
+   offered), sslyze's jobs running only when that handshake was refused; sslyze's client-initiated
+   renegotiation test, which no control judges, is not run. No barrier (``_Pipeline``): the prober's
+   handshakes, these commands, the small-curve probe and the other key type's handshake share one pool of
+   as many threads as the connections granted (ROBOT's chain first, then the prober, then the rest), and
+   each starts as soon as the prober's answers so far decide what it needs (the highest protocol and a
+   protocol below TLS 1.3 accepted: after the first handshakes, newest protocols first; ROBOT once an
+   RSA key exchange suite is found), not after the prober's last handshake. When the prober left
    something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with
    its connectivity test and certificate command. sslyze runs against the address the engine resolved
    (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
