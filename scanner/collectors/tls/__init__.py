@@ -203,12 +203,22 @@ def scan_blocking(
     if base is None:
         base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
     first = first or Handshake(outcome="completed")
-    probes: dict[str, ProtocolProbe] = {}
-    notes: list[str] = []
     pipeline: _Pipeline | None = None
     if listing != "sslyze":
         base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
         pipeline = _Pipeline(host, port, addr, settings, classes=listing == "classes")
+    try:
+        return _scan(host, port, addr, settings, base, first, listing, pipeline)
+    finally:
+        if pipeline is not None:
+            pipeline.abandon()  # its threads end (after whatever they still run), whatever happened
+
+
+def _scan(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any], first: Handshake,
+          listing: Listing, pipeline: _Pipeline | None) -> TLSEvidence:
+    probes: dict[str, ProtocolProbe] = {}
+    notes: list[str] = []
+    if pipeline is not None:
         try:
             probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
                                   classes=listing == "classes", pool=pipeline.prober_pool,
