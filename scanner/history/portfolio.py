@@ -162,11 +162,27 @@ def _trend(store: Store, run: RunInfo, member: str | None = None, all_members: b
            ) -> list[TrendPoint]:
     """Score of the portfolio (chain-linked mean, see ``chain_linked``) or of one member over the last
     complete runs of the same inventory; a member that was not reached has no point."""
-    runs = comparable_runs(store, run)
-    scores = store.member_scores([r.id for r in runs])
-    per = [{m: s for m, (_g, s) in scores.get(r.id, {}).items()} for r in runs]
-    vals = chain_linked(per) if all_members else [p.get(member) for p in per]
-    return _place([TrendPoint(r.id, r.started_at, v) for r, v in zip(runs, vals, strict=True)])
+    return _TrendData.read(store, run).points(member, all_members)
+
+
+@dataclass(frozen=True)
+class _TrendData:
+    """The scores behind every trend of a portfolio (its runs, each member's score in each), read once
+    per portfolio: read for each member page, they cost a query over every result of the compared runs
+    per member (333 members x 1,000 results for one run of 1,000 endpoints, times the runs compared)."""
+
+    runs: list[RunInfo]
+    per: list[dict[str | None, float | None]]
+
+    @classmethod
+    def read(cls, store: Store, run: RunInfo) -> _TrendData:
+        runs = comparable_runs(store, run)
+        scores = store.member_scores([r.id for r in runs])
+        return cls(runs, [{m: s for m, (_g, s) in scores.get(r.id, {}).items()} for r in runs])
+
+    def points(self, member: str | None = None, all_members: bool = True) -> list[TrendPoint]:
+        vals = chain_linked(self.per) if all_members else [p.get(member) for p in self.per]
+        return _place([TrendPoint(r.id, r.started_at, v) for r, v in zip(self.runs, vals, strict=True)])
 
 
 def _place(points: list[TrendPoint], width: float = 560, height: float = 140) -> list[TrendPoint]:
@@ -299,22 +315,38 @@ def render_index(store: Store, run: RunInfo, prev: RunInfo | None, downloads: tu
     return html, members
 
 
-def render_member(store: Store, run: RunInfo, row: MemberRow) -> str:
+@dataclass(frozen=True)
+class MemberPages:
+    """What every member page of a portfolio shares, worked out once per portfolio, not once per member:
+    the baseline, control titles, the members file entries and the trend data."""
+
+    baseline: Baseline | None
+    titles: dict[str, str]
+    info: dict[str | None, dict[str, Any]]
+    trend: _TrendData
+
+    @classmethod
+    def read(cls, store: Store, run: RunInfo) -> MemberPages:
+        baseline = _baseline(run)
+        return cls(baseline, {c.id: c.title for c in baseline.controls} if baseline else {},
+                   {m.get("id"): m for m in run.members}, _TrendData.read(store, run))
+
+
+def render_member(store: Store, run: RunInfo, row: MemberRow, pages: MemberPages | None = None) -> str:
+    from scanner.history.control_history import member_histories
     from scanner.reporters.html import fix_first, target_view, worst_first
 
-    baseline = _baseline(run)
+    pages = pages or MemberPages.read(store, run)
+    baseline = pages.baseline
     results = worst_first(t for t in store.results(run.id, member=row.id) if t.member == row.id)
     views = [target_view(t, i, baseline) for i, t in enumerate(results, 1)]
-    from scanner.history.control_history import member_histories
-
-    trend = _trend(store, run, member=row.id, all_members=False)
-    titles = {c.id: c.title for c in baseline.controls} if baseline else {}
-    info = next((m for m in run.members if m.get("id") == row.id), {})
+    info = pages.info.get(row.id, {})
     exclusions = [x for x in info.get("exclusions") or [] if x.get("active", True)]
     return _env().get_template("member.html").render(
-        run=run, member=row, targets=views, fixes=fix_first(views), change=row.change, trend=trend,
-        report=_footer_report(run), exclusions=exclusions, target_state=target_state,
-        histories=member_histories(store, run, row.id), titles=titles)
+        run=run, member=row, targets=views, fixes=fix_first(views), change=row.change,
+        trend=pages.trend.points(row.id, all_members=False), report=_footer_report(run),
+        exclusions=exclusions, target_state=target_state, histories=member_histories(store, run, row.id),
+        titles=pages.titles)
 
 
 def render_diff(diff: RunDiff) -> str:
@@ -335,10 +367,10 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     paths = []
     from scanner.i18n import using
 
-    info = {m.get("id"): m for m in run.members}
+    pages = MemberPages.read(store, run)
     for row in members:  # one member in memory at a time, in its own language when it has one
-        with using(info.get(row.id, {}).get("language")):
-            paths.append(write_atomic(outdir / row.page, render_member(store, run, row)))
+        with using(pages.info.get(row.id, {}).get("language")):
+            paths.append(write_atomic(outdir / row.page, render_member(store, run, row, pages)))
     paths.append(write_atomic(outdir / "index.html", index))
     if formats:
         reporters = builtin_reporters()
