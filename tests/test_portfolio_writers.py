@@ -1,0 +1,161 @@
+"""The portfolio's writers made fast (issue 9: writing 1,000 endpoints took ~20 s after the scan) write
+what they wrote before: the JSON text as ``json.dumps`` lays it out, the JSON-safe data as the general
+path gives it, the spreadsheet's cells (write-only mode) as the rows say, a member's results from the
+store as the run holds them, and a member page with the per-portfolio data shared."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import math
+
+import pytest
+
+from scanner.history.portfolio import MemberPages, render_index, render_member, write_portfolio
+from scanner.history.store import Store
+from scanner.reporters import jsonable
+from scanner.reporters.stream import dump_indented
+from scanner.reporters.xlsx_report import MemberExtra, sheet_rows, workbook
+from tests.testbed.portfolio import make_result
+from tests.testbed.portfolio import make_target as stored_target
+from tests.testbed.reports import finding, make_report, make_target
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+VALUES = [
+    None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1.5e300, "", "plain", 'quote " and \\ back',
+    "line\nbreak\ttab\x00nul\x1f", "Académie 東京 ☃ \u2028 \ud7ff", [], {}, [[]], [{}], {"a": []},
+    {"a": {"b": {"c": [1, 2.5, "x", None, True, {"d": {}}]}}},
+    {1: "int key", 2.5: "float key", True: "bool key", None: "none key", "s": "str key"},
+    (1, "tuple", (2, 3)), [Colour.RED, Level.HIGH, {"e": Colour.RED}], {"k": (1, {"n": (2,)})},
+    [{"hop": i, "headers": {"Location": f"/p{i}", "Set-Cookie": ["a=1", "b=2"]}} for i in range(3)],
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+@pytest.mark.parametrize("pad", ["", "    "])
+def test_dump_indented_writes_what_json_dumps_writes(value, pad) -> None:
+    parts: list[str] = []
+    dump_indented(value, parts.append, pad)
+    expected = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False).replace("\n", "\n" + pad)
+    assert "".join(parts) == expected
+
+
+@pytest.mark.parametrize("value", [math.nan, [1, math.inf], {"x": -math.inf}, {math.nan: 1}])
+def test_dump_indented_refuses_what_json_dumps_refuses(value) -> None:
+    with pytest.raises(ValueError):
+        json.dumps(value, indent=2, allow_nan=False)
+    with pytest.raises(ValueError):
+        dump_indented(value, [].append)
+    with pytest.raises(TypeError):
+        dump_indented({(1, 2): "tuple key"}, [].append)
+
+
+def test_jsonable_plain_types_as_the_general_path_gives_them() -> None:
+    # Given data 70 levels deep (the general path cuts below depth 64), with keys of every kind
+    deep: object = "leaf"
+    for _ in range(70):
+        deep = {"k": deep, 3: [b"\xffraw", math.nan, (1, 2), {"s"}]}
+    out = jsonable(deep)
+    # Then every level above depth 62 is converted whole, and the cut falls where it fell before
+    levels = 0
+    node = out
+    while isinstance(node, dict) and "k" in node:
+        assert list(node) == ["k", "3"]
+        assert node["3"] == {62: ["\ufffdraw", None, ["…", "…"], ["…"]],
+                             63: ["…"] * 4}.get(levels, ["\ufffdraw", None, [1, 2], ["s"]])
+        levels += 1
+        node = node["k"]
+    assert levels == 64 and node == {"…": "…"}  # depth 64: even its keys are cut (and so collapse)
+    # and enums, dates, models and odd types still take the general path
+    assert jsonable({"c": Colour.RED, "l": Level.HIGH, "f": 1.5}) == {"c": Colour.RED, "l": Level.HIGH,
+                                                                    "f": 1.5}
+    assert jsonable({"e": enum.Enum("E", {"A": "a"}).A}) == {"e": "a"}
+
+
+def test_xlsx_cells_read_back_are_the_rows_in_write_only_mode() -> None:
+    from openpyxl import load_workbook
+
+    # Given targets of three members whose findings quote server text that looks like a formula
+    formula = '=HYPERLINK("http://evil.example","x")'
+    targets = [make_target("endpoint", f"https://{m}{i}.example/", {
+        "H4": [finding("http-framing", "H4", "fail", formula if i == 0 else "No framing", severity="medium")],
+        "H7": [finding("http-referrer-policy", "H7", "warn", "No Referrer-Policy", detail="=1+1")]},
+        member=m, member_name=f"Member {m}") for m in ("a", "b", "c") for i in range(4)]
+    report = make_report(*targets)
+    extras = {"a": MemberExtra("sec@a.example", "=grade A -> B")}
+    # When the workbook is written
+    wb = load_workbook(io.BytesIO(workbook(report, extras)))
+    # Then each sheet holds the header and exactly the rows sheet_rows gives, server text as text
+    from scanner.reporters.xlsx_report import _cell
+
+    expected = sheet_rows(report, ["T", "H", "C", "E", "D"], extras)
+    assert wb.sheetnames == ["Members", "Targets", "Findings"]
+    for ws, rows in zip(wb.worksheets, expected, strict=True):
+        got = [list(r) for r in ws.iter_rows(min_row=2, values_only=True)]
+        want = [[_cell(v) if v != "" else None for v in r] for r in rows]
+        assert got == want
+        assert all(c.font.b for c in ws[1]) and ws.freeze_panes == "A2"
+        assert ws.auto_filter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{len(rows) + 1}"
+        formulas = [c for row in ws.iter_rows(min_row=2) for c in row
+                    if isinstance(c.value, str) and c.value.startswith("=")]
+        assert all(c.data_type == "s" for c in formulas)
+    assert len(expected[1]) == 12 and any(r[7] == formula for r in expected[2])
+    assert wb["Members"]["A2"].value and wb["Targets"].column_dimensions["D"].width == 44
+    assert wb["Findings"].column_dimensions["J"].width == 70
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    yield s
+    s.close()
+
+
+def _record(store: Store, results, members) -> int:
+    targets = [stored_target(r.target, r.member) for r in results]
+    with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
+                         members=members) as rec:
+        for r in results:
+            rec.on_result(r, None)
+    return rec.run_id
+
+
+def test_member_results_are_the_runs_own_and_in_row_order(store: Store) -> None:
+    members = [{"id": m, "name": m.title()} for m in ("alpha", "beta")]
+    first = [make_result(stored_target(f"https://{m}{i}.example/", m)) for m in ("alpha", "beta")
+             for i in range(3)]
+    _record(store, first, members)
+    second = [make_result(stored_target(f"https://{m}{i}.example/", m), {"H2": "fail"} if i == 1 else None)
+              for i in range(3) for m in ("beta", "alpha")]
+    run2 = _record(store, second, members)
+    got = list(store.results(run2, member="alpha", batch=2))
+    assert [t.target for t in got] == [t.target for t in second if t.member == "alpha"]
+    assert [t.grade for t in got] == [t.grade for t in second if t.member == "alpha"]
+    assert list(store.results(run2, member="nobody")) == []
+
+
+def test_member_page_with_shared_data_is_the_page_without(store: Store, tmp_path) -> None:
+    members = [{"id": m, "name": m.title(), "contact": f"sec@{m}.example"} for m in ("alpha", "beta")]
+    for statuses in (None, {"H2": "fail", "T4": "fail"}, {"H2": "fail"}):
+        run_id = _record(store, [make_result(stored_target(f"https://{m}{i}.example/", m), statuses)
+                                 for m in ("alpha", "beta") for i in range(2)], members)
+    run = store.run(run_id)
+    _html, rows = render_index(store, run, store.run(run_id - 1))
+    pages = MemberPages.read(store, run)
+    for row in rows:
+        alone = render_member(store, run, row)
+        assert alone == render_member(store, run, row, pages)
+        assert "#1" in alone and "#3" in alone  # the member's trend over the three runs
+    paths = write_portfolio(store, run_id, tmp_path / "out")
+    assert {p.name for p in paths} >= {"alpha.html", "beta.html", "scan.xlsx", "scan.json"}
+    doc = json.loads((tmp_path / "out" / "scan.json").read_text())
+    assert len(doc["targets"]) == 4
