@@ -34,7 +34,7 @@ VALUES = [
     None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1.5e300, "", "plain", 'quote " and \\ back',
     "line\nbreak\ttab\x00nul\x1f", "Académie 東京 ☃ \u2028 \ud7ff", [], {}, [[]], [{}], {"a": []},
     {"a": {"b": {"c": [1, 2.5, "x", None, True, {"d": {}}]}}},
-    {1: "int key", 2.5: "float key", True: "bool key", None: "none key", "s": "str key"},
+    {7: "int key", 2.5: "float key", False: "bool key", None: "none key", "s": "str key"},
     (1, "tuple", (2, 3)), [Colour.RED, Level.HIGH, {"e": Colour.RED}], {"k": (1, {"n": (2,)})},
     [{"hop": i, "headers": {"Location": f"/p{i}", "Set-Cookie": ["a=1", "b=2"]}} for i in range(3)],
 ]
