@@ -9,10 +9,20 @@ import enum
 import io
 import json
 import math
+import os
+import re
 
 import pytest
 
-from scanner.history.portfolio import MemberPages, render_index, render_member, write_portfolio
+from scanner.history.portfolio import (
+    MemberPages,
+    _claim,
+    _page_helper_main,
+    _PageHelper,
+    render_index,
+    render_member,
+    write_portfolio,
+)
 from scanner.history.store import Store
 from scanner.reporters import jsonable
 from scanner.reporters.stream import dump_indented
@@ -159,3 +169,57 @@ def test_member_page_with_shared_data_is_the_page_without(store: Store, tmp_path
     assert {p.name for p in paths} >= {"alpha.html", "beta.html", "scan.xlsx", "scan.json"}
     doc = json.loads((tmp_path / "out" / "scan.json").read_text())
     assert len(doc["targets"]) == 4
+
+
+def test_pages_written_with_a_helper_process_are_the_pages_written_alone(store: Store, tmp_path) -> None:
+    # Given a run of 12 members with a previous run (changes, trends, histories on every page)
+    members = [{"id": f"m{i}", "name": f"Member {i}", "contact": f"sec@m{i}.example",
+                **({"language": "fr"} if i == 3 else {})} for i in range(12)]
+    for statuses in (None, {"H2": "fail"}):
+        run_id = _record(store, [make_result(stored_target(f"https://h{i}.m{m}.example/", f"m{m}"),
+                                             statuses if (m + i) % 3 else None)
+                                 for m in range(12) for i in range(2)], members)
+    # When the portfolio is written by this process alone, and with a helper process
+    alone = write_portfolio(store, run_id, tmp_path / "alone", processes=1)
+    shared = write_portfolio(store, run_id, tmp_path / "shared", processes=2)
+    # Then the same files come back in the same order, with the same bytes (index.html: but its time)
+    assert [p.name for p in alone] == [p.name for p in shared]
+    assert alone[-4].name == "index.html" and len(alone) == 12 + 4
+    for a, b in zip(alone, shared, strict=True):
+        if a.name == "scan.xlsx":
+            continue  # a zip with its own timestamps; its cells are tested above
+        x, y = a.read_bytes(), b.read_bytes()
+        if a.name == "index.html":
+            x, y = (re.sub(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC", b"", v) for v in (x, y))
+        assert x == y, a.name
+    assert "lang=\"fr\"" in (tmp_path / "shared" / "m3.html").read_text()
+    # and what the helper process runs, run here (whoever took which page above depends on timing)
+    import multiprocessing
+
+    _html, rows = render_index(store, store.run(run_id), store.run(run_id - 1), ("json", "csv", "xlsx"))
+    counter, done = multiprocessing.Value("i", 0), multiprocessing.Array("b", len(rows), lock=False)
+    _page_helper_main(store.url, run_id, rows, tmp_path / "helper", counter, done)
+    assert list(done) == [1] * 12 and counter.value == 12
+    for a in alone[:12]:
+        assert (tmp_path / "helper" / a.name).read_bytes() == a.read_bytes(), a.name
+
+
+def _claims_two_and_dies(counter, total) -> None:
+    _claim(counter, total)
+    _claim(counter, total)
+    os._exit(3)
+
+
+def test_pages_a_dead_helper_claimed_are_left_to_the_writer() -> None:
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    counter, done = mp.Value("i", 0), mp.Array("b", 5, lock=False)
+    process = mp.Process(target=_claims_two_and_dies, args=(counter, 5))
+    process.start()
+    process.join()
+    helper = _PageHelper(process, counter, done, 5)
+    mine = list(iter(helper.claim, None))
+    for i in mine:
+        done[i] = 1
+    assert mine == [2, 3, 4] and helper.finish() == [0, 1]

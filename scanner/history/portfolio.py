@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -355,33 +356,134 @@ def render_diff(diff: RunDiff) -> str:
                                                    report=_footer_report(diff.run_b))
 
 
+PAGE_HELPER_MIN = 40  # members from which a second process helps render the member pages
+
+
 def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
-                    formats: tuple[str, ...] = ("json", "csv", "xlsx")) -> list[Path]:
-    """Write the portfolio of a stored run into ``outdir``; return the paths written."""
+                    formats: tuple[str, ...] = ("json", "csv", "xlsx"), processes: int | None = None
+                    ) -> list[Path]:
+    """Write the portfolio of a stored run into ``outdir``; return the paths written.
+
+    ``processes``: how many processes write it. By default (``None``) a portfolio of at least
+    ``PAGE_HELPER_MIN`` members, on a machine with two cores or more, gets a helper process (spawned)
+    that renders member pages while this one writes scan.json, scan.csv and scan.xlsx, then takes
+    member pages too (the two claim them from a shared counter); ``1`` writes everything here. The
+    files are the same either way; index.html is written last."""
+    from scanner.i18n import using
     from scanner.reporters import builtin_reporters, write_atomic
 
     run = store.run(run_ref)
     prev = reference_run(store, run)
     outdir.mkdir(parents=True, exist_ok=True)
     index, members = render_index(store, run, prev, formats)
-    paths = []
-    from scanner.i18n import using
-
-    pages = MemberPages.read(store, run)
-    for row in members:  # one member in memory at a time, in its own language when it has one
-        with using(pages.info.get(row.id, {}).get("language")):
-            paths.append(write_atomic(outdir / row.page, render_member(store, run, row, pages)))
-    paths.append(write_atomic(outdir / "index.html", index))
-    if formats:
-        reporters = builtin_reporters()
-        stream = run_stream(store, run)
-        for fmt in formats:
-            rep = reporters[fmt]
-            data: Any = (xlsx_workbook(stream, members) if fmt == "xlsx" else
-                         functools.partial(rep.write, stream) if hasattr(rep, "write") else
-                         rep.render(stream.materialize()))
-            paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
+    helper = _PageHelper.start(store, run, members, outdir, processes)
+    try:
+        paths = []
+        if formats:
+            reporters = builtin_reporters()
+            stream = run_stream(store, run)
+            for fmt in formats:
+                rep = reporters[fmt]
+                data: Any = (xlsx_workbook(stream, members) if fmt == "xlsx" else
+                             functools.partial(rep.write, stream) if hasattr(rep, "write") else
+                             rep.render(stream.materialize()))
+                paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
+        pages = MemberPages.read(store, run)
+        order = iter(range(len(members)))
+        claim = helper.claim if helper else lambda: next(order, None)
+        while (i := claim()) is not None:  # one member in memory at a time, in its own language
+            row = members[i]
+            with using(pages.info.get(row.id, {}).get("language")):
+                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+            if helper:
+                helper.done[i] = 1
+        for i in helper.finish() if helper else ():  # what the helper claimed and did not write (it died)
+            row = members[i]
+            with using(pages.info.get(row.id, {}).get("language")):
+                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+    except BaseException:
+        if helper:
+            helper.stop()
+        raise
+    paths[:0] = [outdir / row.page for row in members]
+    paths.insert(len(members), write_atomic(outdir / "index.html", index))
     return paths
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class _PageHelper:
+    """A spawned process that renders member pages of a portfolio beside the writing process: both claim
+    the next page from a shared counter and mark the pages they wrote in a shared array, so the writer
+    knows what is left to do if the helper dies."""
+
+    def __init__(self, process: Any, counter: Any, done: Any, total: int) -> None:
+        self.process, self.counter, self.done, self.total = process, counter, done, total
+
+    @classmethod
+    def start(cls, store: Store, run: RunInfo, members: list[MemberRow], outdir: Path,
+              processes: int | None) -> _PageHelper | None:
+        wanted = processes if processes is not None else (
+            2 if len(members) >= PAGE_HELPER_MIN and _cores() >= 2 else 1)
+        url = store.url
+        if wanted < 2 or not members or url.startswith("sqlite://") and (
+                url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url):
+            return None  # nothing to share, or a store another process cannot open
+        import multiprocessing
+
+        mp = multiprocessing.get_context("spawn")
+        counter = mp.Value("i", 0)
+        done = mp.Array("b", len(members), lock=False)
+        process = mp.Process(target=_page_helper_main, args=(url, run.id, members, outdir, counter, done),
+                             name="pledgescan-pages", daemon=True)
+        process.start()
+        return cls(process, counter, done, len(members))
+
+    def claim(self) -> int | None:
+        return _claim(self.counter, self.total)
+
+    def finish(self) -> list[int]:
+        """Wait for the helper; the pages it claimed and did not write."""
+        self.process.join()
+        claimed = min(self.counter.value, self.total)
+        return [i for i in range(claimed) if not self.done[i]] if self.process.exitcode else []
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+
+
+def _claim(counter: Any, total: int) -> int | None:
+    with counter.get_lock():
+        i = counter.value
+        if i >= total:
+            return None
+        counter.value = i + 1
+    return i
+
+
+def _page_helper_main(url: str, run_id: int, members: list[MemberRow], outdir: Path, counter: Any,
+                      done: Any) -> None:
+    from scanner.i18n import using
+    from scanner.reporters import write_atomic
+
+    store = Store(url, upgrade=False)
+    try:
+        run = store.run(run_id)
+        pages = MemberPages.read(store, run)
+        while (i := _claim(counter, len(members))) is not None:
+            row = members[i]
+            with using(pages.info.get(row.id, {}).get("language")):
+                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+            done[i] = 1
+    finally:
+        store.close()
 
 
 def reference_run(store: Store, run: RunInfo) -> RunInfo | None:
