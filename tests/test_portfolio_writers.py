@@ -19,13 +19,14 @@ from scanner.history.portfolio import (
     _claim,
     _page_helper_main,
     _PageHelper,
+    fan_out,
     render_index,
     render_member,
     write_portfolio,
 )
 from scanner.history.store import Store
 from scanner.reporters import jsonable
-from scanner.reporters.stream import dump_indented
+from scanner.reporters.stream import ReportStream, dump_indented
 from scanner.reporters.xlsx_report import MemberExtra, sheet_rows, workbook
 from tests.testbed.portfolio import make_result
 from tests.testbed.portfolio import make_target as stored_target
@@ -223,3 +224,49 @@ def test_pages_a_dead_helper_claimed_are_left_to_the_writer() -> None:
     for i in mine:
         done[i] = 1
     assert mine == [2, 3, 4] and helper.finish() == [0, 1]
+
+
+def _stream(n: int, fail_at: int | None = None) -> ReportStream:
+    def source():
+        for i in range(n):
+            if i == fail_at:
+                raise OSError("disk gone")
+            yield i
+    return ReportStream(make_report(), source)
+
+
+def test_fan_out_gives_every_job_every_target_once_read() -> None:
+    reads = []
+
+    def source():
+        for i in range(50):
+            reads.append(i)
+            yield i
+
+    def first_only(s):
+        return next(iter(s.targets()))  # stops reading at once: the others must not wait for it
+
+    got = fan_out(ReportStream(make_report(), source), [lambda s: list(s.targets()), first_only,
+                                                         lambda s: sum(1 for _ in s.targets())], depth=1)
+    assert got == [list(range(50)), 0, 50] and reads == list(range(50))
+
+
+def test_fan_out_raises_a_jobs_error_and_commits_nothing_cut_short(tmp_path) -> None:
+    from scanner.reporters import write_atomic
+
+    def broken(s):
+        for i in s.targets():
+            if i == 3:
+                raise ValueError("writer bug")
+        return "never"
+
+    with pytest.raises(ValueError, match="writer bug"):
+        fan_out(_stream(20), [lambda s: list(s.targets()), broken])
+    # a failed read: the writers stop with an error, so no file is committed with part of the targets
+    jobs = [lambda s, n=n: write_atomic(tmp_path / n, lambda out: out.write(",".join(map(str, s.targets()))))
+            for n in ("a.csv", "b.json")]
+    with pytest.raises(OSError, match="disk gone"):
+        fan_out(_stream(20, fail_at=7), jobs)
+    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in fan_out(_stream(5), jobs)] == ["a.csv", "b.json"]
+    assert (tmp_path / "a.csv").read_text() == "0,1,2,3,4"

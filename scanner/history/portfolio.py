@@ -12,7 +12,7 @@ import base64
 import functools
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,12 +382,14 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
         if formats:
             reporters = builtin_reporters()
             stream = run_stream(store, run)
+            one_pass = [fmt for fmt in formats if fmt in ONE_PASS_FORMATS]
+            written = dict(zip(one_pass, fan_out(stream, [  # one reading of the store for all of them
+                functools.partial(_one_pass_job, fmt, reporters[fmt], outdir, members) for fmt in one_pass
+            ]), strict=True))
             for fmt in formats:
                 rep = reporters[fmt]
-                data: Any = (xlsx_workbook(stream, members) if fmt == "xlsx" else
-                             functools.partial(rep.write, stream) if hasattr(rep, "write") else
-                             rep.render(stream.materialize()))
-                paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
+                paths.append(written[fmt] if fmt in written else write_atomic(
+                    outdir / f"scan.{rep.extension}", rep.render(stream.materialize())))
         pages = MemberPages.read(store, run)
         order = iter(range(len(members)))
         claim = helper.claim if helper else lambda: next(order, None)
@@ -408,6 +410,87 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     paths[:0] = [outdir / row.page for row in members]
     paths.insert(len(members), write_atomic(outdir / "index.html", index))
     return paths
+
+
+ONE_PASS_FORMATS = ("json", "csv", "xlsx")  # built-in writers that read a stream's targets once, in order
+
+
+class _ReadFailed(Exception):
+    """Given to the writers in place of the next target when reading the store failed: each stops with
+    an error, so that none commits a file cut short."""
+
+
+def _one_pass_job(fmt: str, rep: Any, outdir: Path, members: list[MemberRow], stream: ReportStream
+                  ) -> Path:
+    from scanner.reporters import write_atomic
+
+    path = outdir / f"scan.{rep.extension}"
+    if fmt == "xlsx":
+        return write_atomic(path, xlsx_workbook(stream, members))
+    return write_atomic(path, functools.partial(rep.write, stream))
+
+
+def fan_out(stream: ReportStream, jobs: list[Callable[[ReportStream], Any]], depth: int = 4) -> list[Any]:
+    """Run ``jobs`` (each given a ``ReportStream`` whose targets it reads once, in order) over one reading
+    of ``stream``'s targets: every job gets every target, read and decoded from the store once for all
+    (a pass of its own per format decoded each stored result again: 1.9 s of CPU per pass at 1,000
+    endpoints). Each job runs in a thread fed through a queue of ``depth`` targets, so memory holds a
+    few targets whatever the size of the run. Returns the jobs' results in order; an error of a job, or
+    of reading the store, is raised once every job has stopped (a job then never sees the end of the
+    targets, so it commits nothing)."""
+    import queue
+    import threading
+
+    end = object()
+    feeds: list[queue.Queue[Any]] = [queue.Queue(depth) for _ in jobs]
+    stopped = [threading.Event() for _ in jobs]
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        def targets() -> Iterator[Any]:
+            while (t := feeds[i].get()) is not end:
+                if isinstance(t, _ReadFailed):
+                    raise t
+                yield t
+
+        try:
+            results[i] = jobs[i](ReportStream(stream.head, targets))
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller below
+            errors.append(exc)
+        finally:
+            stopped[i].set()  # the reader stops feeding it (and never waits on its full queue)
+
+    def put(i: int, item: Any) -> None:
+        while not stopped[i].is_set():
+            try:
+                feeds[i].put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"pledgescan-writer-{i}", daemon=True)
+               for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    last: Any = end
+    try:
+        for target in stream.targets():
+            for i in range(len(jobs)):
+                put(i, target)
+            if all(e.is_set() for e in stopped):
+                break
+    except BaseException as exc:
+        last = _ReadFailed(f"reading the run's results failed: {exc}")
+        errors.insert(0, exc)
+    finally:
+        for i in range(len(jobs)):
+            put(i, last)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _cores() -> int:
