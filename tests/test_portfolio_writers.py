@@ -170,6 +170,10 @@ def test_member_page_with_shared_data_is_the_page_without(store: Store, tmp_path
     assert {p.name for p in paths} >= {"alpha.html", "beta.html", "scan.xlsx", "scan.json"}
     doc = json.loads((tmp_path / "out" / "scan.json").read_text())
     assert len(doc["targets"]) == 4
+    # formats beside the one-pass ones keep their place and their own writer
+    other = write_portfolio(store, run_id, tmp_path / "other", formats=("sarif", "csv"), processes=1)
+    assert [p.name for p in other[-2:]] == ["scan.sarif", "scan.csv"]
+    assert json.loads(other[-2].read_text())["runs"] and other[-1].read_text().count("https://") > 4
 
 
 def test_pages_written_with_a_helper_process_are_the_pages_written_alone(store: Store, tmp_path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from scanner.history.store import ResultSummary, RunInfo, Store
 from scanner.models import SCHEMA_VERSION, BaselineRef, Report, Status, TargetComparison, ToolInfo
 from scanner.reporters.stream import ReportStream
 
+log = logging.getLogger(__name__)
 NO_MEMBER_PAGE = "_unassigned"
 TREND_RUNS = 20
 
@@ -388,8 +390,12 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
             ]), strict=True))
             for fmt in formats:
                 rep = reporters[fmt]
-                paths.append(written[fmt] if fmt in written else write_atomic(
-                    outdir / f"scan.{rep.extension}", rep.render(stream.materialize())))
+                if fmt in written:
+                    paths.append(written[fmt])
+                    continue
+                data: Any = (functools.partial(rep.write, stream) if hasattr(rep, "write") else
+                             rep.render(stream.materialize()))
+                paths.append(write_atomic(outdir / f"scan.{rep.extension}", data))
         pages = MemberPages.read(store, run)
         order = iter(range(len(members)))
         claim = helper.claim if helper else lambda: next(order, None)
@@ -524,7 +530,11 @@ class _PageHelper:
         done = mp.Array("b", len(members), lock=False)
         process = mp.Process(target=_page_helper_main, args=(url, run.id, members, outdir, counter, done),
                              name="pledgescan-pages", daemon=True)
-        process.start()
+        try:
+            process.start()
+        except OSError as exc:  # no process to be had (limits): this one writes every page
+            log.info("member pages written by one process: %s", exc)
+            return None
         return cls(process, counter, done, len(members))
 
     def claim(self) -> int | None:
