@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TextIO
+
+import orjson
 
 from scanner.models import Report, TargetResult
 
@@ -60,83 +61,25 @@ def json_splice(out: TextIO, document: dict[str, Any], key: str, indent: int,
     pad = " " * (indent + 2)
     first = True
     for item in items:
-        parts = ["[\n" if first else ",\n", pad]
-        dump_indented(item, parts.append, pad)
-        out.write("".join(parts))
+        out.write(("[\n" if first else ",\n") + pad + dump_indented(item, pad))
         first = False
     out.write("[]" if first else "\n" + " " * indent + "]")
     out.write(after)
 
 
-_INF = float("inf")
+def dump_indented(value: Any, pad: str = "") -> str:
+    """``value`` as JSON laid out as ``json.dumps(value, indent=2, ensure_ascii=False)`` lays it out, with
+    ``pad`` after every line break (the text ``json_splice`` needs for an item of its list).
 
-
-def _float(value: float) -> str:
-    if value != value or value == _INF or value == -_INF:
-        raise ValueError("Out of range float values are not JSON compliant: " + repr(value))
-    return float.__repr__(value)
-
-
-def _key(key: Any) -> str:
-    """A dict key as ``json.dumps`` turns it into a string (before quoting it)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, float):
-        return _float(key)
-    if key is True or key is False or key is None:
-        return {True: "true", False: "false", None: "null"}[key]
-    if isinstance(key, int):
-        return int.__repr__(key)
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
-def dump_indented(value: Any, out: Callable[[str], Any], pad: str = "") -> None:
-    """Give ``out`` the pieces of ``json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)``
-    with ``pad`` after every line break (the text ``json_splice`` needs for an item of its list).
-
-    The same text as ``json.dumps``, twice as fast: with ``indent`` the standard library encodes in
-    pure Python through generators, and a portfolio's scan.json is most of a second per 100 targets of
-    it. The plain JSON types (every target of a report, as ``target_dict`` makes it) are written here;
-    any other value goes through ``json.dumps`` itself."""
-    kind = type(value)
-    if kind is str:
-        out(encode_basestring(value))
-    elif kind is dict:
-        if not value:
-            out("{}")
-            return
-        inner = pad + "  "
-        sep = "{\n" + inner
-        for k, v in value.items():
-            out(sep)
-            out(encode_basestring(k if type(k) is str else _key(k)))
-            out(": ")
-            dump_indented(v, out, inner)
-            sep = ",\n" + inner
-        out("\n" + pad + "}")
-    elif kind is list:
-        if not value:
-            out("[]")
-            return
-        inner = pad + "  "
-        sep = "[\n" + inner
-        for v in value:
-            out(sep)
-            dump_indented(v, out, inner)
-            sep = ",\n" + inner
-        out("\n" + pad + "]")
-    elif value is None:
-        out("null")
-    elif value is True:
-        out("true")
-    elif value is False:
-        out("false")
-    elif kind is int:
-        out(int.__repr__(value))
-    elif kind is float:
-        out(_float(value))
-    else:
-        out(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False).replace("\n", "\n" + pad))
+    orjson writes it (about ten times faster than the standard library, which encodes with an indent in
+    pure Python: most of a second per 100 targets of a portfolio's scan.json). The text can differ from
+    ``json.dumps`` only in how a float's exponent is spelt (``1e-7``, not ``1e-07``): the same JSON. What
+    orjson refuses (integers beyond 64 bits, such as certificate serial numbers) goes through ``json``."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    return text.replace("\n", "\n" + pad) if pad else text
 
 
 def slot() -> str:
