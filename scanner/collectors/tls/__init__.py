@@ -58,7 +58,6 @@ accepted suite instead, by elimination ("all") or by sslyze ("sslyze").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import threading
@@ -83,7 +82,6 @@ from scanner.errors import ErrorKind
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, VulnTest, bound
 from scanner.models import Target
 from scanner.net.context import ScanContext
-from scanner.net.politeness import LocalAddressBudget, tls_share
 from scanner.settings import Settings
 
 __all__ = ["LISTING", "collect", "scan_blocking"]
@@ -124,20 +122,12 @@ async def collect(
 
     # The prober and sslyze open connections of their own, in as many threads as the address's cap: each
     # connection passes the gate, which takes a slot of the address for it until it closes, so they use
-    # what the HTTP probes of the address leave free at the moment (elastic), never more than the cap.
-    # Workers sharing the budget through Redis take the TLS share of the cap in one block instead (the
-    # slots held for the whole TLS phase, each connection passing the gate for its rate only): with one
-    # slot per connection there, a scan of two workers was seen with one connection more than the cap
-    # open at the server (tests/test_workers.py), a cause not yet found.
+    # what the HTTP probes of the address leave free at the moment (elastic), never more than the cap;
+    # the same in-process and with workers sharing the budget through Redis.
     cap = polite.budget.per_address_connections
-    elastic = isinstance(polite.budget, LocalAddressBudget)
-    async with contextlib.AsyncExitStack() as block:
-        if not elastic:
-            cap = await block.enter_async_context(polite.connections(addr, cap if ctx.tls_alone else
-                                                                     tls_share(cap)))
-        settings = ctx.settings.model_copy(update={"per_host_connections": cap})
-        with gate.gated(addr, port, host, polite, asyncio.get_running_loop(), slots=elastic) as opened:
-            evidence = await _in_thread(scan_blocking, host, port, addr, settings, base, handshake)
+    settings = ctx.settings.model_copy(update={"per_host_connections": cap})
+    async with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
+        evidence = await _in_thread(scan_blocking, host, port, addr, settings, base, handshake)
     if opened.connections:  # exact, where sslyze's part would otherwise be estimated
         evidence = evidence.model_copy(update={"connections": opened.connections})
     ctx.stats.tls_connections[host] += evidence.connections

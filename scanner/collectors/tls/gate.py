@@ -9,6 +9,15 @@ with no gate (sslyze used on its own) are opened exactly as before.
 
 Slots are taken one connection at a time, so the TLS probers' threads use whatever part of the address's
 cap the HTTP probes leave free at the moment (elastic), never more than the cap in all.
+
+Several collectors of one (address, port, name) can run at once in one process: targets that differ only
+in their path (``https://a/`` and ``https://a/b``), in-process or in the threads of one worker. A socket
+only tells its server location, not its collector, so each such socket goes through the gate registered
+last among those still running, and a gate that ends first leaves the others registered (each holds the
+connections it let open until their sockets close: it waits for them before its collector returns).
+Before, a plain dict with save-and-restore lost the other collector's gate when the first one ended: that
+collector's connections then opened with no slot at all (tests/test_workers.py saw 3 connections open
+with a cap of 2).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +33,10 @@ from scanner.collectors.tls import sslyze_adapter
 from scanner.net.politeness import Politeness
 
 GATE_WAIT_S = 600.0  # a wait for a slot and the rate longer than this is a failed connection for sslyze
+GATE_DRAIN_S = 30.0  # at most this long, a gate that ends waits for the connections it holds to close
 
 _lock = threading.Lock()
-_gates: dict[tuple[str, int, str], Gate] = {}
+_gates: dict[tuple[str, int, str], list[Gate]] = {}  # the gates running, oldest first
 _installed = False
 
 
@@ -38,15 +48,23 @@ class Gate:
     politeness: Politeness
     loop: asyncio.AbstractEventLoop
     connections: int = 0
-    slots: bool = True  # False: the collector holds the slots; each connection takes only its rate
     _open: set[asyncio.Event] = field(default_factory=set)  # connections holding a slot: set to end one
+    _entering: int = 0  # connections given this gate by the hook, not yet holding (under ``_lock``)
 
-    def enter(self) -> Callable[[], None]:
+    def enter(self, counted: bool = False) -> Callable[[], None]:
         """Blocking (sslyze's threads): wait for a connection slot of the address and its rate budget,
-        count the connection; the callable given back ends both (the socket closed), once."""
+        count the connection; the callable given back ends both (the socket closed), once. ``counted``:
+        the hook counted it among the connections entering already (under ``_lock``, as it chose the gate)."""
+        if not counted:
+            with _lock:
+                self._entering += 1
         got = threading.Event()
         done = asyncio.Event()
-        future = asyncio.run_coroutine_threadsafe(self._hold(done, got), self.loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._hold(done, got), self.loop)
+        except RuntimeError:  # the loop is closed
+            self._entered()
+            raise OSError("politeness gate: no connection slot") from None
         future.add_done_callback(lambda _: got.set())  # failed or cancelled before it held anything
         if not got.wait(GATE_WAIT_S) or future.done():
             future.cancel()  # an endless wait or a stopped loop: a failed connection, not a hang
@@ -65,13 +83,36 @@ class Gate:
         return end
 
     async def _hold(self, done: asyncio.Event, got: threading.Event) -> None:
-        async with self.politeness.connection(self.address, slot=self.slots):
-            self._open.add(done)
-            try:
-                got.set()
-                await done.wait()
-            finally:
-                self._open.discard(done)
+        entered = False
+        try:
+            async with self.politeness.connection(self.address):
+                self._open.add(done)
+                self._entered()
+                entered = True
+                try:
+                    got.set()
+                    await done.wait()
+                finally:
+                    self._open.discard(done)
+        finally:
+            if not entered:
+                self._entered()
+
+    def _entered(self) -> None:
+        """A connection the hook gave this gate holds its slot now, or never will (once per connection)."""
+        with _lock:
+            self._entering -= 1
+
+    def _busy(self) -> bool:
+        with _lock:
+            return bool(self._open) or self._entering > 0
+
+    async def drain(self, timeout: float = GATE_DRAIN_S) -> None:
+        """In the loop, once the gate is no longer registered: wait until the connections it let open have
+        closed (another collector's of the same server included), at most ``timeout``."""
+        end = self.loop.time() + timeout
+        while self._busy() and self.loop.time() < end:
+            await asyncio.sleep(0.005)
 
     def close(self) -> None:
         """In the loop: end every connection still held (the collector is over, or was cancelled)."""
@@ -82,8 +123,11 @@ class Gate:
 def _hook(server_location: Any) -> Callable[[], None] | None:
     key = (server_location.ip_address or "", server_location.port, server_location.hostname)
     with _lock:
-        gate = _gates.get(key)
-    return gate.enter() if gate is not None else None
+        gates = _gates.get(key)
+        gate = gates[-1] if gates else None
+        if gate is not None:
+            gate._entering += 1  # counted before the gate can end: its drain waits for this connection
+    return gate.enter(counted=True) if gate is not None else None
 
 
 def _install() -> None:
@@ -95,22 +139,29 @@ def _install() -> None:
         _installed = True
 
 
-@contextlib.contextmanager
-def gated(address: str, port: int, hostname: str, politeness: Politeness,
-          loop: asyncio.AbstractEventLoop, slots: bool = True) -> Iterator[Gate]:
-    """While the block runs, sslyze's connections to (address, port, hostname) go through the gate."""
+@contextlib.asynccontextmanager
+async def gated(address: str, port: int, hostname: str, politeness: Politeness,
+                loop: asyncio.AbstractEventLoop) -> AsyncIterator[Gate]:
+    """While the block runs, sslyze's connections to (address, port, hostname) go through the gate (through
+    the newest gate of that server, when collectors of it overlap). When the block ends, the gate waits
+    for the connections it let open to close (unless cancelled), then frees what is still held."""
     _install()
-    gate = Gate(address, politeness, loop, slots=slots)
+    gate = Gate(address, politeness, loop)
     key = (address, port, hostname)
     with _lock:
-        previous = _gates.get(key)
-        _gates[key] = gate
+        _gates.setdefault(key, []).append(gate)
+    ended = False
     try:
         yield gate
+        ended = True
     finally:
         with _lock:
-            if previous is not None:
-                _gates[key] = previous
-            else:
-                _gates.pop(key, None)
-        gate.close()
+            gates = _gates[key]
+            gates.remove(gate)
+            if not gates:
+                del _gates[key]
+        try:
+            if ended:  # not when cancelled (a target's deadline): that returns at once
+                await gate.drain()
+        finally:
+            gate.close()
