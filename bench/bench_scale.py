@@ -202,7 +202,10 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
             t_scan = time.monotonic() - t0
             memory.sample()
             at_scan_end = (memory.peak_mb, memory.peak_parent_mb)
-            write_portfolio(store, run.id, tmp / "portfolio")
+            with TreeMemory() as writing:  # the writing alone: its own peaks (the page helper included)
+                cpu_w = _cpu()
+                write_portfolio(store, run.id, tmp / "out")
+                cpu_w = _cpu() - cpu_w
             wall = time.monotonic() - t0
         cpu = _tree_cpu() - cpu0  # the workers have been waited for; nginx (still running) is not in it
         own = _cpu() - own0
@@ -219,6 +222,8 @@ def one_portfolio(size: int, tmp: Path, concurrency: int | None = None,
             "per_endpoint_ms": round(1000 * wall / size),
             "peak_rss_mb": memory.peak_mb, "peak_parent_mb": memory.peak_parent_mb,
             "peak_scan_mb": at_scan_end,  # (tree, parent) before the portfolio was written
+            "write_s": round(wall - t_scan, 1), "write_cpu_parent_s": round(cpu_w, 1),
+            "peak_write_mb": (writing.peak_mb, writing.peak_parent_mb),  # (tree, parent) while writing
             "samples": memory.samples,
             "grades": grades, "errors": errors,
             "http_requests_per_endpoint": round(report.stats["http_requests"] / size, 1)}
@@ -334,6 +339,8 @@ def case_portfolio(sizes: list[int], concurrencies: list[int | None], native: st
         r = json.loads(out.stdout.strip().splitlines()[-1])
         peak, cpu = f"{r['peak_rss_mb']} ({r['peak_parent_mb']})", f"{r['cpu_s']} ({r['cpu_parent_s']})"
         scan_peak = "peak while scanning {} ({}) MB; ".format(*r["peak_scan_mb"])
+        scan_peak += "writing {} s (parent CPU {} s), peak while writing {} ({}) MB; ".format(
+            r["write_s"], r["write_cpu_parent_s"], *r["peak_write_mb"])
         print(f"{r['endpoints']:>10} {r['processes']:>5} {r['concurrency']:>9} {r['wall_s']:>8} "
               f"{r['scan_s']:>8} {cpu:>14} {r['per_endpoint_ms']:>12} {peak:>13} "
               f"{r['http_requests_per_endpoint']:>18}  {scan_peak}{r['grades']} / {r['errors']}", flush=True)

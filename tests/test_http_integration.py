@@ -212,3 +212,46 @@ def test_probes_of_one_host_share_one_http2_connection(http_testbed):
     asked = [(ln[4], ln[5]) for ln in h2]
     assert asked.count(("GET", "/")) == 3  # the landing page once, and the two CORS probes (Origin)
     assert report.stats["http_requests"] == len(lines)
+
+
+def test_a_url_asked_with_two_limits_is_one_request_when_read_whole(http_testbed):
+    """Given the good site's landing page (a few hundred bytes)
+    When one target's collectors ask for it at once through their shared memo, the exposure landing
+    probe's 64 KB limit first and the http collector's 512 KB page fetch second (the order the first
+    target of a scan may take)
+    Then the server sees one request and both get the whole page; with a first limit smaller than the
+    page (the first answer truncated) the larger fetch goes out again."""
+    from scanner.net.context import ScanContext
+    from scanner.net.memo import ResponseMemo
+
+    log = http_testbed.workdir / "requests.log"
+    site = SITES["good"]
+    settings = Settings(resolve=http_testbed.resolve(), ca_bundle=http_testbed.ca_path, timeout=5)
+
+    async def ask(first_limit: int, path: str):
+        ctx = ScanContext.create(settings)
+        try:
+            memo = ResponseMemo()
+            url = site.url.rstrip("/") + path
+            return await asyncio.gather(memo.fetch(ctx.fetcher, url, max_bytes=first_limit),
+                                        memo.fetch(ctx.fetcher, url, max_bytes=512_000))
+        finally:
+            await ctx.aclose()
+
+    def asked(before: int, path: str) -> int:
+        with log.open() as fh:
+            fh.seek(before)
+            lines = [ln.split() for ln in fh if ln.startswith(site.address + " ")]
+        return sum(1 for ln in lines if ln[4:6] == ["GET", path])
+
+    before = log.stat().st_size if log.exists() else 0
+    small, big = asyncio.run(ask(64_000, "/"))
+    assert small.status == big.status == 200
+    assert big.body == small.body and len(big.body) > 10 and not big.body_truncated
+    assert asked(before, "/") == 1
+
+    before = log.stat().st_size
+    small, big = asyncio.run(ask(10, "/"))
+    assert small.body_truncated and len(small.body) == 10
+    assert not big.body_truncated and len(big.body) > 10
+    assert asked(before, "/") == 2

@@ -63,10 +63,17 @@ def test_fast_evidence_equals_sslyze_full_enumeration(tls_bed: TLSBed, key: str)
     assert fast.groups.error is None and bool(fast.groups.curves) == (key != "rsa_kx")
     skip = {"protocols", "connections", "scanned_at", "prober", "vulnerabilities"}
     assert fast.model_dump(exclude=skip) == full.model_dump(exclude=skip)
-    # the same vulnerability verdicts (the fast one says how ROBOT ran when it stopped after one attempt)
-    no_note = {"robot": {"note"}}
+    # the same vulnerability verdicts (the fast one says how ROBOT ran when it stopped after one attempt,
+    # and that renegotiation and compression were read from its TLS 1.2 ServerHello); the client-initiated
+    # renegotiation test, which no control judges, is not run
+    no_note = {"robot": {"note"}, "insecure_renegotiation": {"note"}, "compression": {"note"},
+               "client_renegotiation_dos": True}
     fast_v, full_v = fast.vulnerabilities, full.vulnerabilities
     assert fast_v.model_dump(exclude=no_note) == full_v.model_dump(exclude=no_note)
+    if "TLSv1.2" in OFFERED[key]:
+        assert "ServerHello" in (fast_v.compression.note or "")
+        assert fast_v.client_renegotiation_dos.value is None
+        assert (fast_v.client_renegotiation_dos.detail or "").startswith("not run")
     # and far fewer connections were needed
     assert fast.connections * 3 < full.connections
 

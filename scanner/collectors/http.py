@@ -188,26 +188,38 @@ async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...])
     # One memo for the target's collectors: the http:// chain usually lands on the https:// page that
     # the https:// chain fetched already, and the exposure collector starts from that page too.
     memo = ctx.memo(target.key)
-    (https_chain, https_last), (http_chain, _), sectxt = await asyncio.gather(
-        follow(ctx, https_url, target, scope, limit, PAGE_BYTES, memo=memo),
-        follow(ctx, http_url, target, scope, limit, 64_000, memo=memo),
-        _text(ctx, https_base + "/.well-known/security.txt", target, scope, memo),
-    )
-    # Nothing else of this target goes to http://: its idle connection gives its slot back to the TLS
-    # probers now (unless another target's http collector on the address may still use it).
-    for addr in addresses:
-        if ctx.alone(addr, "http"):
-            await ctx.fetcher.close_idle(addr, done=True, origin=http_url)
-    texts = [sectxt]
-    if sectxt.error is None and sectxt.status != 200:
-        texts.append(await _text(ctx, https_base + "/security.txt", target, scope, memo))
-    page = None
-    cors: list[CorsProbe] = []
-    landing = https_chain.landing
-    if landing is not None:
-        if https_last is not None and https_last.url == landing.url:
-            page = _page(https_last)
+
+    async def https_part() -> tuple[Chain, HttpResponse | None, list[CorsProbe]]:
+        # The CORS probes follow the https:// chain at once (not after the http:// chain and the
+        # security.txt fetches, which they do not read): the target's HTTP requests end sooner.
+        chain, last = await follow(ctx, https_url, target, scope, limit, PAGE_BYTES, memo=memo)
+        landing = chain.landing
+        if landing is None:
+            return chain, last, []
         origin = f"https://{secrets.token_hex(6)}.example"
-        cors = list(await asyncio.gather(_cors(ctx, landing.url, origin), _cors(ctx, landing.url, "null")))
+        cors = await asyncio.gather(_cors(ctx, landing.url, origin), _cors(ctx, landing.url, "null"))
+        return chain, last, list(cors)
+
+    async def http_part() -> Chain:
+        chain, _ = await follow(ctx, http_url, target, scope, limit, 64_000, memo=memo)
+        # Nothing else of this target goes to http://: its idle connection gives its slot back to the
+        # TLS probers now (unless another target's http collector on the address may still use it).
+        for addr in addresses:
+            if ctx.alone(addr, "http"):
+                await ctx.fetcher.close_idle(addr, done=True, origin=http_url)
+        return chain
+
+    async def texts_part() -> list[TextFetch]:
+        texts = [await _text(ctx, https_base + "/.well-known/security.txt", target, scope, memo)]
+        if texts[0].error is None and texts[0].status != 200:
+            texts.append(await _text(ctx, https_base + "/security.txt", target, scope, memo))
+        return texts
+
+    (https_chain, https_last, cors), http_chain, texts = await asyncio.gather(
+        https_part(), http_part(), texts_part())
+    page = None
+    landing = https_chain.landing
+    if landing is not None and https_last is not None and https_last.url == landing.url:
+        page = _page(https_last)
     return HTTPEvidence(host=host, http=http_chain, https=https_chain, page=page, cors=tuple(cors),
                         security_txt=tuple(texts), hsts_preloaded=_preloaded(host))

@@ -171,7 +171,9 @@ class Catalogue(Frozen):
 
 def parse_family(text: str) -> Family:
     """Validate one catalogue file's YAML text."""
-    return Family.model_validate(yaml.safe_load(text))
+    # libyaml's parser when there is one (the same YAML, ~10x faster: the catalogue is read on the first
+    # target of a scan).
+    return Family.model_validate(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 
 @lru_cache(maxsize=1)

@@ -375,6 +375,9 @@ class Store:
 
     def results(self, run_id: int, member: str | None = None, batch: int = 50) -> Iterator[TargetResult]:
         """Full results of a run, streamed in batches (each batch its own short read)."""
+        if member is not None:
+            yield from self._member_results(run_id, member, batch)
+            return
         last = 0
         while True:
             with self._read() as c:
@@ -388,6 +391,22 @@ class Store:
             for r in rows:
                 yield load_result(r.result)
             last = rows[-1].id
+
+    def _member_results(self, run_id: int, member: str, batch: int) -> Iterator[TargetResult]:
+        """One member's results of a run, in row order. Found through the member's index (a few rows per
+        run) and not by the run's: filtering the run's rows by member reads every row of the run, for
+        each member (a portfolio of 1,000 endpoints read 333 x 1,000 rows for its member pages)."""
+        with self._read() as c:
+            rows = c.execute(select(ResultRow.id, ResultRow.run_id).where(ResultRow.member == member)).all()
+        ids = sorted(r.id for r in rows if r.run_id == run_id)
+        for i in range(0, len(ids), batch):
+            chunk = ids[i:i + batch]
+            with self._read() as c:
+                got = dict(c.execute(select(ResultRow.id, ResultRow.result)
+                                     .where(ResultRow.id.in_(chunk))).all())
+            for rid in chunk:
+                if rid in got:
+                    yield load_result(got[rid])
 
     def results_in_plan_order(self, run_id: int, batch: int = 50) -> Iterator[TargetResult]:
         """Full results of a run in the order its plan lists the targets (the order a scan reports

@@ -255,7 +255,11 @@ class Fetcher:
         self._answered_unverified: set[tuple[str, int]] = set()
         self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
-        self._deciding: dict[tuple[str, int], asyncio.Lock] = {}
+        # The first request of an https origin decides what its certificate allows; the others wait for
+        # this future: set once that request's headers went out on a verified connection (the handshake
+        # verified; HTTP/2 or not is known), or once it ended.
+        self._deciding: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._decided: dict[tuple[str, int], asyncio.Event] = {}  # set once the origin is decided
         # The HTTP pool of an address keeps at most its share of the cap, and the TLS probers take the
         # rest: closing idle HTTP connections for a waiting prober of the same address frees nothing it
         # can use (it waits for another TLS prober), and only costs new connections. It helps when the
@@ -268,7 +272,9 @@ class Fetcher:
     def ssl_context(self, verify: bool) -> ssl.SSLContext:
         """Mozilla's store (certifi, as shipped with httpx) plus ``--ca-bundle``; or no verification."""
         if not verify:
-            ctx = ssl.create_default_context()
+            # No trust store to load (create_default_context reads the system's, ~0.1 s): nothing verifies.
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.options |= ssl.OP_NO_COMPRESSION
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
@@ -381,7 +387,7 @@ class Fetcher:
         limit = max_bytes or self.settings.max_body_bytes
         client = self._client(addr)
 
-        async def send() -> HttpResponse:
+        async def send(sent: Callable[[bool], None] | None = None) -> HttpResponse:
             self.stats.http_requests[host] += 1
             multiplexed = (host, port) in self._h2
             resp: HttpResponse | None = None
@@ -393,8 +399,12 @@ class Fetcher:
                         await drawn.end()
                         drawn = None
                 if not multiplexed or drawn is not None:
+                    # A deciding request (``sent``) may share its new connection with the requests it
+                    # releases: it draws before the HTTP/2 preface, never between a stream ID and its
+                    # headers (see ``_send``).
                     resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                            "drawn" if drawn else "on_send", drawn, bulk)
+                                            "drawn" if drawn else "opening" if sent else "on_send", drawn,
+                                            bulk, sent)
                     break
                 # No open HTTP/2 connection to take the request at once: one request opens it (and draws
                 # on the rate once it has it, so no request counts while it waits for a connection
@@ -404,7 +414,7 @@ class Fetcher:
                 async with self._opening.setdefault((host, port), asyncio.Lock()):
                     if not self._h2_ready(addr, host, port):
                         resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                                "opening", bulk=bulk)
+                                                "opening", bulk=bulk, sent=sent)
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -412,45 +422,84 @@ class Fetcher:
         if scheme != "https":
             return await send()
         key = (host, port)
-        if key not in self._verified and key not in self._answered_unverified:
-            # The first requests of an origin go one at a time, until one is answered: it decides what
-            # the certificate allows (when verification fails, this request and every later one go
-            # unverified, and the reason is recorded), and which HTTP version the origin speaks.
-            async with self._deciding.setdefault(key, asyncio.Lock()):
-                if key not in self._verified and key not in self._answered_unverified:
-                    why = self._unverified.get(key)
+        while key not in self._verified and key not in self._answered_unverified:
+            # The first requests of an origin go one at a time until one decides what the certificate
+            # allows (when verification fails, this request and every later one go unverified, and the
+            # reason is recorded) and which HTTP version the origin speaks. It decides as soon as its
+            # headers are sent on a verified connection: the others go out then (on its HTTP/2
+            # connection), not one round trip later with its answer.
+            pending = self._deciding.get(key)
+            if pending is not None:
+                await asyncio.shield(pending)
+                continue
+            pending = self._deciding[key] = asyncio.get_running_loop().create_future()
+            try:
+                why = self._unverified.get(key)
+
+                def sent(http2: bool, pending: asyncio.Future[None] = pending) -> None:
+                    self._verified.add(key)
+                    self._decided_event(key).set()
+                    if http2:
+                        self._h2.add(key)
+                    if not pending.done():
+                        pending.set_result(None)
+
+                resp = await send(sent if why is None else None)
+                if why is None and resp.error_kind in TLS_KINDS:
+                    # Fetch anyway without verification so header checks can run; record why.
+                    self._verified.discard(key)
+                    why = self._unverified[key] = resp.error or "certificate verification failed"
                     resp = await send()
-                    if why is None and resp.error_kind in TLS_KINDS:
-                        # Fetch anyway without verification so header checks can run; record why.
-                        why = self._unverified[key] = resp.error or "certificate verification failed"
-                        resp = await send()
-                    if why is None and resp.error is None:
-                        self._verified.add(key)
-                    elif why is not None and resp.http_version is not None:
-                        self._answered_unverified.add(key)
-                    return _tls_tagged(resp, why)
+                if why is None and resp.error is None:
+                    self._verified.add(key)
+                elif why is not None and resp.http_version is not None:
+                    self._answered_unverified.add(key)
+                if key in self._verified or key in self._answered_unverified:
+                    self._decided_event(key).set()
+                return _tls_tagged(resp, why)
+            finally:
+                if not pending.done():
+                    pending.set_result(None)
+                if self._deciding.get(key) is pending:
+                    del self._deciding[key]
         return _tls_tagged(await send(), self._unverified.get(key))
+
+    def _decided_event(self, key: tuple[str, int]) -> asyncio.Event:
+        event = self._decided.get(key)
+        if event is None:
+            event = self._decided[key] = asyncio.Event()
+        return event
+
+    async def origin_decided(self, url: str) -> None:
+        """Until the https origin of ``url`` is decided: its first request's headers went out on a
+        verified connection, or it was answered without verification. (It may never be: the caller
+        bounds the wait.)"""
+        parts = urlsplit(url)
+        key = ((parts.hostname or "").lower(), parts.port or 443)
+        if key not in self._verified and key not in self._answered_unverified:
+            await self._decided_event(key).wait()
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
                     addr: str, rate: str = "on_send", drawn: RequestLease | None = None,
-                    bulk: bool = False) -> HttpResponse:
+                    bulk: bool = False, sent: Callable[[bool], None] | None = None) -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
         the request has its HTTP/1.1 connection), ``opening`` (in the trace, once the request has a
         connection of its own: before the HTTP/2 connection preface, or before the headers on HTTP/1.1),
         ``drawn`` (by the caller, ``drawn``). The request counts against the rate until its response is
-        read (``RequestLease``)."""
+        read (``RequestLease``). ``sent(http2)`` is called once the request's headers are sent."""
         leases = [drawn] if drawn is not None else []
         try:
             return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
-                                        rate, leases, bulk)
+                                        rate, leases, bulk, sent)
         finally:
             for lease in leases:
                 await lease.end()
 
     async def _exchange(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                         headers: dict[str, str], extensions: dict[str, str], limit: int,
-                        addr: str, rate: str, leases: list[RequestLease], bulk: bool = False) -> HttpResponse:
+                        addr: str, rate: str, leases: list[RequestLease], bulk: bool = False,
+                        sent: Callable[[bool], None] | None = None) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         try:
@@ -470,6 +519,8 @@ class Fetcher:
                         if rate == "on_send":
                             leases.append(await self.politeness.begin(addr, bulk=bulk))
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
+                    if sent is not None and event.endswith("send_request_headers.complete"):
+                        sent(event.startswith("http2."))
 
                 request = client.build_request(method, wire_url, headers=headers,
                                                extensions={**extensions, "trace": trace})

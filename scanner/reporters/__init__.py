@@ -197,6 +197,15 @@ STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.NOT_
 def jsonable(value: Any, _depth: int = 0) -> Any:
     """Plain JSON data from anything a record may hold: bytes become text (invalid UTF-8 replaced),
     enums their value, dates ISO 8601, tuples/sets lists, NaN/inf ``None``, keys strings."""
+    kind = type(value)
+    if _depth < 64:  # the plain JSON types (all of a result read back from the store) without the checks
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if kind is dict:  # a str key below depth 64 is itself, as the general path gives it
+            return {k if type(k) is str else str(jsonable(k, _depth + 1)): jsonable(v, _depth + 1)
+                    for k, v in value.items()}
+        if kind is list:
+            return [jsonable(v, _depth + 1) for v in value]
     if _depth > 64:
         return "…"
     if value is None or isinstance(value, bool | int | str):

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from scanner.models import ControlResult, Finding, Report, TargetResult
 from scanner.reporters import finding_severity, jsonable
-from scanner.reporters.stream import ReportStream, as_stream, json_splice, slot
+from scanner.reporters.stream import ReportStream, as_stream, dump_indented, json_splice, slot
 
 SCHEMA_RESOURCE = ("schemas", "report.schema.json")
 
@@ -106,7 +106,7 @@ class JsonReporter:
     extension = "json"
 
     def render(self, report: Report) -> str:
-        return json.dumps(report_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return dump_indented(report_dict(report)) + "\n"
 
     def write(self, report: Report | ReportStream, out: TextIO) -> None:
         """The same text as ``render``, written one target at a time."""

@@ -11,7 +11,6 @@ assessed are reported as tool execution notifications, never as results.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -20,7 +19,7 @@ from scanner.baseline import Baseline
 from scanner.models import ControlResult, Finding, Report, Severity, Status, TargetResult
 from scanner.plugins import CheckMeta, check_metadata
 from scanner.reporters import finding_severity, jsonable, report_baseline
-from scanner.reporters.stream import ReportStream, as_stream, json_splice, slot
+from scanner.reporters.stream import ReportStream, as_stream, dump_indented, json_splice, slot
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = f"https://json.schemastore.org/sarif-{SARIF_VERSION}.json"
@@ -81,7 +80,7 @@ class SarifReporter:
     extension = "sarif"
 
     def render(self, report: Report) -> str:
-        return json.dumps(self.document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return dump_indented(self.document(report)) + "\n"
 
     def document(self, report: Report) -> dict[str, Any]:
         doc, results = self._head(ReportStream.of(report))

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import orjson
+
 from scanner.models import Report, TargetResult
 
 _SLOT = "\x00pledgescan-stream-slot\x00"
@@ -59,11 +61,25 @@ def json_splice(out: TextIO, document: dict[str, Any], key: str, indent: int,
     pad = " " * (indent + 2)
     first = True
     for item in items:
-        piece = json.dumps(item, indent=2, ensure_ascii=False, allow_nan=False)
-        out.write(("[\n" if first else ",\n") + pad + piece.replace("\n", "\n" + pad))
+        out.write(("[\n" if first else ",\n") + pad + dump_indented(item, pad))
         first = False
     out.write("[]" if first else "\n" + " " * indent + "]")
     out.write(after)
+
+
+def dump_indented(value: Any, pad: str = "") -> str:
+    """``value`` as JSON laid out as ``json.dumps(value, indent=2, ensure_ascii=False)`` lays it out, with
+    ``pad`` after every line break (the text ``json_splice`` needs for an item of its list).
+
+    orjson writes it (about ten times faster than the standard library, which encodes with an indent in
+    pure Python: most of a second per 100 targets of a portfolio's scan.json). The text can differ from
+    ``json.dumps`` only in how a float's exponent is spelt (``1e-7``, not ``1e-07``): the same JSON. What
+    orjson refuses (integers beyond 64 bits, such as certificate serial numbers) goes through ``json``."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    return text.replace("\n", "\n" + pad) if pad else text
 
 
 def slot() -> str:
@@ -71,4 +87,4 @@ def slot() -> str:
     return _SLOT
 
 
-__all__ = ["ReportStream", "as_stream", "json_splice", "slot"]
+__all__ = ["ReportStream", "as_stream", "dump_indented", "json_splice", "slot"]

@@ -39,25 +39,48 @@ def _cell(value: Any) -> Any:
     return ILLEGAL_CHARACTERS_RE.sub("", str(value))[:MAX_CELL]
 
 
-def _sheet(wb: Any, title: str, header: list[str], rows: list[list[Any]], widths: Mapping[int, int]) -> None:
+def _sheet(wb: Any, title: str, header: list[str], widths: Mapping[int, int]) -> Any:
+    """A write-only sheet (rows go to its file as they are appended, never kept as cells): bold header,
+    frozen under it, column widths (all of which openpyxl needs before the first row)."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     ws = wb.create_sheet(title)
-    ws.append(header)
-    for c in ws[1]:
-        c.font = Font(bold=True)
-    for row in rows:
-        ws.append([_cell(v) for v in row])
-    for row_cells in ws.iter_rows(min_row=2):
-        for c in row_cells:
-            if c.data_type == "f":  # openpyxl reads "=..." as a formula: keep server text as text
-                c.data_type = "s"
-    ws.freeze_panes = "A2"
-    if rows:
-        ws.auto_filter.ref = ws.dimensions
     for i in range(1, len(header) + 1):
         ws.column_dimensions[get_column_letter(i)].width = widths.get(i, 14)
+    ws.freeze_panes = "A2"
+    bold = Font(bold=True)
+    cells = []
+    for h in header:
+        c = WriteOnlyCell(ws, value=h)
+        c.font = bold
+        cells.append(c)
+    ws.append(cells)
+    return ws
+
+
+def _append(ws: Any, row: list[Any]) -> None:
+    """One row of values; text is stored as text, never as a formula (a leading ``=`` stays literal)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    values = []
+    for v in row:
+        v = _cell(v)
+        if isinstance(v, str) and v.startswith("=") and len(v) > 1:  # what openpyxl would make a formula
+            c = WriteOnlyCell(ws, value=v)
+            c.data_type = "s"
+            v = c
+        values.append(v)
+    ws.append(values)
+
+
+def _filter(ws: Any, columns: int, rows: int) -> None:
+    """The autofilter over the header and ``rows`` rows (written after the rows, when the sheet closes)."""
+    from openpyxl.utils import get_column_letter
+
+    if rows:
+        ws.auto_filter.ref = f"A1:{get_column_letter(columns)}{rows + 1}"
 
 
 def _score(t: TargetResult) -> float | None:
@@ -123,54 +146,82 @@ def _finding_rows(t: TargetResult) -> list[list[Any]]:
     return rows
 
 
+_SEV_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def _finding_key(r: list[Any]) -> tuple[Any, ...]:
+    return (r[5] != "fail", _SEV_RANK.get(r[6], 9), r[2], str(r[1]))
+
+
 def sheet_rows(report: Report | ReportStream, areas: list[str],
                extras: Mapping[str | None, MemberExtra]) -> tuple[list[list[Any]], ...]:
     """Rows of the Members, Targets and Findings sheets, in one pass over the targets (rows are small:
     the targets themselves are not kept)."""
-    tallies: dict[str | None, _MemberTally] = {}
     targets: list[list[Any]] = []
+    members, findings = _pass(as_stream(report), areas, extras, targets.append)
+    return members, targets, findings
+
+
+def _pass(stream: ReportStream, areas: list[str], extras: Mapping[str | None, MemberExtra],
+          target_row: Any) -> tuple[list[list[Any]], list[list[Any]]]:
+    """One pass over the targets: each target's row goes to ``target_row`` as it is read; the Members
+    rows (tallied) and the Findings rows (sorted: failing first, heaviest, by control and target) come
+    back at the end."""
+    tallies: dict[str | None, _MemberTally] = {}
     findings: list[list[Any]] = []
-    for t in as_stream(report).targets():
+    for t in stream.targets():
         tally = tallies.get(t.member)
         if tally is None:
             tally = tallies[t.member] = _MemberTally(t.member_name, [], [], {a: None for a in areas})
         tally.add(t)
-        targets.append(_target_row(t))
+        target_row(_target_row(t))
         findings.extend(_finding_rows(t))
-    sev_rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-    findings.sort(key=lambda r: (r[5] != "fail", sev_rank.get(r[6], 9), r[2], str(r[1])))
-    return _member_rows(tallies, areas, extras), targets, findings
+    findings.sort(key=_finding_key)
+    return _member_rows(tallies, areas, extras), findings
 
 
 def workbook(report: Report | ReportStream, extras: Mapping[str | None, MemberExtra] | None = None
              ) -> bytes:
-    """The .xlsx file of ``report`` (``extras``: contact and change per member id, from the store)."""
+    """The .xlsx file of ``report`` (``extras``: contact and change per member id, from the store).
+
+    openpyxl's write-only mode: each target's row goes to the Targets sheet's file as the target is
+    read, and no row is ever held as cells (the normal mode kept every cell of every sheet until the
+    save, so memory grew with the inventory). Only the Members rows (sorted by grade) and the Findings
+    rows (sorted by severity) wait, as plain lists, until every target has been read."""
     from openpyxl import Workbook
 
     stream = as_stream(report)
     report = stream.head
     baseline = report_baseline(report)
     areas = list(baseline.areas) if baseline else list(DEFAULT_AREAS)
-    members, targets, findings = sheet_rows(stream, areas, extras or {})
-    wb = Workbook()
-    wb.remove(wb.active)
     area_names = dict(baseline.areas) if baseline else {}
-    _sheet(wb, "Members",
-           ["member", "name", "grade", "score",
-            *[f"failing {a} ({area_names.get(a, a)})" for a in areas],
-            "warnings", "not assessed", "targets", "contact", "since last run"],
-           members, {1: 18, 2: 30, 4 + len(areas) + 4: 28,
-                                                        4 + len(areas) + 5: 40})
     severities = list(severity_counts(()).keys())
-    _sheet(wb, "Targets",
-           ["member", "member name", "kind", "target", "grade", "score", "controls decided",
-            "controls applicable", *[f"failing {s}" for s in severities], "warnings", "not assessed",
-            "errors while scanning"],
-           targets, {2: 26, 4: 44, 16: 60})
-    _sheet(wb, "Findings",
-           ["member", "target", "control", "control title", "area", "status", "severity", "finding",
-            "detail", "what to do"],
-           findings, {1: 26, 2: 44, 4: 34, 8: 50, 9: 50, 10: 70})
+    wb = Workbook(write_only=True)
+    sheets = [
+        (["member", "name", "grade", "score", *[f"failing {a} ({area_names.get(a, a)})" for a in areas],
+          "warnings", "not assessed", "targets", "contact", "since last run"],
+         {1: 18, 2: 30, 4 + len(areas) + 4: 28, 4 + len(areas) + 5: 40}),
+        (["member", "member name", "kind", "target", "grade", "score", "controls decided",
+          "controls applicable", *[f"failing {s}" for s in severities], "warnings", "not assessed",
+          "errors while scanning"], {2: 26, 4: 44, 16: 60}),
+        (["member", "target", "control", "control title", "area", "status", "severity", "finding",
+          "detail", "what to do"], {1: 26, 2: 44, 4: 34, 8: 50, 9: 50, 10: 70}),
+    ]
+    ws_members, ws_targets, ws_findings = (_sheet(wb, title, header, widths) for title, (header, widths)
+                                           in zip(("Members", "Targets", "Findings"), sheets, strict=True))
+    count = [0]
+
+    def target_row(row: list[Any]) -> None:
+        _append(ws_targets, row)
+        count[0] += 1
+
+    members, findings = _pass(stream, areas, extras or {}, target_row)
+    for ws, rows in ((ws_members, members), (ws_findings, findings)):
+        for row in rows:
+            _append(ws, row)
+    for ws, (header, _w), rows in zip((ws_members, ws_targets, ws_findings), sheets,
+                                      (len(members), count[0], len(findings)), strict=True):
+        _filter(ws, len(header), rows)
     wb.properties.title = f"pledgescan: baseline {report.baseline.id} v{report.baseline.version}"
     wb.properties.creator = f"{report.tool.name} {report.tool.version}"
     buf = io.BytesIO()

@@ -340,3 +340,89 @@ def start_robot_oracle(address: str, port: int, upstream: tuple[str, int], key_p
             back.join(timeout=10)
 
     return RunningServer(address, port, handle, f"robot-oracle-{address}-{port}")
+
+
+def start_old_server_hello(address: str, port: int, upstream: tuple[str, int], *,
+                           no_renegotiation_info: bool = False, deflate: bool = False) -> RunningServer:
+    """A TCP proxy to the TLS server at ``upstream`` that answers as servers from before 2009 did, to the
+    clients that offer DEFLATE compression (old OpenSSL builds; nassl's legacy client, which sslyze's
+    renegotiation and compression commands use): the ServerHello without the renegotiation_info extension
+    (``no_renegotiation_info``: RFC 5746 unknown) and/or choosing DEFLATE (``deflate``). The rest goes
+    through untouched, so a handshake that reads the ServerHello sees an old server, one that goes on to
+    the Finished messages fails (the transcript changed); clients offering no compression (every current
+    one) see the upstream server as it is."""
+
+    def rewrite(hello_body: bytes) -> bytes:
+        at = 2 + 32
+        at += 1 + hello_body[at]
+        head, comp, rest = bytearray(hello_body[:at + 2]), hello_body[at + 2], hello_body[at + 3:]
+        comp = 1 if deflate else comp
+        if len(rest) >= 2:
+            exts, kept, i = rest[2:2 + int.from_bytes(rest[:2], "big")], b"", 0
+            while i + 4 <= len(exts):
+                kind, size = int.from_bytes(exts[i:i + 2], "big"), int.from_bytes(exts[i + 2:i + 4], "big")
+                if not (no_renegotiation_info and kind == 0xFF01):
+                    kept += exts[i:i + 4 + size]
+                i += 4 + size
+            rest = len(kept).to_bytes(2, "big") + kept if kept else b""
+        return bytes(head) + bytes([comp]) + rest
+
+    def offers_deflate(client_hello: bytes) -> bool:
+        try:
+            body = client_hello[_RECORD_HEADER + 4:]
+            at = 2 + 32
+            at += 1 + body[at]
+            at += 2 + int.from_bytes(body[at:at + 2], "big")
+            return 1 in body[at + 1:at + 1 + body[at]]
+        except IndexError:
+            return False
+
+    def forward_rewritten(up: socket.socket, conn: socket.socket) -> None:
+        pending = b""
+        with contextlib.suppress(OSError):
+            while len(pending) < _RECORD_HEADER + int.from_bytes(pending[3:5] or b"\0", "big"):
+                data = up.recv(65_536)
+                if not data:
+                    break
+                pending += data
+            length = int.from_bytes(pending[3:5], "big") if len(pending) >= _RECORD_HEADER else 0
+            record, after = pending[:_RECORD_HEADER + length], pending[_RECORD_HEADER + length:]
+            payload = record[_RECORD_HEADER:]
+            if record[:1] == bytes([_HANDSHAKE]) and payload[:1] == b"\x02" and len(payload) >= 4:
+                size = int.from_bytes(payload[1:4], "big")
+                hello = rewrite(payload[4:4 + size])
+                payload = b"\x02" + len(hello).to_bytes(3, "big") + hello + payload[4 + size:]
+                record = record[:3] + len(payload).to_bytes(2, "big") + payload
+            conn.sendall(record + after)
+            while data := up.recv(65_536):
+                conn.sendall(data)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65_536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        conn.settimeout(10)
+        first = b""
+        with contextlib.suppress(OSError):
+            while len(first) < _RECORD_HEADER + int.from_bytes(first[3:5] or b"\0", "big"):
+                data = conn.recv(65_536)
+                if not data:
+                    break
+                first += data
+        if not first:
+            return
+        with socket.create_connection(upstream, timeout=10) as up:
+            up.sendall(first)
+            answer = forward_rewritten if offers_deflate(first) else pump
+            back = threading.Thread(target=answer, args=(up, conn), daemon=True)
+            back.start()
+            pump(conn, up)
+            back.join(timeout=10)
+
+    return RunningServer(address, port, handle, f"old-server-hello-{address}-{port}")

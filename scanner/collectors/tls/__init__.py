@@ -25,10 +25,17 @@ them in order.
    the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then one attempt
    of sslyze's 5 payloads side by side; identical answers mean no oracle, 6 connections; only when they
    differ sslyze's other 2 attempts run, 16 connections instead of sslyze's 18; the evidence says which,
-   ``VulnTest.note``), Heartbleed, CCS, renegotiation and
-   compression with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not
-   run is recorded as such, with why). Their jobs, the small-curve probe and the other key type's
-   handshake share one pool of as many threads as the connections granted. When the prober left
+   ``VulnTest.note``), Heartbleed and CCS with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older
+   than TLS 1.2 (a test not run is recorded as such, with why). Secure renegotiation and compression
+   take no connection: they are read from the ServerHello of the prober's legacy-client handshake over
+   the protocol sslyze's commands would use (renegotiation_info, the compression method chosen; DEFLATE
+   offered), sslyze's jobs running only when that handshake was refused; sslyze's client-initiated
+   renegotiation test, which no control judges, is not run. No barrier (``_Pipeline``): the prober's
+   handshakes, these commands, the small-curve probe and the other key type's handshake share one pool of
+   as many threads as the connections granted (ROBOT's chain first, then the prober, then the rest), and
+   each starts as soon as the prober's answers so far decide what it needs (the highest protocol and a
+   protocol below TLS 1.3 accepted: after the first handshakes, newest protocols first; ROBOT once an
+   RSA key exchange suite is found), not after the prober's last handshake. When the prober left
    something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with
    its connectivity test and certificate command. sslyze runs against the address the engine resolved
    (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
@@ -54,7 +61,8 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -69,9 +77,10 @@ from scanner.collectors.tls.conversion import (
     trace_text,
 )
 from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
+from scanner.collectors.tls.pool import PriorityPool
 from scanner.collectors.tls.prober import ProtocolProbe
 from scanner.errors import ErrorKind
-from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, bound
+from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, VulnTest, bound
 from scanner.models import Target
 from scanner.net.context import ScanContext
 from scanner.net.politeness import LocalAddressBudget, tls_share
@@ -194,13 +203,26 @@ def scan_blocking(
     if base is None:
         base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
     first = first or Handshake(outcome="completed")
-    probes: dict[str, ProtocolProbe] = {}
-    notes: list[str] = []
+    pipeline: _Pipeline | None = None
     if listing != "sslyze":
         base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
+        pipeline = _Pipeline(host, port, addr, settings, classes=listing == "classes")
+    try:
+        return _scan(host, port, addr, settings, base, first, listing, pipeline)
+    finally:
+        if pipeline is not None:
+            pipeline.abandon()  # its threads end (after whatever they still run), whatever happened
+
+
+def _scan(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any], first: Handshake,
+          listing: Listing, pipeline: _Pipeline | None) -> TLSEvidence:
+    probes: dict[str, ProtocolProbe] = {}
+    notes: list[str] = []
+    if pipeline is not None:
         try:
             probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
-                                  classes=listing == "classes")
+                                  classes=listing == "classes", pool=pipeline.prober_pool,
+                                  listener=pipeline.update)
         except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
             probes = {}
             notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
@@ -215,9 +237,10 @@ def scan_blocking(
         base = {**base, "notes": tuple(base.get("notes", ())) + tuple(notes)}
     skipped = _not_applicable(probes, settled) if listing == "classes" else {}
     own = _own_probing(probes, settled) if listing != "sslyze" else None
-    if own is not None:
-        return _scan_own(host, port, addr, settings, base, first, probes, skipped, own,
-                         classes=listing == "classes")
+    if pipeline is not None:
+        if own is not None:
+            return pipeline.finish(base, first, probes, skipped, own)
+        pipeline.abandon()  # what started early is not used: sslyze's own scan decides
     small: tuple[Groups, int] | None = None
     if listing == "classes" and any(p.outcome == "accepted" for p in probes.values()):
         small = _small_groups(host, port, addr, settings.timeout, _curve_protocol(probes))
@@ -254,36 +277,167 @@ def _own_probing(probes: dict[str, ProtocolProbe], settled: frozenset[str]) -> t
     return None
 
 
-def _scan_own(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any], first: Handshake,
-              probes: dict[str, ProtocolProbe], skipped: dict[str, str], own: tuple[str, str, bool],
-              classes: bool) -> TLSEvidence:
-    """Blocking: the prober settled every protocol, so sslyze runs neither its connectivity test nor its
-    certificate command: the chains our handshakes received are validated here (Mozilla's store plus
-    ``--ca-bundle``, loaded once per process), and the vulnerability commands, the small-curve probe and
-    the certificate of another key type share one pool of ``settings.per_host_connections`` threads."""
-    ca = Path(settings.ca_bundle) if settings.ca_bundle else None
-    stores = sa.trust_stores(ca)
-    if isinstance(stores, str):
-        return convert(stores, base, first, probes)
-    commands = _commands(frozenset(probes), curves=False, others=True, skip_commands=frozenset(skipped),
-                         certificate=False)
-    with ThreadPoolExecutor(max(1, settings.per_host_connections), thread_name_prefix="tls-cmd") as pool:
-        small = pool.submit(_small_groups, host, port, addr, settings.timeout, _curve_protocol(probes)) \
-            if classes else None
-        other = pool.submit(_other_key_type, host, port, addr, settings.timeout, probes)
-        result, robot_note = sa.run_commands(host, port, addr, settings.timeout,
-                                             settings.effective_user_agent, commands, pool, own)
-        groups = small.result() if small is not None else None
-        chains = _served_chains(probes, other.result())
-    deployments = _analyses(host, addr, chains, stores)
-    if groups is None and not isinstance(result, str) and result.scan_result is not None:
-        groups = _fast_groups(result, host, port, addr, settings)
-    evidence = convert(result, base, first, probes, groups, skipped, deployments)
-    if robot_note is None:
-        return evidence
-    v = evidence.vulnerabilities
-    return evidence.model_copy(update={"vulnerabilities": v.model_copy(
-        update={"robot": v.robot.model_copy(update={"note": robot_note})})})
+class _Pipeline:
+    """Blocking parts of one endpoint's TLS collection on one pool of as many threads as the connections
+    allowed (``settings.per_host_connections``): the prober's handshakes, and sslyze's commands, the
+    small-curve probe and the other key type's handshake, each started as soon as the facts it needs are
+    known (``update``, called by the prober after each handshake) instead of after the prober's last
+    handshake, the rest once the prober is done (``finish``).
+
+    Known early, from the prober's first handshakes (newest protocols first): the highest protocol (TLS 1.3
+    answered, and TLS 1.3 or TLS 1.2 accepted) and that a protocol below TLS 1.3 is accepted (TLS 1.2
+    with the modern client). Then Heartbleed and CCS start (sslyze's jobs, with that protocol and the suite
+    picked), the small-curve probe and the other key type's handshake (over TLS 1.2); ROBOT as soon as an
+    RSA key exchange suite is found (the suite classes ask for it first). Secure renegotiation and
+    compression are read from the ServerHello of the legacy client's TLS 1.2 protocol handshake (the
+    client and protocol sslyze's commands use; it offers DEFLATE): the renegotiation_info extension and the
+    compression method chosen, no connection of their own; when that handshake was refused or its
+    ServerHello unreadable, sslyze's jobs run (its secure-renegotiation job only: the client-initiated
+    renegotiation test, 10 renegotiations on one connection, answers what no control judges, and is
+    recorded as not run). Work started early whose premise the prober's end denies (a protocol left in
+    error) is waited for and dropped: sslyze's own scan runs then, as before."""
+
+    def __init__(self, host: str, port: int, addr: str, settings: Settings, classes: bool) -> None:
+        self.host, self.port, self.addr, self.settings, self.classes = host, port, addr, settings, classes
+        # ROBOT's chain first, then the prober's handshakes, then the one-handshake commands.
+        self.pool = PriorityPool(max(1, settings.per_host_connections), "tls-conn", default=2)
+        self.prober_pool = self.pool.at(1)
+        self.run = sa.CommandRun(host, port, addr, settings.timeout, settings.effective_user_agent, self.pool,
+                                 urgent=self.pool.at(0))
+        self.lock = threading.Lock()
+        self.small: Future[Any] | None = None
+        self.other: Future[Any] | None = None
+        self.hello_done = False  # renegotiation and compression answered or started
+        self.hello_note: str | None = None
+
+    # -- early, in the pool's threads: never blocks ------------------------------------------------------
+
+    def update(self, progress: prober.Progress) -> None:
+        with self.lock:
+            early = self._early(progress)
+            if early is None:
+                return
+            C = sa.ScanCommand
+            self.run.start({C.HEARTBLEED, C.OPENSSL_CCS_INJECTION}, early)
+            if self.classes and self.small is None:
+                self.small = self.pool.submit(_small_groups, self.host, self.port, self.addr,
+                                              self.settings.timeout, "TLSv1.2")
+            if self.other is None:
+                self.other = self.pool.submit(_other_key_type, self.host, self.port, self.addr,
+                                              self.settings.timeout, "TLSv1.2", progress.chains)
+            legacy12 = progress.outcome("TLSv1.2", legacy=True)
+            if legacy12 is not None and not self.hello_done:
+                self._renegotiation_compression(progress.hellos.get("TLSv1.2"), "TLSv1.2", early)
+            if progress.rsa_found:
+                self.run.start({C.ROBOT}, early)
+
+    def _early(self, progress: prober.Progress) -> tuple[str, str, bool] | None:
+        """What sslyze's connectivity test would say, once the prober's answers so far decide it and a
+        protocol below TLS 1.3 is known to be accepted (TLS 1.2, modern client); else None."""
+        tls13, tls12 = progress.outcome("TLSv1.3"), progress.outcome("TLSv1.2", legacy=False)
+        if tls13 not in ("accepted", "rejected") or tls12 != "accepted":
+            return None
+        highest = "TLSv1.3" if tls13 == "accepted" else "TLSv1.2"
+        suite = progress.outcomes[(highest, False)][1]
+        if suite is None:
+            return None
+        ecdh = any(picked and "ECDH" in picked for _, picked in progress.outcomes.values())
+        return highest, suite, ecdh
+
+    def _renegotiation_compression(self, hello: sa.ServerHello | None, protocol: str,
+                                   probing: tuple[str, str, bool]) -> None:
+        """Secure renegotiation and compression from ``hello`` (the legacy client's ServerHello over
+        ``protocol``, the one sslyze's commands would use), else sslyze's jobs."""
+        self.hello_done = True
+        C = sa.ScanCommand
+        self.run.complete(C.SESSION_RENEGOTIATION, sa.client_renegotiation_not_run())
+        if hello is not None:
+            secure = sa.secure_renegotiation_answer(hello.renegotiation_info)
+            self.run.complete(C.SESSION_RENEGOTIATION, secure)
+            self.run.complete(C.TLS_COMPRESSION, hello.compression_method != 0)
+            self.hello_note = (f"read from the ServerHello of the prober's {protocol} handshake (legacy "
+                               f"client, DEFLATE offered): renegotiation_info "
+                               f"{'sent' if hello.renegotiation_info else 'absent'}, compression method "
+                               f"{hello.compression_method}")
+            return
+        _, info = self.run.info(probing)
+        self.run.submit(C.SESSION_RENEGOTIATION, sa.secure_renegotiation_job, info)
+        self.run.start({C.TLS_COMPRESSION}, probing)
+
+    # -- after the prober, in the collector's thread -----------------------------------------------------
+
+    def abandon(self) -> None:
+        """Wait for what started early (its connections close), and free the threads."""
+        self.run.wait()
+        for f in (self.small, self.other):
+            if f is not None:
+                f.exception()
+        self.pool.shutdown(wait=True)
+
+    def finish(self, base: dict[str, Any], first: Handshake, probes: dict[str, ProtocolProbe],
+               skipped: dict[str, str], own: tuple[str, str, bool]) -> TLSEvidence:
+        """Blocking: start what the prober's end decides, wait for everything, convert. The chains our
+        handshakes received are validated here (Mozilla's store plus ``--ca-bundle``, loaded once per
+        process): sslyze's certificate command does not run."""
+        try:
+            return self._finish(base, first, probes, skipped, own)
+        finally:
+            self.abandon()
+
+    def _finish(self, base: dict[str, Any], first: Handshake, probes: dict[str, ProtocolProbe],
+                skipped: dict[str, str], own: tuple[str, str, bool]) -> TLSEvidence:
+        host, port, addr, settings = self.host, self.port, self.addr, self.settings
+        C = sa.ScanCommand
+        if C.ROBOT in self.run.commands:  # started on an RSA suite found: its answer stands
+            skipped = {k: v for k, v in skipped.items() if k != "robot"}
+        ca = Path(settings.ca_bundle) if settings.ca_bundle else None
+        stores = sa.trust_stores(ca)
+        if isinstance(stores, str):
+            return convert(stores, base, first, probes)
+        commands = _commands(frozenset(probes), curves=False, others=True, skip_commands=frozenset(skipped),
+                             certificate=False)
+        by_hello = {C.SESSION_RENEGOTIATION, C.TLS_COMPRESSION}
+        with self.lock:
+            self.run.start(commands - by_hello, own)
+            if commands & by_hello and not self.hello_done:
+                protocol = "TLSv1.2" if own[0] == "TLSv1.3" else own[0]
+                p = probes.get(protocol)
+                self._renegotiation_compression(p.hello if p is not None else None, protocol, own)
+            if self.classes and self.small is None:
+                self.small = self.pool.submit(_small_groups, host, port, addr, settings.timeout,
+                                              _curve_protocol(probes))
+            if self.other is None:
+                self.other = self.pool.submit(_other_key_type, host, port, addr, settings.timeout,
+                                              _newest_below_13(probes), _all_chains(probes))
+        result, robot_note = self.run.finish(own)
+        groups = self.small.result() if self.small is not None else None
+        chains = _served_chains(probes, self.other.result() if self.other is not None else None)
+        deployments = _analyses(host, addr, chains, stores)
+        if groups is None and not isinstance(result, str) and result.scan_result is not None:
+            groups = _fast_groups(result, host, port, addr, settings)
+        evidence = convert(result, base, first, probes, groups, skipped, deployments)
+        v = evidence.vulnerabilities
+        update: dict[str, Any] = {}
+        if robot_note is not None:
+            update["robot"] = v.robot.model_copy(update={"note": robot_note})
+        if C.SESSION_RENEGOTIATION in self.run.commands:
+            update["client_renegotiation_dos"] = VulnTest(
+                detail="not run: no control judges client-initiated renegotiation")
+            if self.hello_note is not None:
+                update["insecure_renegotiation"] = v.insecure_renegotiation.model_copy(
+                    update={"note": self.hello_note})
+                update["compression"] = v.compression.model_copy(update={"note": self.hello_note})
+        if not update:
+            return evidence
+        return evidence.model_copy(update={"vulnerabilities": v.model_copy(update=update)})
+
+
+def _newest_below_13(probes: dict[str, ProtocolProbe]) -> str | None:
+    return next((p for p in _NEWEST_FIRST[1:] if probes.get(p) and probes[p].outcome == "accepted"), None)
+
+
+def _all_chains(probes: dict[str, ProtocolProbe]) -> tuple[tuple[str, ...], ...]:
+    return tuple(c for p in probes.values() for c in p.chains)
 
 
 def _served_chains(probes: dict[str, ProtocolProbe],
@@ -309,15 +463,15 @@ def _is_rsa(chain: tuple[str, ...]) -> bool | None:
         return None
 
 
-def _other_key_type(host: str, port: int, addr: str, timeout: float,
-                    probes: dict[str, ProtocolProbe]) -> tuple[str, ...] | None:
+def _other_key_type(host: str, port: int, addr: str, timeout: float, proto: str | None,
+                    seen: tuple[tuple[str, ...], ...]) -> tuple[str, ...] | None:
     """Blocking: as sslyze's certificate command asks (``aRSA`` and ``ALL:-aRSA``), the certificate of
-    the key type no handshake has shown yet, over the newest protocol below TLS 1.3 accepted (one
-    handshake; none when both kinds were seen, or none is accepted)."""
-    proto = next((p for p in _NEWEST_FIRST[1:] if probes.get(p) and probes[p].outcome == "accepted"), None)
+    the key type no handshake has shown yet (``seen``: the chains received so far), over ``proto``, the
+    newest protocol below TLS 1.3 accepted (one handshake; none when both kinds were seen, or none is
+    accepted)."""
     if proto is None:
         return None
-    kinds = {_is_rsa(c) for p in probes.values() for c in p.chains}
+    kinds = {_is_rsa(c) for c in seen}
     if True in kinds and False in kinds:
         return None
     return prober.served_chain(host, port, addr, timeout, proto, "ALL:-aRSA" if True in kinds else "aRSA")

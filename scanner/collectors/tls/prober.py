@@ -39,7 +39,8 @@ Written here because sslyze exposes no "enumerate by elimination" command (tests
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
@@ -64,6 +65,8 @@ class Chain:
     connections: int = 0
     reason: str | None = None  # the first handshake's refusal or error
     certs: list[tuple[str, ...]] = field(default_factory=list)  # chains served (PEM), one per leaf
+    hello: Any = None  # sslyze_adapter.ServerHello of the first handshake, when accepted and readable
+    asked: bool = False  # the first handshake has been answered (``outcome`` is final)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -93,6 +96,9 @@ class ProtocolProbe:
     reason: str | None = None
     complete: bool = True  # False: one suite per class (the listing was cut short)
     chains: tuple[tuple[str, ...], ...] = ()  # certificate chains served (PEM, leaf first), one per leaf
+    # The ServerHello of the protocol handshake of the legacy client (the one sslyze's renegotiation and
+    # compression commands use), when accepted: its compression method and renegotiation_info.
+    hello: Any = None
 
 
 # Suite classes asked by ``classes=True``: (name, OpenSSL cipher-string keywords, protocols) where
@@ -101,9 +107,10 @@ class ProtocolProbe:
 _WEAK = ("eNULL", "aNULL", "EXPORT", "RC4", "DES", "3DES", "MD5")
 # Asked in this order: the unions first ("weak": every weak class; "no_fs" holds every non-weak RSA key
 # exchange suite), so that on a well-configured server one refusal settles several classes at once.
+# "no_fs" comes first: an RSA key exchange suite found there starts ROBOT (the longest test) early.
 CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
-    ("weak", _WEAK, None),
     ("no_fs", ("kEDH", "kEECDH"), frozenset({"TLSv1.2"})),
+    ("weak", _WEAK, None),
     ("rsa_kx", ("kRSA",), None),
     ("dhe", ("kEDH",), None),
     ("null_anon_export", ("eNULL", "aNULL", "EXPORT"), None),
@@ -136,13 +143,20 @@ def probe(
     max_connections: int,
     enumerate_suites: bool = True,
     classes: bool = False,
+    pool: Executor | None = None,
+    listener: Callable[[Progress], None] | None = None,
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
     ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination, or with
-    ``classes``, one accepted suite per suite class (see the module docstring)."""
+    ``classes``, one accepted suite per suite class (see the module docstring). ``pool``: run the
+    handshakes there (shared with other work; left running) instead of a pool of ``max_connections``
+    threads of the prober's own. ``listener`` is called (in the pool's threads; it must not block) after
+    each handshake with what is known so far, so that work depending on it can start before the prober
+    ends."""
     location, network = sa.network(host, port, addr, timeout)
     chains = [Chain(p, legacy) for p, legacy in _plan()]
-    _Elimination(location, network, enumerate_suites and not classes, max_connections, classes).run(chains)
+    _Elimination(location, network, enumerate_suites and not classes, max_connections, classes, pool,
+                 listener).run(chains)
     out: dict[str, ProtocolProbe] = {}
     for proto in PROTOCOL_VERSIONS:
         mine = [c for c in chains if c.protocol == proto]
@@ -157,16 +171,40 @@ def settled(probes: dict[str, ProtocolProbe]) -> frozenset[str]:
 
 
 def _plan() -> list[tuple[str, bool]]:
-    """(protocol, legacy client?) pairs, as sslyze assigns clients to suites."""
+    """(protocol, legacy client?) pairs, as sslyze assigns clients to suites; newest first, so that the
+    highest protocol (what sslyze's commands need to know) is known after the first handshakes."""
     return [
-        ("SSLv2", True),
-        ("SSLv3", True),
-        ("TLSv1.0", True),
-        ("TLSv1.1", True),
+        ("TLSv1.3", False),
         ("TLSv1.2", False),
         ("TLSv1.2", True),
-        ("TLSv1.3", False),
+        ("TLSv1.1", True),
+        ("TLSv1.0", True),
+        ("SSLv3", True),
+        ("SSLv2", True),
     ]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the prober knows so far (given to ``probe``'s listener): for each (protocol, legacy client?)
+    answered, its first handshake's outcome and the suite picked (OpenSSL name); the ServerHello of the
+    legacy client's accepted protocol handshakes; the chains seen; whether an RSA key exchange suite was
+    found; ``done`` when every handshake has ended."""
+
+    outcomes: dict[tuple[str, bool], tuple[Outcome, str | None]]
+    hellos: dict[str, Any]
+    chains: tuple[tuple[str, ...], ...]
+    rsa_found: bool
+    done: bool = False
+
+    def outcome(self, protocol: str, legacy: bool | None = None) -> Outcome | None:
+        """The protocol's answer (None: not yet): both clients' for TLS 1.2 unless ``legacy`` says."""
+        keys = [(protocol, legacy)] if legacy is not None else [k for k in self.outcomes if k[0] == protocol]
+        got = [self.outcomes[k][0] for k in keys if k in self.outcomes]
+        wanted = 1 if legacy is not None or protocol != "TLSv1.2" else 2
+        if len(got) < wanted:
+            return None
+        return "error" if "error" in got else "accepted" if "accepted" in got else "rejected"
 
 
 class _Elimination:
@@ -174,24 +212,57 @@ class _Elimination:
     its halves to the same pool. ``run`` returns when no branch is left."""
 
     def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int,
-                 classes: bool = False) -> None:
+                 classes: bool = False, pool: Executor | None = None,
+                 listener: Callable[[Progress], None] | None = None) -> None:
         self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
         self.classes = classes
         self.found: dict[str, set[str]] = {}  # protocol -> OpenSSL names of the suites found (all clients)
         self.found_lock = threading.Lock()
         self.rsa_found = False
-        self.pool = ThreadPoolExecutor(max_workers=max(1, max_connections), thread_name_prefix="tls-probe")
+        self.own_pool = pool is None
+        self.pool: Executor = pool or ThreadPoolExecutor(max_workers=max(1, max_connections),
+                                               thread_name_prefix="tls-probe")
+        self.listener = listener
+        self.chains: list[Chain] = []
         self.pending = 0
         self.idle = threading.Condition()
 
     def run(self, chains: list[Chain]) -> None:
+        self.chains = chains
         try:
             for chain in chains:
                 self._submit(chain, list(suites_for(chain.protocol, chain.legacy)), True)
             with self.idle:
                 self.idle.wait_for(lambda: self.pending == 0)
         finally:
-            self.pool.shutdown(wait=True)
+            if self.own_pool:
+                self.pool.shutdown(wait=True)
+
+    def progress(self) -> Progress:
+        """What is known now (see ``Progress``)."""
+        outcomes: dict[tuple[str, bool], tuple[Outcome, str | None]] = {}
+        hellos: dict[str, Any] = {}
+        served: dict[str, tuple[str, ...]] = {}
+        for c in self.chains:
+            with c.lock:
+                if c.asked:
+                    picked = c.accepted[0].cipher_suite.openssl_name if c.accepted else None
+                    outcomes[(c.protocol, c.legacy)] = (c.outcome, picked)
+                    if c.legacy and c.hello is not None:
+                        hellos[c.protocol] = c.hello
+                for cert in c.certs:
+                    served.setdefault(cert[0], cert)
+        with self.found_lock:
+            rsa = self.rsa_found
+        return Progress(outcomes, hellos, tuple(served.values()), rsa)
+
+    def _tell(self) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(self.progress())
+        except Exception:  # the listener's own failure: what it would have started runs after the prober
+            self.listener = None
 
     def _submit(self, chain: Chain, offer: list[Any], first: bool) -> None:
         with self.idle:
@@ -212,6 +283,9 @@ class _Elimination:
             with chain.lock:
                 chain.failed = f"{type(exc).__name__}: {exc}"
         finally:
+            with chain.lock:
+                chain.asked = True
+            self._tell()
             with self.idle:
                 self.pending -= 1
                 self.idle.notify_all()
@@ -224,12 +298,13 @@ class _Elimination:
             chain.outcome = "rejected"
         found_here = 0
         while remaining:
-            verdict, picked, key, reason = _handshake(chain, self.location, self.network, remaining)
+            verdict, picked, key, reason = _handshake(chain, self.location, self.network, remaining,
+                                                      first=first)
             with chain.lock:
                 if first:
                     chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
                     chain.reason = reason
-                    first = False
+                    chain.asked = first = False
                 if verdict == "accepted_unknown" or (verdict == "error" and chain.outcome != "error"):
                     chain.failed = reason
                 if verdict != "accepted":
@@ -269,13 +344,17 @@ class _Elimination:
         if not every:
             chain.outcome = "rejected"
             return
-        verdict, picked, key, reason = _handshake(chain, self.location, self.network, every)
+        verdict, picked, key, reason = _handshake(chain, self.location, self.network, every, first=True)
         with chain.lock:
             chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
             chain.reason = reason
             if verdict == "accepted_unknown":
                 chain.failed = reason
-        if verdict != "accepted" or not self._record(chain, every, picked, key):
+        recorded = verdict == "accepted" and self._record(chain, every, picked, key)
+        with chain.lock:
+            chain.asked = True
+        self._tell()
+        if not recorded:
             return
         proto = chain.protocol
         refused: set[str] = set()
@@ -300,12 +379,14 @@ class _Elimination:
                 return
             if not self._record(chain, offer, picked, key):
                 return
+            self._tell()
 
 
 def _handshake(
-    chain: Chain, location: Any, network: Any, offer: list[Any]
+    chain: Chain, location: Any, network: Any, offer: list[Any], first: bool = False
 ) -> tuple[Verdict, str | None, Any, str | None]:
-    """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason)."""
+    """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason). ``first``: the
+    chain's protocol handshake, whose ServerHello is kept (``Chain.hello``) when the server accepts."""
     version = sa.tls_version(chain.protocol)
     conn = sa.SslConnection(
         server_location=location,
@@ -328,6 +409,8 @@ def _handshake(
         sa.connect_until_decided(conn, version)
         client = conn.ssl_client
         _keep_chain(chain, client)
+        if first and chain.legacy:
+            chain.hello = sa.server_hello(client)
         return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
     except sa.ServerRejectedTlsHandshake as exc:
         return "rejected", None, None, exc.error_message
@@ -392,8 +475,9 @@ def _merge(proto: str, chains: list[Chain], enumerate_suites: bool, complete: bo
         return ProtocolProbe(proto, "accepted", connections=conns, reason=reason)
     found = (a for c in chains for a in c.accepted)
     accepted = sorted(found, key=attrgetter("cipher_suite.name"), reverse=True)
+    hello = next((c.hello for c in chains if c.legacy and c.hello is not None), None)
     return ProtocolProbe(proto, "accepted", tuple(accepted), enumerated=True, connections=conns,
-                         complete=complete, chains=tuple(served.values()))
+                         complete=complete, chains=tuple(served.values()), hello=hello)
 
 
 @dataclass(frozen=True)

@@ -287,47 +287,149 @@ def run_commands(
     accepted, an OpenSSL suite name accepted with it, ECDH key exchange seen), and the commands' jobs run
     on ``pool`` (whose size is the connection cap). (sslyze's ServerScanResult or an error string, how
     ROBOT was run when it differs from sslyze's own way: see ``_robot_attempts``)."""
-    try:
+    run = CommandRun(host, port, addr, timeout, user_agent, pool)
+    run.start(commands, probing)
+    return run.finish(probing)
+
+
+class CommandRun:
+    """sslyze's scan commands against one endpoint, started in groups as the facts each needs become
+    known (``start``; the collector starts some while the prober is still at work), their jobs on ``pool``
+    (as many threads as the connections allowed), then judged together by sslyze's plugins (``finish``).
+    ROBOT's attempts are driven from a thread of their own (it waits on the pool's jobs, so it must not
+    hold one of the pool's threads)."""
+
+    def __init__(self, host: str, port: int, addr: str, timeout: float, user_agent: str | None,
+                 pool: Executor, urgent: Executor | None = None) -> None:
+        self.location, self.config = network(host, port, addr, timeout, user_agent)
+        self.pool = pool
+        self.urgent = urgent or pool  # ROBOT's jobs (the longest chain) go there
+        self.commands: set[Any] = set()
+        self.errors: dict[Any, Any] = {}
+        self.futures: list[tuple[Any, Any]] = []
+        self.done: list[Any] = []  # CompletedScanJob given from outside (``complete``)
+        self.robot: threading.Thread | None = None
+        self.robot_out: tuple[list[Attempt], str | None] = ([], None)
+        self.failed: str | None = None
+
+    def info(self, probing: tuple[str, str, bool]) -> tuple[Any, Any]:
+        """(sslyze's ServerTlsProbingResult, ServerConnectivityInfo) for what ``probing`` says."""
         protocol, suite, ecdh = probing
-        location, config = network(host, port, addr, timeout, user_agent)
         tls_probing = ServerTlsProbingResult(
             highest_tls_version_supported=tls_version(protocol), cipher_suite_supported=suite,
             client_auth_requirement=ClientAuthRequirementEnum.DISABLED, supports_ecdh_key_exchange=ecdh,
         )
-        request = ServerScanRequest(server_location=location, network_configuration=config,
-                                    scan_commands=commands)
-        jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
-        info = ServerConnectivityInfo(server_location=location, network_configuration=config,
-                                      tls_probing_result=tls_probing)
-        rsa = pool.submit(_robot_rsa, info) if jobs.pop(ScanCommand.ROBOT, None) is not None else None
-        order = sorted(jobs, key=lambda c: _ORDER.index(c.value) if c.value in _ORDER else len(_ORDER))
-        futures = [(cmd, pool.submit(job.function_to_call, *job.function_arguments))
-                   for cmd in order for job in jobs[cmd]]
-        uuid, robot_cmd = request.uuid, ScanCommand.ROBOT
-        attempts, note = _robot_attempts(info, rsa, pool) if rsa is not None else ([], None)
-        done = [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=robot_cmd,
-                                 return_value=value, exception=exc)
-                for value, exc in attempts if len(attempts) == RobotImplementation._TEST_ATTEMPTS_NB]
-        for cmd, future in futures:
-            exc = future.exception()
-            done.append(CompletedScanJob(parent_server_scan_request_uuid=request.uuid, for_scan_command=cmd,
-                                         return_value=None if exc else future.result(),
-                                         exception=exc))  # type: ignore[arg-type]
-        decided_early = rsa is not None and not any(d.for_scan_command == robot_cmd for d in done)
-        if decided_early:  # sslyze's ROBOT plugin judges its 3 attempts only: the one attempt is judged below
-            request = dataclasses.replace(request, scan_commands=set(commands) - {robot_cmd})
-        ongoing = _OngoingServerScan(
-            server_scan_request=request, server_connectivity_result=tls_probing, assigned_queue=None,
-            scan_command_errors_during_queuing=errors, queued_scan_jobs_count=len(done),
-            completed_scan_jobs=done,
-        )
-        result = _generate_result_for_completed_server_scan(ongoing)
-        if decided_early:
-            result = _with_robot(result, robot.RobotServerResponsesAnalyzer(
-                {p: [r] for p, r in attempts[0][0].items()}, 1).compute_result_enum())  # type: ignore[union-attr]
-        return result, note
-    except Exception as exc:  # sslyze bug or bad input: data, not a crash
-        return f"sslyze failed: {type(exc).__name__}: {exc}", None
+        return tls_probing, ServerConnectivityInfo(server_location=self.location,
+                                                   network_configuration=self.config,
+                                                   tls_probing_result=tls_probing)
+
+    def start(self, commands: set[Any], probing: tuple[str, str, bool]) -> None:
+        """Queue the jobs of ``commands`` (none started before) on the pool; ROBOT's on its own thread."""
+        commands = set(commands) - self.commands
+        if not commands:
+            return
+        self.commands |= commands
+        try:
+            tls_probing, info = self.info(probing)
+            request = ServerScanRequest(server_location=self.location, network_configuration=self.config,
+                                        scan_commands=commands)
+            jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
+            self.errors.update(errors)
+            if jobs.pop(ScanCommand.ROBOT, None) is not None:
+                rsa = self.urgent.submit(_robot_rsa, info)
+                self.robot = threading.Thread(target=self._robot, args=(info, rsa), name="tls-robot",
+                                              daemon=True)
+                self.robot.start()
+            order = sorted(jobs, key=lambda c: _ORDER.index(c.value) if c.value in _ORDER else len(_ORDER))
+            self.futures += [(cmd, self.pool.submit(job.function_to_call, *job.function_arguments))
+                             for cmd in order for job in jobs[cmd]]
+        except Exception as exc:  # sslyze bug or bad input: data, not a crash
+            self.failed = f"sslyze failed: {type(exc).__name__}: {exc}"
+
+    def submit(self, command: Any, fn: Callable[..., Any], *args: Any) -> None:
+        """One job of ``command`` run here rather than as sslyze plans it (the collector's choice)."""
+        self.commands.add(command)
+        self.futures.append((command, self.pool.submit(fn, *args)))
+
+    def complete(self, command: Any, value: Any) -> None:
+        """A job of ``command`` answered without a connection (judged by sslyze's plugin with the rest)."""
+        self.commands.add(command)
+        self.done.append((command, value))
+
+    def _robot(self, info: Any, rsa: Any) -> None:
+        try:
+            self.robot_out = _robot_attempts(info, rsa, self.urgent)
+        except Exception as exc:  # a bug must not pass for a verdict: the command errs
+            self.robot_out = ([(None, exc)] * RobotImplementation._TEST_ATTEMPTS_NB, None)
+
+    def wait(self) -> None:
+        """Blocking: every job started has ended (their results unused when the collector gives up)."""
+        for _, future in self.futures:
+            future.exception()
+        if self.robot is not None:
+            self.robot.join()
+
+    def finish(self, probing: tuple[str, str, bool]) -> tuple[Any, str | None]:
+        """Blocking: wait for every job, then sslyze's plugins judge them (its ServerScanResult or an error
+        string, and how ROBOT ran when it differs from sslyze's own way)."""
+        self.wait()
+        if self.failed is not None:
+            return self.failed, None
+        try:
+            tls_probing, _ = self.info(probing)
+            commands = set(self.commands)
+            request = ServerScanRequest(server_location=self.location, network_configuration=self.config,
+                                        scan_commands=commands)
+            uuid, robot_cmd = request.uuid, ScanCommand.ROBOT
+            attempts, note = self.robot_out
+            done = [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=robot_cmd,
+                                     return_value=value, exception=exc)
+                    for value, exc in attempts if len(attempts) == RobotImplementation._TEST_ATTEMPTS_NB]
+            done += [CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=cmd,
+                                      return_value=value, exception=None) for cmd, value in self.done]
+            for cmd, future in self.futures:
+                exc = future.exception()
+                done.append(CompletedScanJob(parent_server_scan_request_uuid=uuid, for_scan_command=cmd,
+                                             return_value=None if exc else future.result(),
+                                             exception=exc))  # type: ignore[arg-type]
+            decided_early = self.robot is not None and not any(d.for_scan_command == robot_cmd for d in done)
+            if decided_early:  # sslyze's ROBOT plugin judges its 3 attempts only: the one is judged below
+                request = dataclasses.replace(request, scan_commands=commands - {robot_cmd})
+            ongoing = _OngoingServerScan(
+                server_scan_request=request, server_connectivity_result=tls_probing, assigned_queue=None,
+                scan_command_errors_during_queuing=self.errors, queued_scan_jobs_count=len(done),
+                completed_scan_jobs=done,
+            )
+            result = _generate_result_for_completed_server_scan(ongoing)
+            if decided_early:
+                result = _with_robot(result, robot.RobotServerResponsesAnalyzer(
+                    {p: [r] for p, r in attempts[0][0].items()}, 1).compute_result_enum())  # type: ignore[union-attr]
+            return result, note
+        except Exception as exc:  # sslyze bug or bad input: data, not a crash
+            return f"sslyze failed: {type(exc).__name__}: {exc}", None
+
+
+def secure_renegotiation_job(info: Any) -> Any:
+    """sslyze's secure-renegotiation job alone (its command also runs a client-initiated renegotiation
+    test, 10 renegotiations on one connection, whose answer no control judges)."""
+    from sslyze.plugins.session_renegotiation_plugin import _test_secure_renegotiation
+
+    return _test_secure_renegotiation(info)
+
+
+def client_renegotiation_not_run() -> Any:
+    """The client-renegotiation job's place in sslyze's judgement when it is not run (never read: the
+    collector records that test as not run)."""
+    from sslyze.plugins.session_renegotiation_plugin import _ScanJobResultEnum
+
+    return _ScanJobResultEnum.CLIENT_RENEG_RESULT, (False, 0)
+
+
+def secure_renegotiation_answer(supported: bool) -> Any:
+    """The secure-renegotiation job's return value for an answer read elsewhere (a ServerHello)."""
+    from sslyze.plugins.session_renegotiation_plugin import _ScanJobResultEnum
+
+    return _ScanJobResultEnum.SUPPORTS_SECURE_RENEG, supported
 
 
 def _with_robot(result: Any, verdict: Any) -> Any:
@@ -438,6 +540,7 @@ def _handshake_until_decided(self: Any) -> None:
     ServerHelloDone), has its key exchange ready to send: the suite, the ephemeral key and the chain are
     known then. Raises ``_Decided`` there; a refusal (an alert, a closed connection) raises as in nassl."""
     hello_sent = False
+    self._pledgescan_received = seen = bytearray()  # the server's first bytes, for ``server_hello``
     while True:
         try:
             self._ssl.do_handshake()
@@ -451,6 +554,8 @@ def _handshake_until_decided(self: Any) -> None:
             data = self._sock.recv(self._DEFAULT_BUFFER_SIZE)
             if not data:
                 raise OSError("Nassl SSL handshake failed: peer did not send data back.") from None
+            if len(seen) < _KEEP_RECEIVED:
+                seen += data[: _KEEP_RECEIVED - len(seen)]
             self._network_bio.write(data)
         except WantX509LookupError:
             raise ClientCertificateRequested(self.get_client_CA_list()) from None
@@ -458,6 +563,67 @@ def _handshake_until_decided(self: Any) -> None:
             if "alert bad certificate" in exc.args[0] or "sslv3 alert certificate unknown" in exc.args[0]:
                 raise ClientCertificateRequested(self.get_client_CA_list()) from None
             raise
+
+
+_KEEP_RECEIVED = 1 << 14  # the server's first bytes kept for ``server_hello`` (its ServerHello is first)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerHello:
+    """What a ServerHello (SSL 3.0 to TLS 1.2) says beyond the suite: the compression method the server
+    chose (0: none; nassl's legacy client offers DEFLATE, as sslyze's compression command relies on) and
+    whether it sent the renegotiation_info extension (RFC 5746: secure renegotiation supported, which is
+    what OpenSSL's ``SSL_get_secure_renegotiation_support`` reports to sslyze's command)."""
+
+    compression_method: int
+    renegotiation_info: bool
+
+
+def server_hello(client: Any) -> ServerHello | None:
+    """The ServerHello of a handshake run by ``connect_until_decided`` (SSL 3.0 to TLS 1.2), read from the
+    bytes the server sent; None when they do not hold a whole, well-formed ServerHello."""
+    raw = bytes(getattr(client, "_pledgescan_received", b"") or b"")
+    body = bytearray()
+    pos = 0
+    while pos + 5 <= len(raw) and len(body) < 4:  # handshake records until the message's header is in
+        kind, length = raw[pos], int.from_bytes(raw[pos + 3:pos + 5], "big")
+        if kind != 22:
+            return None
+        body += raw[pos + 5:pos + 5 + length]
+        pos += 5 + length
+    if len(body) < 4 or body[0] != 2:
+        return None
+    need = int.from_bytes(body[1:4], "big")
+    while pos + 5 <= len(raw) and len(body) < 4 + need:
+        if raw[pos] != 22:
+            return None
+        length = int.from_bytes(raw[pos + 3:pos + 5], "big")
+        body += raw[pos + 5:pos + 5 + length]
+        pos += 5 + length
+    if len(body) < 4 + need:
+        return None
+    hello = bytes(body[4:4 + need])
+    at = 2 + 32  # server_version, random
+    if len(hello) < at + 1:
+        return None
+    at += 1 + hello[at]  # session_id
+    if len(hello) < at + 3:
+        return None
+    compression = hello[at + 2]
+    at += 3
+    reneg = False
+    if len(hello) >= at + 2:
+        end = at + 2 + int.from_bytes(hello[at:at + 2], "big")
+        if end > len(hello):
+            return None
+        at += 2
+        while at + 4 <= end:
+            ext, size = int.from_bytes(hello[at:at + 2], "big"), int.from_bytes(hello[at + 2:at + 4], "big")
+            reneg = reneg or ext == 0xFF01
+            at += 4 + size
+        if at != end:
+            return None
+    return ServerHello(compression, reneg)
 
 
 def connect_until_decided(conn: Any, tls_version: Any, should_retry_connection: bool = True) -> bool:

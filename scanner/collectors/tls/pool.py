@@ -1,0 +1,84 @@
+"""A fixed set of threads that takes the most urgent job first: one endpoint's TLS connections share the
+address's connection cap (one thread per connection allowed), and the longest chain of work (ROBOT: the
+RSA key, then its payloads) must not queue behind one-handshake questions."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+__all__ = ["PriorityPool"]
+
+_Job = tuple[int, int, Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class PriorityPool(Executor):
+    """``workers`` threads; ``at(priority).submit`` queues a job (lower numbers first, first come first
+    served among equals); plain ``submit`` uses ``default``."""
+
+    def __init__(self, workers: int, name: str, default: int = 1) -> None:
+        self.default = default
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
+                         for i in range(max(1, workers))]
+        for t in self._threads:
+            t.start()
+
+    def at(self, priority: int) -> Executor:
+        """A view of this pool whose ``submit`` queues at ``priority``."""
+        return _At(self, priority)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self.submit_at(self.default, fn, *args, **kwargs)
+
+    def submit_at(self, priority: int, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            heapq.heappush(self._heap, (priority, next(self._seq), future, fn, args, kwargs))
+            self._cond.notify()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._heap or self._closed)
+                if not self._heap:
+                    return
+                _, _, future, fn, args, kwargs = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Jobs queued still run (unless ``cancel_futures``); then the threads end."""
+        with self._cond:
+            self._closed = True
+            if cancel_futures:
+                for item in self._heap:
+                    item[2].cancel()
+                self._heap.clear()
+            self._cond.notify_all()
+        if wait:
+            for t in self._threads:
+                if t is not threading.current_thread():
+                    t.join()
+
+
+class _At(Executor):
+    def __init__(self, pool: PriorityPool, priority: int) -> None:
+        self.pool, self.priority = pool, priority
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self.pool.submit_at(self.priority, fn, *args, **kwargs)
