@@ -9,6 +9,7 @@ published under ``pledgescan.reporters``.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +18,6 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Protocol
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from scanner.errors import ErrorKind
@@ -148,6 +148,27 @@ class Check:
         return list(self.func(ev, self.meta))
 
 
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` through libyaml when PyYAML was built with it (the pure-Python parser took
+    half of the registry's start-up: about 0.1 s for the five built-in metadata files)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe)
+
+
+def _entry_points(group: str) -> tuple[Any, ...]:
+    """The entry points of ``group``; read once per ``sys.path`` (``importlib.metadata`` reads every
+    installed distribution's metadata at each call, and a scan asks several times)."""
+    key = (group, tuple(sys.path))
+    found = _ENTRY_POINTS.get(key)
+    if found is None:
+        found = _ENTRY_POINTS[key] = tuple(entry_points(group=group))
+    return found
+
+
+_ENTRY_POINTS: dict[tuple[str, tuple[str, ...]], tuple[Any, ...]] = {}
+
+
 @cache
 def load_metadata(module: str) -> dict[str, CheckMeta]:
     """Read and validate the metadata of a check module: ``<package>/metadata/<module>.yaml`` beside it
@@ -156,7 +177,7 @@ def load_metadata(module: str) -> dict[str, CheckMeta]:
     if not package:
         raise LookupError(f"check module {module!r} is not in a package: no metadata/ folder to read")
     text = resources.files(package).joinpath("metadata", f"{name}.yaml").read_text("utf-8")
-    data = yaml.safe_load(text) or []
+    data = safe_yaml(text) or []
     metas = [CheckMeta.model_validate(item) for item in data]
     return {m.id: m for m in metas}
 
@@ -185,7 +206,7 @@ def check_metadata() -> dict[str, CheckMeta]:
     """Every published check's metadata by ID (and alias), read as data: no check code is imported, so
     reporters and messages can describe checks. A plugin whose metadata cannot be read is left out."""
     out: dict[str, CheckMeta] = {}
-    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
+    for ep in sorted(_entry_points(CHECK_GROUP), key=_builtin_first):
         try:
             metas = load_metadata(ep.value.partition(":")[0])
         except Exception as exc:  # LookupError, OSError, yaml or validation errors of a broken plugin
@@ -234,7 +255,7 @@ def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
     reg = Registry()
     seen: set[str] = set()
     # Built-in families load first, so a third-party plugin can never shadow a built-in check ID.
-    for ep in sorted(entry_points(group=CHECK_GROUP), key=_builtin_first):
+    for ep in sorted(_entry_points(CHECK_GROUP), key=_builtin_first):
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plugin must not stop the scan
@@ -296,9 +317,14 @@ class Reporter(Protocol):
     def render(self, report: Report) -> str | bytes: ...
 
 
+def reporter_entry_points() -> tuple[Any, ...]:
+    """The entry points published under ``pledgescan.reporters`` (none loaded)."""
+    return _entry_points(REPORTER_GROUP)
+
+
 def reporter_names() -> list[str]:
     """Formats published under ``pledgescan.reporters`` (pledgescan's own first), without loading any."""
-    eps = entry_points(group=REPORTER_GROUP)
+    eps = _entry_points(REPORTER_GROUP)
     own = [ep.name for ep in eps if getattr(getattr(ep, "dist", None), "name", "") == "pledgescan"]
     return list(dict.fromkeys(own + sorted(ep.name for ep in eps)))
 
@@ -306,7 +332,7 @@ def reporter_names() -> list[str]:
 def load_reporters() -> dict[str, Reporter]:
     """Reporters published under ``pledgescan.reporters``, by format name."""
     out: dict[str, Reporter] = {}
-    for ep in entry_points(group=REPORTER_GROUP):
+    for ep in _entry_points(REPORTER_GROUP):
         try:
             cls = ep.load()
             out[ep.name] = cls()

@@ -4,6 +4,7 @@ settings, the scan-and-render pipeline and opening the history store."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,26 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
 EXIT_UNASSESSED = 4  # the scan ran, but no target could be assessed (all unreachable, say)
 FAIL_ON = ("critical", "high", "medium", "low", "never")
+
+
+_OWN_PROCESS = False  # set by ``own_process``: the command line runs in a process of its own
+
+
+def own_process() -> None:
+    """The command runs in a process of its own (``main()`` of the console script): the objects alive
+    now (modules, classes, the schemas of the records) live until it ends, so the cyclic collector
+    need not walk them again at every full collection (``gc.freeze``); ``settle_heap`` does the same
+    once the scan's own imports are done."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
+    gc.freeze()
+
+
+def settle_heap() -> None:
+    """After start-up, in a process of its own: what is alive now stays until the end (see ``own_process``).
+    In a process that runs other things (tests calling ``main([...])``) nothing changes."""
+    if _OWN_PROCESS:
+        gc.freeze()
 
 
 class ReportFormat(click.ParamType):
@@ -327,6 +348,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
             if asyncio.iscoroutine(maybe):
                 await maybe
 
+    settle_heap()
     with progress:
         report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start,
                                          keep_results=keep_results))

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -41,25 +41,82 @@ def write_stdout(data: str | bytes) -> None:
         sys.stdout.buffer.flush()
 
 
+#: The reporters shipped with pledgescan: format -> (module, class). Each is imported when its format
+#: is written (the HTML one brings Jinja2, the spreadsheet openpyxl: a JSON scan needs neither).
+BUILTIN_REPORTERS = {
+    "html": ("scanner.reporters.html", "HtmlReporter"),
+    "json": ("scanner.reporters.json_report", "JsonReporter"),
+    "csv": ("scanner.reporters.csv_report", "CsvReporter"),
+    "sarif": ("scanner.reporters.sarif", "SarifReporter"),
+    "xlsx": ("scanner.reporters.xlsx_report", "XlsxReporter"),
+}
+
+
+def builtin_reporter(fmt: str) -> Any:
+    """A new instance of the built-in reporter of ``fmt`` (``KeyError`` when there is none)."""
+    import importlib
+
+    module, cls = BUILTIN_REPORTERS[fmt]
+    return getattr(importlib.import_module(module), cls)()
+
+
 def builtin_reporters() -> dict[str, Any]:
     """The reporters shipped with pledgescan, by format (used when entry points are not installed)."""
-    from scanner.reporters.csv_report import CsvReporter
-    from scanner.reporters.html import HtmlReporter
-    from scanner.reporters.json_report import JsonReporter
-    from scanner.reporters.sarif import SarifReporter
-    from scanner.reporters.xlsx_report import XlsxReporter
-
-    return {r.format: r for r in (HtmlReporter(), JsonReporter(), CsvReporter(), SarifReporter(),
-                                  XlsxReporter())}
+    return {fmt: builtin_reporter(fmt) for fmt in BUILTIN_REPORTERS}
 
 
-def available_reporters() -> dict[str, Any]:
-    """Built-in reporters plus any published under ``pledgescan.reporters`` (plugins win)."""
-    from scanner.plugins import load_reporters
+class Reporters(Mapping[str, Any]):
+    """Built-in reporters plus any published under ``pledgescan.reporters`` (plugins win), each loaded
+    when its format is looked up. A plugin that fails to load is refused with a warning (its format
+    then falls back to the built-in one, if any), as ``scanner.plugins.load_reporters`` does."""
 
-    out = builtin_reporters()
-    out.update(load_reporters())
-    return out
+    def __init__(self) -> None:
+        from scanner.plugins import reporter_entry_points
+
+        self._eps = {ep.name: ep for ep in reporter_entry_points()}
+        self._loaded: dict[str, Any] = {}
+        self._refused: set[str] = set()
+
+    def _load(self, fmt: str) -> Any | None:
+        if fmt in self._loaded:
+            return self._loaded[fmt]
+        rep = None
+        ep = self._eps.get(fmt)
+        if ep is not None and fmt not in self._refused:
+            try:
+                rep = ep.load()()
+            except Exception as exc:
+                import logging
+
+                logging.getLogger("scanner.plugins").warning("reporter plugin %r refused: %s", fmt, exc)
+                self._refused.add(fmt)
+        if rep is None and fmt in BUILTIN_REPORTERS:
+            rep = builtin_reporter(fmt)
+        if rep is not None:
+            self._loaded[fmt] = rep
+        return rep
+
+    def __getitem__(self, fmt: str) -> Any:
+        rep = self._load(fmt) if isinstance(fmt, str) else None
+        if rep is None:
+            raise KeyError(fmt)
+        return rep
+
+    def __contains__(self, fmt: object) -> bool:
+        return isinstance(fmt, str) and self._load(fmt) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        names = list(dict.fromkeys([*BUILTIN_REPORTERS, *self._eps]))
+        return iter([n for n in names if n in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def available_reporters() -> Reporters:
+    """Built-in reporters plus any published under ``pledgescan.reporters`` (plugins win), loaded as
+    their formats are looked up."""
+    return Reporters()
 
 
 def format_names() -> list[str]:
@@ -67,7 +124,7 @@ def format_names() -> list[str]:
     pledgescan itself runs uninstalled)."""
     from scanner.plugins import reporter_names
 
-    return reporter_names() or list(builtin_reporters())
+    return reporter_names() or list(BUILTIN_REPORTERS)
 
 
 def render_all(report: Report | ReportStream, formats: Iterable[str],
@@ -230,7 +287,10 @@ __all__ = [
     "OutputRefused",
     "ReportStream",
     "ReporterError",
+    "BUILTIN_REPORTERS",
+    "Reporters",
     "available_reporters",
+    "builtin_reporter",
     "builtin_reporters",
     "finding_severity",
     "jsonable",
