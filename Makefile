@@ -29,6 +29,9 @@ testbed: install  ## start the test servers by hand (Ctrl-C stops them)
 	$(PY) -m tests.testbed.run
 
 bench: install
+	@# bytecode as an installed package has it (pip compiles a wheel's modules on install); an editable
+	@# checkout run with PYTHONDONTWRITEBYTECODE=1 would compile ~80 modules again in every scan command
+	$(PY) -m compileall -q scanner checks
 	$(PY) bench/bench_tls.py
 	@if [ -f bench/bench_portfolio.py ]; then $(PY) bench/bench_portfolio.py; fi
 	$(PY) bench/bench_scale.py
