@@ -142,3 +142,55 @@ def test_two_worker_threads_scanning_one_server_hold_a_slot_for_every_connection
                                  f"open than slots held (worst: {seen['worst'][0]} open, "
                                  f"{seen['worst'][1]} held)")
     assert 1 <= seen["peak"] <= 2
+
+
+def test_a_cancelled_collector_whose_thread_runs_on_gets_no_connection_without_a_slot() -> None:
+    async def main() -> tuple[object, object, bool, bool]:
+        polite = Politeness.local(per_address_connections=2, requests_per_second=0)
+        loop = asyncio.get_running_loop()
+        server = SimpleNamespace(ip_address=KEY_ADDR, port=443, hostname="c.test")  # what sslyze gives
+        go, outcomes = threading.Event(), []
+
+        def thread_running_on() -> None:  # sslyze's thread: it goes on after its collector was cancelled
+            go.wait(10)
+            for _ in range(2):
+                try:
+                    end = gate._hook(server)
+                    outcomes.append(end)
+                    if end is not None:
+                        end()
+                except OSError as exc:
+                    outcomes.append(exc)
+
+        async def collector(work) -> None:
+            async with gate.gated(KEY_ADDR, 443, "c.test", polite, loop) as opened:
+                opened.work = work
+                await asyncio.wrap_future(work)
+
+        with ThreadPoolExecutor(2) as threads:
+            # Given a TLS collector cancelled by its target's deadline while its thread still runs
+            work = threads.submit(thread_running_on)
+            task = asyncio.ensure_future(collector(work))
+            await _turns()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            # When the thread opens sockets afterwards, alone and then beside a running collector
+            go.set()
+            await asyncio.wrap_future(work)
+            refused_alone = outcomes[0]
+            registered_after_thread = ("c.test" in {k[2] for k in gate._gates})
+            other = gate.gated(KEY_ADDR, 443, "c.test", polite, loop)
+            await other.__aenter__()
+            end = await loop.run_in_executor(threads, gate._hook, server)
+            gated_beside = end is not None
+            if end is not None:
+                end()
+            await other.__aexit__(None, None, None)
+            return refused_alone, outcomes[1], registered_after_thread, gated_beside
+
+    first, second, registered_after_thread, gated_beside = asyncio.run(main())
+    # Then its sockets are refused (a failed connection), never opened with no gate at all (None)
+    assert isinstance(first, OSError) and isinstance(second, OSError)
+    # and once the thread has ended, its gate is gone, and another collector of the server is gated
+    assert not registered_after_thread
+    assert gated_beside

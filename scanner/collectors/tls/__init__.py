@@ -127,7 +127,8 @@ async def collect(
     cap = polite.budget.per_address_connections
     settings = ctx.settings.model_copy(update={"per_host_connections": cap})
     async with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
-        evidence = await _in_thread(scan_blocking, host, port, addr, settings, base, handshake)
+        opened.work = _start_thread(scan_blocking, host, port, addr, settings, base, handshake)
+        evidence = await asyncio.wrap_future(opened.work)
     if opened.connections:  # exact, where sslyze's part would otherwise be estimated
         evidence = evidence.model_copy(update={"connections": opened.connections})
     ctx.stats.tls_connections[host] += evidence.connections
@@ -151,10 +152,9 @@ async def collect(
 _TLS_THREADS = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="tls-scan")
 
 
-async def _in_thread(fn: Any, /, *args: Any) -> Any:
-    """``asyncio.to_thread`` on the TLS collector's own pool."""
-    call = functools.partial(contextvars.copy_context().run, fn, *args)
-    return await asyncio.get_running_loop().run_in_executor(_TLS_THREADS, call)
+def _start_thread(fn: Any, /, *args: Any) -> Future[Any]:
+    """Run ``fn(*args)`` on the TLS collector's own pool, in a copy of this context (as ``to_thread``)."""
+    return _TLS_THREADS.submit(functools.partial(contextvars.copy_context().run, fn, *args))
 
 
 def _rejected(ev: TLSEvidence) -> bool:

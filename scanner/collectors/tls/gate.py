@@ -23,6 +23,7 @@ with a cap of 2).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,8 @@ class Gate:
     connections: int = 0
     _open: set[asyncio.Event] = field(default_factory=set)  # connections holding a slot: set to end one
     _entering: int = 0  # connections given this gate by the hook, not yet holding (under ``_lock``)
+    work: concurrent.futures.Future[Any] | None = None  # the collector's thread, when it runs in one
+    refusing: bool = False  # its collector was cancelled while its thread runs on (under ``_lock``)
 
     def enter(self, counted: bool = False) -> Callable[[], None]:
         """Blocking (sslyze's threads): wait for a connection slot of the address and its rate budget,
@@ -124,10 +127,13 @@ def _hook(server_location: Any) -> Callable[[], None] | None:
     key = (server_location.ip_address or "", server_location.port, server_location.hostname)
     with _lock:
         gates = _gates.get(key)
-        gate = gates[-1] if gates else None
-        if gate is not None:
-            gate._entering += 1  # counted before the gate can end: its drain waits for this connection
-    return gate.enter(counted=True) if gate is not None else None
+        if not gates:
+            return None  # sslyze used on its own: no politeness to keep
+        gate = next((g for g in reversed(gates) if not g.refusing), None)
+        if gate is None:  # only cancelled collectors' threads run on: never a connection without a slot
+            raise OSError("politeness gate: the TLS collection was cancelled")
+        gate._entering += 1  # counted before the gate can end: its drain waits for this connection
+    return gate.enter(counted=True)
 
 
 def _install() -> None:
@@ -139,12 +145,22 @@ def _install() -> None:
         _installed = True
 
 
+def _unregister(key: tuple[str, int, str], gate: Gate) -> None:
+    with _lock:
+        gates = _gates[key]
+        gates.remove(gate)
+        if not gates:
+            del _gates[key]
+
+
 @contextlib.asynccontextmanager
 async def gated(address: str, port: int, hostname: str, politeness: Politeness,
                 loop: asyncio.AbstractEventLoop) -> AsyncIterator[Gate]:
     """While the block runs, sslyze's connections to (address, port, hostname) go through the gate (through
     the newest gate of that server, when collectors of it overlap). When the block ends, the gate waits
-    for the connections it let open to close (unless cancelled), then frees what is still held."""
+    for the connections it let open to close (unless cancelled), then frees what is still held. Set the
+    gate's ``work`` to the thread's future: a cancelled block then leaves the gate refusing every new
+    connection of that server's cancelled collectors until the thread ends."""
     _install()
     gate = Gate(address, politeness, loop)
     key = (address, port, hostname)
@@ -155,11 +171,16 @@ async def gated(address: str, port: int, hostname: str, politeness: Politeness,
         yield gate
         ended = True
     finally:
-        with _lock:
-            gates = _gates[key]
-            gates.remove(gate)
-            if not gates:
-                del _gates[key]
+        work = gate.work
+        if not ended and work is not None and not work.done():
+            # Cancelled (a target's deadline) while the collector's thread runs on, as a thread does: the
+            # gate stays registered, refusing, until the thread ends, so that its later sockets fail at
+            # once instead of opening with no gate (no slot, no rate) at all.
+            with _lock:
+                gate.refusing = True
+            work.add_done_callback(lambda _: _unregister(key, gate))
+        else:
+            _unregister(key, gate)
         try:
             if ended:  # not when cancelled (a target's deadline): that returns at once
                 await gate.drain()
