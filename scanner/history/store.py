@@ -399,6 +399,10 @@ class Store:
         with self._read() as c:
             rows = c.execute(select(ResultRow.id, ResultRow.run_id).where(ResultRow.member == member)).all()
         ids = sorted(r.id for r in rows if r.run_id == run_id)
+        yield from self._results_by_id(ids, batch)
+
+    def _results_by_id(self, ids: list[int], batch: int) -> Iterator[TargetResult]:
+        """The results of these rows, in this order, read ``batch`` rows at a time."""
         for i in range(0, len(ids), batch):
             chunk = ids[i:i + batch]
             with self._read() as c:
@@ -416,14 +420,7 @@ class Store:
             rows = c.execute(select(ResultRow.id, ResultRow.target_key)
                              .where(ResultRow.run_id == run_id)).all()
         ids = [r.id for r in sorted(rows, key=lambda r: (order.get(r.target_key, len(order)), r.id))]
-        for i in range(0, len(ids), batch):
-            chunk = ids[i:i + batch]
-            with self._read() as c:
-                got = dict(c.execute(select(ResultRow.id, ResultRow.result)
-                                     .where(ResultRow.id.in_(chunk))).all())
-            for rid in chunk:
-                if rid in got:
-                    yield load_result(got[rid])
+        yield from self._results_by_id(ids, batch)
 
     def snapshot(self, run_id: int, target_key: str) -> dict[str, Any] | None:
         """The stored evidence of one target (JSON), for re-analysis."""

@@ -286,6 +286,15 @@ def _hang_up(conn: socket.socket) -> None:
             pass
 
 
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    """Copy what ``src`` sends to ``dst`` until ``src`` ends, then end ``dst``'s side (the proxies here)."""
+    with contextlib.suppress(OSError):
+        while data := src.recv(65_536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
 def start_robot_oracle(address: str, port: int, upstream: tuple[str, int], key_pem: bytes) -> RunningServer:
     """A TCP proxy to the TLS server at ``upstream`` (RSA key exchange, its private key ``key_pem``) that
     turns it into a ROBOT oracle: a client key exchange whose decrypted block does not start with 00 02
@@ -301,17 +310,10 @@ def start_robot_oracle(address: str, port: int, upstream: tuple[str, int], key_p
     numbers = key.private_numbers()
     n, d = numbers.public_numbers.n, numbers.d
 
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65_536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
     def handle(conn: socket.socket, _stop: threading.Event) -> None:
         conn.settimeout(10)
         with socket.create_connection(upstream, timeout=10) as up:
-            back = threading.Thread(target=pump, args=(up, conn), daemon=True)
+            back = threading.Thread(target=_pump, args=(up, conn), daemon=True)
             back.start()
             pending, inspecting = b"", True
             while data := conn.recv(65_536):
@@ -399,13 +401,6 @@ def start_old_server_hello(address: str, port: int, upstream: tuple[str, int], *
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_WR)
 
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65_536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
     def handle(conn: socket.socket, _stop: threading.Event) -> None:
         conn.settimeout(10)
         first = b""
@@ -419,10 +414,10 @@ def start_old_server_hello(address: str, port: int, upstream: tuple[str, int], *
             return
         with socket.create_connection(upstream, timeout=10) as up:
             up.sendall(first)
-            answer = forward_rewritten if offers_deflate(first) else pump
+            answer = forward_rewritten if offers_deflate(first) else _pump
             back = threading.Thread(target=answer, args=(up, conn), daemon=True)
             back.start()
-            pump(conn, up)
+            _pump(conn, up)
             back.join(timeout=10)
 
     return RunningServer(address, port, handle, f"old-server-hello-{address}-{port}")
