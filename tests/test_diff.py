@@ -9,7 +9,7 @@ from rich.console import Console
 
 from scanner.history.diff import default_pair, diff_runs, grade_worse, print_diff
 from scanner.history.store import Store, StoreError
-from tests.testbed.portfolio import make_result, make_target
+from tests.testbed.portfolio import make_result, make_target, record_run
 
 A1 = make_target("https://a.example/", "alpha")
 A2 = make_target("a.example", "alpha")
@@ -25,12 +25,7 @@ def store(tmp_path) -> Store:
 
 
 def record(store: Store, results) -> int:
-    targets = [make_target(r.target if r.kind == "domain" else r.target, r.member) for r in results]
-    with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
-                         members=[{"id": "alpha", "name": "Alpha Org"}]) as rec:
-        for r in results:
-            rec.on_result(r, None)
-    return rec.run_id
+    return record_run(store, results, [{"id": "alpha", "name": "Alpha Org"}])
 
 
 def test_regression_fix_and_grade_changes(store: Store) -> None:

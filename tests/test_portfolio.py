@@ -13,7 +13,7 @@ import pytest
 from scanner.history.diff import default_pair, diff_runs
 from scanner.history.portfolio import TABLE_JS_HASH, iter_history, render_diff, write_portfolio
 from scanner.history.store import Store
-from tests.testbed.portfolio import make_result, make_target
+from tests.testbed.portfolio import make_result, make_target, record_run
 
 A1 = make_target("https://a.example/", "alpha")
 A2 = make_target("a.example", "alpha")
@@ -32,12 +32,7 @@ def store(tmp_path) -> Store:
 
 
 def record(store: Store, results) -> int:
-    targets = [make_target(r.target, r.member) for r in results]
-    with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
-                         members=MEMBERS) as rec:
-        for r in results:
-            rec.on_result(r, None)
-    return rec.run_id
+    return record_run(store, results, MEMBERS)
 
 
 class _Scripts(HTMLParser):

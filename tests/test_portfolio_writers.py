@@ -28,7 +28,7 @@ from scanner.history.store import Store
 from scanner.reporters import jsonable
 from scanner.reporters.stream import ReportStream, dump_indented
 from scanner.reporters.xlsx_report import MemberExtra, sheet_rows, workbook
-from tests.testbed.portfolio import make_result
+from tests.testbed.portfolio import make_result, record_run
 from tests.testbed.portfolio import make_target as stored_target
 from tests.testbed.reports import finding, make_report, make_target
 
@@ -132,23 +132,14 @@ def store(tmp_path) -> Store:
     s.close()
 
 
-def _record(store: Store, results, members) -> int:
-    targets = [stored_target(r.target, r.member) for r in results]
-    with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
-                         members=members) as rec:
-        for r in results:
-            rec.on_result(r, None)
-    return rec.run_id
-
-
 def test_member_results_are_the_runs_own_and_in_row_order(store: Store) -> None:
     members = [{"id": m, "name": m.title()} for m in ("alpha", "beta")]
     first = [make_result(stored_target(f"https://{m}{i}.example/", m)) for m in ("alpha", "beta")
              for i in range(3)]
-    _record(store, first, members)
+    record_run(store, first, members)
     second = [make_result(stored_target(f"https://{m}{i}.example/", m), {"H2": "fail"} if i == 1 else None)
               for i in range(3) for m in ("beta", "alpha")]
-    run2 = _record(store, second, members)
+    run2 = record_run(store, second, members)
     got = list(store.results(run2, member="alpha", batch=2))
     assert [t.target for t in got] == [t.target for t in second if t.member == "alpha"]
     assert [t.grade for t in got] == [t.grade for t in second if t.member == "alpha"]
@@ -158,7 +149,7 @@ def test_member_results_are_the_runs_own_and_in_row_order(store: Store) -> None:
 def test_member_page_with_shared_data_is_the_page_without(store: Store, tmp_path) -> None:
     members = [{"id": m, "name": m.title(), "contact": f"sec@{m}.example"} for m in ("alpha", "beta")]
     for statuses in (None, {"H2": "fail", "T4": "fail"}, {"H2": "fail"}):
-        run_id = _record(store, [make_result(stored_target(f"https://{m}{i}.example/", m), statuses)
+        run_id = record_run(store, [make_result(stored_target(f"https://{m}{i}.example/", m), statuses)
                                  for m in ("alpha", "beta") for i in range(2)], members)
     run = store.run(run_id)
     _html, rows = render_index(store, run, store.run(run_id - 1))
@@ -182,7 +173,7 @@ def test_pages_written_with_a_helper_process_are_the_pages_written_alone(store: 
     members = [{"id": f"m{i}", "name": f"Member {i}", "contact": f"sec@m{i}.example",
                 **({"language": "fr"} if i == 3 else {})} for i in range(12)]
     for statuses in (None, {"H2": "fail"}):
-        run_id = _record(store, [make_result(stored_target(f"https://h{i}.m{m}.example/", f"m{m}"),
+        run_id = record_run(store, [make_result(stored_target(f"https://h{i}.m{m}.example/", f"m{m}"),
                                              statuses if (m + i) % 3 else None)
                                  for m in range(12) for i in range(2)], members)
     # When the portfolio is written by this process alone, and with a helper process

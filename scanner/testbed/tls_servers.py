@@ -286,6 +286,19 @@ def _hang_up(conn: socket.socket) -> None:
             pass
 
 
+def _first_record(sock: socket.socket) -> bytes:
+    """Read from ``sock`` until one whole TLS record is in (and what came with it), the peer closes, or
+    reading fails: what was read."""
+    got = b""
+    with contextlib.suppress(OSError):
+        while len(got) < _RECORD_HEADER + int.from_bytes(got[3:5] or b"\0", "big"):
+            data = sock.recv(65_536)
+            if not data:
+                break
+            got += data
+    return got
+
+
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     """Copy what ``src`` sends to ``dst`` until ``src`` ends, then end ``dst``'s side (the proxies here)."""
     with contextlib.suppress(OSError):
@@ -380,13 +393,8 @@ def start_old_server_hello(address: str, port: int, upstream: tuple[str, int], *
             return False
 
     def forward_rewritten(up: socket.socket, conn: socket.socket) -> None:
-        pending = b""
         with contextlib.suppress(OSError):
-            while len(pending) < _RECORD_HEADER + int.from_bytes(pending[3:5] or b"\0", "big"):
-                data = up.recv(65_536)
-                if not data:
-                    break
-                pending += data
+            pending = _first_record(up)
             length = int.from_bytes(pending[3:5], "big") if len(pending) >= _RECORD_HEADER else 0
             record, after = pending[:_RECORD_HEADER + length], pending[_RECORD_HEADER + length:]
             payload = record[_RECORD_HEADER:]
@@ -403,13 +411,7 @@ def start_old_server_hello(address: str, port: int, upstream: tuple[str, int], *
 
     def handle(conn: socket.socket, _stop: threading.Event) -> None:
         conn.settimeout(10)
-        first = b""
-        with contextlib.suppress(OSError):
-            while len(first) < _RECORD_HEADER + int.from_bytes(first[3:5] or b"\0", "big"):
-                data = conn.recv(65_536)
-                if not data:
-                    break
-                first += data
+        first = _first_record(conn)
         if not first:
             return
         with socket.create_connection(upstream, timeout=10) as up:

@@ -47,6 +47,17 @@ def make_target(url: str, member: str | None = None) -> Target:
         domain(url, member=member, member_name=member and member.title())
 
 
+def record_run(store: Any, results: list[TargetResult], members: list[dict[str, Any]]) -> int:
+    """Record ``results`` as one finished run of ``store`` (a ``scanner.history.store.Store``), the
+    members file ``members``; the run's id."""
+    targets = [make_target(r.target, r.member) for r in results]
+    with store.start_run(targets, baseline_id="pledge4", baseline_version="1", tool_version="0",
+                         members=members) as rec:
+        for r in results:
+            rec.on_result(r, None)
+    return rec.run_id
+
+
 def make_result(target: Target, statuses: dict[str, str] | None = None,
                 default: str = "pass") -> TargetResult:
     """A graded result: every control of the target's kind gets ``default`` unless named in ``statuses``."""
