@@ -368,14 +368,8 @@ class _Pipeline:
                skipped: dict[str, str], own: tuple[str, str, bool]) -> TLSEvidence:
         """Blocking: start what the prober's end decides, wait for everything, convert. The chains our
         handshakes received are validated here (Mozilla's store plus ``--ca-bundle``, loaded once per
-        process): sslyze's certificate command does not run."""
-        try:
-            return self._finish(base, first, probes, skipped, own)
-        finally:
-            self.abandon()
-
-    def _finish(self, base: dict[str, Any], first: Handshake, probes: dict[str, ProtocolProbe],
-                skipped: dict[str, str], own: tuple[str, str, bool]) -> TLSEvidence:
+        process): sslyze's certificate command does not run. (``scan_blocking`` abandons the pipeline
+        afterwards, whatever happened.)"""
         host, port, addr, settings = self.host, self.port, self.addr, self.settings
         C = sa.ScanCommand
         if C.ROBOT in self.run.commands:  # started on an RSA suite found: its answer stands

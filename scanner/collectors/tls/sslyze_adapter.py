@@ -585,21 +585,16 @@ def server_hello(client: Any) -> ServerHello | None:
     raw = bytes(getattr(client, "_pledgescan_received", b"") or b"")
     body = bytearray()
     pos = 0
-    while pos + 5 <= len(raw) and len(body) < 4:  # handshake records until the message's header is in
-        kind, length = raw[pos], int.from_bytes(raw[pos + 3:pos + 5], "big")
-        if kind != 22:
-            return None
-        body += raw[pos + 5:pos + 5 + length]
-        pos += 5 + length
-    if len(body) < 4 or body[0] != 2:
-        return None
-    need = int.from_bytes(body[1:4], "big")
-    while pos + 5 <= len(raw) and len(body) < 4 + need:
+    # handshake records until the first message (its 4-byte header, then the length it gives) is in
+    while pos + 5 <= len(raw) and (len(body) < 4 or len(body) < 4 + int.from_bytes(body[1:4], "big")):
         if raw[pos] != 22:
             return None
         length = int.from_bytes(raw[pos + 3:pos + 5], "big")
         body += raw[pos + 5:pos + 5 + length]
         pos += 5 + length
+    if len(body) < 4 or body[0] != 2:
+        return None
+    need = int.from_bytes(body[1:4], "big")
     if len(body) < 4 + need:
         return None
     hello = bytes(body[4:4 + need])
