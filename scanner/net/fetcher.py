@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -259,7 +260,7 @@ class Fetcher:
         # this future: set once that request's headers went out on a verified connection (the handshake
         # verified; HTTP/2 or not is known), or once it ended.
         self._deciding: dict[tuple[str, int], asyncio.Future[None]] = {}
-        self._decided: dict[tuple[str, int], asyncio.Event] = {}  # set once the origin is decided
+        self._decided: defaultdict[tuple[str, int], asyncio.Event] = defaultdict(asyncio.Event)  # decided
         # The HTTP pool of an address keeps at most its share of the cap, and the TLS probers take the
         # rest: closing idle HTTP connections for a waiting prober of the same address frees nothing it
         # can use (it waits for another TLS prober), and only costs new connections. It helps when the
@@ -438,7 +439,7 @@ class Fetcher:
 
                 def sent(http2: bool, pending: asyncio.Future[None] = pending) -> None:
                     self._verified.add(key)
-                    self._decided_event(key).set()
+                    self._decided[key].set()
                     if http2:
                         self._h2.add(key)
                     if not pending.done():
@@ -455,7 +456,7 @@ class Fetcher:
                 elif why is not None and resp.http_version is not None:
                     self._answered_unverified.add(key)
                 if key in self._verified or key in self._answered_unverified:
-                    self._decided_event(key).set()
+                    self._decided[key].set()
                 return _tls_tagged(resp, why)
             finally:
                 if not pending.done():
@@ -464,12 +465,6 @@ class Fetcher:
                     del self._deciding[key]
         return _tls_tagged(await send(), self._unverified.get(key))
 
-    def _decided_event(self, key: tuple[str, int]) -> asyncio.Event:
-        event = self._decided.get(key)
-        if event is None:
-            event = self._decided[key] = asyncio.Event()
-        return event
-
     async def origin_decided(self, url: str) -> None:
         """Until the https origin of ``url`` is decided: its first request's headers went out on a
         verified connection, or it was answered without verification. (It may never be: the caller
@@ -477,7 +472,7 @@ class Fetcher:
         parts = urlsplit(url)
         key = ((parts.hostname or "").lower(), parts.port or 443)
         if key not in self._verified and key not in self._answered_unverified:
-            await self._decided_event(key).wait()
+            await self._decided[key].wait()
 
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,

@@ -366,10 +366,10 @@ class Politeness:
         return await self.budget.begin(address, bulk=bulk)
 
     @contextlib.asynccontextmanager
-    async def connection(self, address: str, slot: bool = True) -> AsyncIterator[None]:
-        """One connection that is one request (a TLS handshake): a slot of ``address`` (unless the caller
-        holds the slots already, ``slot=False``) and a request of its rate, both until the block ends."""
-        async with self.connections(address) if slot else contextlib.nullcontext():
+    async def connection(self, address: str) -> AsyncIterator[None]:
+        """One connection that is one request (a TLS handshake): a slot of ``address`` and a request of its
+        rate, both until the block ends."""
+        async with self.connections(address):
             lease = await self.begin(address)
             try:
                 yield
