@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -33,7 +32,7 @@ from scanner.net.context import ScanContext
 from scanner.net.politeness import AddressBudget
 from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
-from scanner.settings import Settings
+from scanner.settings import Settings, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +363,7 @@ def processes_wanted(settings: Settings, targets: int) -> int:
     the targets in flight."""
     if settings.processes:
         return max(1, min(settings.processes, targets))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if cores < 2 or targets < AUTO_MIN_FACTOR * settings.concurrency:
         return 1
     return min(cores, targets)

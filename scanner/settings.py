@@ -10,6 +10,7 @@ settings, are derived from these fields.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -131,6 +132,15 @@ class Settings(BaseSettings):
 STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "processes", "per_host_connections",
                    "rate_limit", "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors",
                    "only", "skip")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says), for the automatic
+    number of processes of a scan and of writing a portfolio."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:

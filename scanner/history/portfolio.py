@@ -12,7 +12,6 @@ import base64
 import functools
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from scanner.history.diff import GRADES, MemberDiff, RunDiff, diff_runs, summary
 from scanner.history.store import ResultSummary, RunInfo, Store
 from scanner.models import SCHEMA_VERSION, BaselineRef, Report, Status, TargetComparison, ToolInfo
 from scanner.reporters.stream import ReportStream
+from scanner.settings import usable_cores
 
 log = logging.getLogger(__name__)
 NO_MEMBER_PAGE = "_unassigned"
@@ -371,7 +371,6 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     that renders member pages while this one writes scan.json, scan.csv and scan.xlsx, then takes
     member pages too (the two claim them from a shared counter); ``1`` writes everything here. The
     files are the same either way; index.html is written last."""
-    from scanner.i18n import using
     from scanner.reporters import builtin_reporters, write_atomic
 
     run = store.run(run_ref)
@@ -400,15 +399,11 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
         order = iter(range(len(members)))
         claim = helper.claim if helper else lambda: next(order, None)
         while (i := claim()) is not None:  # one member in memory at a time, in its own language
-            row = members[i]
-            with using(pages.info.get(row.id, {}).get("language")):
-                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+            _write_member(store, run, members[i], pages, outdir)
             if helper:
                 helper.done[i] = 1
         for i in helper.finish() if helper else ():  # what the helper claimed and did not write (it died)
-            row = members[i]
-            with using(pages.info.get(row.id, {}).get("language")):
-                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+            _write_member(store, run, members[i], pages, outdir)
     except BaseException:
         if helper:
             helper.stop()
@@ -416,6 +411,15 @@ def write_portfolio(store: Store, run_ref: int | str, outdir: Path,
     paths[:0] = [outdir / row.page for row in members]
     paths.insert(len(members), write_atomic(outdir / "index.html", index))
     return paths
+
+
+def _write_member(store: Store, run: RunInfo, row: MemberRow, pages: MemberPages, outdir: Path) -> None:
+    """Render and write one member's page, in the member's language when it has one."""
+    from scanner.i18n import using
+    from scanner.reporters import write_atomic
+
+    with using(pages.info.get(row.id, {}).get("language")):
+        write_atomic(outdir / row.page, render_member(store, run, row, pages))
 
 
 ONE_PASS_FORMATS = ("json", "csv", "xlsx")  # built-in writers that read a stream's targets once, in order
@@ -499,13 +503,6 @@ def fan_out(stream: ReportStream, jobs: list[Callable[[ReportStream], Any]], dep
     return results
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 class _PageHelper:
     """A spawned process that renders member pages of a portfolio beside the writing process: both claim
     the next page from a shared counter and mark the pages they wrote in a shared array, so the writer
@@ -518,7 +515,7 @@ class _PageHelper:
     def start(cls, store: Store, run: RunInfo, members: list[MemberRow], outdir: Path,
               processes: int | None) -> _PageHelper | None:
         wanted = processes if processes is not None else (
-            2 if len(members) >= PAGE_HELPER_MIN and _cores() >= 2 else 1)
+            2 if len(members) >= PAGE_HELPER_MIN and usable_cores() >= 2 else 1)
         url = store.url
         if wanted < 2 or not members or url.startswith("sqlite://") and (
                 url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url):
@@ -563,17 +560,12 @@ def _claim(counter: Any, total: int) -> int | None:
 
 def _page_helper_main(url: str, run_id: int, members: list[MemberRow], outdir: Path, counter: Any,
                       done: Any) -> None:
-    from scanner.i18n import using
-    from scanner.reporters import write_atomic
-
     store = Store(url, upgrade=False)
     try:
         run = store.run(run_id)
         pages = MemberPages.read(store, run)
         while (i := _claim(counter, len(members))) is not None:
-            row = members[i]
-            with using(pages.info.get(row.id, {}).get("language")):
-                write_atomic(outdir / row.page, render_member(store, run, row, pages))
+            _write_member(store, run, members[i], pages, outdir)
             done[i] = 1
     finally:
         store.close()
