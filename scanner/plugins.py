@@ -329,13 +329,17 @@ def reporter_names() -> list[str]:
     return list(dict.fromkeys(own + sorted(ep.name for ep in eps)))
 
 
+def load_reporter(ep: Any) -> Reporter | None:
+    """A new instance of the reporter published by entry point ``ep``; None, with a warning, when the
+    plugin fails to load (a broken plugin must not stop the scan)."""
+    try:
+        return ep.load()()
+    except Exception as exc:
+        log.warning("reporter plugin %r refused: %s", ep.name, exc)
+        return None
+
+
 def load_reporters() -> dict[str, Reporter]:
     """Reporters published under ``pledgescan.reporters``, by format name."""
-    out: dict[str, Reporter] = {}
-    for ep in _entry_points(REPORTER_GROUP):
-        try:
-            cls = ep.load()
-            out[ep.name] = cls()
-        except Exception as exc:
-            log.warning("reporter plugin %r refused: %s", ep.name, exc)
-    return out
+    loaded = {ep.name: load_reporter(ep) for ep in _entry_points(REPORTER_GROUP)}
+    return {name: rep for name, rep in loaded.items() if rep is not None}

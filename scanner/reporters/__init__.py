@@ -68,7 +68,7 @@ def builtin_reporters() -> dict[str, Any]:
 class Reporters(Mapping[str, Any]):
     """Built-in reporters plus any published under ``pledgescan.reporters`` (plugins win), each loaded
     when its format is looked up. A plugin that fails to load is refused with a warning (its format
-    then falls back to the built-in one, if any), as ``scanner.plugins.load_reporters`` does."""
+    then falls back to the built-in one, if any), by ``scanner.plugins.load_reporter``."""
 
     def __init__(self) -> None:
         from scanner.plugins import reporter_entry_points
@@ -78,17 +78,15 @@ class Reporters(Mapping[str, Any]):
         self._refused: set[str] = set()
 
     def _load(self, fmt: str) -> Any | None:
+        from scanner.plugins import load_reporter
+
         if fmt in self._loaded:
             return self._loaded[fmt]
         rep = None
         ep = self._eps.get(fmt)
         if ep is not None and fmt not in self._refused:
-            try:
-                rep = ep.load()()
-            except Exception as exc:
-                import logging
-
-                logging.getLogger("scanner.plugins").warning("reporter plugin %r refused: %s", fmt, exc)
+            rep = load_reporter(ep)
+            if rep is None:
                 self._refused.add(fmt)
         if rep is None and fmt in BUILTIN_REPORTERS:
             rep = builtin_reporter(fmt)
