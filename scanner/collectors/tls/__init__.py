@@ -299,11 +299,13 @@ class _Pipeline:
         self.other: Future[Any] | None = None
         self.hello_done = False  # renegotiation and compression answered or started
         self.hello_note: str | None = None
+        self.robot_chain: tuple[str, ...] | None = None  # ROBOT's RSA key, seen by the prober (see update)
 
     # -- early, in the pool's threads: never blocks ------------------------------------------------------
 
     def update(self, progress: prober.Progress) -> None:
         with self.lock:
+            self.robot_chain = self.robot_chain or progress.robot_chain
             early = self._early(progress)
             if early is None:
                 return
@@ -319,7 +321,7 @@ class _Pipeline:
             if legacy12 is not None and not self.hello_done:
                 self._renegotiation_compression(progress.hellos.get("TLSv1.2"), "TLSv1.2", early)
             if progress.rsa_found:
-                self.run.start({C.ROBOT}, early)
+                self.run.start({C.ROBOT}, early, progress.robot_chain)
 
     def _early(self, progress: prober.Progress) -> tuple[str, str, bool] | None:
         """What sslyze's connectivity test would say, once the prober's answers so far decide it and a
@@ -382,7 +384,7 @@ class _Pipeline:
                              certificate=False)
         by_hello = {C.SESSION_RENEGOTIATION, C.TLS_COMPRESSION}
         with self.lock:
-            self.run.start(commands - by_hello, own)
+            self.run.start(commands - by_hello, own, self.robot_chain)
             if commands & by_hello and not self.hello_done:
                 protocol = "TLSv1.2" if own[0] == "TLSv1.3" else own[0]
                 p = probes.get(protocol)
@@ -393,10 +395,13 @@ class _Pipeline:
             if self.other is None:
                 self.other = self.pool.submit(_other_key_type, host, port, addr, settings.timeout,
                                               _newest_below_13(probes), _all_chains(probes))
-        result, robot_note = self.run.finish(own)
-        groups = self.small.result() if self.small is not None else None
+        # The chains are analysed while sslyze's commands (ROBOT's payloads the longest) still run: this
+        # thread would only wait for them, and the analysis is CPU the end of the collection need not wait
+        # for.
         chains = _served_chains(probes, self.other.result() if self.other is not None else None)
         deployments = _analyses(host, addr, chains, stores)
+        result, robot_note = self.run.finish(own)
+        groups = self.small.result() if self.small is not None else None
         if groups is None and not isinstance(result, str) and result.scan_result is not None:
             groups = _fast_groups(result, host, port, addr, settings)
         evidence = convert(result, base, first, probes, groups, skipped, deployments)

@@ -120,6 +120,9 @@ CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
     ("cbc", ("AESGCM", "CHACHA20", "AESCCM"), frozenset({"TLSv1.2"})),
 )
 _COMPLEMENTS = frozenset({"no_fs", "cbc"})
+# The suites sslyze's ROBOT test asks for first on TLS 1.2 (legacy client): a handshake of the prober that
+# picked one of them has received the RSA key that test would ask for.
+ROBOT_SUITES = frozenset({"AES128-GCM-SHA256", "AES256-GCM-SHA384"})
 _CLASS_PROTOCOLS = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"})
 
 
@@ -196,6 +199,9 @@ class Progress:
     chains: tuple[tuple[str, ...], ...]
     rsa_found: bool
     done: bool = False
+    # The chain served with one of ROBOT's own suites (``ROBOT_SUITES``, legacy client, TLS 1.2): the RSA
+    # key sslyze's ROBOT test would ask for in a handshake of its own (None: not seen).
+    robot_chain: tuple[str, ...] | None = None
 
     def outcome(self, protocol: str, legacy: bool | None = None) -> Outcome | None:
         """The protocol's answer (None: not yet): both clients' for TLS 1.2 unless ``legacy`` says."""
@@ -219,6 +225,7 @@ class _Elimination:
         self.found: dict[str, set[str]] = {}  # protocol -> OpenSSL names of the suites found (all clients)
         self.found_lock = threading.Lock()
         self.rsa_found = False
+        self.robot_chain: tuple[str, ...] | None = None
         self.own_pool = pool is None
         self.pool: Executor = pool or ThreadPoolExecutor(max_workers=max(1, max_connections),
                                                thread_name_prefix="tls-probe")
@@ -253,8 +260,8 @@ class _Elimination:
                 for cert in c.certs:
                     served.setdefault(cert[0], cert)
         with self.found_lock:
-            rsa = self.rsa_found
-        return Progress(outcomes, hellos, tuple(served.values()), rsa)
+            rsa, robot_chain = self.rsa_found, self.robot_chain
+        return Progress(outcomes, hellos, tuple(served.values()), rsa, robot_chain=robot_chain)
 
     def _tell(self) -> None:
         if self.listener is None:
@@ -298,7 +305,7 @@ class _Elimination:
             chain.outcome = "rejected"
         found_here = 0
         while remaining:
-            verdict, picked, key, reason = _handshake(chain, self.location, self.network, remaining,
+            verdict, picked, key, reason, _ = _handshake(chain, self.location, self.network, remaining,
                                                       first=first)
             with chain.lock:
                 if first:
@@ -324,8 +331,10 @@ class _Elimination:
                 remaining, found_here = remaining[:half], 0
 
 
-    def _record(self, chain: Chain, offer: list[Any], picked: str | None, key: Any) -> bool:
-        """Note the suite the server picked from ``offer``; False (the chain failed) if it was not offered."""
+    def _record(self, chain: Chain, offer: list[Any], picked: str | None, key: Any,
+                served: tuple[str, ...] | None = None) -> bool:
+        """Note the suite the server picked from ``offer`` (``served``: the chain it sent with it); False
+        (the chain failed) if it was not offered."""
         match = next((s for s in offer if s.openssl_name == picked), None)
         with chain.lock:
             if match is None:
@@ -336,57 +345,95 @@ class _Elimination:
             self.found.setdefault(chain.protocol, set()).add(match.openssl_name)
             if match.openssl_name in class_members("rsa_kx", chain.protocol, chain.legacy):
                 self.rsa_found = True
+            if (served and self.robot_chain is None and chain.legacy and chain.protocol == "TLSv1.2"
+                    and match.openssl_name in ROBOT_SUITES):
+                self.robot_chain = served
         return True
 
+    def _undecided(self, proto: str, legacy: bool, refused: set[str]) -> list[tuple[str, frozenset[str]]]:
+        """The suite classes of ``proto`` this client still has to ask: members it offers, none refused
+        by it already, none found (by either client; an RSA key exchange suite on any protocol for
+        ``rsa_kx``, which only decides whether ROBOT runs)."""
+        out = []
+        with self.found_lock:
+            found, rsa = set(self.found.get(proto, ())), self.rsa_found
+        for name, _, _ in CLASSES:
+            members = class_members(name, proto, legacy)
+            if not members or members <= refused or (name == "rsa_kx" and rsa):
+                continue
+            if found & (class_members(name, proto, False) | class_members(name, proto, True)):
+                continue
+            out.append((name, members))
+        return out
+
+    def _ordered(self, offer: list[Any], classes: list[tuple[str, frozenset[str]]], proto: str) -> list[Any]:
+        """``offer`` with the suites that settle the most questions first: the classes of ``classes`` they
+        belong to, and on TLS 1.2 ROBOT's RSA key while no handshake has received it (one of
+        ``ROBOT_SUITES``; first among equals). A server that honours the client's order then settles as
+        many as it can with the suite it picks; the set offered is the same, only which member answers
+        differs (a server choosing by its own preference is not affected)."""
+        with self.found_lock:
+            robot = proto == "TLSv1.2" and self.robot_chain is None
+
+        def weight(s: Any) -> int:
+            bonus = 1 if robot and s.openssl_name in ROBOT_SUITES else 0
+            return -(2 * (sum(s.openssl_name in m for _, m in classes) + bonus) + bonus)
+
+        return sorted(offer, key=weight)
+
     def _by_class(self, chain: Chain, every: list[Any]) -> None:
-        """Blocking: the protocol handshake, then one handshake per suite class neither shown by a suite
-        found nor refused already (every suite offered in a refused handshake is refused)."""
+        """Blocking: the protocol handshake, then the suite classes still undecided for this client asked
+        together (group testing): one handshake offering every member of every undecided class; a
+        refusal settles them all (every suite offered in a refused handshake is refused), an acceptance
+        settles the classes of the suite picked, and the rest are asked again. The legacy client's
+        protocol handshake offers the suites deciding the most classes first (see ``_ordered``)."""
         if not every:
             chain.outcome = "rejected"
             return
-        verdict, picked, key, reason = _handshake(chain, self.location, self.network, every, first=True)
+        proto = chain.protocol
+        opening = self._ordered(every, self._undecided(proto, True, set()), proto) if chain.legacy else every
+        verdict, picked, key, reason, served = _handshake(chain, self.location, self.network, opening,
+                                                          first=True)
         with chain.lock:
             chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
             chain.reason = reason
             if verdict == "accepted_unknown":
                 chain.failed = reason
-        recorded = verdict == "accepted" and self._record(chain, every, picked, key)
+        recorded = verdict == "accepted" and self._record(chain, opening, picked, key, served)
         with chain.lock:
             chain.asked = True
         self._tell()
         if not recorded:
             return
-        proto = chain.protocol
         refused: set[str] = set()
-        for name, _, _ in CLASSES:
-            members = class_members(name, proto, chain.legacy)
-            if not members or members <= refused:
-                continue
-            both_clients = class_members(name, proto, False) | class_members(name, proto, True)
-            with self.found_lock:
-                if name == "rsa_kx" and self.rsa_found:
-                    continue  # one RSA key exchange suite anywhere decides whether ROBOT runs
-                if self.found.get(proto, set()) & both_clients:
-                    continue  # a suite of this class was found already
-            offer = [s for s in every if s.openssl_name in members]
-            verdict, picked, key, reason = _handshake(chain, self.location, self.network, offer)
+        for _ in range(len(CLASSES) + 1):  # each acceptance settles at least one class
+            undecided = self._undecided(proto, chain.legacy, refused)
+            if not undecided:
+                return
+            union = frozenset().union(*(m for _, m in undecided))
+            left = [s for s in every if s.openssl_name in union and s.openssl_name not in refused]
+            offer = self._ordered(left, undecided, proto)
+            verdict, picked, key, reason, served = _handshake(chain, self.location, self.network, offer)
             if verdict == "rejected":
-                refused |= members
+                refused |= union
                 continue
             if verdict != "accepted":
                 with chain.lock:
                     chain.failed = reason or verdict
                 return
-            if not self._record(chain, offer, picked, key):
+            if not self._record(chain, offer, picked, key, served):
                 return
             self._tell()
+        with chain.lock:  # never reached (each acceptance settles a class): no class is left unasked
+            chain.failed = "suite classes left undecided"
 
 
 def _handshake(
     chain: Chain, location: Any, network: Any, offer: list[Any], first: bool = False
-) -> tuple[Verdict, str | None, Any, str | None]:
-    """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason). ``first``: the
-    chain's protocol handshake, whose ServerHello is kept (``Chain.hello``) when the server accepts."""
+) -> tuple[Verdict, str | None, Any, str | None, tuple[str, ...] | None]:
+    """One connection offering ``offer``: (verdict, suite picked, ephemeral key, reason, chain served).
+    ``first``: the chain's protocol handshake, whose ServerHello is kept (``Chain.hello``) when the
+    server accepts."""
     version = sa.tls_version(chain.protocol)
     conn = sa.SslConnection(
         server_location=location,
@@ -402,41 +449,42 @@ def _handshake(
         else:
             conn.ssl_client.set_cipher_list(names)
     except sa.OpenSSLError:  # the client knows none of these suites: sslyze would swallow them all
-        return "rejected", None, None, "the client offers none of these suites"
+        return "rejected", None, None, "the client offers none of these suites", None
     with chain.lock:
         chain.connections += 1
     try:
         sa.connect_until_decided(conn, version)
         client = conn.ssl_client
-        _keep_chain(chain, client)
+        served = _keep_chain(chain, client)
         if first and chain.legacy:
             chain.hello = sa.server_hello(client)
-        return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None
+        return "accepted", client.get_current_cipher_name(), client.get_ephemeral_key(), None, served
     except sa.ServerRejectedTlsHandshake as exc:
-        return "rejected", None, None, exc.error_message
+        return "rejected", None, None, exc.error_message, None
     except sa.NoCiphersAvailableBugInSSlyze:  # none of them works with this version: sslyze skips them
-        return "rejected", None, None, "the client offers none of these suites with this protocol"
+        return "rejected", None, None, "the client offers none of these suites with this protocol", None
     except sa.ServerTlsConfigurationNotSupported as exc:  # DH too small: accepted, suite unknown
-        return "accepted_unknown", None, None, f"accepted, suite unknown ({exc.error_message})"
+        return "accepted_unknown", None, None, f"accepted, suite unknown ({exc.error_message})", None
     except sa.ClientCertificateRequested:
-        return "accepted_unknown", None, None, "the server requested a client certificate"
+        return "accepted_unknown", None, None, "the server requested a client certificate", None
     except Exception as exc:  # timeouts and unknown errors: let sslyze decide
-        return "error", None, None, f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}"
+        return "error", None, None, f"{type(exc).__name__}: {getattr(exc, 'error_message', exc)}", None
     finally:
         conn.close()
 
 
-def _keep_chain(chain: Chain, client: Any) -> None:
-    """Record the certificate chain the server sent in this handshake (one per leaf)."""
+def _keep_chain(chain: Chain, client: Any) -> tuple[str, ...] | None:
+    """Record the certificate chain the server sent in this handshake (one per leaf); return it."""
     try:
         served = tuple(client.get_received_chain())
     except Exception:  # no certificate (anonymous suites) or an unreadable one
-        return
+        return None
     if not served:
-        return
+        return None
     with chain.lock:
         if all(c[0] != served[0] for c in chain.certs):
             chain.certs.append(served)
+    return served
 
 
 def served_chain(host: str, port: int, addr: str, timeout: float, protocol: str,

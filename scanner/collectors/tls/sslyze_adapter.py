@@ -15,7 +15,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from ipaddress import ip_address
@@ -121,8 +121,10 @@ PROTOCOL_VERSIONS: dict[str, str] = {
 }
 
 
+@cache
 def sslyze_version() -> str:
-    """"sslyze X.Y.Z" (the prober named in the evidence)."""
+    """"sslyze X.Y.Z" (the prober named in the evidence), read once per process (the package metadata is
+    parsed on every ``version`` call: milliseconds of the event loop per target)."""
     try:
         return f"sslyze {version('sslyze')}"
     except PackageNotFoundError:
@@ -311,6 +313,7 @@ class CommandRun:
         self.robot: threading.Thread | None = None
         self.robot_out: tuple[list[Attempt], str | None] = ([], None)
         self.failed: str | None = None
+        self.robot_key_seen = False  # ROBOT's RSA key came from the prober's handshake
 
     def info(self, probing: tuple[str, str, bool]) -> tuple[Any, Any]:
         """(sslyze's ServerTlsProbingResult, ServerConnectivityInfo) for what ``probing`` says."""
@@ -323,8 +326,12 @@ class CommandRun:
                                                    network_configuration=self.config,
                                                    tls_probing_result=tls_probing)
 
-    def start(self, commands: set[Any], probing: tuple[str, str, bool]) -> None:
-        """Queue the jobs of ``commands`` (none started before) on the pool; ROBOT's on its own thread."""
+    def start(self, commands: set[Any], probing: tuple[str, str, bool],
+              robot_chain: tuple[str, ...] | None = None) -> None:
+        """Queue the jobs of ``commands`` (none started before) on the pool; ROBOT's on its own thread.
+        ``robot_chain``: the chain a handshake of the legacy client over TLS 1.2 received with one of
+        ROBOT's own suites (``AES128-GCM-SHA256``, ``AES256-GCM-SHA384``): the RSA key ROBOT would ask
+        for in a handshake of its own (``_robot_rsa``), which is then not opened."""
         commands = set(commands) - self.commands
         if not commands:
             return
@@ -336,7 +343,11 @@ class CommandRun:
             jobs, errors = _generate_scan_jobs_for_server_scan(request, tls_probing)
             self.errors.update(errors)
             if jobs.pop(ScanCommand.ROBOT, None) is not None:
-                rsa = self.urgent.submit(_robot_rsa, info)
+                rsa = _robot_rsa_seen(info, robot_chain)
+                if rsa is None:
+                    rsa = self.urgent.submit(_robot_rsa, info)
+                else:
+                    self.robot_key_seen = True
                 self.robot = threading.Thread(target=self._robot, args=(info, rsa), name="tls-robot",
                                               daemon=True)
                 self.robot.start()
@@ -358,7 +369,10 @@ class CommandRun:
 
     def _robot(self, info: Any, rsa: Any) -> None:
         try:
-            self.robot_out = _robot_attempts(info, rsa, self.urgent)
+            attempts, note = _robot_attempts(info, rsa, self.urgent)
+            if note is not None and self.robot_key_seen:
+                note += f"; the RSA key from the prober's TLS 1.2 handshake accepting one of {_ROBOT_GCM}"
+            self.robot_out = attempts, note
         except Exception as exc:  # a bug must not pass for a verdict: the command errs
             self.robot_out = ([(None, exc)] * RobotImplementation._TEST_ATTEMPTS_NB, None)
 
@@ -440,6 +454,28 @@ def _with_robot(result: Any, verdict: Any) -> Any:
     return dataclasses.replace(result, scan_result=dataclasses.replace(result.scan_result, robot=attempt))
 
 
+_ROBOT_GCM = "AES128-GCM-SHA256:AES256-GCM-SHA384"  # what sslyze's ROBOT test offers first on TLS 1.2
+
+
+def _robot_rsa_seen(info: Any, chain: tuple[str, ...] | None) -> Future[Any] | None:
+    """``_robot_rsa``'s answer, done, from ``chain`` (served over TLS 1.2 to the legacy client with one of
+    ``_ROBOT_GCM``'s suites): the handshake sslyze's test opens first would offer the same suites with the
+    same client and protocol and read the leaf's RSA key. None (ask as sslyze does) without such a chain,
+    when ROBOT would use another protocol (highest below TLS 1.2), or when the leaf's key is not RSA."""
+    highest = info.tls_probing_result.highest_tls_version_supported
+    if not chain or highest.value < TlsVersionEnum.TLS_1_2.value:
+        return None
+    try:
+        key = load_pem_x509_certificate(chain[0].encode("ascii")).public_key()
+    except Exception:  # unreadable: ask as sslyze does
+        return None
+    if not isinstance(key, RSAPublicKey):
+        return None
+    done: Future[Any] = Future()
+    done.set_result((TlsVersionEnum.TLS_1_2, _ROBOT_GCM, key.public_numbers()))
+    return done
+
+
 def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
     """Blocking: what each of sslyze's ROBOT attempts first asks (``_robot_tester.test_robot``): the TLS
     version, the RSA suites, the server's RSA key (None: no RSA key exchange), asked once."""
@@ -447,7 +483,7 @@ def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
     version = TlsVersionEnum.TLS_1_2 if highest.value >= TlsVersionEnum.TLS_1_3.value else highest
     params = None
     if version == TlsVersionEnum.TLS_1_2:
-        cipher = "AES128-GCM-SHA256:AES256-GCM-SHA384"
+        cipher = _ROBOT_GCM
         params = _rsa_parameters(info, version, cipher)
     if params is None:
         cipher = "RSA"
