@@ -118,14 +118,18 @@ def test_two_worker_threads_scanning_one_server_hold_a_slot_for_every_connection
     sampler.start()
     try:
         # When two worker threads collect the TLS evidence of both, the second starting a little later
-        # (so that the first one ends while the second still connects), three times
-        for _ in range(3):
+        # (so that the first one ends while the second still connects), three times, and again (at most
+        # 20 times) until connections were seen open across two samples: a collection takes a few tenths
+        # of a second here, its handshakes milliseconds each, and the samples a few tens of ms apart
+        for rounds in range(1, 21):
             threads = [threading.Thread(target=collect, args=(u,)) for u in urls]
             threads[0].start()
             time.sleep(0.05)
             threads[1].start()
             for t in threads:
                 t.join(timeout=60)
+            if rounds >= 3 and seen["busy"]:
+                break
     finally:
         stop.set()
         sampler.join()

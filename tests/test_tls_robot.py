@@ -91,3 +91,22 @@ def test_t6_through_the_engine(tls_bed: TLSBed, oracle: str) -> None:
     assert good.status == Status.PASS
     robot = good.findings[0].evidence["results"]["robot"]
     assert robot["detail"] == "NOT_VULNERABLE_NO_ORACLE" and robot["note"].startswith("1 attempt")
+
+
+def test_the_rsa_key_a_prober_handshake_received_is_not_asked_again(tls_bed: TLSBed) -> None:
+    """ROBOT's first handshake (legacy client, TLS 1.2, AES128/256-GCM with RSA key exchange) only reads
+    the server's RSA key: when a handshake of the prober accepted one of those suites with that client and
+    protocol, its chain gives the key, and ROBOT sends its payloads at once, with the same verdict."""
+    from scanner.collectors import tls
+
+    # Given a server accepting only ROBOT's own suites
+    site = tls_bed.sites["rsa_kx"]
+    # When its TLS evidence is collected
+    ev = tls.scan_blocking(site.name, TLS_PORT, site.address, tls_bed.settings(per_host_connections=4),
+                           listing="classes")
+    # Then the key came from the prober's handshake, and the verdict is sslyze's own
+    robot = ev.vulnerabilities.robot
+    assert robot.detail == "NOT_VULNERABLE_NO_ORACLE" == _sslyze(site.name, site.address)
+    assert robot.note is not None and robot.note.startswith("1 attempt of 5 payloads: identical answers")
+    assert robot.note.endswith("the RSA key from the prober's TLS 1.2 handshake accepting one of "
+                               "AES128-GCM-SHA256:AES256-GCM-SHA384")

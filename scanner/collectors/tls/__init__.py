@@ -7,42 +7,46 @@ them in order.
 1. A first TLS handshake (asyncio + ``ssl``, timed per phase) classifies the endpoint: completed, refused,
    reset, timeout (TCP or a stalled handshake), not TLS (garbage). When it cannot reach TLS at all, a HEAD
    to http://HOST/ through the shared fetcher tells T1 whether the host is reachable otherwise, and
-   nothing else is started (so a hostile server costs one connection and ``settings.timeout``).
+   nothing else is started. The prober's first handshakes (cap - 1: TLS 1.3, TLS 1.2 with both clients)
+   run beside it; every other connection waits until it is decided, or one of those reached TLS (so a
+   hostile server costs at most the cap's connections, side by side, and ``settings.timeout``).
 2. The prober (``prober``, on sslyze's own nassl connections) settles each protocol in one handshake
-   per client, then, decision-minimal (issue 9), asks one handshake per suite class T3 judges (weak
-   classes, no forward secrecy, RSA key exchange, DHE, CBC; OpenSSL's own cipher-string keywords select
-   the members) that no suite found or refused offer has settled: the suite list is cut short, and the
+   per client, then, decision-minimal (issue 9), asks the suite classes T3 judges (weak classes, no
+   forward secrecy, RSA key exchange, DHE, CBC; OpenSSL's own cipher-string keywords select the members)
+   that no suite found has settled, together (group testing: one handshake offers every undecided class,
+   a refusal settles them all, the suite an acceptance picks settles its classes and the rest are asked
+   again; offers list first the suites settling the most): the suite list is cut short, and the
    evidence says so (``ProtocolResult.suites_complete``). One more handshake asks whether an EC group
    below 256 bits is accepted. What it cannot settle (errors, timeouts, odd answers) is left to sslyze's
    one-connection-per-suite enumeration, never guessed.
-3. When the prober settled every protocol (the usual case), sslyze runs neither its connectivity test
-   nor its certificate command (issue 9): its ServerConnectivityInfo is built in the adapter from what
-   the prober learnt (highest protocol, a suite accepted with it, ECDH seen), and the certificate
-   evidence is sslyze's own analysis (``CertificateDeploymentAnalyzer``) of the chains the prober's
-   handshakes received (one per leaf, plus one handshake asking for the other key type, ``aRSA`` or
-   ``ALL:-aRSA``, as sslyze's command does), validated against Mozilla's store as sslyze ships it plus
-   ``--ca-bundle``, each parsed once per process. Only the vulnerability commands that can apply to what
-   the prober found run: ROBOT with an RSA key exchange suite (the RSA key asked once, then one attempt
-   of sslyze's 5 payloads side by side; identical answers mean no oracle, 6 connections; only when they
-   differ sslyze's other 2 attempts run, 16 connections instead of sslyze's 18; the evidence says which,
-   ``VulnTest.note``), Heartbleed and CCS with a protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older
-   than TLS 1.2 (a test not run is recorded as such, with why). Secure renegotiation and compression
-   take no connection: they are read from the ServerHello of the prober's legacy-client handshake over
-   the protocol sslyze's commands would use (renegotiation_info, the compression method chosen; DEFLATE
-   offered), sslyze's jobs running only when that handshake was refused; sslyze's client-initiated
-   renegotiation test, which no control judges, is not run. No barrier (``_Pipeline``): the prober's
-   handshakes, these commands, the small-curve probe and the other key type's handshake share one pool of
-   as many threads as the connections granted (ROBOT's chain first, then the prober, then the rest), and
-   each starts as soon as the prober's answers so far decide what it needs (the highest protocol and a
-   protocol below TLS 1.3 accepted: after the first handshakes, newest protocols first; ROBOT once an
-   RSA key exchange suite is found), not after the prober's last handshake. When the prober left
-   something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with
-   its connectivity test and certificate command. sslyze runs against the address the engine resolved
-   (honouring ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted
-   connections as its per-server cap. Its results are converted into our own raw evidence model by
-   ``conversion``: nothing of sslyze leaves the package, and no verdict is made here
-   (``checks/lib/tls.py`` judges). The blocking part runs on this module's own thread pool, one thread
-   per collection in flight (asyncio's default pool has cpu + 4 threads: it ran them in waves).
+3. When the prober settled every protocol (the usual case), sslyze runs neither its connectivity test nor its
+   certificate command (issue 9): its ServerConnectivityInfo is built in the adapter from what the prober
+   learnt (highest protocol, a suite accepted with it, ECDH seen), and the certificate evidence is sslyze's
+   own analysis (``CertificateDeploymentAnalyzer``) of the chains the prober's handshakes received (one per
+   leaf, plus one handshake asking for the other key type, ``aRSA`` or ``ALL:-aRSA``, as sslyze's command
+   does), validated against Mozilla's store as sslyze ships it plus ``--ca-bundle``, each parsed once per
+   process. Only the vulnerability commands that can apply to what the prober found run: ROBOT with an RSA key
+   exchange suite (the RSA key asked once, or read from the prober's TLS 1.2 legacy-client handshake that
+   accepted one of ROBOT's own suites, then one attempt of sslyze's 5 payloads side by side; identical answers
+   mean no oracle, 6 connections, 5 with the key read; only when they differ sslyze's other 2 attempts run, 16
+   connections instead of sslyze's 18; the evidence says which, ``VulnTest.note``), Heartbleed and CCS with a
+   protocol below TLS 1.3, TLS_FALLBACK_SCSV with one older than TLS 1.2 (a test not run is recorded as such,
+   with why). Secure renegotiation and compression take no connection: they are read from the ServerHello of
+   the prober's legacy-client handshake over the protocol sslyze's commands would use (renegotiation_info, the
+   compression method chosen; DEFLATE offered), sslyze's jobs running only when that handshake was refused;
+   sslyze's client-initiated renegotiation test, which no control judges, is not run. No barrier
+   (``_Pipeline``): the prober's handshakes, these commands, the small-curve probe and the other key type's
+   handshake share one pool of as many threads as the connections granted (ROBOT's chain first, then the
+   prober, then the rest), and each starts as soon as the prober's answers so far decide what it needs (the
+   highest protocol and a protocol below TLS 1.3 accepted: after the first handshakes, newest protocols first;
+   ROBOT once an RSA key exchange suite is found), not after the prober's last handshake. When the prober left
+   something open (errors, a client certificate request), sslyze's own ``Scanner`` runs as before, with its
+   connectivity test and certificate command. sslyze runs against the address the engine resolved (honouring
+   ``--resolve``), ``settings.timeout`` as its network timeout, one retry, and the granted connections as its
+   per-server cap. Its results are converted into our own raw evidence model by ``conversion``: nothing of
+   sslyze leaves the package, and no verdict is made here (``checks/lib/tls.py`` judges). The blocking part
+   runs on this module's own thread pool, one thread per collection in flight (asyncio's default pool has cpu
+   + 4 threads: it ran them in waves).
 
 TLS connections are counted per host into ``ctx.stats.tls_connections``, exactly: every connection the
 prober and sslyze open passes the address's politeness gate (``gate``: a connection slot and one request
@@ -105,30 +109,46 @@ async def collect(
         return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)",
                            error_kind=ErrorKind.BLOCKED)
 
+    # The prober and sslyze open connections of their own, in as many threads as the address's cap: each
+    # connection passes the gate, which takes a slot of the address for it until it closes, so they use
+    # what the HTTP probes of the address leave free at the moment (elastic), never more than the cap;
+    # the same in-process and with workers sharing the budget through Redis. They start beside the first
+    # handshake (its slot taken first): the prober's first handshakes (cap - 1 of them) go on meanwhile,
+    # every other connection waits for its outcome, and none opens when it did not reach TLS.
     polite = ctx.politeness
-    async with polite.connection(addr):  # counted until the handshake is over
-        ctx.stats.tls_connections[host] += 1
-        handshake = await probe_handshake(addr, port, host, ctx.settings.timeout)
+    cap = polite.budget.per_address_connections
+    settings = ctx.settings.model_copy(update={"per_host_connections": cap})
+    first: Future[Handshake] = Future()
+
+    def known(hs: Handshake) -> None:  # the first handshake's outcome: the prober goes on, or stops
+        if not first.done():
+            opened.decide(hs.outcome in ("completed", "failed"))
+            first.set_result(hs)
+
+    async with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
+        opened.ahead = max(0, cap - 1)
+        try:
+            async with polite.connection(addr):  # counted until the connection is closed
+                ctx.stats.tls_connections[host] += 1
+                opened.work = _start_thread(scan_blocking, host, port, addr, settings, base, first, None,
+                                            None, opened)
+                handshake = await probe_handshake(addr, port, host, ctx.settings.timeout, known)
+        except BaseException:
+            known(Handshake(outcome="reset", reason="cancelled"))  # never read: the collection is over
+            raise
+        known(handshake)
+        evidence = await asyncio.wrap_future(opened.work)
     connections = 1
-    if handshake.outcome not in ("completed", "failed"):
+    if opened.stopped:
+        ctx.stats.tls_connections[host] += opened.connections
         handshake = await with_http_probe(handshake, target, ctx)
         return TLSEvidence(
             **base,
             handshake=handshake,
-            connections=connections,
+            connections=connections + opened.connections,
             error=f"no TLS handshake: {handshake.reason}",
             error_kind=handshake.error_kind,
         )
-
-    # The prober and sslyze open connections of their own, in as many threads as the address's cap: each
-    # connection passes the gate, which takes a slot of the address for it until it closes, so they use
-    # what the HTTP probes of the address leave free at the moment (elastic), never more than the cap;
-    # the same in-process and with workers sharing the budget through Redis.
-    cap = polite.budget.per_address_connections
-    settings = ctx.settings.model_copy(update={"per_host_connections": cap})
-    async with gate.gated(addr, port, host, polite, asyncio.get_running_loop()) as opened:
-        opened.work = _start_thread(scan_blocking, host, port, addr, settings, base, handshake)
-        evidence = await asyncio.wrap_future(opened.work)
     if opened.connections:  # exact, where sslyze's part would otherwise be estimated
         evidence = evidence.model_copy(update={"connections": opened.connections})
     ctx.stats.tls_connections[host] += evidence.connections
@@ -181,41 +201,81 @@ def scan_blocking(
     addr: str,
     settings: Settings,
     base: dict[str, Any] | None = None,
-    first: Handshake | None = None,
+    first: Handshake | Future[Handshake] | None = None,
     fast: bool | None = None,
     listing: Listing | None = None,
+    waiting: gate.Gate | None = None,
 ) -> TLSEvidence:
     """Blocking (run it in a worker thread): the prober (protocols, then suites as ``listing`` says), then
     the sslyze commands the answers leave to decide, converted into our evidence. ``fast`` True/False
-    (older callers) means ``listing`` "all"/"sslyze"."""
+    (older callers) means ``listing`` "all"/"sslyze". ``first``: our first handshake, or its future when
+    it runs meanwhile (``collect``): then ``waiting`` (the gate) tells when it is decided, or a handshake
+    of the prober reached TLS (``decided``), and whether it did not reach TLS (``stopped``): the prober
+    asks nothing more and nothing else runs (the evidence is the collector's)."""
     if listing is None:
         listing = LISTING if fast is None else "all" if fast else "sslyze"
     if base is None:
         base = {"hostname": host, "port": port, "address": addr, "prober": sa.sslyze_version()}
     first = first or Handshake(outcome="completed")
+    halt = _Halt(waiting)
     pipeline: _Pipeline | None = None
     if listing != "sslyze":
         base = {**base, "prober": f"{base.get('prober') or sa.sslyze_version()} + fast prober"}
-        pipeline = _Pipeline(host, port, addr, settings, classes=listing == "classes")
+        pipeline = _Pipeline(host, port, addr, settings, classes=listing == "classes", halt=halt)
     try:
-        return _scan(host, port, addr, settings, base, first, listing, pipeline)
+        return _scan(host, port, addr, settings, base, first, listing, pipeline, halt)
     finally:
         if pipeline is not None:
             pipeline.abandon()  # its threads end (after whatever they still run), whatever happened
 
 
-def _scan(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any], first: Handshake,
-          listing: Listing, pipeline: _Pipeline | None) -> TLSEvidence:
+class _Halt:
+    """Whether the collection stops because its first handshake (run meanwhile, ``waiting``: its gate)
+    did not reach TLS."""
+
+    def __init__(self, waiting: gate.Gate | None) -> None:
+        self.waiting = waiting
+
+    def now(self) -> bool:
+        """Known to stop (never waits)."""
+        w = self.waiting
+        return w is not None and w.decided.is_set() and w.stopped
+
+    def wait(self) -> None:
+        """Blocking: until the first handshake is decided, or a handshake of the prober reached TLS."""
+        if self.waiting is not None:
+            self.waiting.decided.wait()
+
+    def reached(self) -> None:
+        if self.waiting is not None:
+            self.waiting.reached()
+
+    def after_first(self, first: Handshake | Future[Handshake]) -> bool:
+        """Blocking: once the first handshake is known, does the collection stop?"""
+        if isinstance(first, Future):
+            first.result()
+        self.wait()
+        return self.now()
+
+
+def _scan(host: str, port: int, addr: str, settings: Settings, base: dict[str, Any],
+          first: Handshake | Future[Handshake], listing: Listing, pipeline: _Pipeline | None,
+          halt: _Halt) -> TLSEvidence:
     probes: dict[str, ProtocolProbe] = {}
     notes: list[str] = []
     if pipeline is not None:
         try:
             probes = prober.probe(host, port, addr, settings.timeout, settings.per_host_connections,
                                   classes=listing == "classes", pool=pipeline.prober_pool,
-                                  listener=pipeline.update)
+                                  listener=pipeline.update, halted=halt.now,
+                                  ready=halt.wait if halt.waiting is not None else None, reached=halt.reached)
         except Exception as exc:  # a prober bug must not cost the scan: sslyze enumerates everything
             probes = {}
             notes.append(f"fast prober failed ({type(exc).__name__}: {exc}); sslyze enumerated every suite")
+    if halt.after_first(first):
+        return TLSEvidence(**base, error="the first handshake did not reach TLS")
+    if isinstance(first, Future):
+        first = first.result()
     settled = prober.settled(probes)
     for proto, p in probes.items():
         if proto not in settled:
@@ -287,8 +347,10 @@ class _Pipeline:
     recorded as not run). Work started early whose premise the prober's end denies (a protocol left in
     error) is waited for and dropped: sslyze's own scan runs then, as before."""
 
-    def __init__(self, host: str, port: int, addr: str, settings: Settings, classes: bool) -> None:
+    def __init__(self, host: str, port: int, addr: str, settings: Settings, classes: bool,
+                 halt: _Halt | None = None) -> None:
         self.host, self.port, self.addr, self.settings, self.classes = host, port, addr, settings, classes
+        self.halt = halt or _Halt(None, None)
         # ROBOT's chain first, then the prober's handshakes, then the one-handshake commands.
         self.pool = PriorityPool(max(1, settings.per_host_connections), "tls-conn", default=2)
         self.prober_pool = self.pool.at(1)
@@ -307,7 +369,7 @@ class _Pipeline:
         with self.lock:
             self.robot_chain = self.robot_chain or progress.robot_chain
             early = self._early(progress)
-            if early is None:
+            if early is None or self.halt.now():
                 return
             C = sa.ScanCommand
             self.run.start({C.HEARTBLEED, C.OPENSSL_CCS_INJECTION}, early)

@@ -53,6 +53,38 @@ class Gate:
     _entering: int = 0  # connections given this gate by the hook, not yet holding (under ``_lock``)
     work: concurrent.futures.Future[Any] | None = None  # the collector's thread, when it runs in one
     refusing: bool = False  # its collector was cancelled while its thread runs on (under ``_lock``)
+    # The collector's first handshake runs beside the prober's first ones: until it is decided
+    # (``decide``), only ``ahead`` connections open; the others wait for it, and open only if it reached TLS.
+    decided: threading.Event = field(default_factory=threading.Event)
+    stopped: bool = False
+    ahead: int | None = None  # None: nothing to wait for
+
+    def decide(self, go_on: bool) -> None:
+        """The first handshake is decided: the connections waiting for it open (``go_on``) or fail. Its
+        word is final (``reached`` may have opened the way before)."""
+        with _lock:
+            self.stopped = not go_on
+            self.decided.set()
+
+    def reached(self) -> None:
+        """A handshake of the prober reached TLS: the server speaks it, the others need not wait for the
+        first handshake (which still decides whether the collection stops, if it fails after all)."""
+        with _lock:
+            if not self.decided.is_set():
+                self.stopped = False
+                self.decided.set()
+
+    def _may_open(self) -> bool:
+        """Blocking: may one more connection open (see ``ahead``)?"""
+        if self.ahead is None or self.decided.is_set():
+            return not self.stopped
+        with _lock:
+            early = self.ahead > 0
+            if early:
+                self.ahead -= 1
+        if not early:
+            self.decided.wait(GATE_WAIT_S)
+        return not self.stopped
 
     def enter(self, counted: bool = False) -> Callable[[], None]:
         """Blocking (sslyze's threads): wait for a connection slot of the address and its rate budget,
@@ -61,6 +93,9 @@ class Gate:
         if not counted:
             with _lock:
                 self._entering += 1
+        if not self._may_open():
+            self._entered()
+            raise OSError("politeness gate: the first handshake did not reach TLS")
         got = threading.Event()
         done = asyncio.Event()
         try:
@@ -118,7 +153,10 @@ class Gate:
             await asyncio.sleep(0.005)
 
     def close(self) -> None:
-        """In the loop: end every connection still held (the collector is over, or was cancelled)."""
+        """In the loop: end every connection still held (the collector is over, or was cancelled); what
+        waits for the first handshake fails."""
+        if self.ahead is not None and not self.decided.is_set():
+            self.decide(False)
         for done in list(self._open):
             done.set()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -79,8 +80,11 @@ def _client_context() -> ssl.SSLContext:
     return c
 
 
-async def probe_handshake(addr: str, port: int, host: str, timeout: float) -> Handshake:
-    """One TCP connection and one TLS handshake, each phase bounded by ``timeout``."""
+async def probe_handshake(addr: str, port: int, host: str, timeout: float,
+                          known: Callable[[Handshake], None] | None = None) -> Handshake:
+    """One TCP connection and one TLS handshake, each phase bounded by ``timeout``. ``known`` is told the
+    outcome of a connection that reached the TLS handshake as soon as it is known, before the connection
+    is closed (a round trip more)."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(addr, port)
@@ -94,29 +98,37 @@ async def probe_handshake(addr: str, port: int, host: str, timeout: float) -> Ha
         return Handshake(outcome="unreachable", error_kind=ErrorKind.CONNECT,
                          reason=f"cannot connect to {addr}:{port}: {exc.strerror or exc}")
     try:
-        sni = None if is_ip_literal(host) else host
-        try:
-            async with asyncio.timeout(timeout):
-                await writer.start_tls(_client_context(), server_hostname=sni, ssl_handshake_timeout=timeout)
-        except TimeoutError:
-            return Handshake(
-                outcome="timeout",
-                error_kind=ErrorKind.TIMEOUT,
-                reason=f"TCP connected but the TLS handshake stalled (no answer in {timeout:g}s)",
-            )
-        except (ssl.SSLError, OSError, EOFError) as exc:
-            return _failed_handshake(exc)
-        tls = writer.get_extra_info("ssl_object")
-        cipher = tls.cipher() if tls else None
-        return Handshake(
-            outcome="completed", protocol=tls.version() if tls else None, cipher=cipher[0] if cipher else None
-        )
+        result = await _tls_handshake(writer, host, timeout)
+        if known is not None:
+            known(result)
+        return result
     finally:
         writer.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1):
                 await writer.wait_closed()
         del reader
+
+
+async def _tls_handshake(writer: asyncio.StreamWriter, host: str, timeout: float) -> Handshake:
+    """The TLS handshake over the connected ``writer`` (our client context), classified."""
+    sni = None if is_ip_literal(host) else host
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.start_tls(_client_context(), server_hostname=sni, ssl_handshake_timeout=timeout)
+    except TimeoutError:
+        return Handshake(
+            outcome="timeout",
+            error_kind=ErrorKind.TIMEOUT,
+            reason=f"TCP connected but the TLS handshake stalled (no answer in {timeout:g}s)",
+        )
+    except (ssl.SSLError, OSError, EOFError) as exc:
+        return _failed_handshake(exc)
+    tls = writer.get_extra_info("ssl_object")
+    cipher = tls.cipher() if tls else None
+    return Handshake(
+        outcome="completed", protocol=tls.version() if tls else None, cipher=cipher[0] if cipher else None
+    )
 
 
 def _failed_handshake(exc: BaseException) -> Handshake:

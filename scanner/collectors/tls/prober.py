@@ -19,12 +19,15 @@ picks for the suite), the same suite lists (``CipherSuitesRepository``), SNI and
    chain (an unknown error, a suite nobody offered, a DH key too small to let us read the suite, a
    client-certificate request) makes the whole protocol ``error``, so sslyze enumerates it instead.
 
-   **By class** (``classes=True``, what the collector uses): instead of listing every accepted suite, one
-   handshake per suite class T3 judges (NULL/anonymous/EXPORT, RC4, DES/3DES, MD5, RSA key exchange, DHE
-   for the DH size, and for TLS 1.2 no forward secrecy and CBC), each offering the class's suites as
-   OpenSSL's own cipher-string keywords select them; a class already shown by a suite found is not asked
-   again. The listing is then cut short (``ProtocolProbe.complete`` is False): one accepted suite per
-   class is what the verdicts need.
+   **By class** (``classes=True``, what the collector uses): instead of listing every accepted suite, the
+   suite classes T3 judges (NULL/anonymous/EXPORT, RC4, DES/3DES, MD5, RSA key exchange, DHE for the DH
+   size, and for TLS 1.2 no forward secrecy and CBC; each class's suites as OpenSSL's own cipher-string
+   keywords select them) are asked together (group testing): one handshake offers every member of every
+   class still undecided; a refusal settles them all, an accepted suite settles its classes and the rest
+   are asked again; a class already shown by a suite found (by either client) is not asked. Offers list
+   first the suites that settle the most (the legacy client's protocol handshake too), so that a server
+   honouring the client's order settles several questions with one pick. The listing is then cut short
+   (``ProtocolProbe.complete`` is False): one accepted suite per class is what the verdicts need.
 
 3. **Curve elimination** (``probe_curves``, after sslyze's connectivity test): sslyze's ELLIPTIC_CURVES
    test, same client and inputs, by elimination over the curve list instead of one connection per curve.
@@ -42,6 +45,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -126,6 +130,7 @@ ROBOT_SUITES = frozenset({"AES128-GCM-SHA256", "AES256-GCM-SHA384"})
 _CLASS_PROTOCOLS = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"})
 
 
+@cache
 def class_members(name: str, protocol: str, legacy: bool) -> frozenset[str]:
     """OpenSSL names of the suites of class ``name`` that the client offers for ``protocol``."""
     keywords, protos = next((k, p) for n, k, p in CLASSES if n == name)
@@ -138,6 +143,22 @@ def class_members(name: str, protocol: str, legacy: bool) -> frozenset[str]:
     return frozenset(every & picked)
 
 
+@cache
+def _classes_of(protocol: str, legacy: bool) -> dict[str, frozenset[str]]:
+    """OpenSSL suite name -> the names of the classes it belongs to, for the suites the client offers for
+    ``protocol`` (computed once: offers are ordered by it on every class handshake)."""
+    out: dict[str, set[str]] = {}
+    for name, _, _ in CLASSES:
+        for member in class_members(name, protocol, legacy):
+            out.setdefault(member, set()).add(name)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@cache
+def _either_client(name: str, protocol: str) -> frozenset[str]:
+    return class_members(name, protocol, False) | class_members(name, protocol, True)
+
+
 def probe(
     host: str,
     port: int,
@@ -148,6 +169,9 @@ def probe(
     classes: bool = False,
     pool: Executor | None = None,
     listener: Callable[[Progress], None] | None = None,
+    halted: Callable[[], bool] | None = None,
+    ready: Callable[[], None] | None = None,
+    reached: Callable[[], None] | None = None,
 ) -> dict[str, ProtocolProbe]:
     """Probe every protocol (concurrently, at most ``max_connections`` at a time); with
     ``enumerate_suites``, also list every accepted suite of each accepted protocol by elimination, or with
@@ -155,11 +179,13 @@ def probe(
     handshakes there (shared with other work; left running) instead of a pool of ``max_connections``
     threads of the prober's own. ``listener`` is called (in the pool's threads; it must not block) after
     each handshake with what is known so far, so that work depending on it can start before the prober
-    ends."""
+    ends. ``ready`` (blocking): the collector's first handshake runs meanwhile; only the first
+    ``max_connections - 1`` protocol handshakes start before it returns (``halted`` then says whether
+    to ask anything more); ``reached`` is told when a protocol handshake is accepted."""
     location, network = sa.network(host, port, addr, timeout)
     chains = [Chain(p, legacy) for p, legacy in _plan()]
     _Elimination(location, network, enumerate_suites and not classes, max_connections, classes, pool,
-                 listener).run(chains)
+                 listener, halted, reached).run(chains, max_connections - 1 if ready else len(chains), ready)
     out: dict[str, ProtocolProbe] = {}
     for proto in PROTOCOL_VERSIONS:
         mine = [c for c in chains if c.protocol == proto]
@@ -219,7 +245,11 @@ class _Elimination:
 
     def __init__(self, location: Any, network: Any, enumerate_suites: bool, max_connections: int,
                  classes: bool = False, pool: Executor | None = None,
-                 listener: Callable[[Progress], None] | None = None) -> None:
+                 listener: Callable[[Progress], None] | None = None,
+                 halted: Callable[[], bool] | None = None,
+                 reached: Callable[[], None] | None = None) -> None:
+        self.halted = halted or (lambda: False)  # True: ask nothing more (the collection stops)
+        self.reached = reached or (lambda: None)  # told when a protocol handshake is accepted
         self.location, self.network, self.enumerate_suites = location, network, enumerate_suites
         self.classes = classes
         self.found: dict[str, set[str]] = {}  # protocol -> OpenSSL names of the suites found (all clients)
@@ -234,10 +264,14 @@ class _Elimination:
         self.pending = 0
         self.idle = threading.Condition()
 
-    def run(self, chains: list[Chain]) -> None:
+    def run(self, chains: list[Chain], ahead: int | None = None,
+            ready: Callable[[], None] | None = None) -> None:
+        """Every chain's branches; only the first ``ahead`` chains start before ``ready`` returns."""
         self.chains = chains
         try:
-            for chain in chains:
+            for i, chain in enumerate(chains):
+                if ready is not None and i == ahead:
+                    ready()
                 self._submit(chain, list(suites_for(chain.protocol, chain.legacy)), True)
             with self.idle:
                 self.idle.wait_for(lambda: self.pending == 0)
@@ -285,6 +319,10 @@ class _Elimination:
     def _branch(self, chain: Chain, remaining: list[Any], first: bool) -> None:
         """Blocking: handshakes offering what is left, until the server refuses (or something goes wrong)."""
         try:
+            if self.halted():
+                with chain.lock:
+                    chain.failed = chain.reason = "not asked: the collection stopped"
+                return
             self._eliminate(chain, remaining, first)
         except Exception as exc:  # a bug here must not pass for a refusal
             with chain.lock:
@@ -309,6 +347,8 @@ class _Elimination:
                                                       first=first)
             with chain.lock:
                 if first:
+                    if verdict in ("accepted", "accepted_unknown"):
+                        self.reached()
                     chain.outcome = "accepted" if verdict in ("accepted", "accepted_unknown") else verdict
                     chain.reason = reason
                     chain.asked = first = False
@@ -361,7 +401,7 @@ class _Elimination:
             members = class_members(name, proto, legacy)
             if not members or members <= refused or (name == "rsa_kx" and rsa):
                 continue
-            if found & (class_members(name, proto, False) | class_members(name, proto, True)):
+            if found & _either_client(name, proto):
                 continue
             out.append((name, members))
         return out
@@ -374,10 +414,13 @@ class _Elimination:
         differs (a server choosing by its own preference is not affected)."""
         with self.found_lock:
             robot = proto == "TLSv1.2" and self.robot_chain is None
+        asked = frozenset(name for name, _ in classes)
+        of = {**_classes_of(proto, True), **_classes_of(proto, False)}
+        none: frozenset[str] = frozenset()
 
         def weight(s: Any) -> int:
             bonus = 1 if robot and s.openssl_name in ROBOT_SUITES else 0
-            return -(2 * (sum(s.openssl_name in m for _, m in classes) + bonus) + bonus)
+            return -(2 * (len(of.get(s.openssl_name, none) & asked) + bonus) + bonus)
 
         return sorted(offer, key=weight)
 
@@ -399,6 +442,8 @@ class _Elimination:
             chain.reason = reason
             if verdict == "accepted_unknown":
                 chain.failed = reason
+        if verdict in ("accepted", "accepted_unknown"):
+            self.reached()
         recorded = verdict == "accepted" and self._record(chain, opening, picked, key, served)
         with chain.lock:
             chain.asked = True
@@ -408,7 +453,7 @@ class _Elimination:
         refused: set[str] = set()
         for _ in range(len(CLASSES) + 1):  # each acceptance settles at least one class
             undecided = self._undecided(proto, chain.legacy, refused)
-            if not undecided:
+            if not undecided or self.halted():
                 return
             union = frozenset().union(*(m for _, m in undecided))
             left = [s for s in every if s.openssl_name in union and s.openssl_name not in refused]
