@@ -58,11 +58,15 @@ def test_a_json_scan_loads_neither_the_html_nor_the_spreadsheet_writer(tmp_path:
     assert not loaded & {"jinja2", "openpyxl"}
 
 
-def test_a_store_at_the_head_revision_opens_without_alembic(tmp_path: Path):
+def test_a_new_store_and_a_store_at_the_head_revision_open_without_alembic(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
     code = "from scanner.history.store import Store\nStore({url!r}).close()"
-    assert "alembic" in loaded_after(code.format(url=url), tmp_path)  # a new store: the revisions run
+    assert "alembic" not in loaded_after(code.format(url=url), tmp_path)  # new: built at the head
     assert "alembic" not in loaded_after(code.format(url=url), tmp_path)  # then: one read, no Alembic
+    old = tmp_path / "old.sqlite3"  # a store written before migrations: the revisions upgrade it
+    old.write_bytes((ROOT / "tests" / "data" / "store-v0.sqlite3").read_bytes())
+    assert "alembic" in loaded_after(code.format(url=f"sqlite:///{old}"), tmp_path)
+    assert "alembic" not in loaded_after(code.format(url=f"sqlite:///{old}"), tmp_path)
 
 
 def test_the_head_read_from_the_revision_files_is_alembics():

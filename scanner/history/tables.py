@@ -1,12 +1,14 @@
-"""The history store's tables (SQLAlchemy declarative); the schema itself comes from the Alembic
-revisions in ``scanner.migrations``, which these models must match (``tests/test_migrations.py``)."""
+"""The history store's tables (SQLAlchemy declarative). A new store is created from these declarations
+(``scanner.migrations.runner.head_metadata``); older stores reach the same schema through the Alembic
+revisions in ``scanner.migrations``, which these models must match exactly (``tests/test_store_create.py``
+compares the two on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,8 +30,9 @@ class RunRow(Base):
     baseline_version: Mapped[str] = mapped_column(String(32))
     tool_version: Mapped[str] = mapped_column(String(32))
     inventory_key: Mapped[str] = mapped_column(String(64), index=True)  # the targets' content hash
-    inventory: Mapped[str] = mapped_column(String(255), index=True)  # identity: lock and --resume scope
-    selection: Mapped[str] = mapped_column(String(255))  # --only/--skip; "" for every check
+    # identity: lock and --resume scope (the server defaults are revision 0002's, for rows before it)
+    inventory: Mapped[str] = mapped_column(String(255), index=True, server_default="")
+    selection: Mapped[str] = mapped_column(String(255), server_default="")  # --only/--skip; "": all
     targets_total: Mapped[int] = mapped_column(Integer)
     plan: Mapped[list[Any]] = mapped_column(JSONType)  # the targets, as JSON, in scan order
     members: Mapped[list[Any]] = mapped_column(JSONType)  # members file entries (id, name, contact...)
@@ -39,7 +42,8 @@ class RunRow(Base):
 
 class ResultRow(Base):
     __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("run_id", "target_key", name="uq_results_run_target"),)
+    __table_args__ = (UniqueConstraint("run_id", "target_key", name="uq_results_run_target"),
+                      Index("ix_results_target_run", "target_key", "run_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
