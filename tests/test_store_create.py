@@ -96,3 +96,56 @@ def test_a_database_with_tables_of_its_own_is_left_to_alembic(tmp_path) -> None:
         assert {"runs", "results", "locks", "keep_me"} <= set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def silent_server():
+    """A local TCP server that accepts connections (the kernel's backlog) and never answers: a scan of
+    it is still waiting on the network when the history store fails."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.8.0.2", 0))
+    sock.listen(64)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def _newer_store(path) -> str:
+    url = f"sqlite:///{path}"
+    Store(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+    return url
+
+
+@pytest.mark.parametrize("case", ["bad-url", "unwritable", "newer"])
+def test_a_store_that_cannot_open_fails_the_scan_in_one_line(case: str, tmp_path, silent_server) -> None:
+    """The scan starts while the store opens: when the store fails, the command fails as it always did
+    (one line, exit 2), with no report written and no run recorded."""
+    from tests.testbed.cli import pledgescan
+
+    (tmp_path / "file").write_text("")
+    url, expected = {
+        "bad-url": ("nosuch://x", "cannot open the history store nosuch://x: Can't load plugin"),
+        "unwritable": (f"sqlite:///{tmp_path / 'file' / 'h.sqlite3'}", "cannot open the history store: "),
+        "newer": (_newer_store(tmp_path / "future.sqlite3"),
+                  "the history store has schema revision 0999, newer than this pledgescan knows"),
+    }[case]
+    out = tmp_path / "r.json"
+    r = pledgescan("scan", f"https://silent.test:{silent_server}/", "--resolve",
+                   f"silent.test:{silent_server}:127.8.0.2", "--only", "T1", "--timeout", "20",
+                   "--format", "json", "-o", str(out), "-q", "--store", url)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith(f"pledgescan: error: {expected}")
+    assert not out.exists()
+    if case == "newer":
+        engine = sa.create_engine(url)
+        with engine.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) FROM runs")).scalar_one() == 0
+        engine.dispose()

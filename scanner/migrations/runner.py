@@ -89,13 +89,13 @@ def head_metadata() -> list[MetaData]:
     last: the modules that use the tables declare them (``tests/test_store_create.py`` checks that
     they match the revisions exactly)."""
     from scanner.distributed.records import metadata as work
-    from scanner.history.tables import Base
-    from scanner.notify.sent import NotifyBase
+    from scanner.history.tables import metadata as history
+    from scanner.notify.sent import metadata as notify
 
     version = MetaData()
     Table(VERSION_TABLE, version, Column("version_num", String(32), nullable=False),
           PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"))  # as Alembic makes it
-    return [Base.metadata, NotifyBase.metadata, work, version]
+    return [history, notify, work, version]
 
 
 def _create_new(conn: Connection) -> bool:
