@@ -249,13 +249,38 @@ class Registry:
         return out
 
 
-def load_checks(known_controls: Iterable[str] | None = None) -> Registry:
-    """Load every check published under ``pledgescan.checks``; refuse broken ones, keep going."""
+def _selected(ep: Any, only: frozenset[str], skip: frozenset[str]) -> bool:
+    """Whether a selection with ``--only`` needs the checks of entry point ``ep``: a built-in family is
+    left unimported when its metadata (data, read without its code) shows no check the selection runs
+    or names (``--only T1`` needs the tls family alone). Checks named by ``--skip`` load too: the
+    selection reads them (a control whose checks were all skipped by name is not reported). Third-party
+    plugins always load: their metadata need not tell."""
+    if not only or _builtin_first(ep)[0]:
+        return True
+    try:
+        metas = load_metadata(ep.value.partition(":")[0])
+    except Exception:  # unreadable: load it, and let loading say what is wrong
+        return True
+    names = only | skip
+    return any(m.id in names or names.intersection(m.aliases) or only.intersection(m.controls)
+               for m in metas.values())
+
+
+def load_checks(known_controls: Iterable[str] | None = None, only: Iterable[str] = (),
+                skip: Iterable[str] = ()) -> Registry:
+    """Load the checks published under ``pledgescan.checks``; refuse broken ones, keep going.
+
+    Every check, unless ``only`` (``--only``) is given: then the built-in families none of whose checks
+    the selection (``only`` and ``skip``) runs or names are not imported (``_selected``); the selection
+    made from this registry is the same as from the whole one."""
     controls = set(known_controls) if known_controls is not None else None
+    only, skip = frozenset(only), frozenset(skip)
     reg = Registry()
     seen: set[str] = set()
     # Built-in families load first, so a third-party plugin can never shadow a built-in check ID.
     for ep in sorted(_entry_points(CHECK_GROUP), key=_builtin_first):
+        if not _selected(ep, only, skip):
+            continue
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plugin must not stop the scan

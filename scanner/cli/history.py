@@ -180,11 +180,13 @@ def _scan_while_the_store_opens(targets: list[Target], inventory: Any, settings:
         return _scan_once_the_store_is_open(targets, inventory, settings, kw, store)
     except BaseException as exc:
         if not thread.is_alive() and not opened.done():
-            raise  # the scan ended before the store began to open: nothing to undo
+            if not isinstance(exc, KeyboardInterrupt):
+                raise  # the scan failed before the store began to open: nothing to undo
+            open_and_start()  # Ctrl-C: the run is recorded all the same, for --resume to finish
         try:
             store, stored = opened.result()
-        except BaseException:  # noqa: BLE001 (the store failed: its error, or the scan's, is raised)
-            raise exc from None
+        except BaseException as failed:  # noqa: BLE001 (the store's error, which came first before)
+            raise failed from None
         if stored is not None:
             stored.abort()
             if isinstance(exc, KeyboardInterrupt):

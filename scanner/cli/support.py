@@ -114,8 +114,12 @@ def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
         return
     baseline = load_baseline()
     controls = [c.id for c in baseline.controls]
-    known = set(controls) | set(load_checks(controls).by_id())
+    # The families the selection needs know every ID it names (see ``load_checks``); every check is
+    # loaded only to suggest the nearest IDs to an unknown one.
+    known = set(controls) | set(load_checks(controls, only, skip).by_id())
     for opt, name in asked:
+        if name not in known and only:
+            known |= set(load_checks(controls).by_id())
         if name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             near += [k for k in sorted(known) if k.lower() == name.lower() and k not in near]
