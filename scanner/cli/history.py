@@ -52,6 +52,23 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     return _finish_stored_scan(store, stored, scanned, kw)
 
 
+class NoHistory(Exception):  # noqa: N818 (a state, not an error: the scan goes on without history)
+    """The default store (no ``--store``, which is optional) cannot be opened: the scan keeps no history
+    and says why, in a warning."""
+
+
+def _open(kw: dict[str, Any]) -> Any:
+    """The history store; ``NoHistory`` instead of an error when it is the optional default one."""
+    if kw.get("store_optional"):
+        from scanner.history.store import Store, StoreError
+
+        try:
+            return Store(None)
+        except (StoreError, OSError) as exc:
+            raise NoHistory(str(exc)) from None
+    return open_store(kw["store_url"])
+
+
 def _start_stored(store: Any, targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any],
                   wait: float) -> Any:
     """The run's lock and record (``StoredScan``); the store's errors as the command's."""
@@ -83,7 +100,7 @@ def _output(portfolio: bool, kw: dict[str, Any]) -> tuple[tuple[str, ...], Path]
 def _scan_once_the_store_is_open(targets: list[Target], inventory: Any, settings: Settings,
                                  kw: dict[str, Any], store: Any = None) -> tuple[Any, Any, Any]:
     """Open the store, take the run's lock (waiting up to ``--lock-wait``), then scan."""
-    store = store or open_store(kw["store_url"])
+    store = store or _open(kw)
     stored = _start_stored(store, targets, inventory, settings, kw, kw["lock_wait"])
     run = store.run(stored.run_id)
     resumed = stored.recorder.resumed
@@ -119,7 +136,9 @@ def _scan_while_the_store_opens(targets: list[Target], inventory: Any, settings:
     (``while_waiting``): its imports would otherwise take the interpreter from the scan's own start-up.
 
     When the store cannot be opened, the scan is cancelled and the command fails as it does without the
-    head start (the same one-line error and exit code); no run is recorded."""
+    head start (the same one-line error and exit code); no run is recorded. The optional default store
+    raises ``NoHistory``: the caller warns and scans again without history (that rare case, a broken
+    default store, repeats the first second of the scan; the common one never waits for the store)."""
     import threading
     from concurrent.futures import Future
 
@@ -136,7 +155,7 @@ def _scan_while_the_store_opens(targets: list[Target], inventory: Any, settings:
     def open_and_start() -> None:
         store = None
         try:
-            store = open_store(kw["store_url"])
+            store = _open(kw)
             try:
                 stored = _start_stored(store, targets, inventory, settings, kw, 0.0)
             except StoreBusyProblem:
