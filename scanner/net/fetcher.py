@@ -20,6 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+# anyio's asyncio backend, which httpcore loads at a scan's first connection: imported there, it held the
+# event loop 85-130 ms (the TLS collector's import thread competing) just before the first HTTPS handshake,
+# on the critical path of every one-host scan. Only scans import this module (the CLI loads it lazily).
+import anyio._backends._asyncio  # noqa: F401
 import h2.exceptions
 import httpcore
 import httpx
