@@ -103,7 +103,8 @@ class Scanner:
         self.settings = settings
         self.budget = budget  # per-address politeness; None: in-process, from the settings
         self.baseline = baseline or load_baseline()
-        self.registry = registry or load_checks(c.id for c in self.baseline.controls)
+        self.registry = registry or load_checks((c.id for c in self.baseline.controls), settings.only,
+                                                settings.skip)
         self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
         # Worker processes rebuild the scanner from the settings alone: a scanner given its own baseline,
         # checks or a shared budget (the distributed workers' Redis one) scans in this process.

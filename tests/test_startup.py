@@ -21,15 +21,16 @@ HEAVY = ("sslyze", "nassl", "jinja2", "sqlalchemy", "alembic", "openpyxl", "rich
          "babel", "dramatiq", "redis", "cryptography")
 
 
-def loaded_after(code: str, tmp_path: Path) -> set[str]:
-    """The top-level packages a fresh interpreter has imported once ``code`` ran (it may exit)."""
+def loaded_after(code: str, tmp_path: Path, whole: bool = False) -> set[str]:
+    """The top-level packages a fresh interpreter has imported once ``code`` ran (it may exit); with
+    ``whole``, the modules' whole names."""
     out = tmp_path / "modules.json"
     prelude = ("import atexit, json, sys\n"
                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n")
     r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
                        env=child_env(), cwd=tmp_path, timeout=120)
     assert out.exists(), r.stderr
-    return {m.split(".")[0] for m in json.loads(out.read_text())}
+    return {m if whole else m.split(".")[0] for m in json.loads(out.read_text())}
 
 
 def test_importing_the_command_line_loads_no_heavy_library(tmp_path: Path):
@@ -58,11 +59,15 @@ def test_a_json_scan_loads_neither_the_html_nor_the_spreadsheet_writer(tmp_path:
     assert not loaded & {"jinja2", "openpyxl"}
 
 
-def test_a_store_at_the_head_revision_opens_without_alembic(tmp_path: Path):
+def test_a_new_store_and_a_store_at_the_head_revision_open_without_alembic(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
     code = "from scanner.history.store import Store\nStore({url!r}).close()"
-    assert "alembic" in loaded_after(code.format(url=url), tmp_path)  # a new store: the revisions run
+    assert "alembic" not in loaded_after(code.format(url=url), tmp_path)  # new: built at the head
     assert "alembic" not in loaded_after(code.format(url=url), tmp_path)  # then: one read, no Alembic
+    old = tmp_path / "old.sqlite3"  # a store written before migrations: the revisions upgrade it
+    old.write_bytes((ROOT / "tests" / "data" / "store-v0.sqlite3").read_bytes())
+    assert "alembic" in loaded_after(code.format(url=f"sqlite:///{old}"), tmp_path)
+    assert "alembic" not in loaded_after(code.format(url=f"sqlite:///{old}"), tmp_path)
 
 
 def test_the_head_read_from_the_revision_files_is_alembics():
@@ -83,3 +88,41 @@ def test_check_metadata_reads_the_same_through_libyaml(path: Path):
 def test_libyaml_is_there():
     """The fast loader is the one in use here (PyYAML falls back to the pure-Python one without it)."""
     assert getattr(yaml, "__with_libyaml__", False)
+
+
+def test_a_scan_with_only_imports_the_check_families_it_needs(tmp_path: Path):
+    """``--only T1`` imports the tls checks alone (the others' metadata is read as data)."""
+    report = tmp_path / "r.json"
+    code = ("import sys\nsys.argv = ['pledgescan', 'scan', 'https://refused.test:9/', '--resolve', "
+            "'refused.test:9:127.8.0.1', '--only', 'T1', '--format', 'json', '-o', " + repr(str(report))
+            + ", '-q', '--no-store']\nfrom scanner.cli.main import main\nmain()")
+    loaded = loaded_after(code, tmp_path, whole=True)
+    assert json.loads(report.read_text())["targets"][0]["controls"][0]["id"] == "T1"
+    assert "checks.tls" in loaded
+    assert not loaded & {"checks.http", "checks.cookies", "checks.exposure", "checks.dns"}
+
+
+SELECTIONS = [({"T1"}, set()), ({"T1", "T2", "T3", "T4", "T5", "T6"}, set()), ({"H1", "C1"}, {"H2"}),
+              ({"tls-protocols"}, set()), ({"T3"}, {"tls-protocols"}), ({"E1", "D1"}, set()),
+              ({"T1"}, {"http-hsts"}), ({"H2"}, {"http-hsts"}), ({"H2", "http-csp"}, {"C1"})]
+
+
+@pytest.mark.parametrize(("only", "skip"), SELECTIONS, ids=lambda x: ",".join(sorted(x)) or "-")
+def test_the_checks_loaded_for_a_selection_select_what_all_checks_do(only: set[str], skip: set[str]):
+    from scanner.baseline import load_baseline
+    from scanner.engine import Selection
+    from scanner.plugins import load_checks
+
+    baseline = load_baseline()
+    controls = [c.id for c in baseline.controls]
+    known = load_checks(controls).by_id()
+    only = {x for x in only if x in known or x in controls}  # IDs of this baseline's version
+    skip = {x for x in skip if x in known or x in controls}
+    assert only
+    part = Selection(load_checks(controls, only, skip), baseline, only, skip)
+    whole = Selection(load_checks(controls), baseline, only, skip)
+    assert [c.id for c in part.checks] == [c.id for c in whole.checks]
+    assert part.controls == whole.controls
+    assert part.assessed & part.controls == whole.assessed & whole.controls
+    for kind in ("endpoint", "domain"):
+        assert part.families(kind) == whole.families(kind)

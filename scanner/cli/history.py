@@ -27,6 +27,7 @@ from scanner.cli.support import (
     store_option,
     stored_outcome,
     unassessed_message,
+    while_waiting,
 )
 from scanner.models import Target
 from scanner.settings import Settings
@@ -35,48 +36,86 @@ PORTFOLIO_DIR = "pledgescan-portfolio"  # where a members scan writes without -o
 
 
 def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any]) -> int:
-    """``scan`` with history: record the run as targets finish, write reports from the store."""
-    from scanner.history.members import combine
-    from scanner.history.portfolio import StoredScan, run_stream, write_portfolio
-    from scanner.history.store import StoreBusy, StoreError
-    from scanner.reporters import render_all
+    """``scan`` with history: record the run as targets finish, write reports from the store.
 
+    A new run scans while the store opens (``_scan_while_the_store_opens``); ``--resume``, whose
+    targets and settings come from the store, and the cases that one falls back on, open it first."""
     quiet = kw["quiet"]
     if inventory is not None and not quiet:
         for w in inventory.warnings:
             click.echo(f"pledgescan: {w}", err=True)
-    store = open_store(kw["store_url"])
+    early = None if kw["resume"] else _scan_while_the_store_opens(targets, inventory, settings, kw)
+    if early is None:
+        store, stored, scanned = _scan_once_the_store_is_open(targets, inventory, settings, kw)
+    else:
+        store, stored, scanned = early
+    return _finish_stored_scan(store, stored, scanned, kw)
+
+
+class NoHistory(Exception):  # noqa: N818 (a state, not an error: the scan goes on without history)
+    """The default store (no ``--store``, which is optional) cannot be opened: the scan keeps no history
+    and says why, in a warning."""
+
+
+def _open(kw: dict[str, Any]) -> Any:
+    """The history store; ``NoHistory`` instead of an error when it is the optional default one."""
+    if kw.get("store_optional"):
+        from scanner.history.store import Store, StoreError
+
+        try:
+            return Store(None)
+        except (StoreError, OSError) as exc:
+            raise NoHistory(str(exc)) from None
+    return open_store(kw["store_url"])
+
+
+def _start_stored(store: Any, targets: list[Target], inventory: Any, settings: Settings, kw: dict[str, Any],
+                  wait: float) -> Any:
+    """The run's lock and record (``StoredScan``); the store's errors as the command's."""
+    from scanner.history.members import combine
+    from scanner.history.portfolio import StoredScan
+    from scanner.history.store import StoreBusy, StoreError
+
     try:
         if kw["resume"] and inventory is None:
-            stored = StoredScan.resume(store, kw["lock_wait"])
-        else:
-            from scanner.history.store import members_inventory
+            return StoredScan.resume(store, wait)
+        from scanner.history.store import members_inventory
 
-            stored = StoredScan.start(
-                store, combine(inventory, targets), settings, inventory, kw["lock_wait"],
-                inventory_id=members_inventory(kw["members_file"]) if inventory is not None else None,
-                resume_unfinished=kw["resume"])
+        return StoredScan.start(
+            store, combine(inventory, targets), settings, inventory, wait,
+            inventory_id=members_inventory(kw["members_file"]) if inventory is not None else None,
+            resume_unfinished=kw["resume"])
     except StoreBusy as exc:
         raise StoreBusyProblem(str(exc)) from None
     except StoreError as exc:
         raise InputProblem(str(exc)) from None
+
+
+def _output(portfolio: bool, kw: dict[str, Any]) -> tuple[tuple[str, ...], Path]:
+    formats = kw["formats"] or ("html",)
+    return formats, ((kw["output"] or Path(PORTFOLIO_DIR)) if portfolio else
+                     default_output(formats, kw["output"], "pledgescan-report"))
+
+
+def _scan_once_the_store_is_open(targets: list[Target], inventory: Any, settings: Settings,
+                                 kw: dict[str, Any], store: Any = None) -> tuple[Any, Any, Any]:
+    """Open the store, take the run's lock (waiting up to ``--lock-wait``), then scan."""
+    store = store or _open(kw)
+    stored = _start_stored(store, targets, inventory, settings, kw, kw["lock_wait"])
     run = store.run(stored.run_id)
-    portfolio = bool(run.members)
     resumed = stored.recorder.resumed
-    if resumed and not quiet:
+    if resumed and not kw["quiet"]:
         click.echo(f"pledgescan: resuming run {run.id} ({run.targets_done}/{run.targets_total} targets done)",
                    err=True)
-    formats = kw["formats"] or ("html",)
-    out = (kw["output"] or Path(PORTFOLIO_DIR)) if portfolio else \
-        default_output(formats, kw["output"], "pledgescan-report")
+    formats, out = _output(bool(run.members), kw)
     try:
-        check_output(formats, out, portfolio=portfolio)
+        check_output(formats, out, portfolio=bool(run.members))
     except InputProblem:
         stored.abort()
         raise
     try:
         scanned, _ = execute_scan(stored.targets, stored.settings, formats=kw["formats"],
-                                  output=kw["output"], quiet=quiet or resumed, fail_on=kw["fail_on"],
+                                  output=kw["output"], quiet=kw["quiet"] or resumed, fail_on=kw["fail_on"],
                                   on_result=stored.on_result, render=False, keep_results=False)
     except KeyboardInterrupt:
         stored.abort()
@@ -84,7 +123,112 @@ def run_stored_scan(targets: list[Target], inventory: Any, settings: Settings, k
     except BaseException:
         stored.abort()
         raise
+    return store, stored, scanned
+
+
+def _scan_while_the_store_opens(targets: list[Target], inventory: Any, settings: Settings,
+                                kw: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """A new run: the scan starts at once while a thread opens the store (importing SQLAlchemy, building
+    a new store) and records the run; results wait in memory until it has. ``None`` when the store is
+    not ready for that (the output is refused, or another run holds the inventory's lock): the scan
+    this began is cancelled (it ran as long as opening the store took) and the caller takes the ordinary
+    way, with its errors and ``--lock-wait``. The store opens once the scan waits on the network
+    (``while_waiting``): its imports would otherwise take the interpreter from the scan's own start-up.
+
+    When the store cannot be opened, the scan is cancelled and the command fails as it does without the
+    head start (the same one-line error and exit code); no run is recorded. The optional default store
+    raises ``NoHistory``: the caller warns and scans again without history (that rare case, a broken
+    default store, repeats the first second of the scan; the common one never waits for the store)."""
+    import threading
+    from concurrent.futures import Future
+
+    from scanner.history.members import combine
+
+    members = inventory.members if inventory is not None else []
+    formats, out = _output(bool(members), kw)
+    try:
+        check_output(formats, out, portfolio=bool(members))
+    except InputProblem:
+        return None  # the ordinary way says so, after the store's own errors as before
+    opened: Future[tuple[Any, Any]] = Future()
+
+    def open_and_start() -> None:
+        store = None
+        try:
+            store = _open(kw)
+            try:
+                stored = _start_stored(store, targets, inventory, settings, kw, 0.0)
+            except StoreBusyProblem:
+                stored = None  # busy: wait for the lock the ordinary way, without scanning meanwhile
+            opened.set_result((store, stored))
+        except BaseException as exc:  # noqa: BLE001 (handed to the scan's thread, which raises it)
+            if store is not None:
+                store.close()
+            opened.set_exception(exc)
+
+    thread = threading.Thread(target=open_and_start, name="pledgescan-store", daemon=True)
+    waiting: list[tuple[Any, Any]] = []
+    recorder: list[Any] = []  # the StoredScan once the run is recorded
+
+    def on_result(result: Any, snap: Any) -> None:
+        if recorder:
+            recorder[0].on_result(result, snap)
+        else:
+            waiting.append((result, snap))
+
+    async def store_ready(scan: Any) -> None:
+        import asyncio
+
+        await while_waiting(scan)
+        thread.start()
+        _store, stored = await asyncio.wrap_future(opened)
+        if stored is None:
+            raise _LockBusy
+        for result, snap in waiting:
+            stored.on_result(result, snap)
+        waiting.clear()
+        recorder.append(stored)
+
+    try:
+        scanned, _ = execute_scan(combine(inventory, targets), settings, formats=kw["formats"],
+                                  output=kw["output"], quiet=kw["quiet"], fail_on=kw["fail_on"],
+                                  on_result=on_result, render=False, keep_results=False,
+                                  alongside=store_ready)
+    except _LockBusy:
+        store, _ = opened.result()
+        return _scan_once_the_store_is_open(targets, inventory, settings, kw, store)
+    except BaseException as exc:
+        if not thread.is_alive() and not opened.done():
+            if not isinstance(exc, KeyboardInterrupt):
+                raise  # the scan failed before the store began to open: nothing to undo
+            open_and_start()  # Ctrl-C: the run is recorded all the same, for --resume to finish
+        try:
+            store, stored = opened.result()
+        except BaseException as failed:  # noqa: BLE001 (the store's error, which came first before)
+            raise failed from None
+        if stored is not None:
+            stored.abort()
+            if isinstance(exc, KeyboardInterrupt):
+                raise ScanInterrupted(stored.run_id, kw["store_url"]) from None
+        store.close()
+        raise
+    store, stored = opened.result()
+    return store, stored, scanned
+
+
+class _LockBusy(Exception):
+    """Another run holds the inventory's lock: the scan that began is cancelled (see above)."""
+
+
+def _finish_stored_scan(store: Any, stored: Any, scanned: Any, kw: dict[str, Any]) -> int:
+    """After a stored scan: mark the run, write the reports from the store, the exit code."""
+    from scanner.history.portfolio import run_stream, write_portfolio
+    from scanner.reporters import render_all
+
+    quiet, resumed = kw["quiet"], stored.recorder.resumed
     run = stored.finish(scanned.stats)
+    portfolio = bool(run.members)
+    formats, out = _output(portfolio, kw)
     # Results went to the store as targets finished; the reports read them back a batch at a time, so
     # memory does not grow with the inventory. A one-off scan's reports keep the engine's header.
     report = run_stream(store, run, None if portfolio or resumed else scanned)

@@ -19,7 +19,7 @@ import click
 
 from scanner import __version__
 from scanner.cli import support
-from scanner.cli.history import HISTORY_COMMANDS, PORTFOLIO_DIR, run_stored_scan
+from scanner.cli.history import HISTORY_COMMANDS, PORTFOLIO_DIR, NoHistory, run_stored_scan
 from scanner.cli.lang import lang_option, use_language
 from scanner.cli.notify import notify as notify_command
 from scanner.cli.reanalyse import reanalyse
@@ -124,17 +124,14 @@ def scan(targets: tuple[str, ...], domains: tuple[str, ...], **kw: Any) -> None:
             raise InputProblem("--no-store cannot go with --members, --resume, --fail-on-regression or "
                                "--fail-on-unreachable, which need the history store")
         sys.exit(run_plain_scan(target_list, settings, kw))
-    if kw["store_url"] is None and not needs_store:
-        # The default store is a convenience: a laptop scan must not fail because it cannot keep history.
-        from scanner.history.store import Store, StoreError
-
-        try:
-            Store(None).close()
-        except (StoreError, OSError) as exc:
-            click.echo(f"pledgescan: warning: history not kept ({exc}); use --store URL or --no-store",
-                       err=True)
-            sys.exit(run_plain_scan(target_list, settings, kw))
-    sys.exit(run_stored_scan(target_list, inventory, settings, kw))
+    # The default store is a convenience: a laptop scan must not fail because it cannot keep history.
+    kw["store_optional"] = kw["store_url"] is None and not needs_store
+    try:
+        code = run_stored_scan(target_list, inventory, settings, kw)
+    except NoHistory as exc:
+        click.echo(f"pledgescan: warning: history not kept ({exc}); use --store URL or --no-store", err=True)
+        code = run_plain_scan(target_list, settings, kw)
+    sys.exit(code)
 
 
 def run_plain_scan(targets: list[Target], settings: Settings, kw: dict[str, Any]) -> int:

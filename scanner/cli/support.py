@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,8 +114,12 @@ def check_selection(only: frozenset[str], skip: frozenset[str]) -> None:
         return
     baseline = load_baseline()
     controls = [c.id for c in baseline.controls]
-    known = set(controls) | set(load_checks(controls).by_id())
+    # The families the selection needs know every ID it names (see ``load_checks``); every check is
+    # loaded only to suggest the nearest IDs to an unknown one.
+    known = set(controls) | set(load_checks(controls, only, skip).by_id())
     for opt, name in asked:
+        if name not in known and only:
+            known |= set(load_checks(controls).by_id())
         if name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             near += [k for k in sorted(known) if k.lower() == name.lower() and k not in near]
@@ -320,11 +324,15 @@ def check_output(formats: tuple[str, ...], output: Path, *, portfolio: bool = Fa
 def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[str, ...],
                  output: Path | None, quiet: bool, fail_on: str, on_result: Any = None,
                  default_name: str = "pledgescan-report", render: bool = True,
-                 keep_results: bool = True) -> tuple[Report, list[Path]]:
+                 keep_results: bool = True,
+                 alongside: Callable[[asyncio.Future[Any]], Awaitable[None]] | None = None
+                 ) -> tuple[Report, list[Path]]:
     """Run the scan with a progress display, write the reports, print the summary.
 
     ``keep_results=False`` (a stored scan: ``on_result`` stores each target): the engine keeps no
-    result, and the caller renders and summarises from the store."""
+    result, and the caller renders and summarises from the store. ``alongside(scan)``: work that runs
+    beside the scan (opening the history store) and must end well for the scan to count: the scan ends
+    only once it has, and its exception cancels the scan and is raised."""
     from scanner.engine import Scanner, SelectionError
 
     try:
@@ -348,10 +356,27 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
             if asyncio.iscoroutine(maybe):
                 await maybe
 
+    async def scan() -> Report:
+        run = scanner.run(targets, on_result=result_cb, on_start=progress.start, keep_results=keep_results)
+        if alongside is None:
+            return await run
+        main = asyncio.ensure_future(run)
+        side = asyncio.ensure_future(alongside(main))
+        try:
+            await asyncio.wait((main, side), return_when=asyncio.FIRST_EXCEPTION)
+            if side.done() and side.exception() is not None:
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+            await side  # raises its exception; or the scan ended first: the store must be ready too
+            return await main
+        finally:
+            for task in (main, side):
+                task.cancel()
+            await asyncio.gather(main, side, return_exceptions=True)
+
     settle_heap()
     with progress:
-        report = asyncio.run(scanner.run(targets, on_result=result_cb, on_start=progress.start,
-                                         keep_results=keep_results))
+        report = asyncio.run(scan())
     if not keep_results:
         return report, []
     try:
@@ -368,6 +393,23 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
         for p in paths:
             click.echo(f"report written: {p}", err=True)
     return report, paths
+
+
+async def while_waiting(scan: asyncio.Future[Any], most: float = 1.0, window: float = 0.02) -> None:
+    """Return once this process mostly waits (under half a core of CPU over ``window`` seconds: the
+    scan waits on the network), ``scan`` is done, or after ``most`` seconds: when work of its own can
+    run beside the scan without taking the interpreter from the scan's start-up (imports are CPU, and
+    one thread at a time runs Python)."""
+    import time
+
+    end = time.monotonic() + most
+    cpu, wall = time.process_time(), time.monotonic()
+    while not scan.done() and wall < end:
+        await asyncio.wait((scan,), timeout=window)
+        now_cpu, now = time.process_time(), time.monotonic()
+        if now_cpu - cpu < 0.5 * (now - wall):
+            return
+        cpu, wall = now_cpu, now
 
 
 # -- history store (scanner.history.store / scanner.history.portfolio) -----------------------------

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Column,
     DateTime,
     Integer,
@@ -32,17 +31,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from scanner.history.store import Store
-from scanner.history.tables import LockRow
+from scanner.history.tables import JSONType, LockRow
 
 MAX_ATTEMPTS = 3
 ASSESS = "-"  # the family of a target that needs no evidence (all its checks skipped): assess only
 BROKER_OWNER = "broker"  # lock owner prefix of a run handed to the workers
 
-_JSON = JSON().with_variant(JSONB(), "postgresql")
+_JSON = JSONType()
 metadata = MetaData()
 work_items = Table(
     "work_items", metadata,

@@ -47,7 +47,7 @@ from scanner.history.database import utcnow as _now
 from scanner.history.keys import inventory_key, members_inventory, selection_key
 from scanner.history.lock import RunLock
 from scanner.history.stored_records import load_result
-from scanner.history.tables import Base, LockRow, ResultRow, RunRow
+from scanner.history.tables import LockRow, ResultRow, RunRow, metadata
 from scanner.models import Target, TargetResult
 from scanner.settings import Settings, settings_to_json
 
@@ -493,4 +493,4 @@ class RunRecorder:
 
 __all__ = ["Store", "StoreError", "StoreBusy", "RunInfo", "RunRecorder", "RunLock", "ResultSummary",
            "Observation", "default_url", "inventory_key", "members_inventory", "selection_key", "redact",
-           "make_engine", "ENV_VAR", "Base", "RunRow", "ResultRow", "LockRow"]
+           "make_engine", "ENV_VAR", "metadata", "RunRow", "ResultRow", "LockRow"]

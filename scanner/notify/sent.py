@@ -1,8 +1,8 @@
 """What was sent to whom and when: one row per item a message mentioned (a problem reported or
 reminded, or a fix thanked for), so the next message repeats an item only when its reminder is due.
 
-The table lives in the history store's database; it comes from the store's migration 0003 (applied when
-the store is opened), never from ``create_all``.
+The table lives in the history store's database: migration 0003 adds it to an older store; a new store
+is built from the declaration below (``scanner.migrations.runner.head_metadata``), the same schema.
 """
 
 from __future__ import annotations
@@ -10,29 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, func, insert, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, insert, select
 
 from scanner.history.store import Store
+from scanner.history.tables import Rows
 
-
-class NotifyBase(DeclarativeBase):
-    pass
-
-
-class SentRow(NotifyBase):
-    __tablename__ = "notifications_sent"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    member: Mapped[str] = mapped_column(String(64), index=True)
-    item_key: Mapped[str] = mapped_column(Text)  # "<target key>|<control ID>"
-    severity: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(8))  # open (reported or reminded) | fixed (thanked for)
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    run_id: Mapped[int] = mapped_column(Integer)
-    recipient: Mapped[str] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(Text)
+metadata = MetaData()
+SentRow = Rows(Table(
+    "notifications_sent", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member", String(64), nullable=False, index=True),
+    Column("item_key", Text, nullable=False),  # "<target key>|<control ID>"
+    Column("severity", String(16), nullable=False),
+    Column("state", String(8), nullable=False),  # open (reported or reminded) | fixed (thanked for)
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("message_id", Text, nullable=False),
+))
 
 
 @dataclass(frozen=True)
