@@ -20,10 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# anyio's asyncio backend, which httpcore loads at a scan's first connection: imported there, it held the
-# event loop 85-130 ms (the TLS collector's import thread competing) just before the first HTTPS handshake,
-# on the critical path of every one-host scan. Only scans import this module (the CLI loads it lazily).
-import anyio._backends._asyncio  # noqa: F401
 import h2.exceptions
 import httpcore
 import httpx
@@ -45,6 +41,13 @@ from scanner.net.politeness import (
 from scanner.net.resolver import ResolutionError, Resolver
 from scanner.net.stats import ScanStats
 from scanner.settings import Settings
+
+
+def load_backend() -> None:
+    """Import anyio's asyncio backend, which httpcore loads at the first connection: a scan with HTTP work
+    calls this before its targets start. Loaded at the first connection, it held the event loop 85-130 ms
+    (the TLS collector's import thread competing for the GIL) just before the first HTTPS handshake."""
+    import anyio._backends._asyncio  # noqa: F401
 
 
 class HttpResponse(Frozen):
