@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from typing import Any
 
 
 @functools.lru_cache(maxsize=4096)  # asked per request; a host name's failed parse is the costly case
@@ -37,23 +38,37 @@ def is_internal_address(addr: str) -> bool:
 
 def registrable_domain(host: str) -> str:
     """The organisational (registrable) domain of a host name, from the public suffix list."""
-    from publicsuffixlist import PublicSuffixList
-
     host = host.lower().rstrip(".")
     if is_ip_literal(host):
         return host
-    psl = _psl(PublicSuffixList)
-    return psl.privatesuffix(host) or host
+    return _psl().privatesuffix(host) or host
 
 
-_PSL = None
+@functools.cache
+def _psl() -> Any:
+    """publicsuffixlist's list, parsed once per process (the first target's scope asks for it)."""
+    from publicsuffixlist import PublicSuffixList
 
+    class _Parsed(PublicSuffixList):  # type: ignore[misc]
+        """The library's parse (``_parse``) of its own file, without IDNA-encoding the ASCII rules (all but
+        ~460 of ~10,000; an ASCII rule encodes to itself, so the set is the same): ~105 -> ~55 ms of
+        every scan's start-up. Other sources and options parse as the library does."""
 
-def _psl(factory):  # type: ignore[no-untyped-def]
-    global _PSL
-    if _PSL is None:
-        _PSL = factory()
-    return _PSL
+        def _parse(self, source: Any, accept_encoded_idn: bool, only_icann: bool = False) -> None:
+            if only_icann or not accept_encoded_idn or not hasattr(source, "read"):
+                super()._parse(source, accept_encoded_idn, only_icann)
+                return
+            raw = source.read()
+            text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes | bytearray) else raw
+            rules = {line.split(" ", 1)[0].rstrip() for line in text.lower().splitlines()}
+            rules = {r for r in rules if r and not r.startswith("//")}
+            for rule in [r for r in rules if not r.isascii()]:
+                bang = "!" if rule[0] == "!" else ""
+                rules.add(bang + rule.lstrip("!").encode("idna").decode("ascii"))
+            self._publicsuffix = frozenset(rules)
+            self._maxlabel = max((r.count(".") + 1 for r in rules), default=0)
+
+    return _Parsed()
 
 
 def in_scope(host: str, scope: tuple[str, ...]) -> bool:
