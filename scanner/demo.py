@@ -7,7 +7,6 @@ Everything runs in this process: a private CA minted on the spot, pure-Python TL
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import tempfile
@@ -160,11 +159,11 @@ def demo_settings(sites: list[DemoSite], ca: Path) -> Settings:
 
 
 def scan_demo(sites: list[DemoSite], ca: Path) -> Report:
-    from scanner.engine import Scanner
+    from scanner.engine import Scanner, run_main
 
     targets = [endpoint(f"https://{s.name}:{s.https_port}/").model_copy(update={"http_port": s.http_port})
                for s in sites]
-    return asyncio.run(Scanner(demo_settings(sites, ca)).run(targets))
+    return run_main(Scanner(demo_settings(sites, ca)).run(targets))
 
 
 def run_demo(output: Path, keep_running: bool = False) -> Path:

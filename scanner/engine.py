@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from scanner import __version__, native_memory
 from scanner.baseline import Baseline, load_baseline
@@ -35,6 +35,7 @@ from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
 from scanner.settings import Settings, usable_cores
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -373,9 +374,23 @@ def processes_wanted(settings: Settings, targets: int) -> int:
     return min(cores, targets)
 
 
+def run_main(main: Awaitable[T]) -> T:
+    """``asyncio.run(main)``, its result handed back aside. Python 3.11's runner ends by asking
+    ``signal.getsignal`` about the SIGINT handler it installed, a partial holding the main task; that
+    builds (and throws away) the task's repr, the result's full repr included: a whole Report, which
+    grows with the targets kept."""
+    box: list[T] = []
+
+    async def keep() -> None:
+        box.append(await main)
+
+    asyncio.run(keep())
+    return box[0]
+
+
 def run_scan(targets: list[Target], settings: Settings, **kwargs: Any) -> Report:
     """Synchronous convenience wrapper around ``Scanner.run``."""
-    return asyncio.run(Scanner(settings).run(targets, **kwargs))
+    return run_main(Scanner(settings).run(targets, **kwargs))
 
 
-__all__ = ["Scanner", "Selection", "SelectionError", "run_scan", "SCHEMA_VERSION", "Status"]
+__all__ = ["Scanner", "Selection", "SelectionError", "run_main", "run_scan", "SCHEMA_VERSION", "Status"]

@@ -333,7 +333,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
     result, and the caller renders and summarises from the store. ``alongside(scan)``: work that runs
     beside the scan (opening the history store) and must end well for the scan to count: the scan ends
     only once it has, and its exception cancels the scan and is raised."""
-    from scanner.engine import Scanner, SelectionError
+    from scanner.engine import Scanner, SelectionError, run_main
 
     try:
         scanner = Scanner(settings)
@@ -376,7 +376,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
 
     settle_heap()
     with progress:
-        report = asyncio.run(scan())
+        report = run_main(scan())
     if not keep_results:
         return report, []
     try:
