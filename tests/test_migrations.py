@@ -21,6 +21,7 @@ from scanner.migrations.runner import current, head
 from tests.test_store import pg_store_url
 from tests.testbed.cli import pledgescan
 from tests.testbed.portfolio import make_result, make_target
+from tests.testbed.stores import newer_store
 
 OLD_STORE = Path(__file__).parent / "data" / "store-v0.sqlite3"
 
@@ -125,12 +126,7 @@ def test_two_processes_opening_a_new_store_at_once(tmp_path) -> None:
 
 
 def test_a_store_from_a_newer_version_is_refused_clearly(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'future.sqlite3'}"
-    Store(url).close()
-    engine = sa.create_engine(url)
-    with engine.begin() as c:
-        c.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
-    engine.dispose()
+    url = newer_store(tmp_path / "future.sqlite3")
     with pytest.raises(StoreError, match="revision 0999, newer than this pledgescan knows"):
         Store(url)
 

@@ -13,6 +13,7 @@ from scanner.history.database import make_engine
 from scanner.history.store import Store
 from scanner.migrations import runner
 from tests.test_store import pg_store_url
+from tests.testbed.stores import newer_store
 
 
 def schema(engine: sa.engine.Engine) -> dict[str, Any]:
@@ -113,16 +114,6 @@ def silent_server():
         sock.close()
 
 
-def _newer_store(path) -> str:
-    url = f"sqlite:///{path}"
-    Store(url).close()
-    engine = sa.create_engine(url)
-    with engine.begin() as c:
-        c.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
-    engine.dispose()
-    return url
-
-
 @pytest.mark.parametrize("case", ["bad-url", "unwritable", "newer"])
 def test_a_store_that_cannot_open_fails_the_scan_in_one_line(case: str, tmp_path, silent_server) -> None:
     """The scan starts while the store opens: when the store fails, the command fails as it always did
@@ -133,7 +124,7 @@ def test_a_store_that_cannot_open_fails_the_scan_in_one_line(case: str, tmp_path
     url, expected = {
         "bad-url": ("nosuch://x", "cannot open the history store nosuch://x: Can't load plugin"),
         "unwritable": (f"sqlite:///{tmp_path / 'file' / 'h.sqlite3'}", "cannot open the history store: "),
-        "newer": (_newer_store(tmp_path / "future.sqlite3"),
+        "newer": (newer_store(tmp_path / "future.sqlite3"),
                   "the history store has schema revision 0999, newer than this pledgescan knows"),
     }[case]
     out = tmp_path / "r.json"
