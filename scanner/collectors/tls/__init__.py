@@ -348,9 +348,9 @@ class _Pipeline:
     error) is waited for and dropped: sslyze's own scan runs then, as before."""
 
     def __init__(self, host: str, port: int, addr: str, settings: Settings, classes: bool,
-                 halt: _Halt | None = None) -> None:
+                 halt: _Halt) -> None:
         self.host, self.port, self.addr, self.settings, self.classes = host, port, addr, settings, classes
-        self.halt = halt or _Halt(None, None)
+        self.halt = halt
         # ROBOT's chain first, then the prober's handshakes, then the one-handshake commands.
         self.pool = PriorityPool(max(1, settings.per_host_connections), "tls-conn", default=2)
         self.prober_pool = self.pool.at(1)

@@ -126,7 +126,7 @@ CLASSES: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
 _COMPLEMENTS = frozenset({"no_fs", "cbc"})
 # The suites sslyze's ROBOT test asks for first on TLS 1.2 (legacy client): a handshake of the prober that
 # picked one of them has received the RSA key that test would ask for.
-ROBOT_SUITES = frozenset({"AES128-GCM-SHA256", "AES256-GCM-SHA384"})
+ROBOT_SUITES = frozenset(sa.ROBOT_GCM.split(":"))
 _CLASS_PROTOCOLS = frozenset({"SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"})
 
 

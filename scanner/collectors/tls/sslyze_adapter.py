@@ -83,6 +83,7 @@ __all__ = [
     "NoCiphersAvailableBugInSSlyze",
     "OpenSSLError",
     "OpenSslEcNidEnum",
+    "ROBOT_GCM",
     "ScanCommand",
     "ServerConnectivityInfo",
     "ServerRejectedConnection",
@@ -371,7 +372,7 @@ class CommandRun:
         try:
             attempts, note = _robot_attempts(info, rsa, self.urgent)
             if note is not None and self.robot_key_seen:
-                note += f"; the RSA key from the prober's TLS 1.2 handshake accepting one of {_ROBOT_GCM}"
+                note += f"; the RSA key from the prober's TLS 1.2 handshake accepting one of {ROBOT_GCM}"
             self.robot_out = attempts, note
         except Exception as exc:  # a bug must not pass for a verdict: the command errs
             self.robot_out = ([(None, exc)] * RobotImplementation._TEST_ATTEMPTS_NB, None)
@@ -454,12 +455,12 @@ def _with_robot(result: Any, verdict: Any) -> Any:
     return dataclasses.replace(result, scan_result=dataclasses.replace(result.scan_result, robot=attempt))
 
 
-_ROBOT_GCM = "AES128-GCM-SHA256:AES256-GCM-SHA384"  # what sslyze's ROBOT test offers first on TLS 1.2
+ROBOT_GCM = "AES128-GCM-SHA256:AES256-GCM-SHA384"  # what sslyze's ROBOT test offers first on TLS 1.2
 
 
 def _robot_rsa_seen(info: Any, chain: tuple[str, ...] | None) -> Future[Any] | None:
     """``_robot_rsa``'s answer, done, from ``chain`` (served over TLS 1.2 to the legacy client with one of
-    ``_ROBOT_GCM``'s suites): the handshake sslyze's test opens first would offer the same suites with the
+    ``ROBOT_GCM``'s suites): the handshake sslyze's test opens first would offer the same suites with the
     same client and protocol and read the leaf's RSA key. None (ask as sslyze does) without such a chain,
     when ROBOT would use another protocol (highest below TLS 1.2), or when the leaf's key is not RSA."""
     highest = info.tls_probing_result.highest_tls_version_supported
@@ -472,7 +473,7 @@ def _robot_rsa_seen(info: Any, chain: tuple[str, ...] | None) -> Future[Any] | N
     if not isinstance(key, RSAPublicKey):
         return None
     done: Future[Any] = Future()
-    done.set_result((TlsVersionEnum.TLS_1_2, _ROBOT_GCM, key.public_numbers()))
+    done.set_result((TlsVersionEnum.TLS_1_2, ROBOT_GCM, key.public_numbers()))
     return done
 
 
@@ -483,7 +484,7 @@ def _robot_rsa(info: Any) -> tuple[Any, str, Any]:
     version = TlsVersionEnum.TLS_1_2 if highest.value >= TlsVersionEnum.TLS_1_3.value else highest
     params = None
     if version == TlsVersionEnum.TLS_1_2:
-        cipher = _ROBOT_GCM
+        cipher = ROBOT_GCM
         params = _rsa_parameters(info, version, cipher)
     if params is None:
         cipher = "RSA"
