@@ -364,12 +364,9 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
         side = asyncio.ensure_future(alongside(main))
         try:
             await asyncio.wait((main, side), return_when=asyncio.FIRST_EXCEPTION)
-            if side.done() and side.exception() is not None:
-                main.cancel()
-                await asyncio.gather(main, return_exceptions=True)
-            await side  # raises its exception; or the scan ended first: the store must be ready too
+            await side  # raises its exception (the finally cancels the scan), or waits for the store
             return await main
-        finally:
+        finally:  # both ended, or either raised: the other is cancelled and awaited
             for task in (main, side):
                 task.cancel()
             await asyncio.gather(main, side, return_exceptions=True)
