@@ -73,3 +73,16 @@ def test_intervals_parse_and_refuse_nonsense() -> None:
         parse_intervals(["urgent=3"])
     with pytest.raises(ValueError, match="SEVERITY=DAYS"):
         parse_intervals(["high=-1"])
+
+
+def test_member_history_is_the_members_own_runs_up_to_the_planned_one(store: Store) -> None:
+    first = record_run(store, day(0), {"T4": "fail"})
+    second = record_run(store, day(7), {"H2": "fail"})
+    record_run(store, day(14), {"C1": "fail"})  # newer than the run planned below: not read
+    history = store.member_history("lycee", second, limit=5)
+    assert [(run_id, started) for run_id, started, _ in history] == [(second, day(7)), (first, day(0))]
+    [(_, _, [latest])] = history[:1]
+    assert latest.member == "lycee" and latest.controls["H2"][0] == "fail"
+    assert latest.controls["T4"][0] == "pass"
+    assert [run_id for run_id, _, _ in store.member_history("lycee", second, limit=1)] == [second]
+    assert store.member_history("nobody", second, limit=5) == []

@@ -127,16 +127,14 @@ def _first_seen(store: Store, run: RunInfo, member: str) -> dict[str, datetime]:
     the control could not be decided (or the target was not scanned) does not break the streak."""
     since: dict[str, datetime] = {}
     broken: set[str] = set()
-    for past in store.runs(member=member, limit=HISTORY_RUNS):
-        if past.id > run.id:
-            continue
-        for s in store.summaries(past.id, member=member):
+    for _run_id, started_at, summaries in store.member_history(member, run.id, HISTORY_RUNS):
+        for s in summaries:
             for cid, (status, _sev) in s.controls.items():
                 key = f"{s.target_key}|{cid}"
                 if key in broken:
                     continue
                 if status == Status.FAIL.value:
-                    since[key] = past.started_at
+                    since[key] = started_at
                 elif status in (Status.PASS.value, Status.WARN.value, Status.NOT_APPLICABLE.value):
                     broken.add(key)
     return since
