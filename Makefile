@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/bench_scale.py
 	$(PY) bench/bench_html.py
 	$(PY) bench/bench_workers.py
+	$(PY) bench/bench_notify.py
 
 I18N_POT = scanner/locale/messages.pot
 i18n-extract:  ## every translatable text (templates, Python, check metadata, baseline) into the .pot
