@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Callable, Container
 from typing import Any
 
 
@@ -34,6 +35,12 @@ def is_internal_address(addr: str) -> bool:
         or ip.is_multicast
         or ip.is_unspecified
     )
+
+
+def address_allowed(addr: str, targets: Container[str], operator_mapped: Callable[[str], bool]) -> bool:
+    """May a scan connect to ``addr``? Public addresses always; internal ones only when they are targets'
+    own or an operator's mapping (``--resolve``, ``operator_mapped``) names them."""
+    return not is_internal_address(addr) or addr in targets or operator_mapped(addr)
 
 
 def registrable_domain(host: str) -> str:
