@@ -29,7 +29,6 @@ from scanner.models import (
     ToolInfo,
 )
 from scanner.net.context import ScanContext
-from scanner.net.fetcher import load_backend
 from scanner.net.politeness import AddressBudget
 from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
@@ -142,6 +141,8 @@ class Scanner:
         ctx = ScanContext.create(self.settings, self.budget)
         ctx.tls_alone = not self.selection.families("endpoint") & {"http", "exposure"}
         if not ctx.tls_alone:
+            from scanner.net.fetcher import load_backend  # the HTTP stack: only a scan with HTTP work
+
             load_backend()  # now, not at the first connection (a TLS-only scan seldom needs it)
         if prepare is not None:
             prepare(ctx)

@@ -17,8 +17,6 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
-from babel.support import NullTranslations, Translations
-
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 DEFAULT_LANGUAGE = "en"
@@ -54,6 +52,8 @@ def direction(lang: str) -> str:
 @cache
 def translations(lang: str = DEFAULT_LANGUAGE) -> gettext.NullTranslations:
     """The compiled catalogue of ``lang`` (English: no catalogue, the source texts)."""
+    from babel.support import NullTranslations, Translations  # when a text is rendered, not at --lang
+
     code = normalize(lang)
     if code == DEFAULT_LANGUAGE:
         return NullTranslations()

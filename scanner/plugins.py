@@ -198,8 +198,14 @@ def check(check_id: str, needs: str | Needs) -> Callable[[CheckFunc], Check]:
 
 
 def _builtin_first(ep: Any) -> tuple[bool, str]:
-    dist = getattr(ep, "dist", None)
-    return (getattr(dist, "name", "") != "pledgescan", ep.name)
+    return (_dist_name(getattr(ep, "dist", None)) != "pledgescan", ep.name)
+
+
+@cache
+def _dist_name(dist: Any) -> str:
+    """A distribution's name, read once: ``Distribution.name`` parses its METADATA file at every call,
+    and a sort asks once per entry point (a distribution's entry points share one object)."""
+    return str(getattr(dist, "name", "") or "")
 
 
 @cache

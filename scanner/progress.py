@@ -3,17 +3,11 @@ elapsed and estimated time left, and the targets in work."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 MAX_SHOWN = 2  # targets named in the bar; "+N more" for the rest
 
@@ -22,8 +16,13 @@ class ScanProgress:
     """A progress bar over targets; silent when disabled or when stderr is not a terminal."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
-        self.console = Console(stderr=True)
-        self.enabled = enabled and self.console.is_terminal and total > 0
+        self.console: Console | None = None
+        self.enabled = False
+        if enabled and total > 0:  # rich only then: -q and empty scans skip its import (CPU at start-up)
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+            self.enabled = self.console.is_terminal
         self._progress: Progress | None = None
         self._task: Any = None
         self.total = total
@@ -31,6 +30,15 @@ class ScanProgress:
 
     def __enter__(self) -> ScanProgress:
         if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left ~"),

@@ -18,7 +18,8 @@ import pytest
 from scanner.collectors.dnssec import has_type
 from scanner.collectors.tls.handshake import handshake_error_kind
 from scanner.errors import ErrorKind
-from scanner.net.error_kinds import DNSFailure, Refused, dns_error_kind, rcode_kind, transport_error_kind
+from scanner.net.error_kinds import DNSFailure, dns_error_kind, rcode_kind, transport_error_kind
+from scanner.net.fetcher import Refused
 
 
 def chained(outer: BaseException, *inner: BaseException) -> BaseException:

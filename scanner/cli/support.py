@@ -341,7 +341,6 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
         raise InputProblem(str(exc)) from None
     from scanner.progress import ScanProgress
     from scanner.reporters import render_all
-    from scanner.reporters.terminal import print_summary
 
     formats = formats or ("html",)
     out = default_output(formats, output, default_name)
@@ -383,7 +382,7 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
                            ) from None
     if not quiet:
         from scanner.reporters.output import is_stdout
-        from scanner.reporters.terminal import plain_console
+        from scanner.reporters.terminal import plain_console, print_summary  # rich: not with -q
 
         # with -o - the report owns standard output: the summary goes to stderr
         print_summary(report, plain_console(stderr=True) if is_stdout(out) and render else None)

@@ -293,7 +293,7 @@ async def _collect(th: _ThreadScope, run_id: int, scanner: Any, target: Target, 
             # they would keep them while this thread's loop sleeps between messages, where no lease is
             # renewed: other workers would wait for the lease to run out, and then the address would
             # have one more connection open than its cap.
-            await ctx.fetcher.aclose()
+            await ctx.close_http()
     stats = {"http_requests_per_host": dict(Counter(ctx.stats.http_requests) - http_before),
              "tls_connections": sum(ctx.stats.tls_connections.values()) - tls_before}
     if th.budget is not None and th.budget.outage:

@@ -6,22 +6,27 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from scanner.net.fetcher import Fetcher
 from scanner.net.memo import ResponseMemo
+from scanner.net.names import address_allowed
 from scanner.net.politeness import AddressBudget, LocalAddressBudget, Politeness, SocketCap
 from scanner.net.resolver import Resolver
 from scanner.net.stats import ScanStats
 from scanner.settings import Settings
 
+if TYPE_CHECKING:
+    from scanner.net.fetcher import Fetcher
+
 
 @dataclass
 class ScanContext:
-    """What collectors get: settings and the shared network plumbing of the scan."""
+    """What collectors get: settings and the shared network plumbing of the scan. The HTTP fetcher is
+    built at its first use: a scan of TLS controls alone seldom needs it, and building it imports the
+    whole HTTP stack (httpx, httpcore, h2, anyio: about a quarter of a second of CPU)."""
 
     settings: Settings
     resolver: Resolver
-    fetcher: Fetcher
     politeness: Politeness
     stats: ScanStats
     target_addresses: set[str] = field(default_factory=set)
@@ -31,6 +36,21 @@ class ScanContext:
     tls_alone: bool = False  # no HTTP-family collector runs in this scan
     # HTTP-family collectors running per address, and per "family@address"
     http_users: Counter[str] = field(default_factory=Counter)
+    _fetcher: Fetcher | None = None
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """The scan's HTTP fetcher (built now if nothing used it yet)."""
+        if self._fetcher is None:
+            from scanner.net.fetcher import Fetcher
+
+            self._fetcher = Fetcher(self.settings, self.resolver, self.politeness, self.stats,
+                                    self.target_addresses)
+        return self._fetcher
+
+    def address_allowed(self, addr: str) -> bool:
+        """May the scan connect to ``addr`` (the fetcher's rule, without building the fetcher)?"""
+        return address_allowed(addr, self.target_addresses, self.resolver.is_operator_address)
 
     def memo(self, target_key: str) -> ResponseMemo:
         """The answers shared by the collectors of this target (a memo of their own when the target is
@@ -60,7 +80,7 @@ class ScanContext:
             for addr in addrs:
                 self.http_users[f"{family}@{addr}"] -= 1
                 self.http_users[addr] -= 1
-                if self.http_users[addr] <= 0:
+                if self.http_users[addr] <= 0 and self._fetcher is not None:
                     with contextlib.suppress(Exception):
                         await self.fetcher.close_idle(addr, done=True)
             self.http_users += Counter()  # drops the counts at zero
@@ -75,7 +95,8 @@ class ScanContext:
             self.in_flight[addr] -= 1
             if self.in_flight[addr] <= 0:
                 del self.in_flight[addr]
-                await self.fetcher.release(addr)
+                if self._fetcher is not None:
+                    await self._fetcher.release(addr)
 
     @classmethod
     def create(cls, settings: Settings, budget: AddressBudget | None = None) -> ScanContext:
@@ -86,12 +107,14 @@ class ScanContext:
         if budget is None:
             budget = LocalAddressBudget(settings.per_host_connections, settings.rate_limit)
         politeness = Politeness(budget, SocketCap(settings.max_sockets))
-        stats = ScanStats()
-        allowed: set[str] = set()
-        fetcher = Fetcher(settings, resolver, politeness, stats, allowed)
-        return cls(settings, resolver, fetcher, politeness, stats, allowed, owns)
+        return cls(settings, resolver, politeness, ScanStats(), set(), owns)
+
+    async def close_http(self) -> None:
+        """Close the fetcher's connections (it stays usable), if it was built."""
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
 
     async def aclose(self) -> None:
-        await self.fetcher.aclose()
+        await self.close_http()
         if self.owns_budget:
             await self.politeness.aclose()

@@ -2,21 +2,23 @@
 
 One home for the mapping, used by the fetcher, the resolver, the DNS collector and the TLS handshakes:
 ``transport_error_kind`` walks the cause chain (httpx -> httpcore -> anyio -> ssl/OSError) and takes the
-first exception that says something definite; ``dns_error_kind`` reads dnspython's classes.
+first exception that says something definite; ``dns_error_kind`` reads dnspython's classes. The HTTP
+stack's classes are read from the modules already loaded: an exception of httpx's exists only once httpx
+is, and a scan without HTTP (TLS controls alone) never imports it.
 """
 
 from __future__ import annotations
 
 import errno
 import ssl
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dns.exception
 import dns.message
 import dns.rcode
 import dns.resolver
-import httpcore
-import httpx
 
 from scanner.errors import ErrorKind
 
@@ -46,12 +48,41 @@ class DNSFailure(dns.exception.DNSException, KindedError):
         self.kind = kind
 
 
-class Refused(httpcore.ConnectError, KindedError):
-    """A connection the fetcher would not open (internal address) or could not address (resolution)."""
+_Classes = tuple[type[BaseException], ...]
 
-    def __init__(self, message: str, kind: ErrorKind) -> None:
-        super().__init__(message)
-        self.kind = kind
+
+@dataclass(frozen=True)
+class _HttpClasses:
+    """The HTTP stack's exception classes, by the kind they say."""
+
+    timeout: _Classes = ()
+    protocol: _Classes = ()
+    reset: _Classes = ()
+    transport: _Classes = ()
+
+
+_NO_HTTP = _HttpClasses()
+_http_classes: _HttpClasses | None = None
+
+
+def _http() -> _HttpClasses:
+    """httpx's and httpcore's classes once both are loaded (then kept), none before (nothing can have
+    raised them yet)."""
+    global _http_classes
+    if _http_classes is None:
+        if "httpx" not in sys.modules or "httpcore" not in sys.modules:
+            return _NO_HTTP
+        import httpcore
+        import httpx
+
+        _http_classes = _HttpClasses(
+            timeout=(httpx.TimeoutException, httpcore.TimeoutException),
+            protocol=(httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError,
+                      httpcore.ProtocolError, httpx.InvalidURL),
+            reset=(httpx.ReadError, httpx.WriteError, httpcore.ReadError, httpcore.WriteError),
+            transport=(httpx.TransportError, httpcore.NetworkError),
+        )
+    return _http_classes
 
 
 def causes(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
@@ -115,7 +146,7 @@ def _definite(exc: BaseException) -> ErrorKind | None:
         return exc.kind
     if isinstance(exc, ssl.SSLError):
         return ssl_error_kind(exc)
-    if isinstance(exc, TimeoutError | httpx.TimeoutException | httpcore.TimeoutException):
+    if isinstance(exc, (TimeoutError, *_http().timeout)):
         return ErrorKind.TIMEOUT
     if isinstance(exc, OSError) and exc.errno in _ERRNO_KIND:
         return _ERRNO_KIND[exc.errno]
@@ -135,12 +166,12 @@ def transport_error_kind(exc: BaseException) -> ErrorKind:
         kind = _definite(e)
         if kind is not None:
             return kind
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError | httpx.DecodingError
-                  | httpcore.ProtocolError | httpx.InvalidURL | UnicodeError | ValueError):
+    http = _http()
+    if isinstance(exc, (*http.protocol, UnicodeError, ValueError)):
         return ErrorKind.PROTOCOL
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpcore.ReadError | httpcore.WriteError):
+    if isinstance(exc, http.reset):
         return ErrorKind.RESET
-    if isinstance(exc, httpx.TransportError | httpcore.NetworkError | OSError):
+    if isinstance(exc, (*http.transport, OSError)):
         return ErrorKind.CONNECT
     return ErrorKind.UNKNOWN
 

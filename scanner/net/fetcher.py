@@ -28,8 +28,8 @@ from pydantic import Field
 
 from scanner.errors import ErrorKind, short_message
 from scanner.models import Frozen
-from scanner.net.error_kinds import Refused, transport_error_kind
-from scanner.net.names import is_internal_address
+from scanner.net.error_kinds import KindedError, transport_error_kind
+from scanner.net.names import address_allowed
 from scanner.net.politeness import (
     LocalAddressBudget,
     Politeness,
@@ -41,6 +41,14 @@ from scanner.net.politeness import (
 from scanner.net.resolver import ResolutionError, Resolver
 from scanner.net.stats import ScanStats
 from scanner.settings import Settings
+
+
+class Refused(httpcore.ConnectError, KindedError):
+    """A connection the fetcher would not open (internal address) or could not address (resolution)."""
+
+    def __init__(self, message: str, kind: ErrorKind) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def load_backend() -> None:
@@ -376,9 +384,7 @@ class Fetcher:
 
     def address_allowed(self, addr: str) -> bool:
         """Public addresses always; internal ones only when they are targets or ``--resolve`` maps."""
-        if not is_internal_address(addr):
-            return True
-        return addr in self.allowed_addresses or self.resolver.is_operator_address(addr)
+        return address_allowed(addr, self.allowed_addresses, self.resolver.is_operator_address)
 
     async def fetch(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
                     max_bytes: int | None = None, bulk: bool = False) -> HttpResponse:

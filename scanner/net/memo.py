@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-from scanner.net.fetcher import Fetcher, HttpResponse
+if TYPE_CHECKING:  # imported when a response is fetched: a scan without HTTP never loads the HTTP stack
+    from scanner.net.fetcher import Fetcher, HttpResponse
 
 _Headers = tuple[tuple[str, str], ...]
 
@@ -34,6 +36,8 @@ class ResponseMemo:
                 me = asyncio.current_task()
                 if me is not None and me.cancelling():
                     raise
+                from scanner.net.fetcher import HttpResponse
+
                 resp = HttpResponse(url=url)  # the first asker was cancelled: ask again below
             encoded = (resp.header("content-encoding") or "identity").strip().lower() != "identity"
             if not encoded and resp.status is not None and (known[0] >= limit or not resp.body_truncated):

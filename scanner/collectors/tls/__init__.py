@@ -105,7 +105,7 @@ async def collect(
         return TLSEvidence(**base, error="no address to connect to")
     addr = addresses[0]
     base["address"] = addr
-    if not ctx.fetcher.address_allowed(addr):
+    if not ctx.address_allowed(addr):
         return TLSEvidence(**base, error=f"refused to connect to internal address {addr} (not a target)",
                            error_kind=ErrorKind.BLOCKED)
 
