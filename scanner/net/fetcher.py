@@ -28,6 +28,7 @@ from pydantic import Field
 
 from scanner.errors import ErrorKind, short_message
 from scanner.models import Frozen
+from scanner.net.coalesce import BEFORE_STREAM, COALESCED, Coalescing, CoalescingPool
 from scanner.net.error_kinds import Refused, transport_error_kind
 from scanner.net.names import is_internal_address
 from scanner.net.politeness import (
@@ -275,6 +276,9 @@ class Fetcher:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._unverified: dict[tuple[str, int], str] = {}  # (host, port) -> why its certificate failed
         self._verified: set[tuple[str, int]] = set()
+        # HTTP/2 connections also serve the other names their verified certificate covers (shared
+        # hosting), never for a host whose own certificate failed verification.
+        self._coalescing = Coalescing(lambda host, port: (host, port) not in self._unverified)
         self._answered_unverified: set[tuple[str, int]] = set()
         self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
@@ -319,9 +323,10 @@ class Fetcher:
         client = self._clients.get(key)
         if client is None:
             cap = http_share(self.politeness.budget.per_address_connections)
-            pool = httpcore.AsyncConnectionPool(
-                ssl_context=self._contexts[True], max_connections=cap, max_keepalive_connections=cap,
-                keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2, network_backend=self._backend)
+            pool = CoalescingPool(
+                self._coalescing, ssl_context=self._contexts[True], max_connections=cap,
+                max_keepalive_connections=cap, keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2,
+                network_backend=self._backend)
             t = self.settings.timeout
             client = httpx.AsyncClient(transport=_PoolTransport(pool), follow_redirects=False,
                                        timeout=httpx.Timeout(t, pool=None), trust_env=False,
@@ -534,15 +539,34 @@ class Fetcher:
                             ("send_connection_init.started", "send_request_headers.started")):
                         leases.append(await self.politeness.begin(addr, bulk=bulk))
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
-                        if rate == "on_send":
+                        if rate == "on_send" and not leases:
                             leases.append(await self.politeness.begin(addr, bulk=bulk))
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
                     if sent is not None and event.endswith("send_request_headers.complete"):
                         sent(event.startswith("http2."))
 
-                request = client.build_request(method, wire_url, headers=headers,
-                                               extensions={**extensions, "trace": trace})
-                response = await client.send(request, stream=True)
+                async def before_stream() -> None:
+                    # On an open HTTP/2 connection (coalesced or not) the rate is drawn before the
+                    # request takes its stream ID (see ``scanner.net.coalesce``).
+                    if rate != "drawn" and not leases:
+                        leases.append(await self.politeness.begin(addr, bulk=bulk))
+
+                def build() -> httpx.Request:
+                    return client.build_request(method, wire_url, headers=headers, extensions={
+                        **extensions, "trace": trace, BEFORE_STREAM: before_stream})
+
+                response = await client.send(build(), stream=True)
+                if response.status_code == 421 and response.extensions.get(COALESCED):
+                    # Misdirected on another origin's connection: once more on one of its own origin (the
+                    # pool no longer coalesces it), as browsers do; a request of its own on the budget.
+                    await response.aclose()
+                    for lease in leases:
+                        await lease.end()
+                    leases.clear()
+                    rate = "opening"
+                    deadline.reschedule(None)
+                    self.stats.http_requests[(urlsplit(url).hostname or "").lower()] += 1
+                    response = await client.send(build(), stream=True)
                 try:
                     body, truncated = await _read_bounded(response, limit)
                 finally:
