@@ -70,10 +70,17 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
     """httpcore's connection, which also takes requests of the other origins its verified HTTP/2
     certificate covers (known from its first response's ``network_stream``)."""
 
-    def __init__(self, policy: Coalescing, **kwargs: Any) -> None:
+    def __init__(self, policy: Coalescing, pool: CoalescingPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._policy = policy
+        self._pool = pool
         self._names: tuple[str, ...] | None = None  # None: not yet known (no response yet)
+
+    def is_idle(self) -> bool:
+        # The pool's first open HTTP/2 connection is where requests drawing on the rate for HTTP/2 go:
+        # not closed as idle (for another origin's new connection, or a waiting prober) under them, so
+        # they do not find it gone and draw again.
+        return super().is_idle() and not (self._pool.expecting and self is self._pool.hub())
 
     def can_handle_request(self, origin: httpcore.Origin) -> bool:
         if super().can_handle_request(origin):
@@ -118,10 +125,16 @@ class CoalescingPool(httpcore.AsyncConnectionPool):
     def __init__(self, policy: Coalescing, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._policy = policy
+        self.expecting = 0  # requests waiting for the rate to go over an open HTTP/2 connection
+
+    def hub(self) -> httpcore.AsyncConnectionInterface | None:
+        """The open HTTP/2 connection the pool gives requests first (its assignment takes the first
+        available connection that can handle a request, in this order)."""
+        return next((c for c in self._connections if "HTTP/2" in c.info() and c.is_available()), None)
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
         return CoalescingConnection(
-            self._policy, origin=origin, ssl_context=self._ssl_context,
+            self._policy, self, origin=origin, ssl_context=self._ssl_context,
             keepalive_expiry=self._keepalive_expiry, http1=self._http1, http2=self._http2,
             retries=self._retries, local_address=self._local_address, uds=self._uds,
             network_backend=self._network_backend, socket_options=self._socket_options)

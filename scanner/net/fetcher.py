@@ -272,7 +272,7 @@ class Fetcher:
         for c in self._contexts.values():
             c.set_alpn_protocols(alpn)
         self._backend = _PoliteBackend(self)
-        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+        self._pools: dict[str, CoalescingPool] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._unverified: dict[tuple[str, int], str] = {}  # (host, port) -> why its certificate failed
         self._verified: set[tuple[str, int]] = set()
@@ -423,7 +423,12 @@ class Fetcher:
             while resp is None:
                 drawn: RequestLease | None = None
                 if multiplexed and self._h2_ready(addr, host, port):
-                    drawn = await self.politeness.begin(addr, bulk=bulk)
+                    pool = self._pools[address_key(addr)]
+                    pool.expecting += 1  # its HTTP/2 connection stays open while this waits for the rate
+                    try:
+                        drawn = await self.politeness.begin(addr, bulk=bulk)
+                    finally:
+                        pool.expecting -= 1
                     if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
                         await drawn.end()
                         drawn = None
