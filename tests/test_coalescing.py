@@ -55,6 +55,11 @@ def _server(name: str, chain: Path, key: Path, log: Path, misdirected: bool = Fa
 """
 
 
+@pytest.fixture(autouse=True)
+def coalescing_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("scanner.net.coalesce.ENABLED", True)
+
+
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory):
     require_nginx()

@@ -21,6 +21,10 @@ from typing import Any
 
 import httpcore
 
+# Off until a multi-process scan keeps its verdicts with it: tests/test_processes.py's
+# test_processes_give_the_verdicts_of_one... gets C1-C4 "error" for some targets with coalescing on (4 of 5
+# runs; 1 of 3 on main), not yet understood. tests/test_coalescing.py turns it on.
+ENABLED = False
 COALESCED = "pledgescan.coalesced"  # response extension: the request went over another origin's connection
 BEFORE_STREAM = "pledgescan.before_stream"  # request extension: awaited before an HTTP/2 stream is taken
 Origin = tuple[str, int]
@@ -63,7 +67,7 @@ class Coalescing:
         self.refused: set[Origin] = set()
 
     def allows(self, host: str, port: int) -> bool:
-        return (host, port) not in self.refused and self._may(host, port)
+        return ENABLED and (host, port) not in self.refused and self._may(host, port)
 
 
 class CoalescingConnection(httpcore.AsyncHTTPConnection):
@@ -80,7 +84,8 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
         # The pool's first open HTTP/2 connection is where requests drawing on the rate for HTTP/2 go:
         # not closed as idle (for another origin's new connection, or a waiting prober) under them, so
         # they do not find it gone and draw again.
-        return super().is_idle() and not (self._pool.expecting and self is self._pool.hub())
+        pool = self._pool
+        return super().is_idle() and not (pool.keep_hub and pool.expecting and self is pool.hub())
 
     def can_handle_request(self, origin: httpcore.Origin) -> bool:
         if super().can_handle_request(origin):
@@ -126,6 +131,9 @@ class CoalescingPool(httpcore.AsyncConnectionPool):
         super().__init__(**kwargs)
         self._policy = policy
         self.expecting = 0  # requests waiting for the rate to go over an open HTTP/2 connection
+        # Keep the hub only when another connection can still be opened beside it: with one, the
+        # requests that cannot share it (http://, names it does not cover) would wait for it forever.
+        self.keep_hub = (kwargs.get("max_connections") or 2) > 1
 
     def hub(self) -> httpcore.AsyncConnectionInterface | None:
         """The open HTTP/2 connection the pool gives requests first (its assignment takes the first
