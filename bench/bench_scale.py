@@ -457,8 +457,9 @@ def case_shared(bed: Bed, size: int) -> None:
           f"start ({max(per_second.values(), default=0)} in one calendar second by their end); new "
           f"connections: at most {most_in_window(accepted, 1.0)} in any sliding second "
           f"({max(conns.values(), default=0)} in one calendar second); {len(ended)} HTTP requests in all "
-          f"({len(ended) / wall:.1f} per second); {sum(1 for t in report.targets if t.errors)} targets with "
-          "errors")
+          f"({len(ended) / wall:.1f} per second); {len(accepted)} TCP connections in all "
+          f"({report.stats.get('http_connections')} HTTP, {report.stats.get('tls_connections')} TLS); "
+          f"{sum(1 for t in report.targets if t.errors)} targets with errors")
 
 
 def case_tls_cpu(bed: Bed, hosts: int) -> None:

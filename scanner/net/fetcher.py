@@ -28,6 +28,7 @@ from pydantic import Field
 
 from scanner.errors import ErrorKind, short_message
 from scanner.models import Frozen
+from scanner.net.coalesce import BEFORE_STREAM, COALESCED, Coalescing, CoalescingPool
 from scanner.net.error_kinds import KindedError, transport_error_kind
 from scanner.net.names import address_allowed
 from scanner.net.politeness import (
@@ -128,7 +129,11 @@ KEEPALIVE_S = 5.0  # idle connections are also closed at once when another probe
 # Requests of one origin in flight at once (HTTP/2 streams; with HTTP/1.1 they queue for the pool's
 # connections, and draw on the rate only once sent): a window's bulk share in one or two round trips.
 MAX_IN_FLIGHT = 64
-CLOSE_WAIT_S = 1.0  # at most this long for a closed connection's socket to be released by asyncio
+# At most this long for a closed connection's socket to be released by asyncio. The slot is normally freed
+# only once the socket is closed: anyio's aclose aborts the transport (queued bytes dropped), so asyncio
+# closes the socket at its next loop turn whatever the peer does; the bound is reached only by a loop
+# starved for a whole second (tests/test_connection_close.py).
+CLOSE_WAIT_S = 1.0
 
 
 # A failed handshake on the verifying context: the first request of a host is repeated without verifying.
@@ -279,10 +284,13 @@ class Fetcher:
         for c in self._contexts.values():
             c.set_alpn_protocols(alpn)
         self._backend = _PoliteBackend(self)
-        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+        self._pools: dict[str, CoalescingPool] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._unverified: dict[tuple[str, int], str] = {}  # (host, port) -> why its certificate failed
         self._verified: set[tuple[str, int]] = set()
+        # HTTP/2 connections also serve the other names their verified certificate covers (shared
+        # hosting), never for a host whose own certificate failed verification.
+        self._coalescing = Coalescing(lambda host, port: (host, port) not in self._unverified)
         self._answered_unverified: set[tuple[str, int]] = set()
         self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
@@ -327,9 +335,10 @@ class Fetcher:
         client = self._clients.get(key)
         if client is None:
             cap = http_share(self.politeness.budget.per_address_connections)
-            pool = httpcore.AsyncConnectionPool(
-                ssl_context=self._contexts[True], max_connections=cap, max_keepalive_connections=cap,
-                keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2, network_backend=self._backend)
+            pool = CoalescingPool(
+                self._coalescing, ssl_context=self._contexts[True], max_connections=cap,
+                max_keepalive_connections=cap, keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2,
+                network_backend=self._backend)
             t = self.settings.timeout
             client = httpx.AsyncClient(transport=_PoolTransport(pool), follow_redirects=False,
                                        timeout=httpx.Timeout(t, pool=None), trust_env=False,
@@ -424,7 +433,12 @@ class Fetcher:
             while resp is None:
                 drawn: RequestLease | None = None
                 if multiplexed and self._h2_ready(addr, host, port):
-                    drawn = await self.politeness.begin(addr, bulk=bulk)
+                    pool = self._pools[address_key(addr)]
+                    pool.expecting += 1  # its HTTP/2 connection stays open while this waits for the rate
+                    try:
+                        drawn = await self.politeness.begin(addr, bulk=bulk)
+                    finally:
+                        pool.expecting -= 1
                     if not self._h2_ready(addr, host, port):  # no longer open after waiting for the rate
                         await drawn.end()
                         drawn = None
@@ -540,15 +554,34 @@ class Fetcher:
                             ("send_connection_init.started", "send_request_headers.started")):
                         leases.append(await self.politeness.begin(addr, bulk=bulk))
                     if event.endswith("send_request_headers.started") and deadline.when() is None:
-                        if rate == "on_send":
+                        if rate == "on_send" and not leases:
                             leases.append(await self.politeness.begin(addr, bulk=bulk))
                         deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout * 2)
                     if sent is not None and event.endswith("send_request_headers.complete"):
                         sent(event.startswith("http2."))
 
-                request = client.build_request(method, wire_url, headers=headers,
-                                               extensions={**extensions, "trace": trace})
-                response = await client.send(request, stream=True)
+                async def before_stream() -> None:
+                    # On an open HTTP/2 connection (coalesced or not) the rate is drawn before the
+                    # request takes its stream ID (see ``scanner.net.coalesce``).
+                    if rate != "drawn" and not leases:
+                        leases.append(await self.politeness.begin(addr, bulk=bulk))
+
+                def build() -> httpx.Request:
+                    return client.build_request(method, wire_url, headers=headers, extensions={
+                        **extensions, "trace": trace, BEFORE_STREAM: before_stream})
+
+                response = await client.send(build(), stream=True)
+                if response.status_code == 421 and response.extensions.get(COALESCED):
+                    # Misdirected on another origin's connection: once more on one of its own origin (the
+                    # pool no longer coalesces it), as browsers do; a request of its own on the budget.
+                    await response.aclose()
+                    for lease in leases:
+                        await lease.end()
+                    leases.clear()
+                    rate = "opening"
+                    deadline.reschedule(None)
+                    self.stats.http_requests[(urlsplit(url).hostname or "").lower()] += 1
+                    response = await client.send(build(), stream=True)
                 try:
                     body, truncated = await _read_bounded(response, limit)
                 finally:
