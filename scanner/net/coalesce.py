@@ -28,6 +28,8 @@ ENABLED = False
 COALESCED = "pledgescan.coalesced"  # response extension: the request went over another origin's connection
 BEFORE_STREAM = "pledgescan.before_stream"  # request extension: awaited before an HTTP/2 stream is taken
 Origin = tuple[str, int]
+# h2's refusal to send a request's headers on a connection already closed
+_CLOSED_BEFORE_HEADERS = "SEND_HEADERS in state ConnectionState.CLOSED"
 
 
 def verified_dns_names(ssl_object: Any) -> tuple[str, ...]:
@@ -105,8 +107,13 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
             before: Callable[[], Awaitable[None]] | None = request.extensions.get(BEFORE_STREAM)
             if before is not None:
                 await before()
+                if not self.is_available():
+                    # Closed while the request waited (GOAWAY, or a request on it that timed out): the
+                    # pool assigns it again (its drawn rate kept); sending on it would fail the request
+                    # with h2's "SEND_HEADERS in state CLOSED", an error the verdicts would show.
+                    raise httpcore.ConnectionNotAvailable()
         if origin == self._origin:
-            response = await super().handle_async_request(request)
+            response = await self._send(request)
             if self._names is None:
                 stream = response.extensions.get("network_stream")
                 self._names = verified_dns_names(stream.get_extra_info("ssl_object")) if stream else ()
@@ -115,13 +122,25 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
         # and sends :authority from the Host header, which stays the request's own.
         own = self._origin
         url = httpcore.URL(scheme=own.scheme, host=own.host, port=own.port, target=request.url.target)
-        response = await super().handle_async_request(httpcore.Request(
+        response = await self._send(httpcore.Request(
             request.method, url, headers=request.headers, content=request.stream,
             extensions=request.extensions))
         if response.status == 421:
             self._policy.refused.add((origin.host.decode("ascii", "replace"), origin.port))
         response.extensions[COALESCED] = True
         return response
+
+    async def _send(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpcore.LocalProtocolError as exc:
+            # The connection was closed (the pool closing it as idle, its last stream having ended) while
+            # this request waited for a stream slot: its headers never left, so the pool may give it
+            # another connection; without this the request fails with a protocol error the verdicts
+            # would show (seen under load with several names on one connection).
+            if _CLOSED_BEFORE_HEADERS in str(exc):
+                raise httpcore.ConnectionNotAvailable() from exc
+            raise
 
 
 class CoalescingPool(httpcore.AsyncConnectionPool):
