@@ -21,10 +21,8 @@ from typing import Any
 
 import httpcore
 
-# Off until a multi-process scan keeps its verdicts with it: tests/test_processes.py's
-# test_processes_give_the_verdicts_of_one... gets C1-C4 "error" for some targets with coalescing on (4 of 5
-# runs; 1 of 3 on main), not yet understood. tests/test_coalescing.py turns it on.
-ENABLED = False
+# On by default; False turns it off (tests/test_coalescing.py sets it for its own tests).
+ENABLED = True
 COALESCED = "pledgescan.coalesced"  # response extension: the request went over another origin's connection
 BEFORE_STREAM = "pledgescan.before_stream"  # request extension: awaited before an HTTP/2 stream is taken
 Origin = tuple[str, int]
