@@ -142,6 +142,35 @@ def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
         assert by[f"https://{name}.{DOMAIN}:{TLS_PORT}/"].decided > 10
 
 
+def test_a_killed_workers_finished_targets_stay_in_the_statistics(bed):
+    """Worker 0 gets c0 and stall0 (one target in flight each), finishes c0, and is killed as it starts
+    stall0: c0's requests and connections stay counted (before, a dead worker's statistics were lost)."""
+    ca, _ = bed
+    stall = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stall.bind((STALLS[0], TLS_PORT))
+    stall.listen(64)
+    killed: list[int] = []
+    scanner = Scanner(settings_for(ca, 2, concurrency=2, timeout=30))
+
+    def on_start(t: Target) -> None:
+        if t.host == f"stall0.{DOMAIN}" and not killed:
+            killed.append(scanner.worker_pids[0])
+            os.kill(scanner.worker_pids[0], signal.SIGKILL)
+
+    try:
+        report = asyncio.run(scanner.run(targets(["c0", "stall0", "b0"]), on_start=on_start))
+    finally:
+        stall.close()
+    assert killed
+    by = {t.target: t for t in report.targets}
+    assert by[f"https://c0.{DOMAIN}:{TLS_PORT}/"].decided > 10
+    assert by[f"https://stall0.{DOMAIN}:{TLS_PORT}/"].errors
+    per_host = report.stats["http_requests_per_host"]
+    assert per_host.get(f"c0.{DOMAIN}", 0) > 10 and per_host.get(f"b0.{DOMAIN}", 0) > 10
+    assert report.stats["http_requests"] == sum(per_host.values())
+    assert report.stats["tls_connections"] > 0 and report.stats["http_connections"] > 0
+
+
 def test_ctrl_c_stops_the_workers(bed, tmp_path):
     ca, _ = bed
     stalls = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in STALLS]
