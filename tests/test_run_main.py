@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 
+import pytest
+
 from scanner.engine import run_main
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """asyncio's runner installs its SIGINT handler (what builds the repr) only over Python's default one;
+    a suite started in the background by a non-interactive shell inherits SIGINT ignored, where neither
+    test below would test anything: put the default in place for them."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
 
 
 class Big:
