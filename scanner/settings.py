@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     processes: int = Field(0, ge=0, le=256, description=(
         "Scanning processes, targets split by address (0: automatic, the machine's cores when there are "
         "at least twice --concurrency targets, else 1; 1: this process only)."))
+    coalesce: bool = Field(True, description=(
+        "HTTP/2 connection coalescing, as browsers do it: names on one address whose verified certificate "
+        "covers them share its connection (off: a connection per name)."))
     max_sockets: int = Field(512, ge=1, le=65536, description=(
         "Sockets in flight from this machine, every address together."))
     user_agent: str = DEFAULT_USER_AGENT
@@ -130,8 +133,8 @@ class Settings(BaseSettings):
 
 # The settings a run keeps: what decides how its targets are scanned (not the fixed safety limits).
 STORED_SETTINGS = ("timeout", "target_deadline", "concurrency", "processes", "per_host_connections",
-                   "rate_limit", "contact_url", "ca_bundle", "resolve", "nameservers", "trust_anchors",
-                   "only", "skip")
+                   "coalesce", "rate_limit", "contact_url", "ca_bundle", "resolve", "nameservers",
+                   "trust_anchors", "only", "skip")
 
 
 def usable_cores() -> int:

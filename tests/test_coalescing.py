@@ -55,11 +55,6 @@ def _server(name: str, chain: Path, key: Path, log: Path, misdirected: bool = Fa
 """
 
 
-@pytest.fixture(autouse=True)
-def coalescing_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("scanner.net.coalesce.ENABLED", True)
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory):
     require_nginx()
@@ -76,11 +71,12 @@ def bed(tmp_path_factory: pytest.TempPathFactory):
         yield ca, log
 
 
-def _fetch_all(ca: Path, urls_in_order: list[list[str]]) -> tuple[list, ScanStats]:
+def _fetch_all(ca: Path, urls_in_order: list[list[str]], coalesce: bool = True) -> tuple[list, ScanStats]:
     """Fetch each group of URLs at once, the groups one after the other, through one fetcher."""
     async def go() -> list:
         names = [*SHARED, MISDIRECTED, OWN]
-        settings = Settings(resolve={(n, PORT): ADDR for n in names}, ca_bundle=ca, timeout=5)
+        settings = Settings(resolve={(n, PORT): ADDR for n in names}, ca_bundle=ca, timeout=5,
+                            coalesce=coalesce)
         f = Fetcher(settings, Resolver(settings), Politeness.local(4, 0), stats)
         try:
             out = []
@@ -119,6 +115,21 @@ def test_names_covered_by_one_certificate_share_an_http2_connection(bed):
     assert sum(stats.http_connections.values()) == len(connections)
     # Coalesced requests went out with the connection's SNI and their own Host (:authority).
     assert any(f[1] != f[2] for f in seen)
+
+
+def test_with_coalescing_off_each_name_has_its_own_connections(bed):
+    ca, log = bed
+    since = _lines(log)
+    responses, stats = _fetch_all(ca, [[f"https://{SHARED[0]}:{PORT}/"],
+                                       [f"https://{n}:{PORT}/p{i}" for n in SHARED for i in range(2)]],
+                                  coalesce=False)
+    assert all(r.error is None and r.status == 200 and r.tls_verified for r in responses)
+    seen = _logged(log, since)
+    by_name = {n: {f[0] for f in seen if f[2] == n} for n in SHARED}
+    assert all(by_name.values())
+    assert all(not by_name[a] & by_name[b] for a in SHARED for b in SHARED if a < b)  # none shared
+    assert all(f[1] == f[2] for f in seen)  # every request under its own SNI
+    assert sum(stats.http_connections.values()) == len({f[0] for f in seen})
 
 
 def test_a_name_the_certificate_does_not_cover_gets_its_own_connection(bed):

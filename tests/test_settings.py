@@ -68,3 +68,21 @@ def test_the_scan_command_reads_the_file_and_the_environment(tmp_path: Path):
     (tmp_path / "x.toml").write_text('only = ["X96"]\n')
     r = run("example.org", "--no-store", "--config", str(tmp_path / "x.toml"), cwd=tmp_path)
     assert "X96" in r.stderr and r.returncode == 2
+
+
+def test_coalescing_is_on_unless_the_command_line_environment_or_file_says_off(tmp_path: Path, monkeypatch):
+    from scanner.cli.support import build_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PLEDGESCAN_COALESCE", raising=False)
+    assert build_settings({"coalesce": None}).coalesce is True
+    assert build_settings({"coalesce": False}).coalesce is False
+    monkeypatch.setenv("PLEDGESCAN_COALESCE", "false")
+    assert build_settings({"coalesce": None}).coalesce is False
+    assert build_settings({"coalesce": True}).coalesce is True  # the command line wins
+    monkeypatch.delenv("PLEDGESCAN_COALESCE")
+    (tmp_path / "pledgescan.toml").write_text("coalesce = false\n")
+    assert build_settings({"coalesce": None}).coalesce is False
+    # the option parses (the unknown ID is refused after it, before any network use)
+    r = run("example.org", "--no-store", "--no-coalesce", "--only", "Z98", cwd=tmp_path)
+    assert r.returncode == 2 and "Z98" in r.stderr and "no such option" not in r.stderr.lower()

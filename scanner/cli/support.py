@@ -97,6 +97,7 @@ class ScanInterrupted(Exception):  # noqa: N818 (it is the user's Ctrl-C, not an
 SETTING_OPTIONS = {"timeout": "timeout", "target_deadline": "target_deadline", "concurrency": "concurrency",
                    "processes": "processes",
                    "per_host_connections": "per_host_connections", "rate_limit": "rate_limit",
+                   "coalesce": "coalesce",
                    "contact": "contact_url", "ca_bundle": "ca_bundle", "resolve": "resolve",
                    "nameservers": "nameservers", "trust_anchors": "trust_anchors", "only": "only",
                    "skip": "skip"}
@@ -198,6 +199,8 @@ def scan_options(func: Any) -> Any:
         setting_option("processes", "--processes"),
         setting_option("per_host_connections", "--per-host-connections"),
         setting_option("rate_limit", "--rate-limit"),
+        click.option("--coalesce/--no-coalesce", default=None,
+                     help=f"{Settings.model_fields['coalesce'].description} Default: on."),
         click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Settings file (TOML). Default: ./pledgescan.toml, else the user config "
                           "directory's. Command-line options win, then PLEDGESCAN_* variables."),

@@ -21,8 +21,6 @@ from typing import Any
 
 import httpcore
 
-# On by default; False turns it off (tests/test_coalescing.py sets it for its own tests).
-ENABLED = True
 COALESCED = "pledgescan.coalesced"  # response extension: the request went over another origin's connection
 BEFORE_STREAM = "pledgescan.before_stream"  # request extension: awaited before an HTTP/2 stream is taken
 Origin = tuple[str, int]
@@ -59,15 +57,17 @@ def covers(names: tuple[str, ...], host: str) -> bool:
 
 
 class Coalescing:
-    """What may coalesce in one fetcher: ``may(host, port)`` is the fetcher's per-host TLS decision
-    (False once a host's certificate failed verification); origins refused with 421 never coalesce."""
+    """What may coalesce in one fetcher: nothing unless ``enabled`` (the ``coalesce`` setting);
+    ``may(host, port)`` is the fetcher's per-host TLS decision (False once a host's certificate failed
+    verification); origins refused with 421 never coalesce."""
 
-    def __init__(self, may: Callable[[str, int], bool]) -> None:
+    def __init__(self, may: Callable[[str, int], bool], enabled: bool = True) -> None:
         self._may = may
+        self.enabled = enabled
         self.refused: set[Origin] = set()
 
     def allows(self, host: str, port: int) -> bool:
-        return ENABLED and (host, port) not in self.refused and self._may(host, port)
+        return self.enabled and (host, port) not in self.refused and self._may(host, port)
 
 
 class CoalescingConnection(httpcore.AsyncHTTPConnection):

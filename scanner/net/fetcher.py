@@ -290,7 +290,8 @@ class Fetcher:
         self._verified: set[tuple[str, int]] = set()
         # HTTP/2 connections also serve the other names their verified certificate covers (shared
         # hosting), never for a host whose own certificate failed verification.
-        self._coalescing = Coalescing(lambda host, port: (host, port) not in self._unverified)
+        self._coalescing = Coalescing(lambda host, port: (host, port) not in self._unverified,
+                                      enabled=settings.coalesce)
         self._answered_unverified: set[tuple[str, int]] = set()
         self._h2: set[tuple[str, int]] = set()  # origins that answered over HTTP/2
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
