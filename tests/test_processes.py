@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,8 +115,10 @@ def test_one_address_for_all_scans_in_this_process(bed):
     assert all(t.decided > 10 and not t.errors for t in report.targets)
 
 
-def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
-    ca, _ = bed
+def scan_killing_the_first_worker(ca: Path, names: list[str]) -> Any:
+    """Scan ``names`` in two processes (one target in flight each) while stall0's address accepts TCP
+    connections and never answers; SIGKILL the first worker as it starts stall0. Groups go out in order,
+    a window of two per worker: the first two targets are the first worker's."""
     stall = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stall.bind((STALLS[0], TLS_PORT))
     stall.listen(64)  # never accepted: handshakes stall, in the kernel's backlog
@@ -123,16 +126,21 @@ def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
     scanner = Scanner(settings_for(ca, 2, concurrency=2, timeout=30))
 
     def on_start(t: Target) -> None:
-        # Groups go out in order, a window of two per worker: the first target is the first worker's
         if t.host == f"stall0.{DOMAIN}" and not killed:
             killed.append(scanner.worker_pids[0])
             os.kill(scanner.worker_pids[0], signal.SIGKILL)
 
     try:
-        report = asyncio.run(scanner.run(targets(["stall0", "a0", "b0", "c0"]), on_start=on_start))
+        report = asyncio.run(scanner.run(targets(names), on_start=on_start))
     finally:
         stall.close()
     assert killed
+    return report
+
+
+def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
+    ca, _ = bed
+    report = scan_killing_the_first_worker(ca, ["stall0", "a0", "b0", "c0"])
     by = {t.target: t for t in report.targets}
     assert len(by) == 4 and report.stats["targets"] == 4
     lost = by[f"https://stall0.{DOMAIN}:{TLS_PORT}/"]
@@ -143,25 +151,10 @@ def test_a_killed_worker_gives_error_results_and_the_scan_ends(bed):
 
 
 def test_a_killed_workers_finished_targets_stay_in_the_statistics(bed):
-    """Worker 0 gets c0 and stall0 (one target in flight each), finishes c0, and is killed as it starts
-    stall0: c0's requests and connections stay counted (before, a dead worker's statistics were lost)."""
+    """The first worker finishes c0, then is killed as it starts stall0: c0's requests and connections
+    stay counted (before, a dead worker's statistics were lost with it)."""
     ca, _ = bed
-    stall = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    stall.bind((STALLS[0], TLS_PORT))
-    stall.listen(64)
-    killed: list[int] = []
-    scanner = Scanner(settings_for(ca, 2, concurrency=2, timeout=30))
-
-    def on_start(t: Target) -> None:
-        if t.host == f"stall0.{DOMAIN}" and not killed:
-            killed.append(scanner.worker_pids[0])
-            os.kill(scanner.worker_pids[0], signal.SIGKILL)
-
-    try:
-        report = asyncio.run(scanner.run(targets(["c0", "stall0", "b0"]), on_start=on_start))
-    finally:
-        stall.close()
-    assert killed
+    report = scan_killing_the_first_worker(ca, ["c0", "stall0", "b0"])
     by = {t.target: t for t in report.targets}
     assert by[f"https://c0.{DOMAIN}:{TLS_PORT}/"].decided > 10
     assert by[f"https://stall0.{DOMAIN}:{TLS_PORT}/"].errors
