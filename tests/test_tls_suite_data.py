@@ -45,10 +45,8 @@ def test_openssl_classes_the_well_known_suites():
 def test_the_legacy_client_split_of_tls12_is_sslyzes():
     """``suites_for`` splits TLS 1.2's suites between nassl's clients by one list built once; sslyze's own
     ``requires_legacy_openssl`` (which builds it per suite) answers the same for every suite."""
-    from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
-
     legacy = {s.openssl_name for s in sa.suites_for("TLSv1.2", True)}
     modern = {s.openssl_name for s in sa.suites_for("TLSv1.2", False)}
     assert legacy and modern and not legacy & modern
     for name in legacy | modern:
-        assert WorkaroundForTls12ForCipherSuites.requires_legacy_openssl(name) == (name in legacy), name
+        assert sa.sslyze_requires_legacy(name) == (name in legacy), name

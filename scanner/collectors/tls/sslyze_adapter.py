@@ -60,6 +60,7 @@ from sslyze.plugins.certificate_info._cert_chain_analyzer import CertificateDepl
 from sslyze.plugins.certificate_info.trust_stores.trust_store import TrustStore
 from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
 from sslyze.plugins.robot import _robot_tester as robot
 from sslyze.plugins.robot.implementation import RobotImplementation, RobotScanResult
@@ -105,6 +106,8 @@ __all__ = [
     "run_scan",
     "sslyze_version",
     "suites_for",
+    "legacy_tls12_suites",
+    "sslyze_requires_legacy",
     "suites_tested",
     "trust_stores",
 ]
@@ -165,6 +168,11 @@ def legacy_tls12_suites() -> frozenset[str]:
     client = LegacySslClient(ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE)
     client.set_cipher_list("ALL:COMPLEMENTOFALL")
     return frozenset(client.get_cipher_list())
+
+
+def sslyze_requires_legacy(openssl_name: str) -> bool:
+    """sslyze's own answer (per suite, slow) to what ``legacy_tls12_suites`` tells at once: for the test."""
+    return bool(WorkaroundForTls12ForCipherSuites.requires_legacy_openssl(openssl_name))
 
 
 @cache
