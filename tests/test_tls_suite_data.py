@@ -40,3 +40,13 @@ def test_openssl_classes_the_well_known_suites():
     assert r["TLS_RSA_EXPORT_WITH_RC4_40_MD5"].export and r["TLS_RSA_EXPORT_WITH_RC4_40_MD5"].mac == "MD5"
     assert r["TLS_AES_128_CCM_8_SHA256"].aead and r["TLS_AES_128_CCM_8_SHA256"].forward_secrecy
     assert json.loads(DATA.read_text())["mozilla_profile"]["version"] == sa.mozilla_profile()["version"]
+
+
+def test_the_legacy_client_split_of_tls12_is_sslyzes():
+    """``suites_for`` splits TLS 1.2's suites between nassl's clients by one list built once; sslyze's own
+    ``requires_legacy_openssl`` (which builds it per suite) answers the same for every suite."""
+    legacy = {s.openssl_name for s in sa.suites_for("TLSv1.2", True)}
+    modern = {s.openssl_name for s in sa.suites_for("TLSv1.2", False)}
+    assert legacy and modern and not legacy & modern
+    for name in legacy | modern:
+        assert sa.sslyze_requires_legacy(name) == (name in legacy), name

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dns.exception
-import dns.message
 import dns.rcode
-import dns.resolver
 
 from scanner.errors import ErrorKind
 
@@ -188,6 +186,11 @@ def rcode_kind(rcode: dns.rcode.Rcode) -> ErrorKind:
 
 def dns_error_kind(exc: BaseException) -> ErrorKind:
     """The ``ErrorKind`` of a dnspython exception, from its class."""
+    # Imported here: dns.resolver brings dnspython's query modules (~50 ms), which a scan whose every name
+    # is given by --resolve never needs; a dnspython exception means they are loaded already.
+    import dns.message
+    import dns.resolver
+
     if isinstance(exc, KindedError):
         return exc.kind
     if isinstance(exc, dns.resolver.NXDOMAIN):

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-
-import dns.asyncresolver
-import dns.exception
-import dns.message
-import dns.rcode
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from scanner.errors import ErrorKind, short_message
 from scanner.net.error_kinds import dns_error_kind
 from scanner.net.names import is_ip_literal
 from scanner.settings import Settings
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 
 class ResolutionError(Exception):
@@ -33,10 +31,21 @@ class Resolver:
         self.settings = settings
         self._cache: dict[str, list[str] | ResolutionError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.dns = self.make_dns_resolver()
+        self._dns: dns.asyncresolver.Resolver | None = None
+
+    @property
+    def dns(self) -> dns.asyncresolver.Resolver:
+        """The dnspython resolver, made at the first query: dnspython's resolver and query modules take
+        ~50 ms to import, which a scan whose every name comes from ``--resolve`` never needs."""
+        if self._dns is None:
+            self._dns = self.make_dns_resolver()
+        return self._dns
 
     def make_dns_resolver(self) -> dns.asyncresolver.Resolver:
         """A dnspython resolver using ``--nameserver`` when given, else the system configuration."""
+        import dns.asyncresolver
+        import dns.resolver
+
         if self.settings.nameservers:
             res = dns.asyncresolver.Resolver(configure=False)
             res.nameservers = [ns for ns, _ in self.settings.nameservers]
@@ -96,6 +105,9 @@ class Resolver:
                 else list(a)
 
     async def _lookup(self, host: str) -> list[str] | ResolutionError:
+        import dns.exception
+        import dns.resolver
+
         addrs: list[str] = []
         errors: list[ResolutionError] = []
         for rdtype in ("A", "AAAA"):

@@ -34,7 +34,7 @@ from nassl.ephemeral_key_info import (
     OpenSslEcNidEnum,
 )
 from nassl.legacy_ssl_client import LegacySslClient
-from nassl.ssl_client import ClientCertificateRequested, OpenSslVersionEnum, SslClient
+from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
 from sslyze import (
     CertificateInfoExtraArgument,
     ClientAuthRequirementEnum,
@@ -106,6 +106,8 @@ __all__ = [
     "run_scan",
     "sslyze_version",
     "suites_for",
+    "legacy_tls12_suites",
+    "sslyze_requires_legacy",
     "suites_tested",
     "trust_stores",
 ]
@@ -148,13 +150,29 @@ def protocol_name(v: Any) -> str | None:
 @cache
 def suites_for(protocol: str, legacy: bool) -> tuple[Any, ...]:
     """sslyze's suites for ``protocol`` that sslyze tests with the legacy (or the modern) client, sorted by
-    name. Cached: sslyze's TLS 1.2 client table builds an OpenSSL client per question."""
+    name. Cached, as is the legacy client's list it is decided by."""
     every = CipherSuitesRepository.get_all_cipher_suites(tls_version(protocol))
     suites = sorted(every, key=attrgetter("name"))
     if protocol == "TLSv1.2":
-        needs_legacy = WorkaroundForTls12ForCipherSuites.requires_legacy_openssl
-        return tuple(s for s in suites if needs_legacy(s.openssl_name) == legacy)
+        in_legacy = legacy_tls12_suites()
+        return tuple(s for s in suites if (s.openssl_name in in_legacy) == legacy)
     return tuple(suites)
+
+
+@cache
+def legacy_tls12_suites() -> frozenset[str]:
+    """The OpenSSL names sslyze's ``WorkaroundForTls12ForCipherSuites.requires_legacy_openssl`` says need
+    the legacy client for TLS 1.2: those the legacy client supports (its ``ALL:COMPLEMENTOFALL``). sslyze
+    builds that client and its list again for every suite it is asked about (~0.3 ms each: ~50 ms for
+    TLS 1.2's table at the first target); once here. tests/test_tls_suite_data.py checks the two agree."""
+    client = LegacySslClient(ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE)
+    client.set_cipher_list("ALL:COMPLEMENTOFALL")
+    return frozenset(client.get_cipher_list())
+
+
+def sslyze_requires_legacy(openssl_name: str) -> bool:
+    """sslyze's own answer (per suite, slow) to what ``legacy_tls12_suites`` tells at once: for the test."""
+    return bool(WorkaroundForTls12ForCipherSuites.requires_legacy_openssl(openssl_name))
 
 
 @cache
