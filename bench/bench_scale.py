@@ -8,8 +8,9 @@ feels (TCP connections, connections open at once).
     python bench/bench_scale.py --sizes 100 300 1000 --shared 100
 
 Cases:
-* ``latency``: one HTTPS host 50 ms away (round trip), the whole baseline with default settings: wall time
-  and TCP connections seen by the proxy (HTTP and TLS together).
+* ``latency``: one HTTPS host 50 ms away (round trip; ``--delay MS`` sets it, here and in ``tls``), the
+  whole baseline with default settings: wall time and TCP connections seen by the proxy (HTTP and TLS
+  together).
 * ``tls``: ``--hosts`` hosts (default 16), each on its own address 50 ms away, T1-T6 only: ``pledgescan
   scan`` against ``python -m sslyze`` (every scan command) over the same proxies, in the same run: wall
   times and TCP connections (both counted by the proxy, so exact for both) and the ratios.
@@ -68,7 +69,7 @@ TLS_PORT, HTTP_PORT = 18443, 18080
 # The portfolio's nginx listens on every address: ports no test uses, so it never collides with one.
 WILD_TLS_PORT, WILD_HTTP_PORT = 29443, 29080
 BACKEND = "127.3.255.2"  # nginx behind the latency and counting proxies (127.3.0.0/16: the benchmark's)
-DELAY = 0.025  # each way: 50 ms round trip
+DELAY = 0.025  # each way: 50 ms round trip (``--delay`` changes it)
 DOMAIN = "bench.test"
 
 
@@ -128,7 +129,7 @@ def case_latency(bed: Bed) -> None:
         report = asyncio.run(Scanner(settings).run(bed.targets([name])))
         wall = time.monotonic() - t0
     (t,) = report.targets
-    print(f"latency: one host 50 ms away, whole baseline, defaults: {wall:.2f} s, "
+    print(f"latency: one host {2000 * DELAY:g} ms away, whole baseline, defaults: {wall:.2f} s, "
           f"{len(proxy.accepted)} TCP connections ({report.stats['http_requests']} HTTP requests, "
           f"{report.stats['tls_connections']} TLS prober connections), grade {t.grade}, decided {t.decided}")
 
@@ -165,7 +166,8 @@ def case_tls(bed: Bed, hosts: int) -> None:
             s_wall = time.monotonic() - t0
             s_conn = len(proxy.accepted)
     same = len({json.dumps(v, sort_keys=True) for v in verdicts.values()}) == 1 if verdicts else False
-    print(f"tls: {hosts} hosts 50 ms away, T1-T6: pledgescan scan {p_wall:.2f} s, {p_conn} TCP connections; "
+    print(f"tls: {hosts} hosts {2000 * DELAY:g} ms away, T1-T6: pledgescan scan {p_wall:.2f} s, {p_conn} TCP "
+          "connections; "
           f"python -m sslyze (all commands) {s_wall:.2f} s, {s_conn} TCP connections; ratios: wall "
           f"{p_wall / s_wall:.3f}, connections {p_conn / max(1, s_conn):.3f}; "
           f"T verdicts identical on every host: {same} {next(iter(verdicts.values()), {})}")
@@ -485,9 +487,12 @@ def case_tls_cpu(bed: Bed, hosts: int) -> None:
 
 
 def main() -> int:
+    global DELAY
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="latency,tls,shared,portfolio")
     ap.add_argument("--hosts", type=int, default=16)
+    ap.add_argument("--delay", type=float, default=2000 * DELAY,
+                    help="round trip in ms that the latency and tls cases' proxy adds (default 50)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--shared", type=int, default=50)
     ap.add_argument("--memory", type=int, default=90, help="endpoints of the memory case")
@@ -506,6 +511,7 @@ def main() -> int:
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    DELAY = args.delay / 2000
     _native(args.native[0])
     if args.one:
         print(json.dumps(one_portfolio(args.one, Path(args.tmp), args.concurrency[0], args.processes[0])))
