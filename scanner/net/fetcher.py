@@ -449,7 +449,7 @@ class Fetcher:
                     # headers (see ``_send``).
                     resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
                                             "drawn" if drawn else "opening" if sent else "on_send", drawn,
-                                            bulk, sent)
+                                            bulk, sent, host=host)
                     break
                 # No open HTTP/2 connection to take the request at once: one request opens it (and draws
                 # on the rate once it has it, so no request counts while it waits for a connection
@@ -459,7 +459,7 @@ class Fetcher:
                 async with self._opening.setdefault((host, port), asyncio.Lock()):
                     if not self._h2_ready(addr, host, port):
                         resp = await self._send(client, url, method, wire_url, req_headers, {}, limit, addr,
-                                                "opening", bulk=bulk, sent=sent)
+                                                "opening", bulk=bulk, sent=sent, host=host)
             if resp.http_version == "HTTP/2":
                 self._h2.add((host, port))
             return resp
@@ -521,16 +521,18 @@ class Fetcher:
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
                     addr: str, rate: str = "on_send", drawn: RequestLease | None = None,
-                    bulk: bool = False, sent: Callable[[bool], None] | None = None) -> HttpResponse:
+                    bulk: bool = False, sent: Callable[[bool], None] | None = None,
+                    host: str = "") -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
         the request has its HTTP/1.1 connection), ``opening`` (in the trace, once the request has a
         connection of its own: before the HTTP/2 connection preface, or before the headers on HTTP/1.1),
         ``drawn`` (by the caller, ``drawn``). The request counts against the rate until its response is
-        read (``RequestLease``). ``sent(http2)`` is called once the request's headers are sent."""
+        read (``RequestLease``). ``sent(http2)`` is called once the request's headers are sent. ``host``:
+        the key ``fetch`` counts the request under (a misdirected one sent again counts there too)."""
         leases = [drawn] if drawn is not None else []
         try:
             return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
-                                        rate, leases, bulk, sent)
+                                        rate, leases, bulk, sent, host)
         finally:
             for lease in leases:
                 await lease.end()
@@ -538,7 +540,7 @@ class Fetcher:
     async def _exchange(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                         headers: dict[str, str], extensions: dict[str, str], limit: int,
                         addr: str, rate: str, leases: list[RequestLease], bulk: bool = False,
-                        sent: Callable[[bool], None] | None = None) -> HttpResponse:
+                        sent: Callable[[bool], None] | None = None, host: str = "") -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         try:
@@ -581,7 +583,7 @@ class Fetcher:
                     leases.clear()
                     rate = "opening"
                     deadline.reschedule(None)
-                    self.stats.http_requests[(urlsplit(url).hostname or "").lower()] += 1
+                    self.stats.http_requests[host] += 1  # the key ``fetch`` counted the first one under
                     response = await client.send(build(), stream=True)
                 try:
                     body, truncated = await _read_bounded(response, limit)
