@@ -12,6 +12,7 @@ import trustme
 from scanner.history.store import Store
 
 # Session-wide testbeds shared by several test modules: defined once here so they start once.
+from tests.testbed.demo import demo_report  # noqa: F401
 from tests.testbed.tls import tls_bed  # noqa: F401
 
 
