@@ -64,3 +64,32 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     for pid in reap_orphans():
         print(f"testbed: stopped server pid {pid} left behind by a test run that no longer exists")
+
+
+# -- pytest-xdist: which tests may run beside which --------------------------------------------------
+# A module's servers bind its own fixed 127.x addresses, so all of a module's tests run in one worker;
+# the modules that share a session testbed (on fixed addresses too) run in the same one. The shared
+# PostgreSQL gives each test a schema of its own, and each worker has its own Redis database
+# (tests/testbed/workers.py).
+SHARED_TESTBEDS = ("tls_bed", "exposure_nginx", "exposure_apache", "http_testbed", "knot", "mta_sts",
+                   "demo_report")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, every test's group (``--dist loadgroup``): its module, joined with the
+    modules it shares a session testbed with."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    for item in items:
+        for name in set(item.fixturenames).intersection(SHARED_TESTBEDS):
+            parent[root(item.module.__name__)] = root(name)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(root(item.module.__name__)))
