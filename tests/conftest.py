@@ -88,8 +88,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             key = parent[key]
         return key
 
-    for item in items:
-        for name in set(item.fixturenames).intersection(SHARED_TESTBEDS):
-            parent[root(item.module.__name__)] = root(name)
+    for item in items:  # the same groups in every worker (they must collect the same node ids)
+        for name in SHARED_TESTBEDS:
+            if name in item.fixturenames:
+                a, b = root(item.module.__name__), root(name)
+                parent[max(a, b)] = min(a, b)
     for item in items:
         item.add_marker(pytest.mark.xdist_group(root(item.module.__name__)))
