@@ -70,7 +70,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # A module's servers bind its own fixed 127.x addresses, so all of a module's tests run in one worker;
 # the modules that share a session testbed (on fixed addresses too) run in the same one. The shared
 # PostgreSQL gives each test a schema of its own, and each worker has its own Redis database
-# (tests/testbed/workers.py).
+# (tests/testbed/workers.py). A new session-scoped testbed on fixed addresses belongs in this list.
 SHARED_TESTBEDS = ("tls_bed", "exposure_nginx", "exposure_apache", "http_testbed", "knot", "mta_sts",
                    "demo_report")
 
@@ -88,10 +88,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             key = parent[key]
         return key
 
+    def rank(key: str) -> tuple[bool, str]:  # a group is named after its testbed, else its module
+        return key not in SHARED_TESTBEDS, key
+
     for item in items:  # the same groups in every worker (they must collect the same node ids)
         for name in SHARED_TESTBEDS:
             if name in item.fixturenames:
-                a, b = root(item.module.__name__), root(name)
-                parent[max(a, b)] = min(a, b)
+                a, b = sorted((root(item.module.__name__), root(name)), key=rank)
+                parent[b] = a
     for item in items:
         item.add_marker(pytest.mark.xdist_group(root(item.module.__name__)))
