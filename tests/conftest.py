@@ -12,6 +12,7 @@ import trustme
 from scanner.history.store import Store
 
 # Session-wide testbeds shared by several test modules: defined once here so they start once.
+from tests.testbed.demo import demo_report  # noqa: F401
 from tests.testbed.tls import tls_bed  # noqa: F401
 
 
@@ -63,3 +64,37 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     for pid in reap_orphans():
         print(f"testbed: stopped server pid {pid} left behind by a test run that no longer exists")
+
+
+# -- pytest-xdist: which tests may run beside which --------------------------------------------------
+# A module's servers bind its own fixed 127.x addresses, so all of a module's tests run in one worker;
+# the modules that share a session testbed (on fixed addresses too) run in the same one. The shared
+# PostgreSQL gives each test a schema of its own, and each worker has its own Redis database
+# (tests/testbed/workers.py). A new session-scoped testbed on fixed addresses belongs in this list.
+SHARED_TESTBEDS = ("tls_bed", "exposure_nginx", "exposure_apache", "http_testbed", "knot", "mta_sts",
+                   "demo_report")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, every test's group (``--dist loadgroup``): its module, joined with the
+    modules it shares a session testbed with."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def rank(key: str) -> tuple[bool, str]:  # a group is named after its testbed, else its module
+        return key not in SHARED_TESTBEDS, key
+
+    for item in items:  # the same groups in every worker (they must collect the same node ids)
+        for name in SHARED_TESTBEDS:
+            if name in item.fixturenames:
+                a, b = sorted((root(item.module.__name__), root(name)), key=rank)
+                parent[b] = a
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(root(item.module.__name__)))

@@ -1,24 +1,13 @@
-"""``pledgescan demo``: the built-in testbed gives the verdicts a newcomer should see."""
+"""``pledgescan demo``: the built-in testbed gives the verdicts a newcomer should see (``demo_report``:
+the demo's scan, shared with the browser tests, tests/testbed/demo.py)."""
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import ExitStack
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-
-from scanner.demo import scan_demo, start_demo_sites
 from scanner.models import Status
 from tests.testbed.cli import pledgescan
-
-
-@pytest.fixture(scope="module")
-def demo_report():
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        sites, ca = start_demo_sites(stack, Path(tmp))
-        yield scan_demo(sites, ca)
 
 
 def by_label(report, label: str):

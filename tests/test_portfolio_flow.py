@@ -137,6 +137,7 @@ def test_killed_run_resumes_and_concurrent_run_is_refused(ca, tmp_path) -> None:
             proc.communicate()
         done, total, status = _done(store)
         assert 1 <= done < total == 6 and status == "incomplete"
+        slow.restart(ServerConfig(HSTS))  # the delay only served to catch the run mid-way
         # Then --resume finishes the remaining targets of the same run
         res = pledgescan("scan", "--resume", "--store", store, "-q", "-o", str(tmp_path / "out"))
         assert res.returncode == 0, res.stderr

@@ -5,13 +5,10 @@ is absent, a failure in CI (``.ci/run`` installs it)."""
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from scanner.demo import scan_demo, start_demo_sites
 from scanner.history.diff import default_pair, diff_runs
 from scanner.history.portfolio import render_diff, write_portfolio
 from scanner.history.store import Store
@@ -40,13 +37,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def demo_html(tmp_path_factory):
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        sites, ca = start_demo_sites(stack, Path(tmp))
-        report = scan_demo(sites, ca)
+def demo_html(tmp_path_factory, demo_report):
     out = tmp_path_factory.mktemp("demo") / "report.html"
-    out.write_text(HtmlReporter().render(report))
-    return out, report
+    out.write_text(HtmlReporter().render(demo_report))
+    return out, demo_report
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,8 @@ def test_a_database_with_tables_of_its_own_is_left_to_alembic(tmp_path) -> None:
 @pytest.fixture
 def silent_server():
     """A local TCP server that accepts connections (the kernel's backlog) and never answers: a scan of
-    it is still waiting on the network when the history store fails."""
+    it is still waiting on the network when the history store fails (within a second of the scan's
+    start; the scan's --timeout of 3 s leaves room for a slow machine)."""
     import socket
 
     sock = socket.socket()
@@ -129,7 +130,7 @@ def test_a_store_that_cannot_open_fails_the_scan_in_one_line(case: str, tmp_path
     }[case]
     out = tmp_path / "r.json"
     r = pledgescan("scan", f"https://silent.test:{silent_server}/", "--resolve",
-                   f"silent.test:{silent_server}:127.8.0.2", "--only", "T1", "--timeout", "20",
+                   f"silent.test:{silent_server}:127.8.0.2", "--only", "T1", "--timeout", "3",
                    "--format", "json", "-o", str(out), "-q", "--store", url)
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines() == [r.stderr.strip()]

@@ -43,7 +43,7 @@ def sites(tmp_path_factory) -> Any:
     servers = [TLSServer(ca, ADDR.format(i), PORT, names[i], ServerConfig(HSTS if i == 1 else {}, delay=0.05))
                .start() for i in names]
     resolve = [f"{n}:{PORT}:{ADDR.format(i)}" for i, ns in names.items() for n in ns]
-    yield {"ca": d / "ca.pem", "names": names, "resolve": resolve}
+    yield {"ca": d / "ca.pem", "names": names, "resolve": resolve, "servers": servers}
     for s in servers:
         s.stop()
 
@@ -196,8 +196,12 @@ def _run_exists(store: str) -> bool:
         st.close()
 
 
-def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, workers, tmp_path) -> None:
+def test_two_workers_never_exceed_the_connection_cap_of_one_address(sites, workers, tmp_path,
+                                                                    monkeypatch) -> None:
     # Given six endpoints on one address, a cap of 2 connections per address, two workers of 3 threads
+    # (each response delayed 10 ms, not the module's 50: enough to hold connections open at once, and
+    # the ~800 exposure probes of the six do not take half a minute)
+    monkeypatch.setattr(sites["servers"][0].cfg, "delay", 0.01)
     names = sites["names"][1]
     targets = [f"https://{n}:{PORT}/{p}" for n in names for p in ("", "b")]
     workers.start(threads=3)
@@ -253,6 +257,10 @@ def test_work_that_keeps_failing_ends_as_error_after_bounded_attempts(sites, bro
     from scanner.distributed import actors
 
     actors = importlib.reload(actors)
+    # the attempts are what is tested, not the backoff between them (1 s, 2 s, 4 s... in production)
+    for actor in (actors.collect, actors.collect_tls):
+        monkeypatch.setitem(actor.options, "min_backoff", 50)
+        monkeypatch.setitem(actor.options, "max_backoff", 200)
     real = work.collect_family
 
     def crashing(scanner: Any, target: Any, family: str, prior: Any = None, run_id: int = 0) -> Any:

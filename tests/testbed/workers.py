@@ -18,7 +18,10 @@ import pytest
 
 from tests.testbed.cli import PLEDGESCAN
 
-REDIS_URL = os.environ.get("PLEDGESCAN_TEST_REDIS", "redis://127.0.0.1:6379/13")
+# The shared Redis, a database of the tests' own: 13, and under pytest-xdist 13 for worker gw0, 12 for gw1...
+# (``redis_url`` empties pledgescan's keys of its database: two workers must not share one).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("PLEDGESCAN_TEST_REDIS", f"redis://127.0.0.1:6379/{13 - _WORKER}")
 ADDR = "127.0.140.{}"  # this module's block of test addresses
 
 
