@@ -65,7 +65,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -80,7 +80,7 @@ from scanner.collectors.tls.conversion import (
     trace_text,
 )
 from scanner.collectors.tls.handshake import openssl_validation, probe_handshake, with_http_probe
-from scanner.collectors.tls.pool import PriorityPool
+from scanner.collectors.tls.pool import DaemonThreadPool, PriorityPool
 from scanner.collectors.tls.prober import ProtocolProbe
 from scanner.errors import ErrorKind
 from scanner.evidence.tls import MAX_LIST, Groups, Handshake, TLSEvidence, VulnTest, bound
@@ -168,8 +168,9 @@ async def collect(
 # One thread per TLS collection in flight, not asyncio's default executor: that one has cpu + 4 threads
 # (6 here), so 16 targets in flight ran their TLS work in three waves, and the DNS collector's
 # ``to_thread`` calls queued behind them (issue 9). Threads start on demand (at most the targets in flight,
-# whose setting is capped at 1024) and are reused.
-_TLS_THREADS = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="tls-scan")
+# whose setting is capped at 1024) and are reused; daemon threads (``pool.DaemonThreadPool``), so that a
+# command ending on an error does not wait for a connection still blocked in one.
+_TLS_THREADS = DaemonThreadPool(1024, "tls-scan")
 
 
 def _start_thread(fn: Any, /, *args: Any) -> Future[Any]:

@@ -1,17 +1,23 @@
-"""A fixed set of threads that takes the most urgent job first: one endpoint's TLS connections share the
-address's connection cap (one thread per connection allowed), and the longest chain of work (ROBOT: the
-RSA key, then its payloads) must not queue behind one-handshake questions."""
+"""The TLS collector's threads, all daemon threads: a process that ends (an error, a failed history store,
+Ctrl-C) does not wait for connections still blocked in them until their timeout, as it would for
+``ThreadPoolExecutor``'s, which Python joins at exit.
+
+``PriorityPool``: a fixed set of threads that takes the most urgent job first: one endpoint's TLS
+connections share the address's connection cap (one thread per connection allowed), and the longest chain
+of work (ROBOT: the RSA key, then its payloads) must not queue behind one-handshake questions.
+``DaemonThreadPool``: threads started on demand and reused, as ``ThreadPoolExecutor``'s."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-__all__ = ["PriorityPool"]
+__all__ = ["DaemonThreadPool", "PriorityPool"]
 
 _Job = tuple[int, int, Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
@@ -82,3 +88,37 @@ class _At(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return self.pool.submit_at(self.priority, fn, *args, **kwargs)
+
+
+class DaemonThreadPool(Executor):
+    """Up to ``max_workers`` daemon threads, started when a job finds none idle and reused after."""
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max, self._name = max_workers, name
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+        self._jobs = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one per thread waiting for a job
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args, kwargs))
+        if not self._idle.acquire(blocking=False):
+            with self._lock:
+                if self._count < self._max:
+                    self._count += 1
+                    threading.Thread(target=self._work, name=f"{self._name}_{self._count}",
+                                     daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del future, fn, args, kwargs
+            self._idle.release()
