@@ -112,11 +112,11 @@ def test_a_request_that_never_ends_keeps_counting_until_it_does():
     assert counted == 2  # the third started as the first ran out, a window after its end
 
 
-def test_a_handshake_counts_from_its_start_for_one_window():
+def test_a_request_ended_at_once_counts_for_one_window():
     async def main() -> int:
         budget = LocalAddressBudget(4, 1000.0)
         for _ in range(5):
-            await budget.request(ADDR)
+            await (await budget.begin(ADDR)).end()
         return len(budget._of(ADDR).every.counted)
 
     assert asyncio.run(main()) == 5

@@ -162,7 +162,7 @@ def test_request_starts_of_all_workers_are_counted_in_one_log(prefix: str) -> No
     # Given a budget of one request per 10 seconds on one address (rate 0.1/s), and two workers
     async def start(budget: RedisAddressBudget) -> None:
         try:
-            await budget.request(ADDR)
+            await (await budget.begin(ADDR)).end()
         finally:
             await budget.aclose()
 

@@ -227,9 +227,6 @@ class RedisAddressBudget:
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
             await asyncio.shield(self._redis().zrem(slots, *members))
 
-    async def request(self, address: str) -> None:
-        await self._start(address, 0.0)
-
     async def begin(self, address: str, bulk: bool = False) -> RequestLease:
         return await self._start(address, OPEN_REQUEST_S, bulk)
 

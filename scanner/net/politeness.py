@@ -3,8 +3,9 @@ to each address and every prober (HTTP, exposure, the TLS prober, sslyze) draws 
 
 ``AddressBudget`` is the interface: a connection cap and a request rate per address. ``LocalAddressBudget``
 is the in-process implementation (one scan on one machine); a Redis-backed one keeps the same promises
-when several workers scan (see ``/work/wt/politeness-interface.md`` for the contract). ``SocketCap`` is
-separate: a cap on sockets in flight that protects the scanning machine, never shared between machines.
+when several workers scan (``scanner.distributed.redis_budget``; the Protocol's docstrings are the
+contract, tests/test_redis_budget.py holds it to them). ``SocketCap`` is separate: a cap on sockets in
+flight that protects the scanning machine, never shared between machines.
 
 What the rate means (``--rate-limit R``, ``rate_window(R) = (n, window)``: 100/s is 100 per second):
 a request counts from the moment it may start until it ends, and one window after (``begin``/``end``;
@@ -93,11 +94,6 @@ class AddressBudget(Protocol):
         """Hold ``count`` connection slots of ``address`` (clamped to 1..cap) for the ``async with`` block,
         which yields the number held. Taken all or nothing; multi-slot holders queue per address, so two
         of them never each hold part of the slots (no deadlock). Released on exit, error or cancellation."""
-        ...
-
-    async def request(self, address: str) -> None:
-        """Wait until one more request may start to ``address`` (a TLS handshake, whose end follows its
-        start closely): it counts from now for one window (see ``begin``)."""
         ...
 
     async def begin(self, address: str, bulk: bool = False) -> RequestLease:
@@ -221,9 +217,6 @@ class LocalAddressBudget:
         finally:
             for _ in range(taken):
                 state.slots.release()
-
-    async def request(self, address: str) -> None:
-        await self._start(address, open_s=0.0)
 
     async def begin(self, address: str, bulk: bool = False) -> RequestLease:
         return await self._start(address, open_s=OPEN_REQUEST_S, bulk=bulk)
