@@ -197,12 +197,7 @@ class Scanner:
         stats = {
             "duration_s": round(time.monotonic() - t0, 3),
             "targets": done,
-            "http_requests": sum(ctx.stats.http_requests.values()),
-            "http_requests_per_host": dict(ctx.stats.http_requests),
-            "http_connections": sum(ctx.stats.http_connections.values()),
-            "tls_connections": sum(ctx.stats.tls_connections.values()),
-            "peak_sockets": ctx.politeness.socket_cap.peak,
-            "blocked_requests": list(ctx.stats.blocked)[:100],
+            **ctx.network_stats(),
             "refused_plugins": list(self.registry.refused),
         }
         return self.report(started, ordered, stats)

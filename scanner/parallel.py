@@ -9,7 +9,7 @@ machine's socket cap and of the targets in flight, and streams each finished tar
 stays the single writer (``on_result``: the store, the report writers, the progress display) and sums
 the statistics. A worker that dies turns the targets it had started into ``error`` results (the ones it
 had not started go to another worker), and what it counted up to its last result stays in the scan's
-statistics (each result carries the counts since the one before); Ctrl-C stops every worker.
+statistics (each result carries its counters so far); Ctrl-C stops every worker.
 """
 
 from __future__ import annotations
@@ -142,57 +142,18 @@ async def _work(scanner: Scanner, tasks: Connection, events: Connection, answers
             for t in msg:
                 yield t
 
-    tallies: list[StatsTally] = []
+    contexts: list[Any] = []
 
     def prepare(ctx: Any) -> None:
         ctx.resolver.seed(answers)
         ctx.target_addresses.update(allowed)
-        tallies.append(StatsTally(ctx))
+        contexts.append(ctx)
 
+    # Each result carries the counters so far: a worker that dies later keeps its finished targets'
+    # requests and connections in the scan's statistics.
     return await scanner.run_stream(
-        source(), None, on_result=lambda r, s: events.send(("result", r, s, tallies[0].since_last())),
+        source(), None, on_result=lambda r, s: events.send(("result", r, s, contexts[0].network_stats())),
         on_start=lambda t: events.send(("start", t.key)), keep_results=False, prepare=prepare)
-
-
-class StatsTally:
-    """A worker's network counters since its previous result, sent with each result: a worker that dies
-    later still has its finished targets' requests and connections in the scan's statistics."""
-
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self._sent: dict[str, Counter[str]] = {k: Counter() for k in _COUNTERS}
-        self._blocked = 0
-
-    def since_last(self) -> dict[str, Any]:
-        stats = self.ctx.stats
-        part: dict[str, Any] = {}
-        for key, attr in _COUNTERS.items():
-            now = getattr(stats, attr)
-            fresh = now - self._sent[key]
-            self._sent[key] = now.copy()
-            part[key] = dict(fresh)
-        blocked = list(stats.blocked)
-        part["blocked_requests"], self._blocked = blocked[self._blocked:], len(blocked)
-        part["peak_sockets"] = self.ctx.politeness.socket_cap.peak
-        return part
-
-
-_COUNTERS = {"http_requests_per_host": "http_requests", "http_connections_per_address": "http_connections",
-             "tls_connections_per_address": "tls_connections"}
-
-
-def add_partial(total: dict[str, Any], part: dict[str, Any]) -> None:
-    """Add one result's counts (``StatsTally.since_last``) to a worker's running total, in the shape of a
-    worker's final statistics (``merge_stats`` reads either)."""
-    per_host = Counter(total.get("http_requests_per_host", {}))
-    per_host.update(part["http_requests_per_host"])
-    total["http_requests_per_host"] = dict(per_host)
-    total["http_requests"] = sum(per_host.values())
-    for key, counter in (("http_connections", "http_connections_per_address"),
-                         ("tls_connections", "tls_connections_per_address")):
-        total[key] = total.get(key, 0) + sum(part[counter].values())
-    total["blocked_requests"] = [*total.get("blocked_requests", []), *part["blocked_requests"]][:100]
-    total["peak_sockets"] = max(total.get("peak_sockets", 0), part["peak_sockets"])
 
 
 # -- the parent ---------------------------------------------------------------------------------------------
@@ -211,7 +172,7 @@ class _Worker:
         self.outstanding: dict[str, Target] = {}  # sent, no result yet
         self.started: set[str] = set()  # of those, the ones it began
         self.stats: dict[str, Any] | None = None  # its final statistics
-        self.partial: dict[str, Any] = {}  # what its results counted, should it die before the final ones
+        self.partial: dict[str, Any] = {}  # its counters at its last result, should it die before the end
         self.alive = True
         self.ended = False  # told that no more work comes
         self._loop, self._inbox = loop, inbox
@@ -405,7 +366,7 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
                     on_start(target)
             elif kind == "result":
                 result, snap = msg[1], msg[2]
-                add_partial(w.partial, msg[3])
+                w.partial = msg[3]
                 key = result.key
                 w.outstanding.pop(key, None)
                 w.started.discard(key)
@@ -424,5 +385,5 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
     return scanner.report(started, ordered, stats)
 
 
-__all__ = ["StatsTally", "add_partial", "group_by_address", "lost_result", "merge_stats", "resolve_all",
-           "run_in_processes", "worker_main", "worker_settings"]
+__all__ = ["group_by_address", "lost_result", "merge_stats", "resolve_all", "run_in_processes",
+           "worker_main", "worker_settings"]

@@ -6,7 +6,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scanner.net.memo import ResponseMemo
 from scanner.net.names import address_allowed
@@ -47,6 +47,17 @@ class ScanContext:
             self._fetcher = Fetcher(self.settings, self.resolver, self.politeness, self.stats,
                                     self.target_addresses)
         return self._fetcher
+
+    def network_stats(self) -> dict[str, Any]:
+        """The scan's network counters so far, as its report's statistics give them."""
+        return {
+            "http_requests": sum(self.stats.http_requests.values()),
+            "http_requests_per_host": dict(self.stats.http_requests),
+            "http_connections": sum(self.stats.http_connections.values()),
+            "tls_connections": sum(self.stats.tls_connections.values()),
+            "peak_sockets": self.politeness.socket_cap.peak,
+            "blocked_requests": list(self.stats.blocked)[:100],
+        }
 
     def address_allowed(self, addr: str) -> bool:
         """May the scan connect to ``addr`` (the fetcher's rule, without building the fetcher)?"""
