@@ -351,16 +351,8 @@ class Fetcher:
                                        cookies=_NoCookieJar(),
                                        event_hooks={"response": [_hide_location]})
             self._pools[key], self._clients[key] = pool, client
+            self._h1_slots[key] = asyncio.Semaphore(cap)
         return client
-
-    def _h1_slot(self, addr: str) -> asyncio.Semaphore:
-        """As many as the address's pool has connections (see ``_h1_slots``)."""
-        key = address_key(addr)
-        slot = self._h1_slots.get(key)
-        if slot is None:
-            slot = self._h1_slots[key] = asyncio.Semaphore(
-                http_share(self.politeness.budget.per_address_connections))
-        return slot
 
     def _h2_ready(self, addr: str, host: str, port: int) -> bool:
         """Is an HTTP/2 connection to this origin open with a stream free (a request goes out at once)?"""
@@ -462,7 +454,8 @@ class Fetcher:
                     # A deciding request (``sent``) may share its new connection with the requests it
                     # releases: it draws before the HTTP/2 preface, never between a stream ID and its
                     # headers (see ``_send``).
-                    async with self._h1_slot(addr) if not multiplexed else contextlib.nullcontext():
+                    one_by_one = self._h1_slots[address_key(addr)] if not multiplexed else None
+                    async with one_by_one if one_by_one is not None else contextlib.nullcontext():
                         resp = await self._send(client, url, method, wire_url, req_headers, {}, limit,
                                                 addr, "drawn" if drawn else "opening" if sent else "on_send",
                                                 drawn, bulk, sent, host=host)
@@ -537,8 +530,8 @@ class Fetcher:
     async def _send(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                     headers: dict[str, str], extensions: dict[str, str], limit: int,
                     addr: str, rate: str = "on_send", drawn: RequestLease | None = None,
-                    bulk: bool = False, sent: Callable[[bool], None] | None = None,
-                    host: str = "") -> HttpResponse:
+                    bulk: bool = False, sent: Callable[[bool], None] | None = None, *,
+                    host: str) -> HttpResponse:
         """One exchange. ``rate``: when the address's rate is drawn: ``on_send`` (in httpcore's trace, once
         the request has its HTTP/1.1 connection), ``opening`` (in the trace, once the request has a
         connection of its own: before the HTTP/2 connection preface, or before the headers on HTTP/1.1),
@@ -548,7 +541,7 @@ class Fetcher:
         leases = [drawn] if drawn is not None else []
         try:
             return await self._exchange(client, url, method, wire_url, headers, extensions, limit, addr,
-                                        rate, leases, bulk, sent, host)
+                                        rate, leases, bulk, sent, host=host)
         finally:
             for lease in leases:
                 await lease.end()
@@ -556,7 +549,7 @@ class Fetcher:
     async def _exchange(self, client: httpx.AsyncClient, url: str, method: str, wire_url: str,
                         headers: dict[str, str], extensions: dict[str, str], limit: int,
                         addr: str, rate: str, leases: list[RequestLease], bulk: bool = False,
-                        sent: Callable[[bool], None] | None = None, host: str = "") -> HttpResponse:
+                        sent: Callable[[bool], None] | None = None, *, host: str) -> HttpResponse:
         started = time.monotonic()
         base = {"url": url, "method": method, "address": addr}
         try:
