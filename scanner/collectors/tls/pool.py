@@ -60,12 +60,7 @@ class PriorityPool(Executor):
                 if not self._heap:
                     return
                 _, _, future, fn, args, kwargs = heapq.heappop(self._heap)
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
+            _run(future, fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Jobs queued still run (unless ``cancel_futures``); then the threads end."""
@@ -80,6 +75,15 @@ class PriorityPool(Executor):
             for t in self._threads:
                 if t is not threading.current_thread():
                     t.join()
+
+
+def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """A job in a pool's thread: its result or exception to its future (unless it was cancelled)."""
+    if future.set_running_or_notify_cancel():
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
 
 
 class _At(Executor):
@@ -115,10 +119,6 @@ class DaemonThreadPool(Executor):
     def _work(self) -> None:
         while True:
             future, fn, args, kwargs = self._jobs.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:
-                    future.set_exception(exc)
+            _run(future, fn, args, kwargs)
             del future, fn, args, kwargs
             self._idle.release()
