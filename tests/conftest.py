@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 parent[b] = a
     for item in items:
         item.add_marker(pytest.mark.xdist_group(root(item.module.__name__)))
+
+
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """In the controller, as a worker reports what it collected: each test's node id carries its group
+    (``@group``), or xdist's loadgroup does not work with this pytest, and two workers would start one
+    testbed (its addresses "already in use")."""
+    if ids and not any("@" in i for i in ids):
+        pytest.exit(f"pytest-xdist {importlib.metadata.version('pytest-xdist')} cannot group tests under "
+                    f"pytest {pytest.__version__} (setup.cfg's test extra pins pytest below 9.2); "
+                    f"run with -n 0", returncode=4)
