@@ -111,6 +111,19 @@ class Scanner:
         # checks or a shared budget (the distributed workers' Redis one) scans in this process.
         self.in_process_only = baseline is not None or registry is not None or budget is not None
         self.worker_pids: list[int] = []  # the scanning processes of the current run, if any
+        self._forked: Any = None  # the worker ``scan_beside`` forked for the next run
+
+    def scan_beside(self, targets: list[Target]) -> None:
+        """Call before ``run`` when this process has work of its own beside the scan (opening the history
+        store, storing results, the reports): a scan that would run in this process runs in one worker
+        forked now (``scanner.parallel.fork_scanner``), on a core of its own, when the machine has two
+        and ``--processes`` is automatic (``--processes 1``: this process)."""
+        if (self.in_process_only or self.settings.processes or usable_cores() < 2
+                or processes_wanted(self.settings, len(targets)) > 1):
+            return
+        from scanner.parallel import fork_scanner
+
+        self._forked = fork_scanner(self)
 
     async def run(self, targets: list[Target], on_result: ResultCallback | None = None,
                   on_start: Callable[[Target], None] | None = None, keep_results: bool = True) -> Report:
@@ -121,10 +134,12 @@ class Scanner:
         Enough targets (or ``--processes N``) are scanned by worker processes (``scanner.parallel``),
         split by address; ``on_result`` and ``on_start`` are still called here, in this process.
         """
-        if self.in_process_only is False and processes_wanted(self.settings, len(targets)) > 1:
+        forked, self._forked = self._forked, None
+        if forked is not None or (self.in_process_only is False
+                                  and processes_wanted(self.settings, len(targets)) > 1):
             from scanner.parallel import run_in_processes
 
-            return await run_in_processes(self, targets, on_result, on_start, keep_results)
+            return await run_in_processes(self, targets, on_result, on_start, keep_results, forked)
         return await self.run_stream(_each(targets), targets, on_result, on_start, keep_results)
 
     async def run_stream(self, targets: AsyncIterator[Target], order: list[Target] | None = None,

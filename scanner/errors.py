@@ -35,3 +35,13 @@ def short_message(exc: BaseException, limit: int = 200) -> str:
     """An exception as one bounded line of text for a report (its type name when it has no message)."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def hide_library_warnings() -> None:
+    """Hide the libraries' deprecation chatter (the command without ``-v``, and its worker processes):
+    cryptography warns, for instance, about each certificate in a trust store with a serial number
+    RFC 5280 forbids, which says nothing about the scanned site."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*serial number.*")

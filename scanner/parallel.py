@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from scanner import native_memory
-from scanner.errors import ErrorKind
+from scanner.errors import ErrorKind, hide_library_warnings
 from scanner.evidence import Snapshot, error_evidence
 from scanner.models import Target, TargetResult
 from scanner.net.resolver import ResolutionError, Resolver
@@ -102,14 +102,19 @@ def worker_settings(settings: Settings, processes: int) -> Settings:
 
 # -- the worker process -----------------------------------------------------------------------------------
 def worker_main(tasks: Connection, events: Connection, settings: Settings,
-                answers: dict[str, Any], allowed: set[str], native: tuple[int, int], log_level: int) -> None:
-    """A worker process: scan the groups the parent sends until it sends ``None``, then the stats."""
+                answers: dict[str, Any], allowed: set[str], native: tuple[int, int], log_level: int,
+                scanner: Scanner | None = None) -> None:
+    """A worker process: scan the groups the parent sends until it sends ``None``, then the stats.
+    A forked worker is handed its parent's ``scanner`` (already built, in memory it shares)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    if log_level > logging.INFO:
+        hide_library_warnings()  # as the command does without -v
     native_memory.ARENAS, native_memory.TRIM_EVERY = native
-    from scanner.engine import Scanner
+    if scanner is None:
+        from scanner.engine import Scanner
 
-    scanner = Scanner(settings)
+        scanner = Scanner(settings)
     report = asyncio.run(_work(scanner, tasks, events, answers, allowed))
     events.send(("stats", report.stats))
     events.close()
@@ -160,8 +165,7 @@ async def _work(scanner: Scanner, tasks: Connection, events: Connection, answers
 class _Worker:
     """One worker process seen from the parent: its pipes, the targets it holds, what it reported."""
 
-    def __init__(self, index: int, mp: Any, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                 inbox: asyncio.Queue[Any]) -> None:
+    def __init__(self, index: int, mp: Any, args: tuple[Any, ...]) -> None:
         task_r, self.tasks = mp.Pipe(duplex=False)
         self.events, event_w = mp.Pipe(duplex=False)
         self.process = mp.Process(target=worker_main, args=(task_r, event_w, *args), daemon=True,
@@ -175,9 +179,12 @@ class _Worker:
         self.partial: dict[str, Any] = {}  # its counters at its last result, should it die before the end
         self.alive = True
         self.ended = False  # told that no more work comes
-        self._loop, self._inbox = loop, inbox
         self._reader = threading.Thread(target=self._read, name=f"pledgescan-scan-{index}-events",
                                         daemon=True)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[Any]) -> None:
+        """Hand what it reports to ``inbox`` on ``loop`` (the scan's, once it runs)."""
+        self._loop, self._inbox = loop, inbox
         self._reader.start()
 
     def _read(self) -> None:
@@ -225,23 +232,44 @@ class _Worker:
                 self.process.kill()
         self.process.join(timeout=5)
         self.tasks.close()
+        if self._reader.ident is None:  # never attached (the scan did not begin)
+            self.events.close()
+            return
         self._reader.join(timeout=5)  # it reads until the dead process's end of the pipe closes
         if not self._reader.is_alive():
             self.events.close()
 
 
-def _start_workers(n: int, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                   inbox: asyncio.Queue[Any]) -> list[_Worker]:
+def _start_workers(n: int, args: tuple[Any, ...], how: str = "spawn") -> list[_Worker]:
     """Start ``n`` workers with SIGINT ignored from their first instruction (they inherit it through
-    exec), so a Ctrl-C during their start-up prints no traceback of theirs."""
-    mp = multiprocessing.get_context("spawn")
+    exec or fork), so a Ctrl-C during their start-up prints no traceback of theirs."""
+    mp = multiprocessing.get_context(how)
     main = threading.current_thread() is threading.main_thread()
     saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        return [_Worker(i, mp, args, loop, inbox) for i in range(n)]
+        return [_Worker(i, mp, args) for i in range(n)]
     finally:
         if main:
             signal.signal(signal.SIGINT, saved)
+
+
+def fork_scanner(scanner: Scanner) -> _Worker | None:
+    """One worker forked from this process, for a scan that this process has work of its own beside
+    (the history store's imports and writes, the reports): the scan gets a core of its own at no start-up
+    cost, since the child shares the imports and the scanner already in memory, where a spawned worker
+    imports everything again (about as long as a small scan). ``None`` (scan here) unless this is Linux
+    and the calling thread is the only one: a fork copies no other thread, so a lock another thread held
+    would stay locked in the child (and Python warns about such forks)."""
+    import sys
+
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return None
+    for stream in (sys.stdout, sys.stderr):  # the child flushes what it inherits: nothing, then
+        with contextlib.suppress(Exception):
+            stream.flush()
+    args = (worker_settings(scanner.settings, 1), {}, set(), (native_memory.ARENAS, native_memory.TRIM_EVERY),
+            logging.getLogger().getEffectiveLevel(), scanner)
+    return _start_workers(1, args, "fork")[0]
 
 
 def lost_result(scanner: Scanner, target: Target, reason: str) -> tuple[TargetResult, Snapshot]:
@@ -278,32 +306,40 @@ def merge_stats(parts: list[dict[str, Any]], duration: float, done: int, process
 
 
 async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: ResultCallback | None,
-                           on_start: Callable[[Target], None] | None, keep_results: bool) -> Any:
-    """``Scanner.run`` over worker processes (see the module docstring); the same report."""
+                           on_start: Callable[[Target], None] | None, keep_results: bool,
+                           forked: _Worker | None = None) -> Any:
+    """``Scanner.run`` over worker processes (see the module docstring); the same report. ``forked``
+    (``fork_scanner``): that one worker scans every target, resolving names itself, as this process
+    would."""
     from scanner.engine import _each, processes_wanted
 
     settings = scanner.settings
     started, t0 = datetime.now(UTC), time.monotonic()
-    addresses, resolver = await resolve_all(settings, targets)
-    groups = group_by_address(targets, addresses)
-    n = min(processes_wanted(settings, len(targets)), len(groups))
-    if n <= 1:  # one address for all (or one target): this process, with the answers already got
-        answers = resolver.answers()
-        return await scanner.run_stream(_each(targets), targets, on_result, on_start, keep_results,
-                                        prepare=lambda ctx: ctx.resolver.seed(answers))
-    # Targets' own addresses are in scope even when internal, whichever process scans them.
-    allowed = {a for t in targets if t.kind == "endpoint"
-               for a in (resolver.override(t.host, t.port),) if a}
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Any] = asyncio.Queue()
-    args = (worker_settings(settings, n), resolver.answers(), allowed,
-            (native_memory.ARENAS, native_memory.TRIM_EVERY), logging.getLogger().getEffectiveLevel())
+    scanner.worker_pids = []
+    if forked is not None:
+        n, groups, workers = 1, [[t] for t in targets], [forked]
+    else:
+        addresses, resolver = await resolve_all(settings, targets)
+        groups = group_by_address(targets, addresses)
+        n = min(processes_wanted(settings, len(targets)), len(groups))
+        if n <= 1:  # one address for all (or one target): this process, with the answers already got
+            answers = resolver.answers()
+            return await scanner.run_stream(_each(targets), targets, on_result, on_start, keep_results,
+                                            prepare=lambda ctx: ctx.resolver.seed(answers))
+        # Targets' own addresses are in scope even when internal, whichever process scans them.
+        allowed = {a for t in targets if t.kind == "endpoint"
+                   for a in (resolver.override(t.host, t.port),) if a}
+        args = (worker_settings(settings, n), resolver.answers(), allowed,
+                (native_memory.ARENAS, native_memory.TRIM_EVERY), logging.getLogger().getEffectiveLevel())
+        workers = _start_workers(n, args)
+    for w in workers:
+        w.attach(loop, inbox)
     window = 2 * max(1, math.ceil(settings.concurrency / n))  # targets a worker holds: in flight and next
     pending: deque[list[Target]] = deque(groups)
     results: dict[str, TargetResult] = {}
     done = 0
-    scanner.worker_pids = []
-    workers = _start_workers(n, args, loop, inbox)
     scanner.worker_pids = [w.process.pid for w in workers if w.process.pid]
 
     async def deliver(result: TargetResult, snap: Snapshot) -> None:
@@ -385,5 +421,5 @@ async def run_in_processes(scanner: Scanner, targets: list[Target], on_result: R
     return scanner.report(started, ordered, stats)
 
 
-__all__ = ["group_by_address", "lost_result", "merge_stats", "resolve_all", "run_in_processes",
-           "worker_main", "worker_settings"]
+__all__ = ["fork_scanner", "group_by_address", "lost_result", "merge_stats", "resolve_all",
+           "run_in_processes", "worker_main", "worker_settings"]

@@ -164,10 +164,12 @@ def test_a_killed_workers_finished_targets_stay_in_the_statistics(bed):
     assert report.stats["tls_connections"] > 0 and report.stats["http_connections"] > 0
 
 
-def test_ctrl_c_stops_the_workers(bed, tmp_path):
+@pytest.mark.parametrize("processes", [["--processes", "2"], []], ids=["spawned", "forked"])
+def test_ctrl_c_stops_the_workers(bed, tmp_path, processes):
     ca, _ = bed
     stalls = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in STALLS]
     for s, addr in zip(stalls, STALLS, strict=True):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the other case's connections in TIME_WAIT
         s.bind((addr, TLS_PORT))
         s.listen(64)
     store = f"sqlite:///{tmp_path / 'h.sqlite3'}"
@@ -175,7 +177,7 @@ def test_ctrl_c_stops_the_workers(bed, tmp_path):
     resolve = [a for i, n in enumerate(names) for p in (TLS_PORT, HTTP_PORT)
                for a in ("--resolve", f"{n}:{p}:{STALLS[i % 2]}")]
     proc = subprocess.Popen([sys.executable, "-m", "scanner", "scan",
-                             *[f"https://{n}:{TLS_PORT}/" for n in names], *resolve, "--processes", "2",
+                             *[f"https://{n}:{TLS_PORT}/" for n in names], *resolve, *processes,
                              "--timeout", "60", "--ca-bundle", str(ca), "--store", store,
                              "-o", str(tmp_path / "r.html")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -195,13 +197,14 @@ def test_ctrl_c_stops_the_workers(bed, tmp_path):
             proc.wait()
     assert proc.returncode == 130, err
     assert f"pledgescan scan --resume --store {store}" in err and "Traceback" not in err
-    assert len(workers) == 2
+    assert len(workers) == (2 if processes else 1)  # without --processes: one, forked beside the store
     for pid in workers:
         assert not _running(pid), f"worker {pid} outlived the scan"
 
 
 def _children(pid: int) -> list[int]:
-    """The scanning processes of ``pid`` (multiprocessing's spawned children, not its resource tracker)."""
+    """The scanning processes of ``pid``: multiprocessing's spawned or forked children, not its resource
+    tracker."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -211,9 +214,59 @@ def _children(pid: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"resource_tracker" not in cmdline:
             found.append(int(entry.name))
     return found
+
+
+# -- a stored scan: the scan in a worker forked beside the store --------------------------------------------
+def _cli_scan(ca: Path, tmp: Path, names: list[str], *extra: str) -> tuple[dict[str, Any], str]:
+    out = tmp / f"r{len(list(tmp.iterdir()))}.json"
+    resolve = [a for n in names for p in (TLS_PORT, HTTP_PORT)
+               for a in ("--resolve", f"{n}.{DOMAIN}:{p}:{FRONTS[PLACES[n]]}")]
+    proc = subprocess.run([sys.executable, "-m", "scanner", "scan",
+                           *[f"https://{n}.{DOMAIN}:{TLS_PORT}/" for n in names], *resolve, "--timeout", "5",
+                           "--per-host-connections", str(CAP), "--ca-bundle", str(ca), "--format", "json",
+                           "-o", str(out), "-q", "--store", f"sqlite:///{tmp / 'h.sqlite3'}", *extra],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a control below the --fail-on threshold
+    import json
+
+    return json.loads(out.read_text()), proc.stderr
+
+
+def test_a_stored_scan_runs_in_a_worker_forked_beside_the_store(bed, tmp_path):
+    """The command's own process opens the store and writes the reports while one forked worker scans
+    (``processes`` 1 in the statistics); ``--processes 1`` keeps the scan in the command's process, with
+    the same verdicts."""
+    ca, _ = bed
+    names = ["a0", "b0", "c0"]
+    forked, err = _cli_scan(ca, tmp_path, names)
+    here, _ = _cli_scan(ca, tmp_path, names, "--processes", "1")
+    assert forked["stats"]["processes"] == 1 and "processes" not in here["stats"]
+    assert err == ""  # nothing from the worker either (library warnings hidden there too)
+    as_json = {t["target"]: {c["id"]: c["status"] for c in t["controls"]} for t in forked["targets"]}
+    assert as_json == {t["target"]: {c["id"]: c["status"] for c in t["controls"]} for t in here["targets"]}
+    assert [t["target"] for t in forked["targets"]] == [f"https://{n}.{DOMAIN}:{TLS_PORT}/" for n in names]
+    assert all(t["decided"] > 10 and not t["errors"] for t in forked["targets"])
+    assert forked["stats"]["tls_connections"] > 0 and forked["stats"]["http_requests"] > 0
+
+
+def test_no_fork_while_another_thread_runs(bed):
+    """A fork copies only the calling thread: with another thread alive the scan stays in this process."""
+    import threading
+
+    from scanner.parallel import fork_scanner
+
+    ca, _ = bed
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        assert fork_scanner(Scanner(settings_for(ca, 0))) is None
+    finally:
+        release.set()
+        other.join()
 
 
 def _running(pid: int) -> bool:

@@ -227,8 +227,9 @@ def configure_logging(verbose: int) -> None:
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     if not verbose:
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*serial number.*")
+        from scanner.errors import hide_library_warnings
+
+        hide_library_warnings()
     else:
         warnings.resetwarnings()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
@@ -374,6 +375,8 @@ def execute_scan(targets: list[Target], settings: Settings, *, formats: tuple[st
             await asyncio.gather(main, side, return_exceptions=True)
 
     settle_heap()
+    if alongside is not None:
+        scanner.scan_beside(targets)  # before the progress display's thread: a fork copies one thread
     with progress:
         report = run_main(scan())
     if not keep_results:
