@@ -151,6 +151,9 @@ def _scan_while_the_store_opens(targets: list[Target], inventory: Any, settings:
     except InputProblem:
         return None  # the ordinary way says so, after the store's own errors as before
     opened: Future[tuple[Any, Any]] = Future()
+    # Running from the start, as an executor's would be: the scan's Ctrl-C cancels the task awaiting it
+    # (asyncio.wrap_future) but not the store's opening, whose run it then marks interrupted.
+    opened.set_running_or_notify_cancel()
 
     def open_and_start() -> None:
         store = None
