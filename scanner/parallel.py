@@ -10,6 +10,11 @@ stays the single writer (``on_result``: the store, the report writers, the progr
 the statistics. A worker that dies turns the targets it had started into ``error`` results (the ones it
 had not started go to another worker), and what it counted up to its last result stays in the scan's
 statistics (each result carries its counters so far); Ctrl-C stops every worker.
+
+A stored scan that would run in one process (``--processes`` automatic, few targets) runs instead in one
+worker *forked* before the scan begins (``fork_scanner``), while the command's process opens the history
+store, stores the results and writes the reports on the other core. A fork is taken only while the
+calling thread is the process's only one, so no lock held by another thread is copied locked.
 """
 
 from __future__ import annotations
