@@ -3,9 +3,11 @@ failing (scanner/net/coalesce.py). Both ways it can happen are forced here, step
 nginx that allows one stream per connection (127.19.0.0/16):
 
 - the request waits for a stream slot while the connection is closed (the pool closing it as idle, its
-  last registered stream having ended): h2 then refuses its headers ("SEND_HEADERS in state CLOSED"),
-  which the connection turns into httpcore's ``ConnectionNotAvailable`` so the pool reassigns it (seen
-  under load in session 8 as an H2-H4 ``error``);
+  last registered stream having ended): h2 then refuses its headers ("SEND_HEADERS in state CLOSED",
+  or "Max outbound streams is 1, 1 open" when the earlier response's last frame was still unread, as
+  under load in session 10's suite), which the connection turns into httpcore's
+  ``ConnectionNotAvailable`` so the pool reassigns it (seen under load in session 8 as an H2-H4
+  ``error``);
 - the request waits for its rate (``BEFORE_STREAM``) while the connection is closed.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,6 +35,8 @@ ADDR, PORT, NAME = "127.19.0.1", 18443, "race.coalesce.test"
 def ca(tmp_path_factory: pytest.TempPathFactory):
     require_nginx()
     tmp = tmp_path_factory.mktemp("coalesce-race")
+    www = Path(tempfile.mkdtemp(prefix="pledgescan-race-www-"))  # nginx's workers read it (pytest's
+    www.chmod(0o755)                                              # own temporary folders are private)
     pki = TestPKI.create("coalescing race")
     bundle = pki.write_ca_bundle(tmp / "ca.pem")
     chain, key = pki.leaf([NAME]).write(tmp, "leaf")
@@ -43,11 +49,18 @@ def ca(tmp_path_factory: pytest.TempPathFactory):
         http2_max_concurrent_streams 1;
         access_log off;
         default_type text/plain;
+        location = /big {{ alias {www / "big.txt"}; }}
         location / {{ return 200 "site:$uri"; }}
     }}
 """
-    with NginxServer(conf, name="pledgescan-coalesce-race", listen=[(ADDR, PORT)], workdir=tmp / "nginx"):
-        yield bundle
+    # more than h2's initial flow-control window (64 KiB): its last frame waits for the client to read
+    (www / "big.txt").write_bytes(b"x" * (1 << 20))
+    (www / "big.txt").chmod(0o644)
+    try:
+        with NginxServer(conf, name="pledgescan-coalesce-race", listen=[(ADDR, PORT)], workdir=tmp / "nginx"):
+            yield bundle
+    finally:
+        shutil.rmtree(www, ignore_errors=True)
 
 
 def _request(path: str, before: Callable[[], Awaitable[None]] | None = None) -> httpcore.Request:
@@ -70,11 +83,16 @@ async def _body(response: httpcore.Response) -> bytes:
         await response.aclose()
 
 
-def test_a_request_waiting_for_a_stream_slot_on_a_connection_then_closed_goes_to_another(ca):
+@pytest.mark.parametrize("first_path", ["/first", "/big"], ids=["response-read", "response-unread"])
+def test_a_request_waiting_for_a_stream_slot_on_a_connection_then_closed_goes_to_another(ca, first_path):
+    """``/big``: the first response's last frame is still at the server when the connection closes, so h2
+    counts its stream as open and refuses the waiting request's as one too many, not as closed."""
+
     async def go() -> tuple[int, bytes, int]:
         pool = _pool(ca)
         async with pool:
-            first = await pool.handle_async_request(_request("/first"))  # holds the one stream slot
+            first = await pool.handle_async_request(_request(first_path))  # holds the one stream slot
+            assert first.status == 200
             (conn,) = pool.connections
             assert "HTTP/2" in conn.info()
             second = asyncio.create_task(pool.handle_async_request(_request("/second")))

@@ -134,9 +134,19 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
             # this request waited for a stream slot: its headers never left, so the pool may give it
             # another connection; without this the request fails with a protocol error the verdicts
             # would show (seen under load with several names on one connection).
-            if _CLOSED_BEFORE_HEADERS in str(exc):
+            if _CLOSED_BEFORE_HEADERS in str(exc) or (_too_many_streams(exc) and self.is_closed()):
                 raise httpcore.ConnectionNotAvailable() from exc
             raise
+
+
+def _too_many_streams(exc: httpcore.LocalProtocolError) -> bool:
+    """h2 refused to open the request's stream (its headers never left) because it still counts an earlier
+    stream as open: on a connection closed while that stream's response was unread, the freed slot lets
+    a waiting request through to h2, which says "Max outbound streams is 1, 1 open" instead of the closed
+    state (which of the two depends on whether the earlier response's last frame had been read)."""
+    from h2.exceptions import TooManyStreamsError
+
+    return bool(exc.args) and isinstance(exc.args[0], TooManyStreamsError)
 
 
 class CoalescingPool(httpcore.AsyncConnectionPool):
