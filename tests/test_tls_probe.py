@@ -209,3 +209,29 @@ def test_merge_needs_every_client_to_agree() -> None:
     assert tls_probe._merge("TLSv1.2", [chain("rejected"), chain("rejected")], True).outcome == "rejected"
     done = tls_probe._merge("TLSv1.2", [chain("accepted"), chain("rejected")], True)
     assert done.enumerated and tls_probe.settled({"TLSv1.2": done}) == {"TLSv1.2"}
+
+
+def _models(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _models(sub)
+
+
+def test_sslyze_json_models_are_built_on_first_use() -> None:
+    """sslyze's JSON output models (its command line's, never pledgescan's) are not built when sslyze is
+    imported (pydantic's ``defer_build``, set for that import only): pledgescan's models are built as
+    before, and a model of sslyze's is built and validates when used after all."""
+    import pydantic
+
+    from scanner.collectors.tls import sslyze_adapter  # noqa: F401 (sslyze imported)
+    from scanner.evidence.tls import TLSEvidence
+
+    assert "defer_build" not in pydantic.BaseModel.model_config
+    models = set(_models(pydantic.BaseModel))
+    deferred = {m for m in models if m.model_config.get("defer_build")}
+    assert {m.__module__.split(".")[0] for m in deferred} == {"sslyze"}
+    assert TLSEvidence.__pydantic_complete__
+    as_json = next(m for m in deferred if m.__name__ == "CompressionScanResultAsJson")
+    assert as_json.model_validate({"supports_compression": True}).supports_compression is True
+    with pytest.raises(pydantic.ValidationError):
+        as_json.model_validate({"supports_compression": True, "unknown": 1})  # extra="forbid" kept

@@ -8,13 +8,14 @@ table) that the elimination prober reuses so that it asks exactly what sslyze wo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
 import threading
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -25,53 +26,78 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509 import DNSName, IPAddress, load_pem_x509_certificate
-from nassl import _nassl
-from nassl._nassl import WantReadError, WantX509LookupError
-from nassl.ephemeral_key_info import (
-    _OPENSSL_NID_TO_SECG_ANSI_X9_62,
-    DhEphemeralKeyInfo,
-    EcDhEphemeralKeyInfo,
-    OpenSslEcNidEnum,
-)
-from nassl.legacy_ssl_client import LegacySslClient
-from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
-from sslyze import (
-    CertificateInfoExtraArgument,
-    ClientAuthRequirementEnum,
-    ScanCommand,
-    ScanCommandAttemptStatusEnum,
-    ScanCommandsExtraArguments,
-    Scanner,
-    ServerNetworkConfiguration,
-    ServerNetworkLocation,
-    ServerScanRequest,
-    ServerTlsProbingResult,
-)
-from sslyze.connection_helpers import tls_connection
-from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
-from sslyze.errors import (
-    ConnectionToServerTimedOut,
-    ServerRejectedConnection,
-    ServerRejectedTlsHandshake,
-    ServerTlsConfigurationNotSupported,
-    TlsHandshakeTimedOut,
-)
-from sslyze.plugins.certificate_info._cert_chain_analyzer import CertificateDeploymentAnalyzer
-from sslyze.plugins.certificate_info.trust_stores.trust_store import TrustStore
-from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
-from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
-from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
-from sslyze.plugins.robot import _robot_tester as robot
-from sslyze.plugins.robot.implementation import RobotImplementation, RobotScanResult
-from sslyze.scanner._jobs_worker_thread import CompletedScanJob
-from sslyze.scanner._mass_scanner import (
-    _generate_result_for_completed_server_scan,
-    _generate_scan_jobs_for_server_scan,
-    _OngoingServerScan,
-)
-from sslyze.scanner.models import get_scan_command_attempt_cls
-from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
+from pydantic import BaseModel
+
+
+@contextlib.contextmanager
+def _models_built_on_first_use() -> Iterator[None]:
+    """While sslyze is imported, pydantic models are built on their first use (pydantic's ``defer_build``),
+    not when their class is defined: sslyze defines the models of its JSON output (``sslyze.json``, each
+    plugin's ``*AsJson``) at import, ~60 pydantic schemas that only its own command line validates, and
+    pledgescan never does (~80 ms of CPU at every start, a sixth of sslyze's import). A model's config
+    inherits its bases', so setting it on ``BaseModel`` for the import only reaches the classes defined
+    meanwhile: sslyze's (nassl, tls_parser and the standard library modules it imports define none); one
+    of them used after all is built then, as pydantic builds any deferred model. ``tests/test_tls_probe.py``
+    checks both."""
+    config = BaseModel.model_config
+    if "defer_build" in config:  # someone else's setting: leave it alone
+        yield
+        return
+    config["defer_build"] = True
+    try:
+        yield
+    finally:
+        del config["defer_build"]
+
+
+with _models_built_on_first_use():
+    from nassl import _nassl
+    from nassl._nassl import WantReadError, WantX509LookupError
+    from nassl.ephemeral_key_info import (
+        _OPENSSL_NID_TO_SECG_ANSI_X9_62,
+        DhEphemeralKeyInfo,
+        EcDhEphemeralKeyInfo,
+        OpenSslEcNidEnum,
+    )
+    from nassl.legacy_ssl_client import LegacySslClient
+    from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
+    from sslyze import (
+        CertificateInfoExtraArgument,
+        ClientAuthRequirementEnum,
+        ScanCommand,
+        ScanCommandAttemptStatusEnum,
+        ScanCommandsExtraArguments,
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+        ServerTlsProbingResult,
+    )
+    from sslyze.connection_helpers import tls_connection
+    from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze, SslConnection
+    from sslyze.errors import (
+        ConnectionToServerTimedOut,
+        ServerRejectedConnection,
+        ServerRejectedTlsHandshake,
+        ServerTlsConfigurationNotSupported,
+        TlsHandshakeTimedOut,
+    )
+    from sslyze.plugins.certificate_info._cert_chain_analyzer import CertificateDeploymentAnalyzer
+    from sslyze.plugins.certificate_info.trust_stores.trust_store import TrustStore
+    from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
+    from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+    from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
+    from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
+    from sslyze.plugins.robot import _robot_tester as robot
+    from sslyze.plugins.robot.implementation import RobotImplementation, RobotScanResult
+    from sslyze.scanner._jobs_worker_thread import CompletedScanJob
+    from sslyze.scanner._mass_scanner import (
+        _generate_result_for_completed_server_scan,
+        _generate_scan_jobs_for_server_scan,
+        _OngoingServerScan,
+    )
+    from sslyze.scanner.models import get_scan_command_attempt_cls
+    from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
 
 __all__ = [
     "CipherSuite",
