@@ -11,9 +11,11 @@ unless the operator made it a target or mapped it with ``--resolve``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import http.cookiejar
 import ssl
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -178,8 +180,8 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        chosen = self._fetcher.tls_context_for(server_hostname or "", self._port)
         try:
+            chosen = await self._fetcher.tls_context_for(server_hostname or "", self._port)
             inner = await self._inner.start_tls(chosen, server_hostname, timeout)
         except BaseException:
             await self.aclose()
@@ -280,9 +282,14 @@ class Fetcher:
         self.stats = stats
         self.allowed_addresses = allowed_addresses if allowed_addresses is not None else set()
         alpn = ["http/1.1", "h2"] if HTTP2 else ["http/1.1"]
-        self._contexts = {True: self.ssl_context(verify=True), False: self.ssl_context(verify=False)}
-        for c in self._contexts.values():
-            c.set_alpn_protocols(alpn)
+        self._contexts = {False: self.ssl_context(verify=False)}
+        self._contexts[False].set_alpn_protocols(alpn)
+        # The verifying context reads Mozilla's store (~150 certificates, 25-75 ms): on a thread, as
+        # OpenSSL parses the file without the GIL, while the first connections' TCP handshakes go on; a
+        # TLS handshake waits for it (``tls_context_for``). A bad ``--ca-bundle`` still fails here.
+        self._nominal = self._pool_context()
+        self._verifying: concurrent.futures.Future[ssl.SSLContext] = concurrent.futures.Future()
+        threading.Thread(target=self._build_verifying, args=(alpn,), name="ca-store", daemon=True).start()
         self._backend = _PoliteBackend(self)
         self._pools: dict[str, CoalescingPool] = {}
         # Requests that are not multiplexed enter an address's pool only as many at a time as it has
@@ -332,9 +339,31 @@ class Fetcher:
             ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
         return ctx
 
-    def tls_context_for(self, host: str, port: int) -> ssl.SSLContext:
+    def _pool_context(self) -> ssl.SSLContext:
+        """The context the pools are given, which never makes a handshake (``_PoliteStream.start_tls``
+        chooses one): verifying, trusting only ``--ca-bundle`` (read here, so a bad file fails now)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.settings.ca_bundle:
+            ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
+        return ctx
+
+    def _build_verifying(self, alpn: list[str]) -> None:
+        try:
+            ctx = self.ssl_context(verify=True)
+            ctx.set_alpn_protocols(alpn)
+        except BaseException as exc:  # handed to the handshakes that wait for it
+            self._verifying.set_exception(exc)
+        else:
+            self._verifying.set_result(ctx)
+
+    async def tls_context_for(self, host: str, port: int) -> ssl.SSLContext:
         """Verifying, unless this host's certificate was already found not to validate."""
-        return self._contexts[(host.lower(), port) not in self._unverified]
+        if (host.lower(), port) in self._unverified:
+            return self._contexts[False]
+        ctx = self._contexts.get(True)
+        if ctx is None:
+            ctx = self._contexts[True] = await asyncio.wrap_future(self._verifying)
+        return ctx
 
     def _client(self, addr: str) -> httpx.AsyncClient:
         key = address_key(addr)
@@ -342,7 +371,7 @@ class Fetcher:
         if client is None:
             cap = http_share(self.politeness.budget.per_address_connections)
             pool = CoalescingPool(
-                self._coalescing, ssl_context=self._contexts[True], max_connections=cap,
+                self._coalescing, ssl_context=self._nominal, max_connections=cap,
                 max_keepalive_connections=cap, keepalive_expiry=KEEPALIVE_S, http1=True, http2=HTTP2,
                 network_backend=self._backend)
             t = self.settings.timeout
