@@ -39,3 +39,17 @@ def test_known_pages():
 def test_any_page(words):
     text = " ".join(words)
     assert simhash(text) == reference(text)
+
+
+def test_a_probe_record_fingerprints_a_page_seen_before_as_the_first_time():
+    """Probe.record computes a text's simhashes once (kept by the text's SHA-256): the records of the
+    same "not found" page under other paths, and again later, are those of a fresh computation."""
+    from scanner.evidence.exposure import Probe, normalise
+
+    body = b"<!doctype html><title>404</title><p>Not found: /a/b.php</p>"
+    for path in ("/a/b.php", "/c", "/a/b.php", "/c"):
+        got = Probe.record(purpose="probe", path=path, url=f"https://h{path}", method="GET", status=404,
+                           headers=(("content-type", "text/html"),), body=body)
+        text = body.decode()
+        assert got.simhash == f"{reference(normalise(text, path)):016x}"
+        assert got.simhash_raw == f"{reference(normalise(text)):016x}"
