@@ -231,3 +231,22 @@ def test_requests_are_built_as_httpx_builds_them():
             got = _request(client, "GET", url, headers, {"trace": print})
             assert (got.method, got.url, got.headers.raw, got.extensions) == (
                 want.method, want.url, want.headers.raw, want.extensions)
+
+
+def test_answer_headers_decode_as_hpack_decodes_them():
+    """hpack's Huffman decoder is memoised for short strings (scanner.net.fetcher): header blocks decode
+    to the same headers, asked once or again, short or long, and bad input still fails."""
+    import hpack
+    import hpack.hpack
+
+    from scanner.net.fetcher import _memoised_huffman
+
+    assert getattr(hpack.hpack.decode_huffman, "memoised", False)
+    headers = [(":status", "404"), ("server", "nginx"), ("content-type", "text/html"),
+               ("x-long", "v" * 300 + "é"), ("content-security-policy", "default-src 'self'")]
+    block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(k, v) for k, v in headers], huffman=True)
+    for _ in range(2):
+        assert hpack.Decoder().decode(block) == headers
+    plain = _memoised_huffman(hpack.huffman_table.decode_huffman)
+    with pytest.raises(hpack.HPACKDecodingError):
+        plain(b"\xff\xff\xff\xff")
