@@ -82,6 +82,23 @@ def test_https_fetch_validates_with_ca_bundle_and_keeps_duplicate_headers(server
     assert len(r.body) == 1000 and r.body_truncated
 
 
+def test_the_store_loaded_before_the_fetcher_is_made_trusts_the_ca_bundle_too(servers, pki):
+    """load_backend starts loading Mozilla's store for the next fetcher made, which adds --ca-bundle to it:
+    the private CA's site validates, a certificate that neither signed does not."""
+    from scanner.net import fetcher as fetcher_module
+
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18444): ADDR}, ca_bundle=ca)
+    fetcher_module.load_backend()
+    assert fetcher_module._STORE is not None
+    good = fetch(s, f"https://{NAME}:18443/")
+    assert fetcher_module._STORE is None  # taken by that fetcher
+    assert good.status == 200 and good.tls_verified is True
+    fetcher_module.load_backend()
+    bad = fetch(s, f"https://{NAME}:18444/")
+    assert bad.status == 200 and bad.tls_verified is False and bad.tls_error
+
+
 def test_untrusted_certificate_is_recorded_and_page_still_fetched(servers, pki):
     _, ca = pki
     s = Settings(resolve={(NAME, 18444): ADDR}, ca_bundle=ca)

@@ -15,12 +15,13 @@ import concurrent.futures
 import contextlib
 import functools
 import http.cookiejar
+import os
 import ssl
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import h2.exceptions
@@ -77,8 +78,54 @@ class Refused(httpcore.ConnectError, KindedError):
 def load_backend() -> None:
     """Import anyio's asyncio backend, which httpcore loads at the first connection: a scan with HTTP work
     calls this before its targets start. Loaded at the first connection, it held the event loop 85-130 ms
-    (the TLS collector's import thread competing for the GIL) just before the first HTTPS handshake."""
+    (the TLS collector's import thread competing for the GIL) just before the first HTTPS handshake.
+    Mozilla's store starts loading first, on a thread, for the next fetcher made (``_take_store``): OpenSSL
+    reads it without the GIL while this import runs."""
+    global _STORE
+    if _STORE is None:
+        _STORE = _in_thread(_mozilla_store)
     import anyio._backends._asyncio  # noqa: F401
+
+
+T = TypeVar("T")
+_STORE: concurrent.futures.Future[ssl.SSLContext] | None = None  # loading since load_backend, for one fetcher
+
+
+def _mozilla_store() -> ssl.SSLContext:
+    """A verifying context trusting Mozilla's store (certifi, as shipped with httpx): 25-75 ms."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _take_store() -> concurrent.futures.Future[ssl.SSLContext] | None:
+    """The store ``load_backend`` started loading, for the fetcher that calls this (no other gets it)."""
+    global _STORE
+    store, _STORE = _STORE, None
+    return store
+
+
+def _forget_store() -> None:
+    """In a forked child: the parent's store may still be loading on a thread the child does not have."""
+    global _STORE
+    _STORE = None
+
+
+os.register_at_fork(after_in_child=_forget_store)
+
+
+def _in_thread(work: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """``work()`` on a daemon thread of its own; its result or exception in the future returned."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as exc:  # handed to whoever waits for it
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="ca-store", daemon=True).start()
+    return done
 
 
 class HttpResponse(Frozen):
@@ -308,8 +355,8 @@ class Fetcher:
         # OpenSSL parses the file without the GIL, while the first connections' TCP handshakes go on; a
         # TLS handshake waits for it (``tls_context_for``). A bad ``--ca-bundle`` still fails here.
         self._nominal = self._pool_context()
-        self._verifying: concurrent.futures.Future[ssl.SSLContext] = concurrent.futures.Future()
-        threading.Thread(target=self._build_verifying, args=(alpn,), name="ca-store", daemon=True).start()
+        store = _take_store()
+        self._verifying = _in_thread(lambda: self._verifying_context(store, alpn))
         self._backend = _PoliteBackend(self)
         self._pools: dict[str, CoalescingPool] = {}
         # Requests that are not multiplexed enter an address's pool only as many at a time as it has
@@ -352,9 +399,7 @@ class Fetcher:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
             return ctx
-        import certifi
-
-        ctx = ssl.create_default_context(cafile=certifi.where())
+        ctx = _mozilla_store()
         if self.settings.ca_bundle:
             ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
         return ctx
@@ -367,14 +412,17 @@ class Fetcher:
             ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
         return ctx
 
-    def _build_verifying(self, alpn: list[str]) -> None:
-        try:
+    def _verifying_context(self, store: concurrent.futures.Future[ssl.SSLContext] | None,
+                           alpn: list[str]) -> ssl.SSLContext:
+        """``ssl_context(verify=True)`` from the store ``load_backend`` began loading, when there is one."""
+        if store is None or store.exception() is not None:
             ctx = self.ssl_context(verify=True)
-            ctx.set_alpn_protocols(alpn)
-        except BaseException as exc:  # handed to the handshakes that wait for it
-            self._verifying.set_exception(exc)
         else:
-            self._verifying.set_result(ctx)
+            ctx = store.result()
+            if self.settings.ca_bundle:
+                ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
+        ctx.set_alpn_protocols(alpn)
+        return ctx
 
     async def tls_context_for(self, host: str, port: int) -> ssl.SSLContext:
         """Verifying, unless this host's certificate was already found not to validate."""
