@@ -63,8 +63,11 @@ def _memoised_huffman(decode: Callable[[bytes], bytes]) -> Callable[[bytes], byt
     return decode_huffman
 
 
-if not getattr(hpack.hpack.decode_huffman, "memoised", False):
-    hpack.hpack.decode_huffman = _memoised_huffman(hpack.hpack.decode_huffman)
+# hpack offers no hook for this: its module-level function is wrapped, once, and only where it exists
+# (another hpack version without it decodes as it always did)
+_huffman = getattr(hpack.hpack, "decode_huffman", None)
+if callable(_huffman) and not getattr(_huffman, "memoised", False):
+    hpack.hpack.decode_huffman = _memoised_huffman(_huffman)
 
 
 class Refused(httpcore.ConnectError, KindedError):
