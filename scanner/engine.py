@@ -132,7 +132,10 @@ class Scanner:
         With ``keep_results=False`` the report has no targets (only the statistics): results live only
         as long as ``on_result`` takes to store them, so memory does not grow with the inventory.
         Enough targets (or ``--processes N``) are scanned by worker processes (``scanner.parallel``),
-        split by address; ``on_result`` and ``on_start`` are still called here, in this process.
+        split by address; ``on_result`` and ``on_start`` are still called here, in this process. Those
+        workers are spawned: a program that runs a scanner with ``processes`` above 1 guards its entry
+        point with ``if __name__ == "__main__":``, as any program using multiprocessing's spawn must
+        (each worker imports the program's main module).
         """
         forked, self._forked = self._forked, None
         if forked is not None or (self.in_process_only is False
