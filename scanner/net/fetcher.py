@@ -402,7 +402,10 @@ class Fetcher:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
             return ctx
-        ctx = _mozilla_store()
+        return self._with_ca_bundle(_mozilla_store())
+
+    def _with_ca_bundle(self, ctx: ssl.SSLContext) -> ssl.SSLContext:
+        """``ctx``, trusting ``--ca-bundle`` too when it is given."""
         if self.settings.ca_bundle:
             ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
         return ctx
@@ -410,20 +413,13 @@ class Fetcher:
     def _pool_context(self) -> ssl.SSLContext:
         """The context the pools are given, which never makes a handshake (``_PoliteStream.start_tls``
         chooses one): verifying, trusting only ``--ca-bundle`` (read here, so a bad file fails now)."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if self.settings.ca_bundle:
-            ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
-        return ctx
+        return self._with_ca_bundle(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
     def _verifying_context(self, store: concurrent.futures.Future[ssl.SSLContext] | None,
                            alpn: list[str]) -> ssl.SSLContext:
         """``ssl_context(verify=True)`` from the store ``load_backend`` began loading, when there is one."""
-        if store is None or store.exception() is not None:
-            ctx = self.ssl_context(verify=True)
-        else:
-            ctx = store.result()
-            if self.settings.ca_bundle:
-                ctx.load_verify_locations(cafile=str(self.settings.ca_bundle))
+        loaded = store is not None and store.exception() is None
+        ctx = self._with_ca_bundle(store.result()) if loaded else self.ssl_context(verify=True)
         ctx.set_alpn_protocols(alpn)
         return ctx
 
