@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanner import __version__, native_memory
 from scanner.baseline import Baseline, load_baseline
@@ -33,6 +33,9 @@ from scanner.net.politeness import AddressBudget
 from scanner.net.resolver import ResolutionError
 from scanner.plugins import Check, Registry, load_checks
 from scanner.settings import Settings, usable_cores
+
+if TYPE_CHECKING:
+    from scanner.parallel import _Worker
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -111,7 +114,7 @@ class Scanner:
         # checks or a shared budget (the distributed workers' Redis one) scans in this process.
         self.in_process_only = baseline is not None or registry is not None or budget is not None
         self.worker_pids: list[int] = []  # the scanning processes of the current run, if any
-        self._forked: Any = None  # the worker ``scan_beside`` forked for the next run
+        self._forked: _Worker | None = None  # the worker ``scan_beside`` forked for the next run
 
     def scan_beside(self, targets: list[Target]) -> None:
         """Call before ``run`` when this process has work of its own beside the scan (opening the history

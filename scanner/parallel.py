@@ -237,9 +237,6 @@ class _Worker:
                 self.process.kill()
         self.process.join(timeout=5)
         self.tasks.close()
-        if self._reader.ident is None:  # never attached (the scan did not begin)
-            self.events.close()
-            return
         self._reader.join(timeout=5)  # it reads until the dead process's end of the pipe closes
         if not self._reader.is_alive():
             self.events.close()
@@ -272,7 +269,8 @@ def fork_scanner(scanner: Scanner) -> _Worker | None:
     for stream in (sys.stdout, sys.stderr):  # the child flushes what it inherits: nothing, then
         with contextlib.suppress(Exception):
             stream.flush()
-    args = (worker_settings(scanner.settings, 1), {}, set(), (native_memory.ARENAS, native_memory.TRIM_EVERY),
+    # the child scans with ``scanner`` itself (its settings, the resolver of its own): no answers to seed
+    args = (scanner.settings, {}, set(), (native_memory.ARENAS, native_memory.TRIM_EVERY),
             logging.getLogger().getEffectiveLevel(), scanner)
     return _start_workers(1, args, "fork")[0]
 

@@ -6,6 +6,7 @@ sees more open connections than the cap), a killed worker's target as an error r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -230,8 +231,6 @@ def _cli_scan(ca: Path, tmp: Path, names: list[str], *extra: str) -> tuple[dict[
                            "-o", str(out), "-q", "--store", f"sqlite:///{tmp / 'h.sqlite3'}", *extra],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode in (0, 1), proc.stderr  # 1: a control below the --fail-on threshold
-    import json
-
     return json.loads(out.read_text()), proc.stderr
 
 
