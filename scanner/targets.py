@@ -63,15 +63,17 @@ def endpoint(url: str, member: str | None = None, member_name: str | None = None
             raise not_a_target(url)
         raise InputError(f"malformed URL {url!r}: no host name")
     host = normalise_host(parts.hostname)
-    https_port = port if (port and parts.scheme.lower() == "https") else 443
+    # An endpoint is assessed over HTTPS; an http:// URL means the same site's https:// endpoint (on
+    # 443), and its port, if any, is where that site's plain HTTP is probed (H1).
+    plain = parts.scheme.lower() == "http"
+    https_port = port if (port and not plain) else 443
     netloc = host if ":" not in host else f"[{host}]"
-    if port and not (parts.scheme.lower() == "https" and port == 443):
-        netloc += f":{port}"
-    # An endpoint is assessed over HTTPS; an http:// URL means the same site's https:// endpoint.
+    if https_port != 443:
+        netloc += f":{https_port}"
     norm = urlunsplit(("https", netloc, parts.path or "/", parts.query, ""))
     own_scope = scope or (registrable_domain(host),)
     return Target(kind="endpoint", target=norm, host=host, port=https_port, member=member,
-                  member_name=member_name, scope=tuple(own_scope))
+                  member_name=member_name, scope=tuple(own_scope), http_port=port if (port and plain) else 80)
 
 
 def domain(name: str, member: str | None = None, member_name: str | None = None) -> Target:
