@@ -10,7 +10,9 @@ feels (TCP connections, connections open at once).
 Cases:
 * ``latency``: one HTTPS host 50 ms away (round trip; ``--delay MS`` sets it, here and in ``tls``), the
   whole baseline with default settings: wall time and TCP connections seen by the proxy (HTTP and TLS
-  together).
+  together), in this process (the HTTP stack loaded beforehand), then through ``pledgescan scan`` as a
+  user runs it (a new process with its start-up and imports, a new history store, the JSON report; its
+  plain HTTP on port 80 of the proxy's address, so it needs root and that port free).
 * ``tls``: ``--hosts`` hosts (default 16), each on its own address 50 ms away, T1-T6 only: ``pledgescan
   scan`` against ``python -m sslyze`` (every scan command) over the same proxies, in the same run: wall
   times and TCP connections (both counted by the proxy, so exact for both) and the ratios.
@@ -132,6 +134,38 @@ def case_latency(bed: Bed) -> None:
     print(f"latency: one host {2000 * DELAY:g} ms away, whole baseline, defaults: {wall:.2f} s, "
           f"{len(proxy.accepted)} TCP connections ({report.stats['http_requests']} HTTP requests, "
           f"{report.stats['tls_connections']} TLS prober connections), grade {t.grade}, decided {t.decided}")
+    latency_command(bed, front, name)
+
+
+def latency_command(bed: Bed, front: str, name: str) -> None:
+    """The same host through ``pledgescan scan`` as a user runs it (a new process: interpreter start-up,
+    imports, a new history store, the JSON report), its plain HTTP on port 80 of the proxy's address."""
+    out, store = bed.tmp / "latency-command.json", bed.tmp / "latency-history.db"
+    cmd = [sys.executable, "-m", "scanner", "scan", f"https://{name}:{TLS_PORT}/",
+           "--resolve", f"{name}:{TLS_PORT}:{front}", "--resolve", f"{name}:80:{front}",
+           "--ca-bundle", str(bed.ca), "--format", "json", "-o", str(out), "-q", "--store", f"sqlite:///{store}"]
+    proxy = TcpProxy([((front, TLS_PORT), (BACKEND, TLS_PORT)), ((front, 80), (BACKEND, HTTP_PORT))],
+                     delay=DELAY)
+    try:
+        proxy.start()
+    except OSError as exc:  # port 80 of the address taken, or not root
+        print(f"latency (pledgescan scan command): not measured: {front}:80: {exc}")
+        return
+    try:
+        with backend(bed, "latency-command"):
+            t0 = time.monotonic()
+            done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
+            wall = time.monotonic() - t0
+    finally:
+        proxy.stop()
+    try:
+        (t,) = json.loads(out.read_text())["targets"]
+    except (OSError, ValueError, KeyError):
+        print(f"latency (pledgescan scan command): no report (exit {done.returncode}): {done.stderr[-300:]}")
+        return
+    print(f"latency (pledgescan scan command, new process and history store, JSON report): {wall:.2f} s, "
+          f"{len(proxy.accepted)} TCP connections, exit {done.returncode}, grade {t['grade']}, "
+          f"decided {t['decided']}")
 
 
 def case_tls(bed: Bed, hosts: int) -> None:
