@@ -56,6 +56,8 @@ def endpoint(url: str, member: str | None = None, member_name: str | None = None
         if schemeless:
             raise not_a_target(url) from exc
         raise InputError(f"malformed URL {url!r}: {exc}") from exc
+    if port == 0:
+        raise InputError(f"malformed URL {url!r}: port 0 cannot be connected to")
     if parts.scheme.lower() not in ("http", "https"):
         raise InputError(f"malformed URL {url!r}: only http and https URLs can be scanned")
     if not parts.hostname:

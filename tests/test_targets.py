@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.targets import endpoint
+from scanner.targets import InputError, endpoint
 
 
 @pytest.mark.parametrize("url, target, port, http_port", [
@@ -20,3 +20,14 @@ from scanner.targets import endpoint
 def test_endpoint_url_port_and_http_port(url: str, target: str, port: int, http_port: int) -> None:
     t = endpoint(url)
     assert (t.target, t.port, t.http_port) == (target, port, http_port)
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://example.org:0/", "port 0"),
+    ("http://example.org:0/", "port 0"),
+    ("https://example.org:65536/", "malformed URL"),
+    ("gopher://example.org/", "only http and https"),
+])
+def test_unusable_urls_are_one_clear_input_error(url: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        endpoint(url)
