@@ -233,21 +233,33 @@ def test_real_failures_are_kinded(failing_servers, pki, port: int, kind: ErrorKi
 
 
 def test_requests_are_built_as_httpx_builds_them():
-    """The fetcher builds its requests itself (httpx's build_request merges headers at ~3x the CPU): the
-    same method, URL, headers in the same order and extensions as ``client.build_request`` gives."""
+    """The fetcher builds its requests for the pool itself (httpx's build_request merges headers at ~3x the
+    CPU, and its transport converts the request again): the same method, URL, headers in the same order
+    and extensions as httpx's transport gives the pool for ``client.build_request``."""
+    import httpcore
     import httpx
 
-    from scanner.net.fetcher import _NoCookieJar, _request
+    from scanner.net.fetcher import _Client, _NoCookieJar, _request
 
-    client = httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(7.0, pool=None), trust_env=False,
-                               cookies=_NoCookieJar())
+    pool = httpcore.AsyncConnectionPool()
+    client = _Client(pool, follow_redirects=False, timeout=httpx.Timeout(7.0, pool=None), trust_env=False,
+                     cookies=_NoCookieJar())
     for headers in ({"User-Agent": "ua", "Accept": "*/*", "Accept-Encoding": "identity", "Host": NAME},
                     {"user-agent": "x", "Range": "bytes=0-511", "Origin": "null", "Host": f"{NAME}:8443"}):
-        for url in (f"https://{NAME}:8443/a/b.php?x=1", f"http://{NAME}/"):
+        for url in (f"https://{NAME}:8443/a/b.php?x=1", f"http://{NAME}/",
+                    f"https://{NAME}:443/a b/%7e/\u00e9?q=a b", f"HTTPS://{NAME.upper()}:8443/x#frag"):
             want = client.build_request("GET", url, headers=headers, extensions={"trace": print})
+            wire = httpcore.URL(scheme=want.url.raw_scheme, host=want.url.raw_host, port=want.url.port,
+                                target=want.url.raw_path)
             got = _request(client, "GET", url, headers, {"trace": print})
-            assert (got.method, got.url, got.headers.raw, got.extensions) == (
-                want.method, want.url, want.headers.raw, want.extensions)
+            assert (got.method, got.url, got.headers, got.extensions) == (
+                want.method.encode(), wire, want.headers.raw, want.extensions)
+    bad = {"User-Agent": "ua", "Host": "\u00e9.example"}
+    with pytest.raises(UnicodeEncodeError) as built:
+        client.build_request("GET", f"https://{NAME}/", headers=bad)
+    with pytest.raises(UnicodeEncodeError) as ours:
+        _request(client, "GET", f"https://{NAME}/", bad, {})
+    assert str(ours.value) == str(built.value)
 
 
 def test_answer_headers_decode_as_hpack_decodes_them():
