@@ -314,6 +314,10 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
         self._fetcher = fetcher
         self._port = port
         self._socket: Any = _UNKNOWN
+        # Reads and writes go to the inner stream's own methods: no coroutine of ours between (about five
+        # reads and writes a request).
+        self.read = inner.read  # type: ignore[method-assign]
+        self.write = inner.write  # type: ignore[method-assign]
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
