@@ -254,6 +254,21 @@ def test_requests_are_built_as_httpx_builds_them():
             got = _request(client, "GET", url, headers, {"trace": print})
             assert (got.method, got.url, got.headers, got.extensions) == (
                 want.method.encode(), wire, want.headers.raw, want.extensions)
+    odd = ["https://a.test:443/../x/./y/%2e%2E/z?q=%zz&b=\u00e9 #f", "http://[::1]:80/?",
+           "http://a.test:8080?x=/y", "https://\u00e9.test/p", "https://a.test:8443/a\tb", "http://a.test:99999/",
+           "https://a.test/" + "x" * 3000, "https://a.test//double//slash", "Http://A.Test:0080/Upper?Q#/frag/",
+           "https://a.test:x/", "https://a.test/ab\x7f"]
+    for url in odd * 2:  # asked again: from what is remembered
+        try:
+            wire = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            with pytest.raises(httpx.InvalidURL) as ours:
+                _request(client, "GET", url, {}, {})
+            assert str(ours.value) == str(exc), url
+            continue
+        got = _request(client, "GET", url, {}, {})
+        assert got.url == httpcore.URL(scheme=wire.raw_scheme, host=wire.raw_host, port=wire.port,
+                                       target=wire.raw_path), url
     bad = {"User-Agent": "ua", "Host": "\u00e9.example"}
     with pytest.raises(UnicodeEncodeError) as built:
         client.build_request("GET", f"https://{NAME}/", headers=bad)
