@@ -626,7 +626,8 @@ class Fetcher:
         if pool is None:
             return False
         origin = httpcore.Origin(b"https", host.encode("ascii", "replace"), port)
-        return any(c.can_handle_request(origin) and c.is_available() and is_http2(c)
+        # the cheapest question first: whether it speaks HTTP/2 is remembered (``is_http2``)
+        return any(is_http2(c) and c.is_available() and c.can_handle_request(origin)
                    for c in pool.connections)
 
     async def close_idle(self, addr: str | None = None, *, done: bool = False,
