@@ -294,3 +294,18 @@ def test_answer_headers_decode_as_hpack_decodes_them():
     plain = _memoised_huffman(hpack.huffman_table.decode_huffman)
     with pytest.raises(hpack.HPACKDecodingError):
         plain(b"\xff\xff\xff\xff")
+
+
+def test_each_answer_is_logged_as_httpx_logged_it(servers, pki, caplog):
+    """With ``-v`` (INFO) every answer has the line httpx's client logged for it (the fetcher hands its
+    requests to the pool itself): method, URL as httpx writes it, version, status and reason."""
+    import logging
+
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18080): ADDR}, ca_bundle=ca, max_body_bytes=1000)
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        fetch(s, f"https://{NAME}:18443/a?b=1")
+        fetch(s, f"http://{NAME}:18080/", method="HEAD")
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines == [f'HTTP Request: GET https://{NAME}:18443/a?b=1 "HTTP/1.1 200 OK"',
+                     f'HTTP Request: HEAD http://{NAME}:18080/ "HTTP/1.1 200 OK"'], lines

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import functools
 import http.cookiejar
+import logging
 import os
 import ssl
 import threading
@@ -468,6 +469,13 @@ class _Answer:
         version: bytes = self.extensions.get("http_version", b"HTTP/1.1")
         return version.decode("ascii", errors="ignore")
 
+    @property
+    def reason_phrase(self) -> str:
+        reason: bytes | None = self.extensions.get("reason_phrase")
+        if reason is None:
+            return httpx.codes.get_reason_phrase(self.status_code)
+        return reason.decode("ascii", errors="ignore")
+
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body as it comes (no empty chunks); closed once read to its end."""
         stream: AsyncIterable[bytes] = self._stream  # type: ignore[assignment]
@@ -488,7 +496,10 @@ class _Answer:
             await self._stream.aclose()  # type: ignore[union-attr]
 
 
-async def _send_direct(client: _Client, request: httpcore.Request) -> _Answer:
+_HTTPX_LOG = logging.getLogger("httpx")
+
+
+async def _send_direct(client: _Client, request: httpcore.Request, url: str) -> _Answer:
     """What ``client.send(request, stream=True)`` did for the fetcher's clients, without the CPU of what
     did nothing for them (with ``_request``, a tenth of a portfolio scan's in cProfile): httpx's auth
     flow, redirect loop and event hooks (no auth; redirects never followed, nor their Location parsed),
@@ -496,12 +507,16 @@ async def _send_direct(client: _Client, request: httpcore.Request) -> _Answer:
     request for each answer (a jar that keeps nothing), the transport's and the response's wrappers. The
     pool's errors become httpx's, as its transport maps them."""
     try:
-        return _Answer(await client.pool.handle_async_request(request))
+        answer = _Answer(await client.pool.handle_async_request(request))
     except Exception as exc:
         mapped = _httpx_error(exc)
         if mapped is None:
             raise
         raise mapped from exc
+    if _HTTPX_LOG.isEnabledFor(logging.INFO):  # the line httpx's client logs for each answer (``-v``)
+        _HTTPX_LOG.info('HTTP Request: %s %s "%s %d %s"', request.method.decode("ascii"), httpx.URL(url),
+                        answer.http_version, answer.status_code, answer.reason_phrase)
+    return answer
 
 
 class Fetcher:
@@ -849,7 +864,7 @@ class Fetcher:
                     return _request(client, method, wire_url, headers, {
                         **extensions, "trace": trace, BEFORE_STREAM: before_stream})
 
-                response = await _send_direct(client, build())
+                response = await _send_direct(client, build(), wire_url)
                 if response.status_code == 421 and response.extensions.get(COALESCED):
                     # Misdirected on another origin's connection: once more on one of its own origin (the
                     # pool no longer coalesces it), as browsers do; a request of its own on the budget.
@@ -860,7 +875,7 @@ class Fetcher:
                     rate = "opening"
                     deadline.reschedule(None)
                     self.stats.http_requests[host] += 1  # the key ``fetch`` counted the first one under
-                    response = await _send_direct(client, build())
+                    response = await _send_direct(client, build(), wire_url)
                 try:
                     body, truncated = await _read_bounded(response, limit)
                 finally:
