@@ -268,7 +268,7 @@ class _AnyIOStream(httpcore.AsyncNetworkStream):
         except (anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError) as exc:
             await self.aclose()
             raise httpcore.ConnectError(exc) from exc
-        except BaseException:
+        except Exception:  # as httpcore: closed on an error (on cancellation, the polite stream closes it)
             await self.aclose()
             raise
         return _AnyIOStream(tls)
