@@ -233,21 +233,48 @@ def test_real_failures_are_kinded(failing_servers, pki, port: int, kind: ErrorKi
 
 
 def test_requests_are_built_as_httpx_builds_them():
-    """The fetcher builds its requests itself (httpx's build_request merges headers at ~3x the CPU): the
-    same method, URL, headers in the same order and extensions as ``client.build_request`` gives."""
+    """The fetcher builds its requests for the pool itself (httpx's build_request merges headers at ~3x the
+    CPU, and its transport converts the request again): the same method, URL, headers in the same order
+    and extensions as httpx's transport gives the pool for ``client.build_request``."""
+    import httpcore
     import httpx
 
-    from scanner.net.fetcher import _NoCookieJar, _request
+    from scanner.net.fetcher import _Client, _NoCookieJar, _request
 
-    client = httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(7.0, pool=None), trust_env=False,
-                               cookies=_NoCookieJar())
+    pool = httpcore.AsyncConnectionPool()
+    client = _Client(pool, follow_redirects=False, timeout=httpx.Timeout(7.0, pool=None), trust_env=False,
+                     cookies=_NoCookieJar())
     for headers in ({"User-Agent": "ua", "Accept": "*/*", "Accept-Encoding": "identity", "Host": NAME},
                     {"user-agent": "x", "Range": "bytes=0-511", "Origin": "null", "Host": f"{NAME}:8443"}):
-        for url in (f"https://{NAME}:8443/a/b.php?x=1", f"http://{NAME}/"):
+        for url in (f"https://{NAME}:8443/a/b.php?x=1", f"http://{NAME}/",
+                    f"https://{NAME}:443/a b/%7e/\u00e9?q=a b", f"HTTPS://{NAME.upper()}:8443/x#frag"):
             want = client.build_request("GET", url, headers=headers, extensions={"trace": print})
+            wire = httpcore.URL(scheme=want.url.raw_scheme, host=want.url.raw_host, port=want.url.port,
+                                target=want.url.raw_path)
             got = _request(client, "GET", url, headers, {"trace": print})
-            assert (got.method, got.url, got.headers.raw, got.extensions) == (
-                want.method, want.url, want.headers.raw, want.extensions)
+            assert (got.method, got.url, got.headers, got.extensions) == (
+                want.method.encode(), wire, want.headers.raw, want.extensions)
+    odd = ["https://a.test:443/../x/./y/%2e%2E/z?q=%zz&b=\u00e9 #f", "http://[::1]:80/?",
+           "http://a.test:8080?x=/y", "https://\u00e9.test/p", "https://a.test:8443/a\tb", "http://a.test:99999/",
+           "https://a.test/" + "x" * 3000, "https://a.test//double//slash", "Http://A.Test:0080/Upper?Q#/frag/",
+           "https://a.test:x/", "https://a.test/ab\x7f"]
+    for url in odd * 2:  # asked again: from what is remembered
+        try:
+            wire = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            with pytest.raises(httpx.InvalidURL) as ours:
+                _request(client, "GET", url, {}, {})
+            assert str(ours.value) == str(exc), url
+            continue
+        got = _request(client, "GET", url, {}, {})
+        assert got.url == httpcore.URL(scheme=wire.raw_scheme, host=wire.raw_host, port=wire.port,
+                                       target=wire.raw_path), url
+    bad = {"User-Agent": "ua", "Host": "\u00e9.example"}
+    with pytest.raises(UnicodeEncodeError) as built:
+        client.build_request("GET", f"https://{NAME}/", headers=bad)
+    with pytest.raises(UnicodeEncodeError) as ours:
+        _request(client, "GET", f"https://{NAME}/", bad, {})
+    assert str(ours.value) == str(built.value)
 
 
 def test_answer_headers_decode_as_hpack_decodes_them():
@@ -267,3 +294,18 @@ def test_answer_headers_decode_as_hpack_decodes_them():
     plain = _memoised_huffman(hpack.huffman_table.decode_huffman)
     with pytest.raises(hpack.HPACKDecodingError):
         plain(b"\xff\xff\xff\xff")
+
+
+def test_each_answer_is_logged_as_httpx_logged_it(servers, pki, caplog):
+    """With ``-v`` (INFO) every answer has the line httpx's client logged for it (the fetcher hands its
+    requests to the pool itself): method, URL as httpx writes it, version, status and reason."""
+    import logging
+
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18080): ADDR}, ca_bundle=ca, max_body_bytes=1000)
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        fetch(s, f"https://{NAME}:18443/a?b=1")
+        fetch(s, f"http://{NAME}:18080/", method="HEAD")
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines == [f'HTTP Request: GET https://{NAME}:18443/a?b=1 "HTTP/1.1 200 OK"',
+                     f'HTTP Request: HEAD http://{NAME}:18080/ "HTTP/1.1 200 OK"'], lines

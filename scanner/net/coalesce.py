@@ -79,6 +79,21 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
         self._policy = policy
         self._pool = pool
         self._names: tuple[str, ...] | None = None  # None: not yet known (no response yet)
+        self._version: bool | None = None  # HTTP/2 or not, once the connection knows it (None: not yet)
+
+    def is_http2(self) -> bool:
+        """Does this connection speak HTTP/2? ``"HTTP/2" in info()``, remembered once the protocol is known
+        (it never changes on a connection): ``info()`` formats a line (the origin, the state, the count of
+        requests) at each of the several questions the pool and the fetcher ask per request."""
+        if self._version is None:
+            info = self.info()
+            if "HTTP/2" in info:
+                self._version = True
+            elif "HTTP/1.1" in info:
+                self._version = False
+            else:
+                return False
+        return self._version
 
     def is_idle(self) -> bool:
         # The pool's first open HTTP/2 connection is where requests drawing on the rate for HTTP/2 go:
@@ -92,14 +107,14 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
             return True
         own = self._origin
         if (not self._names or origin.scheme != b"https" or own.scheme != b"https" or origin.port != own.port
-                or "HTTP/2" not in self.info()):
+                or not self.is_http2()):
             return False
         host = origin.host.decode("ascii", "replace")
         return self._policy.allows(host, origin.port) and covers(self._names, host)
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         origin = request.url.origin
-        if "HTTP/2" in self.info():
+        if self.is_http2():
             # On an open HTTP/2 connection the request's rate is drawn before it takes a stream ID:
             # waiting between the ID and its headers would let a concurrent request take the same ID.
             before: Callable[[], Awaitable[None]] | None = request.extensions.get(BEFORE_STREAM)
@@ -139,6 +154,13 @@ class CoalescingConnection(httpcore.AsyncHTTPConnection):
             raise
 
 
+def is_http2(conn: httpcore.AsyncConnectionInterface) -> bool:
+    """Does ``conn`` (one of a pool's connections) speak HTTP/2?"""
+    if isinstance(conn, CoalescingConnection):
+        return conn.is_http2()
+    return "HTTP/2" in conn.info()
+
+
 def _too_many_streams(exc: httpcore.LocalProtocolError) -> bool:
     """h2 refused to open the request's stream (its headers never left) because it still counts an earlier
     stream as open: on a connection closed while that stream's response was unread, the freed slot lets
@@ -163,7 +185,7 @@ class CoalescingPool(httpcore.AsyncConnectionPool):
     def hub(self) -> httpcore.AsyncConnectionInterface | None:
         """The open HTTP/2 connection the pool gives requests first (its assignment takes the first
         available connection that can handle a request, in this order)."""
-        return next((c for c in self._connections if "HTTP/2" in c.info() and c.is_available()), None)
+        return next((c for c in self._connections if is_http2(c) and c.is_available()), None)
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
         return CoalescingConnection(

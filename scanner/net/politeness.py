@@ -123,14 +123,24 @@ class _Log:
 
     counted: deque[float] = field(default_factory=deque)  # until when each ended request counts (sorted)
     running: dict[int, float] = field(default_factory=dict)  # requests not ended: token -> at most until
+    # No running request stops counting before this (at most the earliest of their "until"s): ``size``
+    # looks through them only from then, not at each of the address's requests (up to 64 running ones).
+    running_from: float = math.inf
 
     def size(self, now: float) -> int:
         while self.counted and self.counted[0] <= now:
             self.counted.popleft()
-        for token, until in list(self.running.items()):
-            if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
-                del self.running[token]
+        if self.running_from <= now:
+            for token, until in list(self.running.items()):
+                if until <= now:  # not ended after OPEN_REQUEST_S: no longer counted
+                    del self.running[token]
+            self.running_from = min(self.running.values(), default=math.inf)
         return len(self.counted) + len(self.running)
+
+    def run(self, token: int, until: float) -> None:
+        """Count a request from now until it ends, or ``until`` at most."""
+        self.running[token] = until
+        self.running_from = min(self.running_from, until)
 
     def first_out(self) -> float:
         """When the first of them stops counting, unless one ends before."""
@@ -242,7 +252,7 @@ class LocalAddressBudget:
                             log.counted.append(now + window)
                         return NO_LEASE
                     for log in logs:
-                        log.running[token] = now + open_s + window
+                        log.run(token, now + open_s + window)
                     return _LocalLease(state, logs, token, window)
                 wake = max(log.first_out() for log in full) - now  # until one runs out, or one ends
                 with contextlib.suppress(TimeoutError):
