@@ -252,6 +252,7 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
         try:
             chosen = await self._fetcher.tls_context_for(server_hostname or "", self._port)
+            self._fetcher.under_way.set()
             inner = await self._inner.start_tls(chosen, server_hostname, timeout)
         except BaseException:
             await self.aclose()
@@ -361,6 +362,8 @@ class Fetcher:
         store = _take_store()
         self._verifying = _in_thread(lambda: self._verifying_context(store, alpn))
         self._backend = _PoliteBackend(self)
+        # Set when the first HTTPS handshake starts or the first fetch ends (``ScanContext.http_under_way``).
+        self.under_way = asyncio.Event()
         self._pools: dict[str, CoalescingPool] = {}
         # Requests that are not multiplexed enter an address's pool only as many at a time as it has
         # connections: httpcore's pool matches every queued request against every connection at each
@@ -504,6 +507,15 @@ class Fetcher:
         """Fetch one URL (no redirects). Never raises for network trouble: errors are in the response.
         ``bulk``: one of many probes, which leave part of the address's rate to the others
         (``scanner.net.politeness.bulk_reserve``)."""
+        if self.under_way.is_set():
+            return await self._fetch(url, method, headers, max_bytes, bulk)
+        try:
+            return await self._fetch(url, method, headers, max_bytes, bulk)
+        finally:
+            self.under_way.set()
+
+    async def _fetch(self, url: str, method: str, headers: dict[str, str] | None, max_bytes: int | None,
+                     bulk: bool) -> HttpResponse:
         if method not in ("GET", "HEAD"):
             raise ValueError("pledgescan only sends GET and HEAD")
         parts = urlsplit(url)
