@@ -268,3 +268,52 @@ def test_answer_headers_decode_as_hpack_decodes_them():
     plain = _memoised_huffman(hpack.huffman_table.decode_huffman)
     with pytest.raises(hpack.HPACKDecodingError):
         plain(b"\xff\xff\xff\xff")
+
+
+def test_the_first_https_handshake_or_fetch_tells_that_http_is_under_way(servers, pki):
+    """``Fetcher.under_way`` (what a heavy import waits for, ``ScanContext.http_under_way``) is set once the
+    first HTTPS handshake starts, or once a first fetch ended without one (plain http, a refusal)."""
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18080): ADDR, (NAME, 18446): ADDR}, ca_bundle=ca)
+
+    async def go(url: str) -> tuple[bool, bool]:
+        f = make_fetcher(s)
+        before = f.under_way.is_set()
+        await f.fetch(url)
+        after = f.under_way.is_set()
+        await f.aclose()
+        return before, after
+
+    assert run(go(f"https://{NAME}:18443/")) == (False, True)
+    assert run(go(f"http://{NAME}:18080/")) == (False, True)
+    assert run(go(f"https://{NAME}:18446/")) == (False, True)  # nothing listens there: refused
+
+
+def test_waiting_for_http_under_way_ends_at_its_bound_when_nothing_starts():
+    """A scan whose HTTP work never starts does not hold a heavy import back beyond the bound."""
+    from scanner.net.context import ScanContext
+
+    async def go() -> bool:
+        ctx = ScanContext.create(Settings())
+        await ctx.http_under_way(0.01)
+        done = ctx.fetcher.under_way.is_set()
+        await ctx.aclose()
+        return done
+
+    assert run(go()) is False
+
+
+def test_a_scan_with_http_work_starts_loading_the_trust_store_as_its_scanner_is_built():
+    """Mozilla's store loads on a thread from the scanner's construction when HTTP controls are selected;
+    a TLS-only selection never starts it (its scan builds no fetcher)."""
+    from scanner.engine import Scanner
+    from scanner.net import trust
+
+    trust.take()
+    Scanner(Settings(only=frozenset({"T1", "T2"})))
+    assert trust.take() is None
+    Scanner(Settings())
+    store = trust.take()
+    assert store is not None and isinstance(store.result(timeout=30), ssl.SSLContext)
+    Scanner(Settings(only=frozenset({"C1"})))
+    assert trust.take() is not None
