@@ -270,9 +270,9 @@ def test_answer_headers_decode_as_hpack_decodes_them():
         plain(b"\xff\xff\xff\xff")
 
 
-def test_the_first_https_handshake_or_fetch_tells_that_http_is_under_way(servers, pki):
+def test_the_first_connection_or_fetch_tells_that_http_is_under_way(servers, pki):
     """``Fetcher.under_way`` (what a heavy import waits for, ``ScanContext.http_under_way``) is set once the
-    first HTTPS handshake starts, or once a first fetch ended without one (plain http, a refusal)."""
+    first connection is being opened (https or http, refused or not), or once a first fetch ended."""
     _, ca = pki
     s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18080): ADDR, (NAME, 18446): ADDR}, ca_bundle=ca)
 

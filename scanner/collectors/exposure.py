@@ -243,8 +243,8 @@ async def collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
 async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
                    prior: dict[str, Any]) -> ExposureEvidence:
     settings = ctx.settings
-    # Read once per process (~10 ms of CPU): on a thread, once the scan's first HTTPS handshake is under
-    # way (its probes wait for that connection anyway), so the loop opens the connection first.
+    # Read once per process (~10 ms of CPU): on a thread, once the scan's first connection is being opened
+    # (its probes wait for that connection anyway), so the loop opens the connection first.
     if not load_catalogue.cache_info().currsize:
         await ctx.http_under_way(CATALOGUE_WAIT_S)
     catalogue = load_catalogue() if load_catalogue.cache_info().currsize else await asyncio.to_thread(

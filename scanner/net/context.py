@@ -50,9 +50,9 @@ class ScanContext:
         return self._fetcher
 
     async def http_under_way(self, timeout: float) -> None:
-        """Until the scan's first HTTPS handshake is in flight or its first fetch has ended (``Fetcher.
+        """Until the scan's first HTTP connection is being opened or its first fetch has ended (``Fetcher.
         under_way``), at most ``timeout`` seconds: CPU work that can wait (a heavy import) then runs during
-        that connection's round trips instead of before them."""
+        that connection's round trips (TCP, TLS) instead of before them."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.fetcher.under_way.wait(), timeout)
 

@@ -208,7 +208,6 @@ class _PoliteStream(httpcore.AsyncNetworkStream):
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
         try:
             chosen = await self._fetcher.tls_context_for(server_hostname or "", self._port)
-            self._fetcher.under_way.set()
             inner = await self._inner.start_tls(chosen, server_hostname, timeout)
         except BaseException:
             await self.aclose()
@@ -247,6 +246,7 @@ class _PoliteBackend(httpcore.AsyncNetworkBackend):
             raise Refused(f"refused to connect to internal address {addr} (not a target)", ErrorKind.BLOCKED)
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(f.politeness.connections(addr))
+        f.under_way.set()  # the scan's first connection is being opened: work that can wait runs meanwhile
         try:
             stream = await self._inner.connect_tcp(addr, port, timeout=timeout, local_address=local_address,
                                                    socket_options=socket_options)
@@ -318,7 +318,7 @@ class Fetcher:
         store = trust.take()
         self._verifying = trust.in_thread(lambda: self._verifying_context(store, alpn))
         self._backend = _PoliteBackend(self)
-        # Set when the first HTTPS handshake starts or the first fetch ends (``ScanContext.http_under_way``).
+        # Set as the first connection is being opened or the first fetch ends (``ScanContext.http_under_way``)
         self.under_way = asyncio.Event()
         self._pools: dict[str, CoalescingPool] = {}
         # Requests that are not multiplexed enter an address's pool only as many at a time as it has
