@@ -317,21 +317,3 @@ def test_a_scan_with_http_work_starts_loading_the_trust_store_as_its_scanner_is_
     assert store is not None and isinstance(store.result(timeout=30), ssl.SSLContext)
     Scanner(Settings(only=frozenset({"C1"})))
     assert trust.take() is not None
-
-
-def test_a_fork_waits_for_the_store_loading_on_its_thread_and_the_child_forgets_it():
-    """A process forked while Mozilla's store loads (``scan_beside`` forks soon after the scanner starts
-    loading it) forks once the loading thread is done, and the child does not take the parent's store."""
-    import os
-
-    from scanner.net import trust
-
-    trust.take()
-    trust.start_loading()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if trust._STORE is None else 1)
-    assert trust._STORE is not None and trust._STORE.done()  # done before the fork returned
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    trust.take()

@@ -6,7 +6,6 @@ handshake finds it ready. No HTTP library is imported here (a TLS-only scan neve
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import ssl
 import threading
@@ -38,23 +37,13 @@ def take() -> concurrent.futures.Future[ssl.SSLContext] | None:
     return store
 
 
-def _settle() -> None:
-    """Before a fork (``Scanner.scan_beside`` forks soon after the scanner is built): a store still loading
-    is waited for (at most 5 s), so the child never starts with an OpenSSL lock held by a thread it does
-    not have."""
-    store = _STORE
-    if store is not None:
-        with contextlib.suppress(Exception):
-            store.exception(timeout=5)
-
-
 def _forget() -> None:
-    """In a forked child: the store belongs to the parent's next fetcher; the child loads its own."""
+    """In a forked child: the parent's store may still be loading on a thread the child does not have."""
     global _STORE
     _STORE = None
 
 
-os.register_at_fork(before=_settle, after_in_child=_forget)
+os.register_at_fork(after_in_child=_forget)
 
 
 def in_thread(work: Callable[[], T]) -> concurrent.futures.Future[T]:
