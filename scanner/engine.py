@@ -29,7 +29,6 @@ from scanner.models import (
     TargetResult,
     ToolInfo,
 )
-from scanner.net import trust
 from scanner.net.context import ScanContext
 from scanner.net.politeness import AddressBudget
 from scanner.net.resolver import ResolutionError
@@ -110,14 +109,10 @@ class Scanner:
                  registry: Registry | None = None, budget: AddressBudget | None = None) -> None:
         self.settings = settings
         self.budget = budget  # per-address politeness; None: in-process, from the settings
-        if not settings.only:  # the whole baseline has HTTP work: its trust store loads while checks do
-            trust.start_loading()
         self.baseline = baseline or load_baseline()
         self.registry = registry or load_checks((c.id for c in self.baseline.controls), settings.only,
                                                 settings.skip)
         self.selection = Selection(self.registry, self.baseline, settings.only, settings.skip)
-        if settings.only and self.selection.families("endpoint") & {"http", "exposure"}:
-            trust.start_loading()
         # Worker processes rebuild the scanner from the settings alone: a scanner given its own baseline,
         # checks or a shared budget (the distributed workers' Redis one) scans in this process.
         self.in_process_only = baseline is not None or registry is not None or budget is not None

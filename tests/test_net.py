@@ -86,14 +86,13 @@ def test_the_store_loaded_before_the_fetcher_is_made_trusts_the_ca_bundle_too(se
     """load_backend starts loading Mozilla's store for the next fetcher made, which adds --ca-bundle to it:
     the private CA's site validates, a certificate that neither signed does not."""
     from scanner.net import fetcher as fetcher_module
-    from scanner.net import trust
 
     _, ca = pki
     s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18444): ADDR}, ca_bundle=ca)
     fetcher_module.load_backend()
-    assert trust._STORE is not None
+    assert fetcher_module._STORE is not None
     good = fetch(s, f"https://{NAME}:18443/")
-    assert trust._STORE is None  # taken by that fetcher
+    assert fetcher_module._STORE is None  # taken by that fetcher
     assert good.status == 200 and good.tls_verified is True
     fetcher_module.load_backend()
     bad = fetch(s, f"https://{NAME}:18444/")

@@ -15,11 +15,13 @@ import concurrent.futures
 import contextlib
 import functools
 import http.cookiejar
+import os
 import ssl
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import h2.exceptions
@@ -31,7 +33,6 @@ from pydantic import Field
 
 from scanner.errors import ErrorKind, short_message
 from scanner.models import Frozen
-from scanner.net import trust
 from scanner.net.coalesce import BEFORE_STREAM, COALESCED, Coalescing, CoalescingPool
 from scanner.net.error_kinds import KindedError, transport_error_kind
 from scanner.net.names import address_allowed
@@ -81,10 +82,53 @@ def load_backend() -> None:
     """Import anyio's asyncio backend, which httpcore loads at the first connection: a scan with HTTP work
     calls this before its targets start. Loaded at the first connection, it held the event loop 85-130 ms
     (the TLS collector's import thread competing for the GIL) just before the first HTTPS handshake.
-    Mozilla's store is loading on a thread by then (``scanner.net.trust``, started as the scanner was
-    built, or now), for the next fetcher made."""
-    trust.start_loading()
+    Mozilla's store starts loading first, on a thread, for the next fetcher made (``_take_store``): OpenSSL
+    reads it without the GIL while this import runs."""
+    global _STORE
+    if _STORE is None:
+        _STORE = _in_thread(_mozilla_store)
     import anyio._backends._asyncio  # noqa: F401
+
+
+T = TypeVar("T")
+_STORE: concurrent.futures.Future[ssl.SSLContext] | None = None  # loading since load_backend, for one fetcher
+
+
+def _mozilla_store() -> ssl.SSLContext:
+    """A verifying context trusting Mozilla's store (certifi, as shipped with httpx): 25-75 ms."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _take_store() -> concurrent.futures.Future[ssl.SSLContext] | None:
+    """The store ``load_backend`` started loading, for the fetcher that calls this (no other gets it)."""
+    global _STORE
+    store, _STORE = _STORE, None
+    return store
+
+
+def _forget_store() -> None:
+    """In a forked child: the parent's store may still be loading on a thread the child does not have."""
+    global _STORE
+    _STORE = None
+
+
+os.register_at_fork(after_in_child=_forget_store)
+
+
+def _in_thread(work: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """``work()`` on a daemon thread of its own; its result or exception in the future returned."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as exc:  # handed to whoever waits for it
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="ca-store", daemon=True).start()
+    return done
 
 
 class HttpResponse(Frozen):
@@ -315,8 +359,8 @@ class Fetcher:
         # OpenSSL parses the file without the GIL, while the first connections' TCP handshakes go on; a
         # TLS handshake waits for it (``tls_context_for``). A bad ``--ca-bundle`` still fails here.
         self._nominal = self._pool_context()
-        store = trust.take()
-        self._verifying = trust.in_thread(lambda: self._verifying_context(store, alpn))
+        store = _take_store()
+        self._verifying = _in_thread(lambda: self._verifying_context(store, alpn))
         self._backend = _PoliteBackend(self)
         # Set as the first connection is being opened or the first fetch ends (``ScanContext.http_under_way``)
         self.under_way = asyncio.Event()
@@ -361,7 +405,7 @@ class Fetcher:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
             return ctx
-        return self._with_ca_bundle(trust.mozilla_store())
+        return self._with_ca_bundle(_mozilla_store())
 
     def _with_ca_bundle(self, ctx: ssl.SSLContext) -> ssl.SSLContext:
         """``ctx``, trusting ``--ca-bundle`` too when it is given."""
