@@ -301,18 +301,3 @@ def test_waiting_for_http_under_way_ends_at_its_bound_when_nothing_starts():
 
     assert run(go()) is False
 
-
-def test_a_scan_with_http_work_starts_loading_the_trust_store_as_its_scanner_is_built():
-    """Mozilla's store loads on a thread from the scanner's construction when HTTP controls are selected;
-    a TLS-only selection never starts it (its scan builds no fetcher)."""
-    from scanner.engine import Scanner
-    from scanner.net import trust
-
-    trust.take()
-    Scanner(Settings(only=frozenset({"T1", "T2"})))
-    assert trust.take() is None
-    Scanner(Settings())
-    store = trust.take()
-    assert store is not None and isinstance(store.result(timeout=30), ssl.SSLContext)
-    Scanner(Settings(only=frozenset({"C1"})))
-    assert trust.take() is not None
