@@ -8,7 +8,6 @@ import asyncio
 import importlib
 import logging
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -383,31 +382,7 @@ async def _imported(module: str) -> None:
     first target): the event loop goes on meanwhile, so the target's HTTP connections are opened and
     answered while the TLS collector's code loads, instead of after it."""
     if not _loaded(module):
-        await asyncio.to_thread(_import_yielding, module)
-
-
-_SWITCH_LOCK = threading.Lock()
-_importing = 0
-IMPORT_SWITCH_S = 0.001
-
-
-def _import_yielding(module: str) -> None:
-    """Import ``module`` (on a thread) handing the GIL to the other threads (the event loop's) within a
-    millisecond instead of CPython's 5 ms: an import is pure Python that never waits, so each time the loop
-    has bytes to read or send it would otherwise wait up to a whole switch interval for it."""
-    global _importing
-    with _SWITCH_LOCK:
-        if _importing == 0:
-            _import_yielding.previous = sys.getswitchinterval()  # type: ignore[attr-defined]
-            sys.setswitchinterval(min(IMPORT_SWITCH_S, _import_yielding.previous))  # type: ignore[attr-defined]
-        _importing += 1
-    try:
-        importlib.import_module(module)
-    finally:
-        with _SWITCH_LOCK:
-            _importing -= 1
-            if _importing == 0:
-                sys.setswitchinterval(_import_yielding.previous)  # type: ignore[attr-defined]
+        await asyncio.to_thread(importlib.import_module, module)
 
 
 async def _each(targets: Iterable[Target]) -> AsyncIterator[Target]:

@@ -97,16 +97,3 @@ def test_without_keep_results_the_engine_hands_results_on_and_keeps_none():
     assert sorted(seen) == sorted(f"https://{n}:18447/" for n in names)
     assert report.stats["targets"] == 3
 
-
-def test_a_collector_module_imported_on_a_thread_leaves_the_switch_interval_as_it_was():
-    """A heavy import hands the GIL on within a millisecond while it runs (``_import_yielding``), then the
-    interpreter's switch interval is what it was, also when the import fails."""
-    import sys
-
-    from scanner import engine
-
-    before = sys.getswitchinterval()
-    asyncio.run(engine._imported("json.tool"))
-    with pytest.raises(ModuleNotFoundError):
-        asyncio.run(engine._imported("scanner.no_such_collector"))
-    assert sys.getswitchinterval() == before
