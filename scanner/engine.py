@@ -51,6 +51,8 @@ class _SendNoiseFilter(logging.Filter):
 
 logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
 
+# At most this long a heavy collector import waits for the target's first HTTP connection to be under way.
+HEAVY_IMPORT_WAIT_S = 0.25
 AUTO_MIN_FACTOR = 2  # automatic processes from this many times --concurrency targets (see README Scale)
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
@@ -269,7 +271,11 @@ class Scanner:
         else:
             tasks: dict[str, asyncio.Task[Any]] = {}
 
+            http_work = any(s.family in ("http", "exposure") for s in specs)
+
             async def run(spec: Any) -> Any:
+                if getattr(spec, "heavy_import", False) and http_work and not _loaded(spec.module):
+                    await ctx.http_under_way(HEAVY_IMPORT_WAIT_S)
                 await _imported(spec.module)
                 if getattr(spec, "early", False):  # starts at once, awaits what it reads where it needs it
                     prior: dict[str, Any] = {f: tasks[f] for f in spec.after if f in tasks}
@@ -365,12 +371,17 @@ class Scanner:
         )
 
 
+def _loaded(module: str) -> bool:
+    """Is ``module`` imported (not merely being imported)?"""
+    loaded = sys.modules.get(module)
+    return loaded is not None and not getattr(getattr(loaded, "__spec__", None), "_initializing", False)
+
+
 async def _imported(module: str) -> None:
     """Import a collector's module on a thread the first time (sslyze's import takes ~0.4 s of the
     first target): the event loop goes on meanwhile, so the target's HTTP connections are opened and
     answered while the TLS collector's code loads, instead of after it."""
-    loaded = sys.modules.get(module)
-    if loaded is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False):
+    if not _loaded(module):
         await asyncio.to_thread(importlib.import_module, module)
 
 

@@ -96,3 +96,4 @@ def test_without_keep_results_the_engine_hands_results_on_and_keeps_none():
     assert report.targets == ()
     assert sorted(seen) == sorted(f"https://{n}:18447/" for n in names)
     assert report.stats["targets"] == 3
+

@@ -309,3 +309,36 @@ def test_each_answer_is_logged_as_httpx_logged_it(servers, pki, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert lines == [f'HTTP Request: GET https://{NAME}:18443/a?b=1 "HTTP/1.1 200 OK"',
                      f'HTTP Request: HEAD http://{NAME}:18080/ "HTTP/1.1 200 OK"'], lines
+
+
+def test_the_first_connection_or_fetch_tells_that_http_is_under_way(servers, pki):
+    """``Fetcher.under_way`` (what a heavy import waits for, ``ScanContext.http_under_way``) is set once the
+    first connection is being opened (https or http, refused or not), or once a first fetch ended."""
+    _, ca = pki
+    s = Settings(resolve={(NAME, 18443): ADDR, (NAME, 18080): ADDR, (NAME, 18446): ADDR}, ca_bundle=ca)
+
+    async def go(url: str) -> tuple[bool, bool]:
+        f = make_fetcher(s)
+        before = f.under_way.is_set()
+        await f.fetch(url)
+        after = f.under_way.is_set()
+        await f.aclose()
+        return before, after
+
+    assert run(go(f"https://{NAME}:18443/")) == (False, True)
+    assert run(go(f"http://{NAME}:18080/")) == (False, True)
+    assert run(go(f"https://{NAME}:18446/")) == (False, True)  # nothing listens there: refused
+
+
+def test_waiting_for_http_under_way_ends_at_its_bound_when_nothing_starts():
+    """A scan whose HTTP work never starts does not hold a heavy import back beyond the bound."""
+    from scanner.net.context import ScanContext
+
+    async def go() -> bool:
+        ctx = ScanContext.create(Settings())
+        await ctx.http_under_way(0.01)
+        done = ctx.fetcher.under_way.is_set()
+        await ctx.aclose()
+        return done
+
+    assert run(go()) is False

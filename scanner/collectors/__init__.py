@@ -28,6 +28,10 @@ class CollectorSpec:
     # In process, start at once: ``prior`` then holds the tasks of ``after`` (await them, never cancel
     # them); distributed workers still hand it the stored evidence, after those families ended.
     early: bool = False
+    # Its module's first import is heavy (sslyze's, ~60 ms of CPU): in a target that also has HTTP work, it
+    # starts once that work's first connection is under way (``ScanContext.http_under_way``), so it runs
+    # during that connection's round trips instead of holding the GIL before them.
+    heavy_import: bool = False
 
     def load(self) -> Callable[..., Awaitable[Any]]:
         import importlib
@@ -36,7 +40,7 @@ class CollectorSpec:
 
 
 COLLECTORS: tuple[CollectorSpec, ...] = (
-    CollectorSpec("tls", "endpoint", "scanner.collectors.tls"),
+    CollectorSpec("tls", "endpoint", "scanner.collectors.tls", heavy_import=True),
     CollectorSpec("http", "endpoint", "scanner.collectors.http"),
     CollectorSpec("exposure", "endpoint", "scanner.collectors.exposure", after=("http",), early=True),
     CollectorSpec("dns", "domain", "scanner.collectors.dns"),

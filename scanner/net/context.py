@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -47,6 +48,13 @@ class ScanContext:
             self._fetcher = Fetcher(self.settings, self.resolver, self.politeness, self.stats,
                                     self.target_addresses)
         return self._fetcher
+
+    async def http_under_way(self, timeout: float) -> None:
+        """Until the scan's first HTTP connection is being opened or its first fetch has ended (``Fetcher.
+        under_way``), at most ``timeout`` seconds: CPU work that can wait (a heavy import) then runs during
+        that connection's round trips (TCP, TLS) instead of before them."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.fetcher.under_way.wait(), timeout)
 
     def network_stats(self) -> dict[str, Any]:
         """The scan's network counters so far, as its report's statistics give them."""

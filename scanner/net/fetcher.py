@@ -380,6 +380,7 @@ class _PoliteBackend(httpcore.AsyncNetworkBackend):
             raise Refused(f"refused to connect to internal address {addr} (not a target)", ErrorKind.BLOCKED)
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(f.politeness.connections(addr))
+        f.under_way.set()  # the scan's first connection is being opened: work that can wait runs meanwhile
         try:
             stream = await _connect_tcp(addr, port, timeout, local_address, socket_options)
         except BaseException:
@@ -548,6 +549,8 @@ class Fetcher:
         store = _take_store()
         self._verifying = _in_thread(lambda: self._verifying_context(store, alpn))
         self._backend = _PoliteBackend(self)
+        # Set as the first connection is being opened or the first fetch ends (``ScanContext.http_under_way``)
+        self.under_way = asyncio.Event()
         self._pools: dict[str, CoalescingPool] = {}
         # Requests that are not multiplexed enter an address's pool only as many at a time as it has
         # connections: httpcore's pool matches every queued request against every connection at each
@@ -690,6 +693,15 @@ class Fetcher:
         """Fetch one URL (no redirects). Never raises for network trouble: errors are in the response.
         ``bulk``: one of many probes, which leave part of the address's rate to the others
         (``scanner.net.politeness.bulk_reserve``)."""
+        if self.under_way.is_set():
+            return await self._fetch(url, method, headers, max_bytes, bulk)
+        try:
+            return await self._fetch(url, method, headers, max_bytes, bulk)
+        finally:
+            self.under_way.set()
+
+    async def _fetch(self, url: str, method: str, headers: dict[str, str] | None, max_bytes: int | None,
+                     bulk: bool) -> HttpResponse:
         if method not in ("GET", "HEAD"):
             raise ValueError("pledgescan only sends GET and HEAD")
         parts = urlsplit(url)
