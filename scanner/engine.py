@@ -51,8 +51,6 @@ class _SendNoiseFilter(logging.Filter):
 
 logging.getLogger("asyncio").addFilter(_SendNoiseFilter())
 
-# At most this long a heavy collector import waits for the target's first HTTP connection to be under way.
-HEAVY_IMPORT_WAIT_S = 0.25
 AUTO_MIN_FACTOR = 2  # automatic processes from this many times --concurrency targets (see README Scale)
 
 ResultCallback = Callable[[TargetResult, Snapshot], Awaitable[None] | None]
@@ -275,7 +273,7 @@ class Scanner:
 
             async def run(spec: Any) -> Any:
                 if getattr(spec, "heavy_import", False) and http_work and not _loaded(spec.module):
-                    await ctx.http_under_way(HEAVY_IMPORT_WAIT_S)
+                    await ctx.http_under_way()
                 await _imported(spec.module)
                 if getattr(spec, "early", False):  # starts at once, awaits what it reads where it needs it
                     prior: dict[str, Any] = {f: tasks[f] for f in spec.after if f in tasks}

@@ -36,7 +36,6 @@ PROBE_BYTES = 64 * 1024  # body cap for probes (the excerpt kept is smaller stil
 RANGE_BYTES = 512  # archives and dumps: the first bytes are enough for the magic number
 CONFIRM_RESERVE = 12  # requests kept back for sibling confirmations
 TIME_SHARE = 0.6  # share of the target deadline this collector allows itself
-CATALOGUE_WAIT_S = 0.25  # at most this long the first catalogue load waits for the first connection
 FAMILY_ORDER = ("source_secrets", "diagnostics", "admin_consoles", "platforms", "listings")
 
 
@@ -245,10 +244,11 @@ async def _collect(target: Target, ctx: ScanContext, addresses: tuple[str, ...],
     settings = ctx.settings
     # Read once per process (~10 ms of CPU): on a thread, once the scan's first connection is being opened
     # (its probes wait for that connection anyway), so the loop opens the connection first.
-    if not load_catalogue.cache_info().currsize:
-        await ctx.http_under_way(CATALOGUE_WAIT_S)
-    catalogue = load_catalogue() if load_catalogue.cache_info().currsize else await asyncio.to_thread(
-        load_catalogue)
+    if load_catalogue.cache_info().currsize:
+        catalogue = load_catalogue()
+    else:
+        await ctx.http_under_way()
+        catalogue = await asyncio.to_thread(load_catalogue)
     origin = _origin(target)
     budget = _Budget(settings.exposure_max_requests)
     prober = _Prober(ctx, origin, budget, time.monotonic() + settings.target_deadline * TIME_SHARE,

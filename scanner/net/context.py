@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from scanner.net.fetcher import Fetcher
 
 
+# At most this long work that can wait (a heavy import, the exposure catalogue's load) waits for a
+# target's first HTTP connection to be under way (``ScanContext.http_under_way``).
+UNDER_WAY_WAIT_S = 0.25
+
+
 @dataclass
 class ScanContext:
     """What collectors get: settings and the shared network plumbing of the scan. The HTTP fetcher is
@@ -49,7 +54,7 @@ class ScanContext:
                                     self.target_addresses)
         return self._fetcher
 
-    async def http_under_way(self, timeout: float) -> None:
+    async def http_under_way(self, timeout: float = UNDER_WAY_WAIT_S) -> None:
         """Until the scan's first HTTP connection is being opened or its first fetch has ended (``Fetcher.
         under_way``), at most ``timeout`` seconds: CPU work that can wait (a heavy import) then runs during
         that connection's round trips (TCP, TLS) instead of before them."""
